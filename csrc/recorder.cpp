@@ -1,0 +1,652 @@
+// The recorder: a CPython type whose __torch_dispatch__ runs the op, identifies it, computes
+// its cost with the formula families, counts bytes and accumulates into a flat table keyed by
+// (module scope, phase, op). Python subclasses it together with TorchDispatchMode.
+//
+// Scopes are paths in the module call tree, interned as integers; scope 0 is "outside every
+// tracked module". Backward work is attributed through autograd sequence numbers: module
+// entries and exits in forward record (next sequence number, scope) transitions, and a backward
+// op looks up the sequence number of the autograd node running it.
+#include "recorder.h"
+
+#include <algorithm>
+#include <deque>
+#include <unordered_map>
+#include <vector>
+
+#include "formulas.h"
+
+namespace fd {
+
+namespace {
+
+// ----- the op table: one entry per OpOverload, shared by every recorder -----------------------
+
+struct OpEntry {
+    int family = F_UNSUPPORTED;
+    int params[kMaxParams] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    int overwritten_arg = -1;         // an argument written, not read (copy_ destination)
+    std::vector<PyObject*> arg_names; // interned schema names, for keyword arguments
+    std::string name;                 // "aten::mm"
+};
+
+std::vector<OpEntry>& op_table() {
+    static std::vector<OpEntry> t;
+    return t;
+}
+std::unordered_map<PyObject*, int>& op_index() {
+    static std::unordered_map<PyObject*, int> m;  // OpOverload (kept alive) -> entry
+    return m;
+}
+PyObject* g_resolver = nullptr;            // callable(func) -> (name, family, params, names, overwritten)
+PyObject* g_python_cost = nullptr;         // callable(func, args, kwargs, out) -> (flops, macs, masked, read, written)
+PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
+PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
+
+int resolve_op(PyObject* func) {
+    auto& idx = op_index();
+    auto it = idx.find(func);
+    if (it != idx.end()) return it->second;
+    PyObject* r = PyObject_CallOneArg(g_resolver, func);
+    if (!r) return -1;
+    OpEntry e;
+    PyObject *name, *params, *names;
+    int fam, over;
+    if (!PyArg_ParseTuple(r, "UiOOi", &name, &fam, &params, &names, &over)) {
+        Py_DECREF(r);
+        return -1;
+    }
+    e.name = PyUnicode_AsUTF8(name);
+    e.family = fam;
+    e.overwritten_arg = over;
+    Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Size(params), kMaxParams);
+    for (Py_ssize_t i = 0; i < np; ++i) {
+        PyObject* v = PySequence_GetItem(params, i);
+        e.params[i] = static_cast<int>(PyLong_AsLong(v));
+        Py_XDECREF(v);
+    }
+    Py_ssize_t nn = PySequence_Size(names);
+    for (Py_ssize_t i = 0; i < nn; ++i) {
+        PyObject* v = PySequence_GetItem(names, i);
+        PyUnicode_InternInPlace(&v);
+        e.arg_names.push_back(v);  // owned for the process lifetime
+    }
+    Py_DECREF(r);
+    if (PyErr_Occurred()) return -1;
+    Py_INCREF(func);  // op overloads are process-wide; keep the key valid
+    int id = static_cast<int>(op_table().size());
+    op_table().push_back(std::move(e));
+    idx.emplace(func, id);
+    return id;
+}
+
+// ----- bytes ------------------------------------------------------------------------------------
+
+int64_t nbytes(PyObject* t) {
+    return numel_of(t) * dtype_info(t).itemsize;
+}
+
+int64_t nbytes_of_value(PyObject* v) {
+    if (is_tensor(v)) return nbytes(v);
+    if (PyList_Check(v) || PyTuple_Check(v)) {
+        int64_t total = 0;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+        PyObject** items = PySequence_Fast_ITEMS(v);
+        for (Py_ssize_t i = 0; i < n; ++i)
+            if (is_tensor(items[i])) total += nbytes(items[i]);
+        return total;
+    }
+    return 0;
+}
+
+int64_t bytes_read(const OpEntry& e, PyObject* args, PyObject* kwargs) {
+    int64_t total = 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        if (i == e.overwritten_arg) continue;
+        total += nbytes_of_value(PyTuple_GET_ITEM(args, i));
+    }
+    if (kwargs && PyDict_GET_SIZE(kwargs)) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(kwargs, &pos, &key, &value)) {
+            if (key == globals().str_out) continue;  // out= is written, not read
+            total += nbytes_of_value(value);
+        }
+    }
+    return total;
+}
+
+// ----- accumulation -----------------------------------------------------------------------------
+
+using i128 = __int128;
+
+struct Stats {
+    uint64_t calls = 0;
+    i128 flops = 0, macs = 0, masked_macs = 0, read = 0, written = 0;
+};
+
+struct ScopeNode {
+    int parent;
+    int module;
+};
+
+struct StackEntry {
+    PyObject* module;  // borrowed: the module object, only compared
+    int scope;
+};
+
+struct Transition {
+    uint64_t seq;
+    int scope;
+};
+
+constexpr uint64_t kNoSeq = UINT64_MAX;
+constexpr size_t kMaxSegments = 64;  // top-level forwards whose backward can still be attributed
+
+PyObject* int128_to_py(i128 v) {
+    bool neg = v < 0;
+    unsigned __int128 u = neg ? -static_cast<unsigned __int128>(v) : static_cast<unsigned __int128>(v);
+    uint64_t hi = static_cast<uint64_t>(u >> 64), lo = static_cast<uint64_t>(u);
+    PyObject* r = PyLong_FromUnsignedLongLong(lo);
+    if (hi) {
+        PyObject* h = PyLong_FromUnsignedLongLong(hi);
+        PyObject* sh = PyLong_FromLong(64);
+        PyObject* hs = PyNumber_Lshift(h, sh);
+        PyObject* sum = PyNumber_Add(hs, r);
+        Py_DECREF(h);
+        Py_DECREF(sh);
+        Py_DECREF(hs);
+        Py_DECREF(r);
+        r = sum;
+    }
+    if (neg) {
+        PyObject* m = PyNumber_Negative(r);
+        Py_DECREF(r);
+        r = m;
+    }
+    return r;
+}
+
+}  // namespace
+
+struct RecorderState {
+    std::unordered_map<uint64_t, Stats> table;  // key: scope << 24 | phase << 20 | op
+    std::vector<ScopeNode> scopes{{-1, -1}};    // scope 0: outside every tracked module
+    std::unordered_map<uint64_t, int> scope_ids;
+    std::unordered_map<PyObject*, int> module_ids;  // module object -> module index
+    std::vector<int> module_parent;                 // canonical parent module (-1: none)
+    std::vector<int> module_home;                   // canonical scope, or -1 until needed
+    std::vector<StackEntry> stack;
+    std::deque<Transition> transitions;
+    std::deque<uint64_t> segments;  // sequence number at each top-level module entry
+    std::unordered_map<int, std::string> errors;  // op -> first formula error message
+    PyObject* module_cb = nullptr;  // callable(module) -> index or -1, for unregistered modules
+    PyObject* param_cb = nullptr;   // callable(AccumulateGrad node) -> module index or -1
+    bool model_given = false;
+    bool in_optimizer = false;
+    bool python_formulas = false;  // cost every op with the Python reference (for comparisons)
+
+    int intern_scope(int parent, int module) {
+        uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(parent)) << 32) | static_cast<uint32_t>(module);
+        auto it = scope_ids.find(key);
+        if (it != scope_ids.end()) return it->second;
+        int id = static_cast<int>(scopes.size());
+        scopes.push_back({parent, module});
+        scope_ids.emplace(key, id);
+        return id;
+    }
+
+    // The scope of a module reached through its canonical (named_modules) parents.
+    int home_scope(int module) {
+        if (module < 0) return 0;
+        if (module_home[module] >= 0) return module_home[module];
+        int parent_scope = home_scope(module_parent[module]);
+        int s = intern_scope(parent_scope, module);
+        module_home[module] = s;
+        return s;
+    }
+
+    int current_scope() const { return stack.empty() ? 0 : stack.back().scope; }
+
+    void note_transition() {
+        if (!g_sequence_nr) return;
+        PyObject* r = PyObject_CallNoArgs(g_sequence_nr);
+        if (!r) {
+            PyErr_Clear();
+            return;
+        }
+        uint64_t seq = PyLong_AsUnsignedLongLong(r);
+        Py_DECREF(r);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return;
+        }
+        int scope = current_scope();
+        if (!transitions.empty() && transitions.back().scope == scope) return;
+        if (!transitions.empty() && transitions.back().seq == seq) {
+            transitions.back().scope = scope;  // no autograd node was created in between
+        } else {
+            transitions.push_back({seq, scope});
+        }
+    }
+
+    void start_segment() {
+        if (!g_sequence_nr) return;
+        PyObject* r = PyObject_CallNoArgs(g_sequence_nr);
+        if (!r) {
+            PyErr_Clear();
+            return;
+        }
+        uint64_t seq = PyLong_AsUnsignedLongLong(r);
+        Py_DECREF(r);
+        segments.push_back(seq);
+        if (segments.size() > kMaxSegments) {
+            segments.pop_front();
+            uint64_t cutoff = segments.front();
+            // Keep the last transition before the cutoff: it covers nodes from cutoff on.
+            while (transitions.size() > 1 && transitions[1].seq <= cutoff) transitions.pop_front();
+        }
+    }
+
+    int scope_of_seq(uint64_t seq) const {
+        auto it = std::upper_bound(transitions.begin(), transitions.end(), seq,
+                                   [](uint64_t s, const Transition& t) { return s < t.seq; });
+        if (it == transitions.begin()) return 0;
+        return std::prev(it)->scope;
+    }
+
+    // Scope for backward work run by an autograd node (a new reference is not taken).
+    int scope_of_node(PyObject* node) {
+        PyObject* r = PyObject_CallMethodNoArgs(node, globals().str_sequence_nr);
+        if (!r) {
+            PyErr_Clear();
+            return 0;
+        }
+        uint64_t seq = PyLong_AsUnsignedLongLong(r);
+        Py_DECREF(r);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (seq != kNoSeq) return scope_of_seq(seq);
+        // AccumulateGrad: gradient accumulation into a parameter, charged to its module.
+        if (!param_cb) return 0;
+        PyObject* m = PyObject_CallOneArg(param_cb, node);
+        if (!m) {
+            PyErr_Clear();
+            return 0;
+        }
+        long idx = PyLong_AsLong(m);
+        Py_DECREF(m);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return idx >= 0 && idx < static_cast<long>(module_parent.size()) ? home_scope(static_cast<int>(idx)) : 0;
+    }
+
+    int module_index(PyObject* module) {
+        auto it = module_ids.find(module);
+        if (it != module_ids.end()) return it->second;
+        if (!module_cb) return -1;
+        PyObject* r = PyObject_CallOneArg(module_cb, module);
+        if (!r) {
+            PyErr_Clear();
+            return -1;
+        }
+        long idx = PyLong_AsLong(r);
+        Py_DECREF(r);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        return static_cast<int>(idx);
+    }
+
+    void enter_module(PyObject* module) {
+        int idx = module_index(module);
+        int scope;
+        if (idx < 0 || idx >= static_cast<int>(module_parent.size())) {
+            scope = current_scope();  // untracked module: its work stays with the caller
+        } else if (stack.empty()) {
+            start_segment();
+            scope = home_scope(idx);
+        } else {
+            scope = intern_scope(stack.back().scope, idx);
+        }
+        stack.push_back({module, scope});
+        note_transition();
+    }
+
+    void exit_module(PyObject* module) {
+        for (size_t i = stack.size(); i-- > 0;) {
+            if (stack[i].module == module) {
+                stack.resize(i);
+                note_transition();
+                return;
+            }
+        }
+    }
+
+    void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written) {
+        uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
+        Stats& s = table[key];
+        s.calls += 1;
+        s.flops += c.flops;
+        s.macs += c.macs;
+        s.masked_macs += c.masked_macs;
+        s.read += read;
+        s.written += written;
+    }
+};
+
+enum Phase { P_FORWARD = 0, P_BACKWARD = 1, P_OPTIMIZER = 2, P_OTHER = 3 };
+
+namespace {
+
+// Python-visible object.
+struct RecorderObject {
+    PyObject_HEAD RecorderState* st;
+};
+
+PyObject* Recorder_new(PyTypeObject* type, PyObject*, PyObject*) {
+    auto* self = reinterpret_cast<RecorderObject*>(type->tp_alloc(type, 0));
+    if (!self) return nullptr;
+    self->st = new RecorderState();
+    return reinterpret_cast<PyObject*>(self);
+}
+
+int Recorder_init(PyObject*, PyObject*, PyObject*) { return 0; }
+
+int Recorder_traverse(PyObject* self, visitproc visit, void* arg) {
+    auto* st = reinterpret_cast<RecorderObject*>(self)->st;
+    Py_VISIT(Py_TYPE(self));
+    if (st) {
+        Py_VISIT(st->module_cb);
+        Py_VISIT(st->param_cb);
+    }
+    return 0;
+}
+
+int Recorder_clear(PyObject* self) {
+    auto* st = reinterpret_cast<RecorderObject*>(self)->st;
+    if (st) {
+        Py_CLEAR(st->module_cb);
+        Py_CLEAR(st->param_cb);
+    }
+    return 0;
+}
+
+void Recorder_dealloc(PyObject* self) {
+    PyObject_GC_UnTrack(self);
+    Recorder_clear(self);
+    auto* obj = reinterpret_cast<RecorderObject*>(self);
+    delete obj->st;
+    obj->st = nullptr;
+    PyTypeObject* tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+RecorderState* state(PyObject* self) { return reinterpret_cast<RecorderObject*>(self)->st; }
+
+// Records one call. Never raises: a failure is recorded against the op as an error.
+void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out) {
+    PyObject *etype, *evalue, *etb;
+    int op = resolve_op(func);
+    if (op < 0) {
+        PyErr_Clear();
+        return;
+    }
+    const OpEntry& e = op_table()[op];
+    if (e.family == F_ZERO) return;
+
+    // Phase and scope.
+    int phase, scope;
+    PyObject* node = PyObject_CallNoArgs(g_current_node);
+    if (!node) {
+        PyErr_Clear();
+        node = Py_NewRef(Py_None);
+    }
+    if (node != Py_None) {
+        phase = P_BACKWARD;
+        scope = st->stack.empty() ? st->scope_of_node(node) : st->stack.back().scope;
+    } else if (!st->stack.empty()) {
+        phase = P_FORWARD;
+        scope = st->stack.back().scope;
+    } else {
+        scope = 0;
+        phase = st->in_optimizer ? P_OPTIMIZER : (st->model_given ? P_OTHER : P_FORWARD);
+    }
+    Py_DECREF(node);
+
+    if (kwargs == Py_None) kwargs = nullptr;
+    CallView call{args, kwargs, out, &e.arg_names};
+    Cost cost;
+    int64_t read = 0, written = 0;
+    bool use_python = st->python_formulas;
+    if (!use_python) {
+        try {
+            read = bytes_read(e, args, kwargs);
+            written = nbytes_of_value(out);
+            cost = compute_cost(e.family, e.params, call);
+        } catch (const SymbolicShape&) {
+            use_python = true;  // sizes are SymInts: the Python reference evaluates them
+        } catch (const FormulaError& err) {
+            st->errors.emplace(op, err.what());
+            cost = Cost{};
+        }
+    }
+    if (use_python) {
+        PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
+        long long f = 0, m = 0, mm = 0, rd = 0, wr = 0;
+        if (r && PyArg_ParseTuple(r, "LLLLL", &f, &m, &mm, &rd, &wr)) {
+            cost.flops = f;
+            cost.macs = m;
+            cost.masked_macs = mm;
+            read = rd;
+            written = wr;
+        } else {
+            PyErr_Fetch(&etype, &evalue, &etb);
+            std::string msg = "formula failed";
+            if (evalue) {
+                PyObject* s = PyObject_Str(evalue);
+                if (s) {
+                    msg = PyUnicode_AsUTF8(s);
+                    Py_DECREF(s);
+                }
+            }
+            st->errors.emplace(op, msg);
+            Py_XDECREF(etype);
+            Py_XDECREF(evalue);
+            Py_XDECREF(etb);
+        }
+        Py_XDECREF(r);
+    }
+    if (PyErr_Occurred()) PyErr_Clear();
+    st->add(scope, phase, op, cost, read, written);
+}
+
+// __torch_dispatch__(func, types, args=(), kwargs=None)
+PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "__torch_dispatch__ expects (func, types, args, kwargs)");
+        return nullptr;
+    }
+    PyObject* func = argv[0];
+    PyObject* args = nargs > 2 ? argv[2] : nullptr;
+    PyObject* kwargs = nargs > 3 ? argv[3] : nullptr;
+    PyObject* empty = nullptr;
+    if (!args || !PyTuple_Check(args)) {
+        empty = PyTuple_New(0);
+        args = empty;
+    }
+    PyObject* kw = (kwargs && kwargs != Py_None && PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs)) ? kwargs : nullptr;
+    PyObject* out = PyObject_Call(func, args, kw);
+    if (out) record(state(self), func, args, kw, out);
+    Py_XDECREF(empty);
+    return out;
+}
+
+PyObject* Recorder_module_enter(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs >= 1) state(self)->enter_module(argv[0]);
+    Py_RETURN_NONE;
+}
+
+PyObject* Recorder_module_exit(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs >= 1) state(self)->exit_module(argv[0]);
+    Py_RETURN_NONE;
+}
+
+// add_module(module, canonical_parent_index) -> index
+PyObject* Recorder_add_module(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "add_module(module, parent_index)");
+        return nullptr;
+    }
+    RecorderState* st = state(self);
+    long parent = PyLong_AsLong(argv[1]);
+    if (PyErr_Occurred()) return nullptr;
+    auto it = st->module_ids.find(argv[0]);
+    if (it != st->module_ids.end()) return PyLong_FromLong(it->second);
+    int idx = static_cast<int>(st->module_parent.size());
+    st->module_parent.push_back(static_cast<int>(parent));
+    st->module_home.push_back(-1);
+    st->module_ids.emplace(argv[0], idx);
+    return PyLong_FromLong(idx);
+}
+
+// configure(model_given, module_cb, param_cb)
+PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "configure(model_given, module_cb, param_cb)");
+        return nullptr;
+    }
+    RecorderState* st = state(self);
+    st->model_given = PyObject_IsTrue(argv[0]) == 1;
+    Py_XSETREF(st->module_cb, argv[1] == Py_None ? nullptr : Py_NewRef(argv[1]));
+    Py_XSETREF(st->param_cb, argv[2] == Py_None ? nullptr : Py_NewRef(argv[2]));
+    Py_RETURN_NONE;
+}
+
+PyObject* Recorder_set_optimizer(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    state(self)->in_optimizer = nargs >= 1 && PyObject_IsTrue(argv[0]) == 1;
+    Py_RETURN_NONE;
+}
+
+// configure_formulas(use_python): cost every op with the Python reference instead of the C++ table.
+PyObject* Recorder_use_python_formulas(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    state(self)->python_formulas = nargs >= 1 && PyObject_IsTrue(argv[0]) == 1;
+    Py_RETURN_NONE;
+}
+
+// Forget the module stack and the callbacks (end of a counting block).
+PyObject* Recorder_detach(PyObject* self, PyObject*) {
+    RecorderState* st = state(self);
+    st->stack.clear();
+    st->transitions.clear();
+    st->segments.clear();
+    st->module_ids.clear();  // borrowed pointers: not valid after the block
+    st->in_optimizer = false;
+    Py_CLEAR(st->module_cb);
+    Py_CLEAR(st->param_cb);
+    Py_RETURN_NONE;
+}
+
+// snapshot() -> (rows, scopes, ops, errors)
+//   rows:   [(scope, phase, op, calls, flops, macs, masked_macs, bytes_read, bytes_written)]
+//   scopes: [(parent, module)]
+//   ops:    {op: (name, family)}
+//   errors: {op: message}
+PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
+    RecorderState* st = state(self);
+    PyObject* rows = PyList_New(0);
+    PyObject* ops = PyDict_New();
+    for (const auto& kv : st->table) {
+        int scope = static_cast<int>(kv.first >> 24);
+        int phase = static_cast<int>((kv.first >> 20) & 0xF);
+        int op = static_cast<int>(kv.first & 0xFFFFF);
+        const Stats& s = kv.second;
+        PyObject* row = Py_BuildValue("(iiiKNNNNN)", scope, phase, op, static_cast<unsigned long long>(s.calls),
+                                      int128_to_py(s.flops), int128_to_py(s.macs), int128_to_py(s.masked_macs),
+                                      int128_to_py(s.read), int128_to_py(s.written));
+        PyList_Append(rows, row);
+        Py_DECREF(row);
+        PyObject* key = PyLong_FromLong(op);
+        if (!PyDict_Contains(ops, key)) {
+            const OpEntry& e = op_table()[op];
+            PyObject* val = Py_BuildValue("(ss)", e.name.c_str(), family_name(e.family));
+            PyDict_SetItem(ops, key, val);
+            Py_DECREF(val);
+        }
+        Py_DECREF(key);
+    }
+    PyObject* scopes = PyList_New(static_cast<Py_ssize_t>(st->scopes.size()));
+    for (size_t i = 0; i < st->scopes.size(); ++i)
+        PyList_SET_ITEM(scopes, i, Py_BuildValue("(ii)", st->scopes[i].parent, st->scopes[i].module));
+    PyObject* errors = PyDict_New();
+    for (const auto& kv : st->errors) {
+        PyObject* key = PyLong_FromLong(kv.first);
+        PyObject* val = PyUnicode_FromString(kv.second.c_str());
+        PyDict_SetItem(errors, key, val);
+        Py_DECREF(key);
+        Py_DECREF(val);
+    }
+    return Py_BuildValue("(NNNN)", rows, scopes, ops, errors);
+}
+
+PyMethodDef Recorder_methods[] = {
+    {"__torch_dispatch__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_dispatch)),
+     METH_FASTCALL, "Run an aten op and record its cost."},
+    {"module_enter", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_module_enter)),
+     METH_FASTCALL, "Forward pre-hook: enter a module scope."},
+    {"module_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_module_exit)),
+     METH_FASTCALL, "Forward hook: leave a module scope."},
+    {"add_module", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_add_module)),
+     METH_FASTCALL, "Register a module and its canonical parent index; returns its index."},
+    {"configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_configure)),
+     METH_FASTCALL, "configure(model_given, module_cb, param_cb)."},
+    {"set_optimizer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_set_optimizer)),
+     METH_FASTCALL, "Mark whether an optimizer step is running."},
+    {"use_python_formulas",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_use_python_formulas)), METH_FASTCALL,
+     "Cost every op with the Python reference formulas (slower; for comparisons)."},
+    {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
+    {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot Recorder_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(Recorder_new)},
+    {Py_tp_init, reinterpret_cast<void*>(Recorder_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(Recorder_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(Recorder_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(Recorder_clear)},
+    {Py_tp_methods, Recorder_methods},
+    {Py_tp_doc, const_cast<char*>("Per-op cost recorder (base of flopdispatch's dispatch mode).")},
+    {0, nullptr}};
+
+PyType_Spec Recorder_spec = {"flopdispatch._C.Recorder", sizeof(RecorderObject), 0,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC, Recorder_slots};
+
+}  // namespace
+
+PyObject* make_recorder_type() { return PyType_FromSpec(&Recorder_spec); }
+
+void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr) {
+    Py_XSETREF(g_resolver, Py_NewRef(resolver));
+    Py_XSETREF(g_python_cost, Py_NewRef(python_cost));
+    Py_XSETREF(g_current_node, Py_NewRef(current_node));
+    Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
+}
+
+int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out) {
+    if (op < 0 || op >= static_cast<int>(op_table().size())) return -1;
+    const OpEntry& e = op_table()[op];
+    for (int i = 0; i < kMaxParams; ++i) params_out[i] = e.params[i];
+    *names_out = &e.arg_names;
+    return e.family;
+}
+
+int resolve_op_id(PyObject* func) { return resolve_op(func); }
+
+}  // namespace fd

@@ -1,0 +1,23 @@
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <vector>
+
+namespace fd {
+
+// The Recorder type (new reference).
+PyObject* make_recorder_type();
+
+// Process-wide callables: the op resolver, the Python reference cost (symbolic shapes), and
+// torch's _current_autograd_node / _get_sequence_nr (sequence_nr may be None).
+void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr);
+
+// The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
+int resolve_op_id(PyObject* func);
+
+// The family and parameters of a resolved op, or -1.
+int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out);
+
+}  // namespace fd

@@ -1,0 +1,13 @@
+"""flopdispatch: exact FLOPs, MACs, bytes and parameters per aten op, module and phase.
+
+    import flopdispatch as fd
+    with fd.count(model) as c:
+        model(x)
+    print(c.macs, c.flops, c.module("layer1").flops)
+    print(c.table())
+"""
+from .counter import PHASES, Counts, ModuleCounts, count, profile
+from .report import human
+
+__version__ = "0.1.0"
+__all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "__version__"]

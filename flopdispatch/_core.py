@@ -1,0 +1,68 @@
+"""The one module that touches the compiled core (``flopdispatch._C``).
+
+It installs the op resolver (aten op -> declaration from ``_ops.TABLE``), the symbolic-shape
+fallback (the Python reference) and torch's autograd probes into the core, and re-exports the
+``Recorder`` base type.
+"""
+import torch
+
+from . import _C, _reference
+from ._ops import TABLE
+
+Recorder = _C.Recorder
+FAMILY_IDS = dict(_C.FAMILIES)
+
+# OpOverload -> (name, family, params, arg_names, overwritten); filled on first sight of each op.
+_DECLS = {}
+
+
+def op_name(func):
+    """'aten::mm' for aten.mm.default (overloads share the name)."""
+    schema = getattr(func, "_schema", None)
+    return schema.name if schema is not None else str(func)
+
+
+def declaration(func):
+    """The declaration that applies to an op overload: (name, family, params, arg_names, overwritten)."""
+    found = _DECLS.get(func)
+    if found is not None:
+        return found
+    name = op_name(func)
+    namespace, _, base = name.partition("::")
+    overload = getattr(func, "_overloadname", "default")
+    entry = None
+    if namespace == "aten":
+        for key in (f"{base}.{overload}", base, base[:-1] if base.endswith("_") else None):
+            if key and key in TABLE:
+                entry = TABLE[key]
+                break
+    if entry is None:
+        entry = ("unsupported", (), -1)
+    family, params, overwritten = entry
+    schema = getattr(func, "_schema", None)
+    arg_names = tuple(a.name for a in schema.arguments) if schema is not None else ()
+    found = (name, family, params, arg_names, overwritten)
+    _DECLS[func] = found
+    return found
+
+
+def _resolve(func):
+    name, family, params, arg_names, overwritten = declaration(func)
+    return name, FAMILY_IDS[family], params, arg_names, overwritten
+
+
+def python_cost(func, args, kwargs, out):
+    """(flops, macs, masked_macs, bytes_read, bytes_written) from the Python reference."""
+    _, family, params, arg_names, overwritten = declaration(func)
+    flops, macs, masked = _reference.cost(family, params, arg_names, args, kwargs, out)
+    read, written = _reference.bytes_moved(args, kwargs, out, overwritten)
+    return flops, macs, masked, _reference._concrete(read), _reference._concrete(written)
+
+
+def compiled_cost(func, args, kwargs, out):
+    """(flops, macs, masked_macs) from the compiled families (for tests and comparisons)."""
+    return _C.compute(func, tuple(args), kwargs or None, out)
+
+
+_sequence_nr = getattr(torch._C._autograd, "_get_sequence_nr", None)
+_C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_nr)

@@ -1,0 +1,224 @@
+"""Every aten op flopdispatch knows, declared once as data: a formula family and its parameters.
+
+Parameters are argument positions in the op's schema (keyword arguments are found by schema name)
+and per-element FLOP costs. The compiled families in ``csrc/formulas.cpp`` compute from them; the
+pure-Python oracle in ``_reference.py`` reads the same table. An op missing here is reported as
+unsupported with its call count, never counted as zero. Costs are FLOPs per element; see the
+README's convention table for the reasoning behind each number.
+"""
+
+# The parameters each family takes, in the order the compiled core receives them.
+# Positions default to -1 (absent); costs and flags default to 0.
+FAMILY_PARAMS = {
+    "zero": (),
+    "move": (),
+    "unsupported": (),
+    "matmul": ("a", "b", "bias", "kind"),  # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k])
+    "conv": ("input", "weight", "bias", "transposed"),
+    "conv_backward": ("grad_out", "input", "weight", "transposed", "output_mask"),
+    # layout: 0 [..., H, S, D], 1 [B, S, H, D]; causal_kind: 0 bool argument, 1 mask-type int
+    # (1 top-left, 2 bottom-right); backward: 1 for the gradient kernels.
+    "attention": ("q", "layout", "causal", "causal_kind", "mask", "backward"),
+    "elementwise": ("cost",),  # per output element
+    "reduce": ("cost", "input", "cost_out"),  # per element of `input`, plus per output element
+    "norm": ("input", "weight", "bias", "cost", "training", "cost_eval"),  # +1 each for weight, bias
+    "norm_backward": ("grad", "output_mask", "cost_input", "cost_weight", "cost_bias"),
+    "pool": ("kernel", "rank", "counted"),  # window size per element of `counted` (-1: output)
+    "foreach": ("tensors", "cost"),
+    "mha": (),
+    "encoder_layer": ("gelu_cost", "relu_cost", "layer_norm_cost"),
+}
+_POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
+                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors"}
+
+# Per-element costs used more than once.
+SOFTMAX = 5          # max, subtract, exp, sum, divide
+LAYER_NORM = 5       # mean, subtract, square, sum, scale by rstd (+1 weight, +1 bias)
+RMS_NORM = 3         # square, sum, scale by rstd (+1 weight)
+GELU = 5             # x * 0.5 * (1 + erf(x / sqrt(2)))
+SIGMOID = 4          # 1 / (1 + exp(-x))
+
+# (aten names, family, params). A name without overload covers all overloads; "name.overload"
+# overrides for one overload. In-place variants ("add_") fall back to their base name.
+OPS = [
+    # ---- views and metadata: no FLOPs, no bytes --------------------------------------------------
+    ("view _unsafe_view _reshape_alias reshape permute transpose t expand expand_as view_as squeeze "
+     "unsqueeze slice select as_strided alias detach split split_with_sizes unsafe_split chunk "
+     "unbind narrow diagonal view_as_real view_as_complex _conj conj _neg_view real imag unfold "
+     "movedim numpy_T mT mH adjoint lift_fresh sym_size sym_stride sym_numel sym_storage_offset "
+     "is_same_size _has_compatible_shallow_copy_type empty empty_strided empty_like new_empty "
+     "new_empty_strided resize_ resize_as_ set_ record_stream _assert_async _assert_tensor_metadata "
+     "_functional_assert_async is_nonzero dim _version detach_ unsqueeze_ squeeze_ transpose_ t_ "
+     "as_strided_ _make_dep_token sym_constrain_range sym_constrain_range_for_size "
+     "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
+     "is_contiguous stride size", "zero", {}),
+    # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
+    ("_to_copy clone cat stack hstack vstack index index_select gather scatter index_put "
+     "_unsafe_index _unsafe_index_put index_copy index_fill masked_scatter masked_select nonzero "
+     "embedding constant_pad_nd reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d "
+     "replication_pad2d replication_pad3d _pad_circular repeat repeat_interleave flip roll tril triu "
+     "zeros ones full zeros_like ones_like full_like new_zeros new_ones new_full scalar_tensor "
+     "arange linspace logspace eye rand randn randint randperm rand_like randn_like randint_like "
+     "normal uniform bernoulli random exponential multinomial lift_fresh_copy _local_scalar_dense "
+     "upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d "
+     "_upsample_nearest_exact2d _upsample_nearest_exact3d pixel_shuffle pixel_unshuffle "
+     "slice_scatter select_scatter diagonal_scatter as_strided_scatter sort topk argsort unique "
+     "_unique2 unique_consecutive unique_dim copy im2col _pin_memory contiguous "
+     "_foreach_zero _foreach_copy channel_shuffle native_channel_shuffle bucketize searchsorted "
+     "one_hot isin _index_put_impl", "move", {}),
+    # Written, not read: the destination of a copy or fill.
+    ("copy_ fill_ zero_ normal_ uniform_ random_ exponential_ bernoulli_ geometric_ cauchy_ "
+     "log_normal_", "move", {"overwrites": 0}),
+    # ---- matmul-like: MACs ----------------------------------------------------------------------
+    ("mm bmm mv dot vdot _int_mm inner", "matmul", {"a": 0, "b": 1}),
+    ("addmm baddbmm addbmm addmv _addmm_activation", "matmul", {"a": 1, "b": 2, "bias": 0}),
+    ("addr", "matmul", {"a": 1, "b": 2, "bias": 0, "kind": 1}),
+    ("outer ger", "matmul", {"a": 0, "b": 1, "kind": 1}),
+    ("_scaled_mm", "matmul", {"a": 0, "b": 1, "bias": 4}),
+    ("linear _weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
+    ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
+    ("mkldnn_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
+    ("cudnn_convolution", "conv", {"input": 0, "weight": 1}),
+    ("convolution_backward", "conv_backward",
+     {"grad_out": 0, "input": 1, "weight": 2, "transposed": 7, "output_mask": 10}),
+    # ---- attention kernels ----------------------------------------------------------------------
+    ("_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_flash_attention",
+     "attention", {"q": 0, "causal": 4, "mask": -1}),
+    ("_scaled_dot_product_flash_attention_for_cpu", "attention", {"q": 0, "causal": 4, "mask": 5}),
+    ("_scaled_dot_product_efficient_attention _scaled_dot_product_cudnn_attention",
+     "attention", {"q": 0, "causal": 6, "mask": 3}),
+    ("_scaled_dot_product_fused_attention_overrideable", "attention", {"q": 0, "causal": 5, "mask": 3}),
+    ("_flash_attention_forward", "attention", {"q": 0, "layout": 1, "causal": 8}),
+    ("_efficient_attention_forward", "attention",
+     {"q": 0, "layout": 1, "causal": 9, "causal_kind": 1, "mask": 3}),
+    ("_scaled_dot_product_flash_attention_for_cpu_backward", "attention",
+     {"q": 1, "causal": 7, "backward": 1}),
+    ("_scaled_dot_product_flash_attention_backward _scaled_dot_product_efficient_attention_backward",
+     "attention", {"q": 1, "causal": 11, "backward": 1}),
+    ("_scaled_dot_product_cudnn_attention_backward", "attention", {"q": 1, "causal": 14, "backward": 1}),
+    ("_scaled_dot_product_fused_attention_overrideable_backward", "attention",
+     {"q": 1, "causal": 13, "backward": 1}),
+    ("_flash_attention_backward", "attention", {"q": 1, "layout": 1, "causal": 11, "backward": 1}),
+    ("_efficient_attention_backward", "attention",
+     {"q": 1, "layout": 1, "causal": 14, "causal_kind": 1, "backward": 1}),
+    ("_native_multi_head_attention", "mha", {}),
+    ("_transformer_encoder_layer_fwd", "encoder_layer",
+     {"gelu_cost": GELU, "relu_cost": 1, "layer_norm_cost": LAYER_NORM + 2}),
+    # ---- elementwise: FLOPs per output element --------------------------------------------------
+    ("add sub rsub mul div neg abs reciprocal sign sgn sqrt rsqrt exp exp2 expm1 log log2 log10 "
+     "log1p sin cos tan asin acos atan atan2 sinh cosh tanh asinh acosh atanh erf erfc erfinv "
+     "ceil floor round trunc frac relu maximum minimum fmax fmin eq ne lt le gt ge clamp_min "
+     "clamp_max where masked_fill pow float_power remainder fmod copysign nan_to_num lgamma digamma "
+     "polygamma i0 threshold threshold_backward square heaviside logical_not logical_and "
+     "logical_or logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite "
+     "signbit xlogy special_xlog1py", "elementwise", {"cost": 1}),
+    ("clamp hardtanh leaky_relu hardtanh_backward leaky_relu_backward relu6 prelu",
+     "elementwise", {"cost": 2}),
+    ("addcmul addcdiv lerp softplus sigmoid_backward tanh_backward hardsigmoid logit hypot "
+     "rrelu_with_noise", "elementwise", {"cost": 3}),
+    ("sigmoid hardswish elu celu selu", "elementwise", {"cost": SIGMOID}),
+    ("silu mish softplus_backward hardswish_backward elu_backward", "elementwise", {"cost": 5}),
+    ("gelu", "elementwise", {"cost": GELU}),
+    ("silu_backward mish_backward", "elementwise", {"cost": 7}),
+    ("gelu_backward", "elementwise", {"cost": 9}),
+    ("_softmax _log_softmax _safe_softmax", "elementwise", {"cost": SOFTMAX}),
+    ("_softmax_backward_data _log_softmax_backward_data", "elementwise", {"cost": 4}),
+    ("native_dropout native_dropout_backward", "elementwise", {"cost": 2}),
+    ("upsample_linear1d", "elementwise", {"cost": 3}),
+    ("upsample_bilinear2d _upsample_bilinear2d_aa", "elementwise", {"cost": 9}),
+    ("upsample_trilinear3d", "elementwise", {"cost": 21}),
+    ("upsample_bicubic2d _upsample_bicubic2d_aa", "elementwise", {"cost": 35}),
+    ("upsample_linear1d_backward", "reduce", {"cost": 3, "input": 0}),
+    ("upsample_bilinear2d_backward _upsample_bilinear2d_aa_backward", "reduce", {"cost": 9, "input": 0}),
+    ("upsample_trilinear3d_backward", "reduce", {"cost": 21, "input": 0}),
+    ("upsample_bicubic2d_backward _upsample_bicubic2d_aa_backward", "reduce", {"cost": 35, "input": 0}),
+    ("upsample_nearest1d_backward upsample_nearest2d_backward upsample_nearest3d_backward "
+     "_upsample_nearest_exact1d_backward _upsample_nearest_exact2d_backward "
+     "_upsample_nearest_exact3d_backward", "reduce", {"cost": 1, "input": 0}),
+    # ---- reductions: FLOPs per input element (+ per output element) ------------------------------
+    ("sum nansum prod amax amin max min argmax argmin aminmax cumsum cumprod logcumsumexp cummax "
+     "cummin any all count_nonzero", "reduce", {"cost": 1, "input": 0}),
+    ("mean nanmean", "reduce", {"cost": 1, "input": 0, "cost_out": 1}),
+    ("var var_mean", "reduce", {"cost": 4, "input": 0, "cost_out": 2}),
+    ("std std_mean", "reduce", {"cost": 4, "input": 0, "cost_out": 3}),
+    ("linalg_vector_norm norm", "reduce", {"cost": 2, "input": 0, "cost_out": 1}),
+    ("logsumexp", "reduce", {"cost": 4, "input": 0, "cost_out": 1}),
+    ("embedding_dense_backward", "reduce", {"cost": 1, "input": 0}),
+    ("index_add scatter_add scatter_reduce", "reduce", {"cost": 1, "input": 3}),
+    ("col2im", "reduce", {"cost": 1, "input": 0}),
+    # ---- losses -----------------------------------------------------------------------------------
+    ("nll_loss_forward nll_loss2d_forward", "reduce", {"cost": 1, "input": 1}),
+    ("nll_loss_backward nll_loss2d_backward", "reduce", {"cost": 1, "input": 2}),
+    ("mse_loss", "reduce", {"cost": 3, "input": 0}),
+    ("mse_loss_backward", "reduce", {"cost": 3, "input": 1}),
+    ("smooth_l1_loss huber_loss soft_margin_loss", "reduce", {"cost": 4, "input": 0}),
+    ("smooth_l1_loss_backward huber_loss_backward soft_margin_loss_backward", "reduce",
+     {"cost": 4, "input": 1}),
+    ("binary_cross_entropy", "reduce", {"cost": 8, "input": 0}),
+    ("binary_cross_entropy_backward", "reduce", {"cost": 5, "input": 1}),
+    ("binary_cross_entropy_with_logits", "reduce", {"cost": 10, "input": 0}),
+    # ---- normalization ---------------------------------------------------------------------------
+    ("native_layer_norm", "norm", {"input": 0, "weight": 2, "bias": 3, "cost": LAYER_NORM}),
+    ("native_group_norm", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM}),
+    # Batch norm: training computes statistics (as layer norm); eval only scales (2 per element).
+    ("native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_functional "
+     "cudnn_batch_norm miopen_batch_norm", "norm",
+     {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM, "training": 5, "cost_eval": 2}),
+    ("_native_batch_norm_legit.no_stats _native_batch_norm_legit.no_stats_out", "norm",
+     {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM, "training": 3, "cost_eval": 2}),
+    ("_native_batch_norm_legit_no_training", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": 2}),
+    ("_fused_rms_norm", "norm", {"input": 0, "weight": 2, "cost": RMS_NORM}),
+    ("native_layer_norm_backward", "norm_backward",
+     {"grad": 0, "output_mask": 7, "cost_input": 8, "cost_weight": 2, "cost_bias": 1}),
+    ("native_group_norm_backward native_batch_norm_backward", "norm_backward",
+     {"grad": 0, "output_mask": 9, "cost_input": 8, "cost_weight": 2, "cost_bias": 1}),
+    ("_fused_rms_norm_backward", "norm_backward",
+     {"grad": 0, "output_mask": 5, "cost_input": 6, "cost_weight": 2, "cost_bias": 0}),
+    # ---- pooling ---------------------------------------------------------------------------------
+    ("max_pool1d max_pool1d_with_indices", "pool", {"kernel": 1, "rank": 1}),
+    ("max_pool2d max_pool2d_with_indices avg_pool2d", "pool", {"kernel": 1, "rank": 2}),
+    ("max_pool3d max_pool3d_with_indices avg_pool3d", "pool", {"kernel": 1, "rank": 3}),
+    ("avg_pool2d_backward", "pool", {"kernel": 2, "rank": 2, "counted": 0}),
+    ("avg_pool3d_backward", "pool", {"kernel": 2, "rank": 3, "counted": 0}),
+    ("max_pool2d_with_indices_backward max_pool3d_with_indices_backward adaptive_max_pool2d_backward "
+     "adaptive_max_pool3d_backward", "reduce", {"cost": 1, "input": 0}),
+    ("_adaptive_avg_pool2d _adaptive_avg_pool3d", "reduce", {"cost": 1, "input": 0, "cost_out": 1}),
+    ("adaptive_max_pool2d adaptive_max_pool3d", "reduce", {"cost": 1, "input": 0}),
+    ("_adaptive_avg_pool2d_backward _adaptive_avg_pool3d_backward", "reduce", {"cost": 1, "input": 1}),
+    # ---- optimizers: foreach and fused kernels, FLOPs per parameter element ----------------------
+    ("_foreach_add _foreach_sub _foreach_mul _foreach_div _foreach_neg _foreach_sqrt _foreach_rsqrt "
+     "_foreach_exp _foreach_log _foreach_abs _foreach_sign _foreach_reciprocal _foreach_maximum "
+     "_foreach_minimum _foreach_clamp_min _foreach_clamp_max _foreach_pow _foreach_sigmoid "
+     "_foreach_tanh", "foreach", {"tensors": 0, "cost": 1}),
+    ("_foreach_norm", "foreach", {"tensors": 0, "cost": 2}),
+    ("_foreach_addcmul _foreach_addcdiv _foreach_lerp", "foreach", {"tensors": 0, "cost": 3}),
+    # Adam per element: lerp m (3), v = b2*v + (1-b2)*g*g (4), sqrt(v)/c2 + eps (3), p -= s*m/d (3).
+    ("_fused_adam", "foreach", {"tensors": 0, "cost": 13}),
+    ("_fused_adamw", "foreach", {"tensors": 0, "cost": 14}),  # + decoupled weight decay p *= 1 - lr*wd
+    ("_fused_sgd", "foreach", {"tensors": 0, "cost": 3}),     # momentum: b = m*b + g (2), p -= lr*b (1)
+    ("_fused_adagrad", "foreach", {"tensors": 0, "cost": 6}),
+]
+
+
+def _params_tuple(family, params):
+    names = FAMILY_PARAMS[family]
+    unknown = set(params) - set(names) - {"overwrites"}
+    if unknown:
+        raise ValueError(f"{family}: unknown parameters {sorted(unknown)}")
+    return tuple(params.get(n, -1 if n in _POSITION_PARAMS else 0) for n in names)
+
+
+def build_table():
+    """{aten name or name.overload: (family, params tuple, overwritten arg)} from OPS.
+
+    A later line overrides an earlier one for the same key (used for overload-specific rows).
+    """
+    table = {}
+    for names, family, params in OPS:
+        entry = (family, _params_tuple(family, params), params.get("overwrites", -1))
+        for name in names.split():
+            table[name] = entry
+    return table
+
+
+TABLE = build_table()

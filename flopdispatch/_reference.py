@@ -1,0 +1,284 @@
+"""Pure-Python reference of every formula family in ``csrc/formulas.cpp``.
+
+This is the test oracle (written independently of the C++ so the two can be compared on random
+shapes) and the path for symbolic shapes, where sizes are SymInts rather than ints. It reads the
+same declaration table (``_ops.TABLE``). Results are (flops, macs, masked_macs), in operations.
+"""
+import math
+
+import torch
+
+from ._ops import FAMILY_PARAMS
+
+
+def _concrete(x):
+    """An int for an int or a SymInt (its hint, without adding a guard)."""
+    if isinstance(x, int):
+        return x
+    node = getattr(x, "node", None)
+    hint = getattr(node, "hint", None) if node is not None else None
+    return int(hint) if hint is not None else int(x)
+
+
+class Call:
+    """An op call's arguments, by schema position, with keyword fallback by name."""
+
+    def __init__(self, args, kwargs, out, arg_names):
+        self.args, self.kwargs, self.out, self.names = args, kwargs or {}, out, arg_names
+
+    def arg(self, i):
+        if i < 0:
+            return None
+        if i < len(self.args):
+            return self.args[i]
+        if i < len(self.names):
+            return self.kwargs.get(self.names[i])
+        return None
+
+    def tensor(self, i):
+        v = self.arg(i)
+        if not isinstance(v, torch.Tensor):
+            raise ValueError(f"argument {i} is not a tensor")
+        return v
+
+    def has_tensor(self, i):
+        return isinstance(self.arg(i), torch.Tensor)
+
+    def outputs(self):
+        if isinstance(self.out, torch.Tensor):
+            return [self.out]
+        if isinstance(self.out, (tuple, list)):
+            return [o for o in self.out if isinstance(o, torch.Tensor)]
+        return []
+
+
+def shape(t):
+    return [_concrete(d) for d in t.shape]
+
+
+def numel(t):
+    return math.prod(shape(t))
+
+
+def nbytes(value):
+    """Bytes of a tensor or of the tensors in a list (logical sizes)."""
+    if isinstance(value, torch.Tensor):
+        return numel(value) * value.dtype.itemsize
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value if isinstance(v, torch.Tensor))
+    return 0
+
+
+def bytes_moved(args, kwargs, out, overwritten):
+    """(bytes_read, bytes_written): tensor inputs except out= and an overwritten destination."""
+    read = sum(nbytes(a) for i, a in enumerate(args) if i != overwritten)
+    read += sum(nbytes(v) for k, v in (kwargs or {}).items() if k != "out")
+    return read, nbytes(out)
+
+
+def _floating(t):
+    return t.dtype.is_floating_point or t.dtype.is_complex
+
+
+def _is_floating_call(call):
+    outs = call.outputs()
+    if outs and _floating(outs[0]):
+        return True
+    for i in (0, 1):
+        a = call.arg(i)
+        if isinstance(a, torch.Tensor) and _floating(a):
+            return True
+    return False
+
+
+def _out_numel(call):
+    outs = call.outputs()
+    if not outs:
+        raise ValueError("op returned no tensor")
+    return numel(outs[0])
+
+
+def _int_list(v):
+    if v is None:
+        return []
+    if isinstance(v, (int, bool)) or hasattr(v, "node"):
+        return [_concrete(v)]
+    return [_concrete(x) for x in v]
+
+
+def matmul(p, c):
+    a, b = c.tensor(p["a"]), c.tensor(p["b"])
+    if p["kind"] == 1:
+        macs = numel(a) * numel(b)
+    elif p["kind"] == 2:
+        macs = numel(a) * shape(b)[0]
+    else:
+        sb = shape(b)
+        macs = numel(a) * (sb[-1] if len(sb) >= 2 else 1)
+    flops = 2 * macs + (_out_numel(c) if c.has_tensor(p["bias"]) else 0)
+    return flops, macs, 0
+
+
+def _conv_macs(x, weight):
+    w = shape(weight)
+    if not w or w[0] == 0:
+        return 0
+    return numel(x) * math.prod(w[1:])
+
+
+def conv(p, c):
+    inp, weight = c.tensor(p["input"]), c.tensor(p["weight"])
+    transposed = bool(c.arg(p["transposed"]) or False)
+    out = c.outputs()[0]
+    macs = _conv_macs(inp if transposed else out, weight)
+    flops = 2 * macs + (numel(out) if c.has_tensor(p["bias"]) else 0)
+    return flops, macs, 0
+
+
+def conv_backward(p, c):
+    grad, inp, weight = c.tensor(p["grad_out"]), c.tensor(p["input"]), c.tensor(p["weight"])
+    transposed = bool(c.arg(p["transposed"]) or False)
+    mask = list(c.arg(p["output_mask"]) or [True, True, True])
+    fwd = _conv_macs(inp if transposed else grad, weight)
+    macs = fwd * (int(mask[0]) + int(mask[1]))
+    return 2 * macs + (numel(grad) if mask[2] else 0), macs, 0
+
+
+def causal_kept(sq, sk, bottom_right):
+    """(query, key) pairs a causal mask keeps for one head, counted row by row."""
+    shift = sk - sq if bottom_right else 0
+    return sum(min(max(i + shift + 1, 0), sk) for i in range(sq))
+
+
+def attention(p, c):
+    q, k, v = c.tensor(p["q"]), c.tensor(p["q"] + 1), c.tensor(p["q"] + 2)
+    sq_, sk_, sv_ = shape(q), shape(k), shape(v)
+    if p["layout"] == 0:
+        batch = math.prod(sq_[:-3])
+        heads, sq, dqk = sq_[-3], sq_[-2], sq_[-1]
+        sk, dv = sk_[-2], sv_[-1]
+    else:
+        if len(sq_) != 4:
+            raise ValueError("variable-length attention is not supported")
+        batch, sq, heads, dqk = sq_
+        sk, dv = sk_[-3], sv_[-1]
+    backward = bool(p["backward"])
+    scores = batch * heads * sq * sk
+    per_score = 3 * dqk + 2 * dv if backward else dqk + dv
+    macs = scores * per_score
+    flops = 2 * macs + scores * (5 if backward else 6)
+    if not backward and c.has_tensor(p["mask"]):
+        flops += scores
+    masked = 0
+    if p["causal"] >= 0:
+        flag = c.arg(p["causal"]) or 0
+        causal = bool(flag)
+        bottom_right = p["causal_kind"] == 1 and int(flag) == 2
+        if causal:
+            masked = (scores - batch * heads * causal_kept(sq, sk, bottom_right)) * per_score
+    return flops, macs, masked
+
+
+def elementwise(p, c):
+    if p["cost"] and _is_floating_call(c):
+        return p["cost"] * _out_numel(c), 0, 0
+    return 0, 0, 0
+
+
+def reduce(p, c):
+    inp = c.tensor(p["input"])
+    if not _is_floating_call(c):
+        return 0, 0, 0
+    flops = p["cost"] * numel(inp)
+    outs = c.outputs()
+    if p["cost_out"] and outs:
+        flops += p["cost_out"] * numel(outs[0])
+    return flops, 0, 0
+
+
+def norm(p, c):
+    inp = c.tensor(p["input"])
+    if not _floating(inp):
+        return 0, 0, 0
+    per = p["cost"]
+    if p["training"] >= 0:
+        training = c.arg(p["training"])
+        if training is not None and not training:
+            per = p["cost_eval"]
+    per += int(c.has_tensor(p["weight"])) + int(c.has_tensor(p["bias"]))
+    return per * numel(inp), 0, 0
+
+
+def norm_backward(p, c):
+    grad = c.tensor(p["grad"])
+    mask = list(c.arg(p["output_mask"]) or [True, True, True])
+    per = int(mask[0]) * p["cost_input"] + int(mask[1]) * p["cost_weight"] + int(mask[2]) * p["cost_bias"]
+    return per * numel(grad), 0, 0
+
+
+def pool(p, c):
+    kernel = _int_list(c.arg(p["kernel"]))
+    window = kernel[0] ** p["rank"] if len(kernel) == 1 else math.prod(kernel)
+    counted = c.outputs()[0] if p["counted"] < 0 else c.tensor(p["counted"])
+    if not _floating(counted):
+        return 0, 0, 0
+    return window * numel(counted), 0, 0
+
+
+def foreach(p, c):
+    tensors = c.arg(p["tensors"])
+    if not isinstance(tensors, (list, tuple)):
+        raise ValueError("expected a tensor list")
+    total = sum(numel(t) for t in tensors if isinstance(t, torch.Tensor) and _floating(t))
+    return p["cost"] * total, 0, 0
+
+
+def _mha_block(b, l, s, e, heads, qkv_bias, proj_bias):
+    macs = b * l * e * e + 2 * b * s * e * e + 2 * b * l * s * e + b * l * e * e
+    flops = 2 * macs + 6 * b * heads * l * s
+    if qkv_bias:
+        flops += b * l * e + 2 * b * s * e
+    if proj_bias:
+        flops += b * l * e
+    return flops, macs
+
+
+def mha(p, c):
+    q, k = shape(c.tensor(0)), shape(c.tensor(1))
+    if len(q) != 3 or len(k) != 3:
+        raise ValueError("expected [B, L, E] inputs")
+    flops, macs = _mha_block(q[0], q[1], k[1], q[2], c.arg(4) or 1, c.has_tensor(6), c.has_tensor(8))
+    return flops, macs, 0
+
+
+def encoder_layer(p, c):
+    b, l, e = shape(c.tensor(0))
+    heads = c.arg(2) or 1
+    f = shape(c.tensor(14))[0]
+    flops, macs = _mha_block(b, l, l, e, heads, c.has_tensor(4), c.has_tensor(6))
+    ffn = 2 * b * l * e * f
+    macs += ffn
+    flops += 2 * ffn
+    flops += (b * l * f if c.has_tensor(15) else 0) + (b * l * e if c.has_tensor(17) else 0)
+    flops += b * l * f * (p["gelu_cost"] if c.arg(7) else p["relu_cost"])
+    flops += 2 * b * l * e * p["layer_norm_cost"] + 2 * b * l * e
+    return flops, macs, 0
+
+
+def _zero(p, c):
+    return 0, 0, 0
+
+
+FAMILIES = {
+    "zero": _zero, "move": _zero, "unsupported": _zero, "matmul": matmul, "conv": conv,
+    "conv_backward": conv_backward, "attention": attention, "elementwise": elementwise,
+    "reduce": reduce, "norm": norm, "norm_backward": norm_backward, "pool": pool,
+    "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer,
+}
+assert set(FAMILIES) == set(FAMILY_PARAMS)
+
+
+def cost(family, params, arg_names, args, kwargs, out):
+    """(flops, macs, masked_macs) of one call under `family` with the declared `params` tuple."""
+    p = dict(zip(FAMILY_PARAMS[family], params))
+    return tuple(_concrete(x) for x in FAMILIES[family](p, Call(args, kwargs, out, arg_names)))

@@ -1,0 +1,334 @@
+"""Counting: ``count`` (a context manager around any eager code) and ``profile`` (one call).
+
+Everything per op happens in the compiled recorder; this module wires the dispatch mode and the
+module/optimizer hooks, and turns the recorder's flat table into totals per module, phase and op.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import _core
+from .report import format_table
+
+PHASES = ("forward", "backward", "optimizer", "other")
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """Work done, in operations and bytes.
+
+    flops: floating-point operations (2 per MAC plus every other floating-point op).
+    macs: multiply-accumulates in matmul-like ops (mm, bmm, conv, attention products).
+    bytes_read / bytes_written: tensor bytes read by ops and written by them (views move nothing).
+    causal_macs: MACs with the score positions hidden by causal masks skipped (equals macs
+        when no causal attention ran).
+    calls: number of counted aten op calls.
+    """
+
+    flops: int = 0
+    macs: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    causal_macs: int = 0
+    calls: int = 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes read plus bytes written."""
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOPs per byte moved (0.0 when nothing moved)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleCounts(Counts):
+    """Inclusive counts of one module (its children included), with its parameter counts."""
+
+    name: str = ""
+    type: str = ""
+    params: int = 0
+    trainable_params: int = 0
+
+
+class _Acc:
+    """A mutable (flops, macs, masked_macs, bytes_read, bytes_written, calls) accumulator."""
+
+    __slots__ = ("v",)
+
+    def __init__(self):
+        self.v = [0, 0, 0, 0, 0, 0]
+
+    def add(self, row_values):
+        v = self.v
+        for i in range(6):
+            v[i] += row_values[i]
+
+    def counts(self, cls=Counts, **extra):
+        f, m, masked, r, w, calls = self.v
+        return cls(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls, **extra)
+
+
+class _CountingMode(_core.Recorder, TorchDispatchMode):
+    """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's."""
+
+    def __init__(self):
+        TorchDispatchMode.__init__(self)
+
+
+class count:
+    """Count FLOPs, MACs and bytes of everything run inside the block.
+
+    ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
+    the model itself); without one, the first (outermost) module entered becomes the root.
+    ``python_formulas=True`` costs ops with the pure-Python reference (slower; for comparisons).
+    A ``count`` is entered once; its results stay readable after the block.
+    """
+
+    def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False):
+        if model is not None and not isinstance(model, torch.nn.Module):
+            raise TypeError(f"count(model): expected a torch.nn.Module, got {type(model).__name__}")
+        self._model = model
+        self._python_formulas = bool(python_formulas)
+        self._mode = None
+        self._handles = []
+        self._active = False
+        self._entered = False
+        self._results = None
+        self._names, self._types, self._params = [], [], []
+        self._index_by_name: Dict[str, int] = {}
+        self._param_owner: Dict[int, int] = {}
+        self._root_seen = False
+
+    # ----- module registry -------------------------------------------------------------------------
+
+    def _register_tree(self, root: torch.nn.Module):
+        mode = self._mode
+        for name, module in root.named_modules():
+            parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
+            idx = mode.add_module(module, parent)
+            if idx != len(self._names):
+                continue  # already registered under another name
+            self._names.append(name)
+            self._types.append(type(module).__name__)
+            self._index_by_name[name] = idx
+            total = trainable = 0
+            for p in module.parameters():
+                total += p.numel()
+                trainable += p.numel() if p.requires_grad else 0
+            self._params.append((total, trainable))
+            for p in module.parameters(recurse=False):
+                self._param_owner.setdefault(id(p), idx)
+        self._root_seen = True
+
+    def _on_unknown_module(self, module):
+        """Called by the recorder for a module it does not know: adopt the first one as root."""
+        if self._root_seen:
+            return -1
+        self._register_tree(module)
+        return 0
+
+    def _on_accumulate_grad(self, node):
+        variable = getattr(node, "variable", None)
+        return self._param_owner.get(id(variable), -1) if variable is not None else -1
+
+    # ----- context manager --------------------------------------------------------------------------
+
+    def __enter__(self) -> "count":
+        if self._entered:
+            raise RuntimeError("a flopdispatch.count block can be entered only once; make a new count()")
+        self._entered = True
+        mode = self._mode = _CountingMode()
+        try:
+            mode.configure(self._model is not None, self._on_unknown_module, self._on_accumulate_grad)
+            mode.use_python_formulas(self._python_formulas)
+            if self._model is not None:
+                self._register_tree(self._model)
+            modules = torch.nn.modules.module
+            self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
+            self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
+            from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+            self._handles.append(register_optimizer_step_pre_hook(lambda *a: mode.set_optimizer(True)))
+            self._handles.append(register_optimizer_step_post_hook(lambda *a: mode.set_optimizer(False)))
+            mode.__enter__()
+        except BaseException:
+            self._cleanup()
+            raise
+        self._active = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if self._active:
+                self._mode.__exit__(exc_type, exc, tb)
+        finally:
+            self._active = False
+            self._cleanup()
+        return False
+
+    def _cleanup(self):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        if self._mode is not None:
+            self._results = self._collect()
+            self._mode.detach()
+        self._model = None  # keep names and numbers, not the user's objects
+
+    # ----- results ----------------------------------------------------------------------------------
+
+    def _collect(self):
+        rows, scopes, ops, errors = self._mode.snapshot()
+        # Modules on each scope's path (a module counted once per op even when recursive).
+        on_path = [()] * len(scopes)
+        for s in range(1, len(scopes)):
+            parent, module = scopes[s]
+            on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
+        total, by_phase, by_op, by_module = _Acc(), {}, {}, {}
+        unsupported, reasons = {}, {}
+        for scope, phase, op, calls, flops, macs, masked, read, written in rows:
+            values = (flops, macs, masked, read, written, calls)
+            name, family = ops[op]
+            phase_name = PHASES[phase]
+            total.add(values)
+            by_phase.setdefault(phase_name, _Acc()).add(values)
+            by_op.setdefault((name, phase_name), _Acc()).add(values)
+            for m in on_path[scope]:
+                by_module.setdefault((m, None), _Acc()).add(values)
+                by_module.setdefault((m, phase_name), _Acc()).add(values)
+            if family == "unsupported" or op in errors:
+                unsupported[name] = unsupported.get(name, 0) + calls
+                reasons[name] = errors.get(op, "no formula declared")
+        return {"total": total, "phase": by_phase, "op": by_op, "module": by_module,
+                "unsupported": unsupported, "reasons": reasons}
+
+    def _res(self):
+        if self._results is not None:
+            return self._results
+        if self._mode is None:
+            raise RuntimeError("nothing counted yet: use `with flopdispatch.count(...) as c:`")
+        return self._collect()  # live view inside the block
+
+    @property
+    def totals(self) -> Counts:
+        """Everything counted in the block."""
+        return self._res()["total"].counts()
+
+    @property
+    def flops(self) -> int:
+        return self.totals.flops
+
+    @property
+    def macs(self) -> int:
+        return self.totals.macs
+
+    @property
+    def bytes_read(self) -> int:
+        return self.totals.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.totals.bytes_written
+
+    @property
+    def causal_macs(self) -> int:
+        return self.totals.causal_macs
+
+    @property
+    def params(self) -> int:
+        """Parameters of the root module (0 when no module ran)."""
+        return self._params[0][0] if self._params else 0
+
+    @property
+    def trainable_params(self) -> int:
+        return self._params[0][1] if self._params else 0
+
+    @property
+    def module_names(self):
+        """Tracked module names, in ``named_modules()`` order (``""`` is the root)."""
+        return list(self._names)
+
+    def phase(self, name: str) -> Counts:
+        """Counts of one phase: 'forward', 'backward', 'optimizer' or 'other'."""
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
+        acc = self._res()["phase"].get(name)
+        return acc.counts() if acc else Counts()
+
+    def module(self, name: str = "", phase: Optional[str] = None) -> ModuleCounts:
+        """Inclusive counts of a module by name (``""`` is the root), optionally for one phase."""
+        if name not in self._index_by_name:
+            close = [n for n in self._names if name and name in n][:5]
+            hint = f"; similar: {close}" if close else ""
+            raise KeyError(f"no module named {name!r} was tracked{hint}")
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        idx = self._index_by_name[name]
+        acc = self._res()["module"].get((idx, phase)) or _Acc()
+        total, trainable = self._params[idx]
+        return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
+                          trainable_params=trainable)
+
+    def ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per aten op: {'aten::mm': {calls, flops, macs, bytes_read, bytes_written}}, by FLOPs."""
+        merged: Dict[str, _Acc] = {}
+        for (name, ph), acc in self._res()["op"].items():
+            if phase is None or ph == phase:
+                merged.setdefault(name, _Acc()).add(acc.v)
+        out = {}
+        for name, acc in sorted(merged.items(), key=lambda kv: (-kv[1].v[0], -kv[1].v[3] - kv[1].v[4], kv[0])):
+            c = acc.counts()
+            out[name] = {"calls": c.calls, "flops": c.flops, "macs": c.macs,
+                         "bytes_read": c.bytes_read, "bytes_written": c.bytes_written}
+        return out
+
+    @property
+    def unsupported(self) -> Dict[str, int]:
+        """Ops whose FLOPs could not be counted: {'aten::xyz': calls}."""
+        return dict(self._res()["unsupported"])
+
+    @property
+    def unsupported_reasons(self) -> Dict[str, str]:
+        """Why each unsupported op was not counted."""
+        return dict(self._res()["reasons"])
+
+    def to_dict(self) -> dict:
+        """Every count as JSON-able data (ints; names as keys)."""
+        res = self._res()
+        return {
+            "schema": "flopdispatch.counts/1",
+            "torch_version": torch.__version__,
+            "totals": self.totals.as_dict(),
+            "phases": {p: self.phase(p).as_dict() for p in PHASES if p in res["phase"]},
+            "modules": {n: self.module(n).as_dict() for n in self._names},
+            "ops": self.ops(),
+            "unsupported": self.unsupported,
+            "unsupported_reasons": self.unsupported_reasons,
+        }
+
+    def table(self, depth: int = 2) -> str:
+        """A readable tree table of modules down to `depth` levels below the root."""
+        return format_table(self, depth=depth)
+
+    def __repr__(self):
+        if self._mode is None:
+            return "<flopdispatch.count (not entered)>"
+        t = self.totals
+        return f"<flopdispatch.count flops={t.flops} macs={t.macs} bytes={t.bytes}>"
+
+
+def profile(model: torch.nn.Module, *args, **kwargs) -> count:
+    """Count one call ``model(*args, **kwargs)``; returns the finished ``count``."""
+    with count(model) as c:
+        model(*args, **kwargs)
+    return c
