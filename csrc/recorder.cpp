@@ -109,7 +109,7 @@ int64_t bytes_read(const OpEntry& e, PyObject* args, PyObject* kwargs) {
         PyObject *key, *value;
         Py_ssize_t pos = 0;
         while (PyDict_Next(kwargs, &pos, &key, &value)) {
-            if (key == globals().str_out) continue;  // out= is written, not read
+            if (key == globals().str_out || PyUnicode_CompareWithASCIIString(key, "out") == 0) continue;  // out= is written
             total += nbytes_of_value(value);
         }
     }

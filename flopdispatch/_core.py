@@ -30,8 +30,8 @@ def declaration(func):
     name = op_name(func)
     namespace, _, base = name.partition("::")
     overload = getattr(func, "_overloadname", "default")
-    entry = None
-    if namespace == "aten":
+    entry = TABLE.get(name)
+    if entry is None and namespace == "aten":
         for key in (f"{base}.{overload}", base, base[:-1] if base.endswith("_") else None):
             if key and key in TABLE:
                 entry = TABLE[key]

@@ -39,7 +39,8 @@ GELU = 5             # x * 0.5 * (1 + erf(x / sqrt(2)))
 SIGMOID = 4          # 1 / (1 + exp(-x))
 
 # (aten names, family, params). A name without overload covers all overloads; "name.overload"
-# overrides for one overload. In-place variants ("add_") fall back to their base name.
+# overrides for one overload. In-place variants ("add_") fall back to their base name. Names in
+# other namespaces are written in full ("profiler::...").
 OPS = [
     # ---- views and metadata: no FLOPs, no bytes --------------------------------------------------
     ("view _unsafe_view _reshape_alias reshape permute transpose t expand expand_as view_as squeeze "
@@ -51,7 +52,8 @@ OPS = [
      "_functional_assert_async is_nonzero dim _version detach_ unsqueeze_ squeeze_ transpose_ t_ "
      "as_strided_ _make_dep_token sym_constrain_range sym_constrain_range_for_size "
      "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
-     "is_contiguous stride size", "zero", {}),
+     "is_contiguous stride size profiler::_record_function_enter profiler::_record_function_enter_new "
+     "profiler::_record_function_exit", "zero", {}),
     # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
     ("_to_copy clone cat stack hstack vstack index index_select gather scatter index_put "
      "_unsafe_index _unsafe_index_put index_copy index_fill masked_scatter masked_select nonzero "
