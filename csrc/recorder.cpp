@@ -141,6 +141,21 @@ struct Transition {
 };
 
 constexpr uint64_t kNoSeq = UINT64_MAX;
+
+// Consumes a new reference to a Python int; false (error cleared) when it is not one.
+bool take_u64(PyObject* r, uint64_t& out) {
+    if (!r) {
+        PyErr_Clear();
+        return false;
+    }
+    out = PyLong_AsUnsignedLongLong(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+    }
+    return true;
+}
 constexpr size_t kMaxSegments = 64;  // top-level forwards whose backward can still be attributed
 
 PyObject* int128_to_py(i128 v) {
@@ -209,18 +224,8 @@ struct RecorderState {
     int current_scope() const { return stack.empty() ? 0 : stack.back().scope; }
 
     void note_transition() {
-        if (!g_sequence_nr) return;
-        PyObject* r = PyObject_CallNoArgs(g_sequence_nr);
-        if (!r) {
-            PyErr_Clear();
-            return;
-        }
-        uint64_t seq = PyLong_AsUnsignedLongLong(r);
-        Py_DECREF(r);
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-            return;
-        }
+        uint64_t seq;
+        if (!g_sequence_nr || !take_u64(PyObject_CallNoArgs(g_sequence_nr), seq)) return;
         int scope = current_scope();
         if (!transitions.empty() && transitions.back().scope == scope) return;
         if (!transitions.empty() && transitions.back().seq == seq) {
@@ -231,14 +236,8 @@ struct RecorderState {
     }
 
     void start_segment() {
-        if (!g_sequence_nr) return;
-        PyObject* r = PyObject_CallNoArgs(g_sequence_nr);
-        if (!r) {
-            PyErr_Clear();
-            return;
-        }
-        uint64_t seq = PyLong_AsUnsignedLongLong(r);
-        Py_DECREF(r);
+        uint64_t seq;
+        if (!g_sequence_nr || !take_u64(PyObject_CallNoArgs(g_sequence_nr), seq)) return;
         segments.push_back(seq);
         if (segments.size() > kMaxSegments) {
             segments.pop_front();
@@ -257,17 +256,8 @@ struct RecorderState {
 
     // Scope for backward work run by an autograd node (a new reference is not taken).
     int scope_of_node(PyObject* node) {
-        PyObject* r = PyObject_CallMethodNoArgs(node, globals().str_sequence_nr);
-        if (!r) {
-            PyErr_Clear();
-            return 0;
-        }
-        uint64_t seq = PyLong_AsUnsignedLongLong(r);
-        Py_DECREF(r);
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-            return 0;
-        }
+        uint64_t seq;
+        if (!take_u64(PyObject_CallMethodNoArgs(node, globals().str_sequence_nr), seq)) return 0;
         if (seq != kNoSeq) return scope_of_seq(seq);
         // AccumulateGrad: gradient accumulation into a parameter, charged to its module.
         if (!param_cb) return 0;

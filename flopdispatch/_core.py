@@ -47,7 +47,11 @@ def declaration(func):
 
 
 def _resolve(func):
-    name, family, params, arg_names, overwritten = declaration(func)
+    """Called by the core once per op overload; never raises (an odd op becomes unsupported)."""
+    try:
+        name, family, params, arg_names, overwritten = declaration(func)
+    except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
+        name, family, params, arg_names, overwritten = str(func), "unsupported", (), (), -1
     return name, FAMILY_IDS[family], params, arg_names, overwritten
 
 
