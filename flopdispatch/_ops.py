@@ -53,7 +53,7 @@ OPS = [
      "as_strided_ _make_dep_token sym_constrain_range sym_constrain_range_for_size "
      "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
      "is_contiguous stride size profiler::_record_function_enter profiler::_record_function_enter_new "
-     "profiler::_record_function_exit", "zero", {}),
+     "profiler::_record_function_exit prim::device prim::layout", "zero", {}),
     # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
     ("_to_copy clone cat stack hstack vstack index index_select gather scatter index_put "
      "_unsafe_index _unsafe_index_put index_copy index_fill masked_scatter masked_select nonzero "

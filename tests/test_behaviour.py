@@ -197,3 +197,20 @@ def test_encoder_layer_fast_path_matches_slow_path():
         layer(x)
     assert "aten::_transformer_encoder_layer_fwd" in fast.ops()
     assert fast.macs == slow.macs
+
+
+def test_symbolic_shapes_are_priced_by_the_python_reference():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    ctx = StatelessSymbolicContext(dynamic_sizes=[DimDynamic.DYNAMIC, DimDynamic.DYNAMIC])
+    x = mode.from_tensor(torch.randn(8, 64), symbolic_context=ctx)
+    assert not isinstance(x.shape[0], int)  # a SymInt: the compiled table hands it to Python
+    with mode:
+        lin = nn.Linear(64, 32)
+        with fd.count(lin) as c:
+            torch.relu(lin(x))
+    assert c.macs == 8 * 64 * 32                        # 16,384 (sizes from the shape hints)
+    assert c.flops == 2 * 8 * 64 * 32 + 8 * 32 + 8 * 32  # matmul + bias add + ReLU
+    assert c.unsupported == {}
