@@ -214,3 +214,27 @@ def test_symbolic_shapes_are_priced_by_the_python_reference():
     assert c.macs == 8 * 64 * 32                        # 16,384 (sizes from the shape hints)
     assert c.flops == 2 * 8 * 64 * 32 + 8 * 32 + 8 * 32  # matmul + bias add + ReLU
     assert c.unsupported == {}
+
+
+def test_to_dict_is_json_and_matches_the_api():
+    import json
+
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+    x = torch.randn(2, 8, requires_grad=True)
+    with fd.count(model) as c:
+        model(x).sum().backward()
+    data = json.loads(json.dumps(c.to_dict()))
+    assert data["totals"]["macs"] == c.macs == 2 * 8 * 4 * 3  # forward + grad_input + grad_weight
+    assert data["modules"]["0"]["params"] == 8 * 4 + 4
+    assert data["phases"]["backward"]["macs"] == c.phase("backward").macs
+    assert data["ops"]["aten::addmm"]["calls"] == 1
+    assert sum(p["flops"] for p in data["phases"].values()) == data["totals"]["flops"]
+
+
+def test_table_shows_the_tree_down_to_depth():
+    model = nn.Sequential(nn.Sequential(nn.Linear(4, 4)), nn.Linear(4, 2))
+    with fd.count(model) as c:
+        model(torch.randn(1, 4))
+    shallow, deep = c.table(depth=1), c.table(depth=2)
+    assert "Sequential" in shallow and "total" in shallow
+    assert shallow.count("Linear") == 1 and deep.count("Linear") == 2
