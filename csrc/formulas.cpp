@@ -435,6 +435,20 @@ Cost encoder_layer(const int* p, const CallView& call) {
     return c;
 }
 
+// A fused recurrent layer: every (step, batch) row multiplies the input by w_ih [G*H, I] and the
+// previous hidden state by w_hh [G*H, H]; the backward kernel does `products` = 2 such passes.
+Cost rnn(const int* p, const CallView& call) {
+    PyObject* input = call.tensor(p[0]);
+    read_shape(call.tensor(p[1]), s_a);
+    read_shape(call.tensor(p[2]), s_b);
+    if (s_a.size() != 2 || s_b.size() != 2 || s_a[1] == 0) throw FormulaError("expected 2-d RNN weights");
+    int64_t rows = numel_of(input) / s_a[1];  // steps * batch
+    Cost c;
+    c.macs = rows * (s_a[0] * s_a[1] + s_b[0] * s_b[1]) * p[3];
+    c.flops = 2 * c.macs + rows * s_b[1] * p[4];
+    return c;
+}
+
 }  // namespace
 
 Cost compute_cost(int family, const int* p, const CallView& call) {
@@ -467,6 +481,8 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return mha(p, call);
         case F_ENCODER_LAYER:
             return encoder_layer(p, call);
+        case F_RNN:
+            return rnn(p, call);
         default:
             throw FormulaError("unknown family");
     }

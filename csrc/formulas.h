@@ -32,13 +32,15 @@ enum Family : int {
     F_FOREACH,         // p0=tensor-list arg p1=FLOPs per element
     F_MHA,             // _native_multi_head_attention
     F_ENCODER_LAYER,   // _transformer_encoder_layer_fwd
+    F_RNN,             // p0=input p1=w_ih p2=w_hh p3=products per weight p4=FLOPs per hidden unit and step
     F_COUNT
 };
 
 inline const char* family_name(int f) {
     static const char* names[] = {"zero",        "move",   "unsupported", "matmul",   "conv",
                                   "conv_backward", "attention", "elementwise", "reduce", "norm",
-                                  "norm_backward", "pool", "foreach",     "mha",      "encoder_layer"};
+                                  "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
+                                  "rnn"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

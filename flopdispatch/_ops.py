@@ -27,9 +27,10 @@ FAMILY_PARAMS = {
     "foreach": ("tensors", "cost"),
     "mha": (),
     "encoder_layer": ("gelu_cost", "relu_cost", "layer_norm_cost"),
+    "rnn": ("input", "w_ih", "w_hh", "products", "gate_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
-                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors"}
+                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh"}
 
 # Per-element costs used more than once.
 SOFTMAX = 5          # max, subtract, exp, sum, divide
@@ -37,6 +38,12 @@ LAYER_NORM = 5       # mean, subtract, square, sum, scale by rstd (+1 weight, +1
 RMS_NORM = 3         # square, sum, scale by rstd (+1 weight)
 GELU = 5             # x * 0.5 * (1 + erf(x / sqrt(2)))
 SIGMOID = 4          # 1 / (1 + exp(-x))
+# LSTM per hidden unit and step: two bias adds on 4 gates (8), 3 sigmoids (12), 2 tanh (2),
+# c = f*c + i*g (3), h = o*tanh(c) (1).
+LSTM_GATES = 26
+# GRU per hidden unit and step: bias adds on 3 gates (6), 2 sigmoids (8), tanh (1), r*h_n (1),
+# n + r*h (1), h = (1-z)*n + z*h (3).
+GRU_GATES = 20
 
 # (aten names, family, params). A name without overload covers all overloads; "name.overload"
 # overrides for one overload. In-place variants ("add_") fall back to their base name. Names in
@@ -67,7 +74,10 @@ OPS = [
      "slice_scatter select_scatter diagonal_scatter as_strided_scatter sort topk argsort unique "
      "_unique2 unique_consecutive unique_dim copy im2col _pin_memory contiguous "
      "_foreach_zero _foreach_copy channel_shuffle native_channel_shuffle bucketize searchsorted "
-     "one_hot isin _index_put_impl", "move", {}),
+     "one_hot isin _index_put_impl slice_backward select_backward diagonal_backward unfold_backward "
+     "as_strided_copy expand_copy permute_copy view_copy transpose_copy t_copy unsqueeze_copy "
+     "squeeze_copy slice_copy select_copy detach_copy alias_copy split_copy split_with_sizes_copy "
+     "unbind_copy diagonal_copy narrow_copy _reshape_copy", "move", {}),
     # Written, not read: the destination of a copy or fill.
     ("copy_ fill_ zero_ normal_ uniform_ random_ exponential_ bernoulli_ geometric_ cauchy_ "
      "log_normal_", "move", {"overwrites": 0}),
@@ -104,6 +114,13 @@ OPS = [
     ("_efficient_attention_backward", "attention",
      {"q": 1, "layout": 1, "causal": 14, "causal_kind": 1, "backward": 1}),
     ("_native_multi_head_attention", "mha", {}),
+    # ---- recurrent layers (CPU fused LSTM layer; cells on CUDA) ----------------------------------
+    ("mkldnn_rnn_layer", "rnn", {"input": 0, "w_ih": 1, "w_hh": 2, "products": 1, "gate_cost": LSTM_GATES}),
+    # backward: grads of input and hidden state, and of both weights; gate math priced twice
+    ("mkldnn_rnn_layer_backward", "rnn",
+     {"input": 0, "w_ih": 1, "w_hh": 2, "products": 2, "gate_cost": 2 * LSTM_GATES}),
+    ("_thnn_fused_lstm_cell", "elementwise", {"cost": LSTM_GATES}),
+    ("_thnn_fused_gru_cell", "elementwise", {"cost": GRU_GATES}),
     ("_transformer_encoder_layer_fwd", "encoder_layer",
      {"gelu_cost": GELU, "relu_cost": 1, "layer_norm_cost": LAYER_NORM + 2}),
     # ---- elementwise: FLOPs per output element --------------------------------------------------
@@ -114,9 +131,9 @@ OPS = [
      "polygamma i0 threshold threshold_backward square heaviside logical_not logical_and "
      "logical_or logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite "
      "signbit xlogy special_xlog1py", "elementwise", {"cost": 1}),
-    ("clamp hardtanh leaky_relu hardtanh_backward leaky_relu_backward relu6 prelu",
+    ("clamp hardtanh leaky_relu hardtanh_backward leaky_relu_backward relu6 prelu _prelu_kernel",
      "elementwise", {"cost": 2}),
-    ("addcmul addcdiv lerp softplus sigmoid_backward tanh_backward hardsigmoid logit hypot "
+    ("addcmul addcdiv lerp softplus sigmoid_backward tanh_backward hardsigmoid logit hypot _prelu_kernel_backward "
      "rrelu_with_noise", "elementwise", {"cost": 3}),
     ("sigmoid hardswish elu celu selu", "elementwise", {"cost": SIGMOID}),
     ("silu mish softplus_backward hardswish_backward elu_backward", "elementwise", {"cost": 5}),

@@ -265,6 +265,14 @@ def encoder_layer(p, c):
     return flops, macs, 0
 
 
+def rnn(p, c):
+    inp = c.tensor(p["input"])
+    w_ih, w_hh = shape(c.tensor(p["w_ih"])), shape(c.tensor(p["w_hh"]))
+    steps_times_batch = numel(inp) // w_ih[1]
+    macs = steps_times_batch * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1]) * p["products"]
+    return 2 * macs + steps_times_batch * w_hh[1] * p["gate_cost"], macs, 0
+
+
 def _zero(p, c):
     return 0, 0, 0
 
@@ -273,7 +281,7 @@ FAMILIES = {
     "zero": _zero, "move": _zero, "unsupported": _zero, "matmul": matmul, "conv": conv,
     "conv_backward": conv_backward, "attention": attention, "elementwise": elementwise,
     "reduce": reduce, "norm": norm, "norm_backward": norm_backward, "pool": pool,
-    "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer,
+    "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer, "rnn": rnn,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 
