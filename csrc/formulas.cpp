@@ -206,9 +206,20 @@ Cost matmul(const int* p, const CallView& call) {
     if (p[3] == 1) {  // outer product
         c.macs = numel_of(a) * numel_of(b);
     } else {
+        read_shape(a, s_a);
         read_shape(b, s_b);
-        int64_t n = s_b.size() >= 2 ? s_b.back() : 1;
-        c.macs = numel_of(a) * n;
+        if (p[3] == 2) {  // a @ b.T with b [n, k] (linear weights)
+            if (s_b.empty()) throw FormulaError("linear weight has no dimensions");
+            c.macs = numel_of(a) * s_b[0];
+        } else if (p[3] == 3 && s_a.size() == 3 && s_b.size() == 2) {
+            // grouped mm, a [G, M, K] with b [K, N_total] split along N: one K-long dot product
+            // per output element
+            PyObject* o = call.out_tensor(0);
+            if (!o) throw FormulaError("grouped mm returned no tensor");
+            c.macs = numel_of(o) * s_a[2];
+        } else {  // a [..., m, k] @ b [..., k, n] (or a vector b: n = 1)
+            c.macs = numel_of(a) * (s_b.size() >= 2 ? s_b.back() : 1);
+        }
     }
     c.flops = 2 * c.macs;
     if (call.has_tensor(p[2])) c.flops += out_numel(call);

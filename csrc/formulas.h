@@ -20,7 +20,7 @@ enum Family : int {
     F_ZERO = 0,        // views and metadata: nothing computed, nothing moved
     F_MOVE,            // data movement: bytes only
     F_UNSUPPORTED,     // no formula: bytes and calls recorded, listed as unsupported
-    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 contraction, 1 outer)
+    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped)
     F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg)
     F_CONV_BWD,        // p0=grad_out p1=input p2=weight p3=transposed p4=output_mask
     F_ATTENTION,       // p0=q (k,v follow) p1=layout p2=causal arg p3=causal kind p4=mask arg p5=backward

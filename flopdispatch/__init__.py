@@ -8,6 +8,8 @@
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
 from .report import human
+from .rules import RuleOfThumb, rule_of_thumb
 
 __version__ = "0.1.0"
-__all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "__version__"]
+__all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
+           "__version__"]

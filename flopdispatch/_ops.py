@@ -13,7 +13,9 @@ FAMILY_PARAMS = {
     "zero": (),
     "move": (),
     "unsupported": (),
-    "matmul": ("a", "b", "bias", "kind"),  # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k])
+    # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k]), 3 grouped (MoE experts: 2d x 3d,
+    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N)
+    "matmul": ("a", "b", "bias", "kind"),
     "conv": ("input", "weight", "bias", "transposed"),
     "conv_backward": ("grad_out", "input", "weight", "transposed", "output_mask"),
     # layout: 0 [..., H, S, D], 1 [B, S, H, D]; causal_kind: 0 bool argument, 1 mask-type int
@@ -87,6 +89,8 @@ OPS = [
     ("addr", "matmul", {"a": 1, "b": 2, "bias": 0, "kind": 1}),
     ("outer ger", "matmul", {"a": 0, "b": 1, "kind": 1}),
     ("_scaled_mm", "matmul", {"a": 0, "b": 1, "bias": 4}),
+    ("_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 3, "kind": 3}),
+    ("_scaled_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 5, "kind": 3}),
     ("linear _weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
     ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
     ("mkldnn_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
@@ -130,7 +134,7 @@ OPS = [
      "clamp_max where masked_fill pow float_power remainder fmod copysign nan_to_num lgamma digamma "
      "polygamma i0 threshold threshold_backward square heaviside logical_not logical_and "
      "logical_or logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite "
-     "signbit xlogy special_xlog1py", "elementwise", {"cost": 1}),
+     "signbit xlogy special_xlog1py floor_divide", "elementwise", {"cost": 1}),
     ("clamp hardtanh leaky_relu hardtanh_backward leaky_relu_backward relu6 prelu _prelu_kernel",
      "elementwise", {"cost": 2}),
     ("addcmul addcdiv lerp softplus sigmoid_backward tanh_backward hardsigmoid logit hypot _prelu_kernel_backward "
@@ -156,7 +160,7 @@ OPS = [
      "_upsample_nearest_exact3d_backward", "reduce", {"cost": 1, "input": 0}),
     # ---- reductions: FLOPs per input element (+ per output element) ------------------------------
     ("sum nansum prod amax amin max min argmax argmin aminmax cumsum cumprod logcumsumexp cummax "
-     "cummin any all count_nonzero", "reduce", {"cost": 1, "input": 0}),
+     "cummin any all count_nonzero histc bincount", "reduce", {"cost": 1, "input": 0}),
     ("mean nanmean", "reduce", {"cost": 1, "input": 0, "cost_out": 1}),
     ("var var_mean", "reduce", {"cost": 4, "input": 0, "cost_out": 2}),
     ("std std_mean", "reduce", {"cost": 4, "input": 0, "cost_out": 3}),

@@ -112,6 +112,8 @@ def matmul(p, c):
         macs = numel(a) * numel(b)
     elif p["kind"] == 2:
         macs = numel(a) * shape(b)[0]
+    elif p["kind"] == 3 and len(shape(a)) == 3 and len(shape(b)) == 2:
+        macs = _out_numel(c) * shape(a)[2]  # [G, M, K] x [K, N_total]: one K-long dot per output
     else:
         sb = shape(b)
         macs = numel(a) * (sb[-1] if len(sb) >= 2 else 1)

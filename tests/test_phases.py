@@ -144,3 +144,15 @@ def test_without_model_the_outermost_module_is_the_root():
     assert c.module("").type == "Sequential"
     assert c.module("1").macs == 4 * 2
     assert c.module("").params == 4 * 4 + 4 + 4 * 2 + 2
+
+
+def test_autocast_counts_the_same_matmuls_and_the_casts():
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    x = torch.randn(8, 16)
+    with fd.count(model) as plain:
+        model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16), fd.count(model) as mixed:
+        y = model(x)
+    assert y.dtype == torch.bfloat16  # autocast still applies under the counter
+    assert mixed.macs == plain.macs == 8 * 16 * 16 + 8 * 16 * 4
+    assert "aten::_to_copy" in mixed.ops()  # the casts move bytes
