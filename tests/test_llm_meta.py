@@ -58,3 +58,18 @@ def test_small_llama_training_step_matches_flopcountermode():
     # matmuls' input, the embedding output, requires grad), and the math-path attention products
     # twice: exactly 2x forward
     assert c.phase("backward").macs == 2 * fwd
+
+
+def test_llama_70b_training_step_on_meta():
+    model = _llama(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
+                   intermediate_size=28672, vocab_size=32000, max_position_embeddings=4096)
+    ids = torch.randint(0, 32000, (1, 4096), device="meta")
+    with fd.count(model) as c:
+        model(input_ids=ids, labels=ids).loss.backward()
+    fwd = llama_forward_macs(4096, 8192, 1024, 28672, 32000, 80)
+    assert c.phase("forward").macs == fwd
+    # every matmul's input requires grad (the embedding output does), so backward computes the
+    # grad of both operands of every product: 2x forward; total 3x = 910,318,318,387,200 MACs
+    assert c.phase("backward").macs == 2 * fwd
+    assert c.macs == 3 * fwd
+    assert c.unsupported == {}

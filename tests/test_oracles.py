@@ -39,9 +39,6 @@ ALL_FORMULA_OPS = sorted(n for f in FORMULA_FAMILIES for n in OPS_BY_FAMILY[f])
 
 # Ops where the C++ family and the Python reference disagree (library bugs; see the reasons).
 KNOWN_DISCREPANCIES = {
-    "linear": "C++ matmul ignores kind=2 (b is [n, k]): it multiplies by b.shape[-1] (k) instead of "
-              "b.shape[0] (n); the Python reference is right",
-    "_weight_int8pack_mm": "same kind=2 bug as linear: C++ MACs = m*k*k instead of m*k*n",
     "_fused_rms_norm_backward": "output_mask is bool[2]: C++ pads a short mask to [1, 1, 1] (ignores it), "
                                 "the Python reference indexes mask[2] and raises IndexError",
 }
@@ -393,6 +390,46 @@ def build_scaled_mm(name, draw):
     return op, args, kwargs, run_or(op, args, kwargs, lambda: meta(m, n, dtype=torch.bfloat16))
 
 
+GROUPED_FORMS = ["2d x 3d", "3d x 3d", "2d x 2d", "3d x 2d"]
+
+
+def grouped_mm_call(name, draw):
+    """MoE grouped mm in its four forms; returns the call and the expected MACs."""
+    g, m, k, n = (16 * d for d in dims(draw, 4, 1, 3))
+    g //= 16
+    form = draw(st.sampled_from(GROUPED_FORMS))
+    scaled = name == "_scaled_grouped_mm"
+    dt = torch.float8_e4m3fn if scaled else draw(st.sampled_from([torch.bfloat16, torch.float32]))
+    offs = meta(g, dtype=torch.int32)
+    if form == "2d x 3d":  # tokens [G*M, K] routed to experts [G, K, N]
+        a_, b_, macs = meta(g * m, k, dtype=dt), meta(g, n, k, dtype=dt).transpose(-2, -1), g * m * k * n
+        out_shape = (g * m, n)
+    elif form == "3d x 3d":  # batched experts
+        a_, b_, macs, offs = meta(g, m, k, dtype=dt), meta(g, n, k, dtype=dt).transpose(-2, -1), g * m * k * n, None
+        out_shape = (g, m, n)
+    elif form == "2d x 2d":  # K split into G groups -> [G, M, N]
+        a_, b_, macs = meta(m, g * k, dtype=dt), meta(n, g * k, dtype=dt).t(), m * g * k * n
+        out_shape = (g, m, n)
+    else:  # 3d x 2d: b's N split into G groups -> [M, G*N]
+        a_, b_, macs = meta(g, m, k, dtype=dt), meta(g * n, k, dtype=dt).t(), m * k * g * n
+        out_shape = (m, g * n)
+    bias = meta(n, dtype=torch.bfloat16) if draw(st.booleans()) else None
+    if scaled:
+        op = aten._scaled_grouped_mm.default
+        args = (a_, b_, meta(a_.shape[:-1], dtype=torch.float32), meta(b_.shape[:-2] + b_.shape[-1:]),
+                offs, bias, None, torch.bfloat16)
+    else:
+        op = aten._grouped_mm.default
+        args = (a_, b_, offs, bias)
+    out = run_or(op, args, {}, lambda: meta(out_shape, dtype=torch.bfloat16))
+    return op, args, {}, out, macs
+
+
+@builder("_grouped_mm", "_scaled_grouped_mm")
+def build_grouped_mm(name, draw):
+    return grouped_mm_call(name, draw)[:4]
+
+
 # ---- convolution -----------------------------------------------------------------------------------
 
 def draw_conv(draw):
@@ -570,7 +607,9 @@ def build_attention(name, draw):
 
 # ---- elementwise -----------------------------------------------------------------------------------
 
-@builder(*[n for n in OPS_BY_FAMILY["elementwise"]])
+@builder(*(["prelu", "clamp", "hardtanh"] + sorted(set(OPS_BY_FAMILY["elementwise"]) & {
+    "upsample_linear1d", "upsample_bilinear2d", "_upsample_bilinear2d_aa", "upsample_trilinear3d", "upsample_bicubic2d",
+    "_upsample_bicubic2d_aa"})))
 def build_elementwise(name, draw):
     if name in UPSAMPLE_RANK:
         return build_upsample(name, draw)
@@ -586,7 +625,7 @@ def build_elementwise(name, draw):
         op = aten.clamp.default if name == "clamp" else aten.hardtanh.default
         args = (x, lo, hi) if name == "clamp" else (x, lo or 0.0, hi or 1.0)
         return op, args, {}, run_or(op, args, {}, lambda: torch.empty_like(x))
-    return generic_call(name, draw, ANY_DTYPE)
+    raise AssertionError(name)
 
 
 UPSAMPLE_RANK = {"upsample_linear1d": 1, "upsample_bilinear2d": 2, "_upsample_bilinear2d_aa": 2,
@@ -605,18 +644,6 @@ def build_upsample(name, draw):
 
 
 # ---- reductions, losses, pooling reductions --------------------------------------------------------
-
-GENERIC_REDUCTIONS = ["sum", "nansum", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "aminmax", "cumsum",
-                      "cumprod", "logcumsumexp", "cummax", "cummin", "any", "all", "count_nonzero", "mean",
-                      "nanmean", "var", "var_mean", "std", "std_mean", "linalg_vector_norm", "norm", "logsumexp",
-                      "mse_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy",
-                      "binary_cross_entropy_with_logits"]
-
-
-@builder(*GENERIC_REDUCTIONS)
-def build_generic_reduction(name, draw):
-    return generic_call(name, draw, ANY_DTYPE, same_shape=True)
-
 
 @builder("mse_loss_backward", "huber_loss_backward", "smooth_l1_loss_backward", "soft_margin_loss_backward",
          "binary_cross_entropy_backward")
@@ -1023,6 +1050,69 @@ def build_encoder(name, draw):
     return encoder_call(draw)[:4]
 
 
+@builder("bincount")
+def build_bincount(name, draw):
+    n, minlength = draw(st.integers(0, 8)), draw(st.integers(0, 6))
+    weights = meta(n, dtype=draw(st.sampled_from(FLOATS))) if draw(st.booleans()) else None
+    args = (meta(n, dtype=torch.int64), weights, minlength)
+    out = meta(max(minlength, 5), dtype=torch.float64 if weights is not None else torch.int64)  # no meta kernel
+    return aten.bincount.default, args, {}, out
+
+
+@builder("histc")
+def build_histc(name, draw):
+    x = meta(shapes(draw, 0, 3), dtype=draw(st.sampled_from(FLOATS)))
+    args = (x, draw(st.integers(1, 10)), 0.0, 1.0)
+    return aten.histc.default, args, {}, run_or(aten.histc.default, args, {}, lambda: meta(args[1], dtype=x.dtype))
+
+
+# ---- recurrent layers --------------------------------------------------------------------------------
+
+def rnn_call(name, draw):
+    """Fused LSTM layer (mkldnn_rnn_layer and its backward); returns the call and (rows, I, H)."""
+    t, b, i, h = dims(draw, 4, 1, 6)
+    dt = draw(st.sampled_from([torch.float32, torch.bfloat16]))
+    batch_first = draw(st.booleans())
+    x = meta((b, t, i) if batch_first else (t, b, i), dtype=dt)
+    w_ih, w_hh, b_ih, b_hh = meta(4 * h, i, dtype=dt), meta(4 * h, h, dtype=dt), meta(4 * h, dtype=dt), meta(4 * h, dtype=dt)
+    hx, cx = meta(b, h, dtype=dt), meta(b, h, dtype=dt)
+    if name == "mkldnn_rnn_layer":
+        op = aten.mkldnn_rnn_layer.default
+        args = (x, w_ih, w_hh, b_ih, b_hh, hx, cx, False, [], 2, h, 1, True, False, batch_first, True)
+        out = run_or(op, args, {}, lambda: (meta(*x.shape[:-1], h), hx, cx, meta(0)))
+    else:
+        op = aten.mkldnn_rnn_layer_backward.default
+        y = meta(*x.shape[:-1], h, dtype=dt)
+        args = (x, w_ih, w_hh, b_ih, b_hh, hx, cx, y, hx, cx, y, hx, cx, False, 2, h, 1, True, True, False, [],
+                batch_first, meta(0, dtype=torch.uint8))
+        out = run_or(op, args, {}, lambda: (torch.empty_like(x), torch.empty_like(w_ih), torch.empty_like(w_hh),
+                                            torch.empty_like(b_ih), torch.empty_like(b_hh), hx, cx))
+    return op, args, {}, out, (t * b, i, h)
+
+
+@builder(*OPS_BY_FAMILY.get("rnn", []))
+def build_rnn(name, draw):
+    return rnn_call(name, draw)[:4]
+
+
+@builder(*sorted(set(OPS_BY_FAMILY["elementwise"]) & {"_thnn_fused_lstm_cell", "_thnn_fused_gru_cell"}))
+def build_fused_cell(name, draw):
+    b, h = dims(draw, 2, 1, 6)
+    gates = 4 if "lstm" in name else 3
+    dt = draw(st.sampled_from(FLOATS))
+    opt = lambda: meta(gates * h, dtype=dt) if draw(st.booleans()) else None  # noqa: E731
+    args = (meta(b, gates * h, dtype=dt), meta(b, gates * h, dtype=dt), meta(b, h, dtype=dt), opt(), opt())
+    op = overload_of(name)
+    n_out = 3 if "lstm" in name else 2
+    return op, args, {}, run_or(op, args, {}, lambda: (meta(b, h, dtype=dt),) * n_out)
+
+
+# Any other declared elementwise op or reduction gets the schema-driven builder.
+GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
+for _name in GENERIC_FALLBACK:
+    BUILDERS[_name] = (lambda n: lambda draw: generic_call(n, draw, ANY_DTYPE, same_shape=TABLE[n][0] == "reduce"))(_name)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Coverage: every declared formula op has a builder, and every family one op at least
 # ---------------------------------------------------------------------------------------------------
@@ -1034,9 +1124,7 @@ def test_every_declared_formula_op_has_a_builder():
 
 
 def test_generic_builders_find_a_runnable_overload():
-    generic = [n for n in OPS_BY_FAMILY["elementwise"] if n not in UPSAMPLE_RANK and n not in
-               ("prelu", "clamp", "hardtanh")] + GENERIC_REDUCTIONS
-    missing = [n for n in generic if not usable_overloads(n)]
+    missing = [n for n in GENERIC_FALLBACK if not usable_overloads(n)]
     assert missing == []
 
 
@@ -1093,6 +1181,17 @@ def test_matmul_macs(data):
     assert masked == 0
     bias_flops = out.numel() if name.startswith("add") or name in ("baddbmm", "_addmm_activation") else 0
     assert flops == 2 * macs + bias_flops
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(data=st.data())
+def test_grouped_mm_macs(data):
+    """MoE grouped mm (2d x 3d, 3d x 3d, 2d x 2d, 3d x 2d): one K-long dot product per output element."""
+    name = data.draw(st.sampled_from(["_grouped_mm", "_scaled_grouped_mm"]))
+    op, args, kwargs, out, want = grouped_mm_call(name, data.draw)
+    flops, macs, _ = check(op, args, kwargs, out, family="matmul")
+    assert macs == want
+    assert flops == 2 * macs + (out.numel() if args[3 if name == "_grouped_mm" else 5] is not None else 0)
 
 
 @settings(max_examples=40, **SETTINGS)
@@ -1193,6 +1292,17 @@ def test_pool_windows(data):
     floating = counted.dtype.is_floating_point
     assert macs == 0
     assert flops == (window * counted.numel() if floating else 0)
+
+
+@pytest.mark.skipif("rnn" not in FAMILY_PARAMS, reason="no rnn family declared")
+@settings(max_examples=25, **SETTINGS)
+@given(data=st.data())
+def test_rnn_layer(data):
+    name = data.draw(st.sampled_from(OPS_BY_FAMILY.get("rnn", ["mkldnn_rnn_layer"])))
+    op, args, kwargs, out, (rows, i, h) = rnn_call(name, data.draw)
+    _, macs, _ = check(op, args, kwargs, out, family="rnn")
+    products = TABLE[name][1][FAMILY_PARAMS["rnn"].index("products")]
+    assert macs == rows * (4 * h * i + 4 * h * h) * products  # steps*batch * (W_ih + W_hh) per product
 
 
 @settings(max_examples=30, **SETTINGS)
