@@ -257,7 +257,8 @@ Cost conv_backward(const int* p, const CallView& call) {
     bool transposed = call.get_bool(p[3], false);
     std::vector<int64_t> mask;
     call.get_int_list(p[4], mask);
-    if (mask.size() < 3) mask.assign(3, 1);
+    if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
+    while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
     int64_t fwd = conv_forward_macs(transposed ? input : grad_out, weight);
     Cost c;
     c.macs = fwd * (mask[0] + mask[1]);  // grad_input and grad_weight each cost one forward
@@ -363,7 +364,8 @@ Cost norm_backward(const int* p, const CallView& call) {
     PyObject* grad = call.tensor(p[0]);
     std::vector<int64_t> mask;
     call.get_int_list(p[1], mask);
-    if (mask.size() < 3) mask.assign(3, 1);
+    if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
+    while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
     Cost c;
     c.flops = numel_of(grad) * (mask[0] * p[2] + mask[1] * p[3] + mask[2] * p[4]);
     return c;

@@ -98,6 +98,12 @@ def _out_numel(call):
     return numel(outs[0])
 
 
+def _output_mask(v):
+    """Which gradients a backward op computes: all when absent; unlisted entries are not requested."""
+    mask = [True, True, True] if v is None else [bool(x) for x in v]
+    return mask + [False] * (3 - len(mask))
+
+
 def _int_list(v):
     if v is None:
         return []
@@ -140,7 +146,7 @@ def conv(p, c):
 def conv_backward(p, c):
     grad, inp, weight = c.tensor(p["grad_out"]), c.tensor(p["input"]), c.tensor(p["weight"])
     transposed = bool(c.arg(p["transposed"]) or False)
-    mask = list(c.arg(p["output_mask"]) or [True, True, True])
+    mask = _output_mask(c.arg(p["output_mask"]))
     fwd = _conv_macs(inp if transposed else grad, weight)
     macs = fwd * (int(mask[0]) + int(mask[1]))
     return 2 * macs + (numel(grad) if mask[2] else 0), macs, 0
@@ -213,7 +219,7 @@ def norm(p, c):
 
 def norm_backward(p, c):
     grad = c.tensor(p["grad"])
-    mask = list(c.arg(p["output_mask"]) or [True, True, True])
+    mask = _output_mask(c.arg(p["output_mask"]))
     per = int(mask[0]) * p["cost_input"] + int(mask[1]) * p["cost_weight"] + int(mask[2]) * p["cost_bias"]
     return per * numel(grad), 0, 0
 
