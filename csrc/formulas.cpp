@@ -279,6 +279,9 @@ int64_t causal_kept(int64_t sq, int64_t sk, bool bottom_right) {
 }
 
 Cost attention(const int* p, const CallView& call) {
+    // Variable length: non-empty cumulative sequence lengths (dense calls pass None or empty ones).
+    if (call.has_tensor(p[6]) && numel_of(call.arg(p[6])) > 0)
+        throw FormulaError("variable-length attention is not supported");
     PyObject* q = call.tensor(p[0]);
     PyObject* k = call.tensor(p[0] + 1);
     PyObject* v = call.tensor(p[0] + 2);

@@ -24,6 +24,7 @@ enum Family : int {
     F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg)
     F_CONV_BWD,        // p0=grad_out p1=input p2=weight p3=transposed p4=output_mask
     F_ATTENTION,       // p0=q (k,v follow) p1=layout p2=causal arg p3=causal kind p4=mask arg p5=backward
+                       // p6=cumulative sequence lengths arg (variable length: unsupported)
     F_ELEMENTWISE,     // p0=FLOPs per output element
     F_REDUCE,          // p0=FLOPs per input element p1=input arg p2=FLOPs per output element
     F_NORM,            // p0=input p1=weight p2=bias p3=FLOPs/elt p4=training arg p5=FLOPs/elt in eval

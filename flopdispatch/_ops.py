@@ -20,7 +20,8 @@ FAMILY_PARAMS = {
     "conv_backward": ("grad_out", "input", "weight", "transposed", "output_mask"),
     # layout: 0 [..., H, S, D], 1 [B, S, H, D]; causal_kind: 0 bool argument, 1 mask-type int
     # (1 top-left, 2 bottom-right); backward: 1 for the gradient kernels.
-    "attention": ("q", "layout", "causal", "causal_kind", "mask", "backward"),
+    # varlen: the cumulative-sequence-length argument; when given, the call is reported unsupported
+    "attention": ("q", "layout", "causal", "causal_kind", "mask", "backward", "varlen"),
     "elementwise": ("cost",),  # per output element
     "reduce": ("cost", "input", "cost_out"),  # per element of `input`, plus per output element
     "norm": ("input", "weight", "bias", "cost", "training", "cost_eval"),  # +1 each for weight, bias
@@ -32,7 +33,7 @@ FAMILY_PARAMS = {
     "rnn": ("input", "w_ih", "w_hh", "products", "gate_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
-                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh"}
+                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen"}
 
 # Per-element costs used more than once.
 SOFTMAX = 5          # max, subtract, exp, sum, divide
@@ -84,14 +85,15 @@ OPS = [
     ("copy_ fill_ zero_ normal_ uniform_ random_ exponential_ bernoulli_ geometric_ cauchy_ "
      "log_normal_", "move", {"overwrites": 0}),
     # ---- matmul-like: MACs ----------------------------------------------------------------------
-    ("mm bmm mv dot vdot _int_mm inner", "matmul", {"a": 0, "b": 1}),
+    ("mm bmm mv dot vdot _int_mm", "matmul", {"a": 0, "b": 1}),
     ("addmm baddbmm addbmm addmv _addmm_activation", "matmul", {"a": 1, "b": 2, "bias": 0}),
     ("addr", "matmul", {"a": 1, "b": 2, "bias": 0, "kind": 1}),
     ("outer ger", "matmul", {"a": 0, "b": 1, "kind": 1}),
     ("_scaled_mm", "matmul", {"a": 0, "b": 1, "bias": 4}),
     ("_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 3, "kind": 3}),
     ("_scaled_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 5, "kind": 3}),
-    ("linear _weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
+    ("linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
+    ("_weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "kind": 2}),  # (self, weight [n, k], scales)
     ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
     ("mkldnn_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
     ("cudnn_convolution", "conv", {"input": 0, "weight": 1}),
@@ -101,12 +103,13 @@ OPS = [
     ("_scaled_dot_product_flash_attention_for_cpu _scaled_dot_product_flash_attention",
      "attention", {"q": 0, "causal": 4, "mask": -1}),
     ("_scaled_dot_product_flash_attention_for_cpu", "attention", {"q": 0, "causal": 4, "mask": 5}),
+    ("_scaled_dot_product_flash_attention.quantized", "attention", {"q": 0, "causal": 7}),
     ("_scaled_dot_product_efficient_attention _scaled_dot_product_cudnn_attention",
      "attention", {"q": 0, "causal": 6, "mask": 3}),
     ("_scaled_dot_product_fused_attention_overrideable", "attention", {"q": 0, "causal": 5, "mask": 3}),
-    ("_flash_attention_forward", "attention", {"q": 0, "layout": 1, "causal": 8}),
+    ("_flash_attention_forward", "attention", {"q": 0, "layout": 1, "causal": 8, "varlen": 3}),
     ("_efficient_attention_forward", "attention",
-     {"q": 0, "layout": 1, "causal": 9, "causal_kind": 1, "mask": 3}),
+     {"q": 0, "layout": 1, "causal": 9, "causal_kind": 1, "mask": 3, "varlen": 4}),
     ("_scaled_dot_product_flash_attention_for_cpu_backward", "attention",
      {"q": 1, "causal": 7, "backward": 1}),
     ("_scaled_dot_product_flash_attention_backward _scaled_dot_product_efficient_attention_backward",
@@ -114,9 +117,10 @@ OPS = [
     ("_scaled_dot_product_cudnn_attention_backward", "attention", {"q": 1, "causal": 14, "backward": 1}),
     ("_scaled_dot_product_fused_attention_overrideable_backward", "attention",
      {"q": 1, "causal": 13, "backward": 1}),
-    ("_flash_attention_backward", "attention", {"q": 1, "layout": 1, "causal": 11, "backward": 1}),
+    ("_flash_attention_backward", "attention",
+     {"q": 1, "layout": 1, "causal": 11, "backward": 1, "varlen": 6}),
     ("_efficient_attention_backward", "attention",
-     {"q": 1, "layout": 1, "causal": 14, "causal_kind": 1, "backward": 1}),
+     {"q": 1, "layout": 1, "causal": 14, "causal_kind": 1, "backward": 1, "varlen": 6}),
     ("_native_multi_head_attention", "mha", {}),
     # ---- recurrent layers (CPU fused LSTM layer; cells on CUDA) ----------------------------------
     ("mkldnn_rnn_layer", "rnn", {"input": 0, "w_ih": 1, "w_hh": 2, "products": 1, "gate_cost": LSTM_GATES}),
@@ -134,7 +138,8 @@ OPS = [
      "clamp_max where masked_fill pow float_power remainder fmod copysign nan_to_num lgamma digamma "
      "polygamma i0 threshold threshold_backward square heaviside logical_not logical_and "
      "logical_or logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite "
-     "signbit xlogy special_xlog1py floor_divide", "elementwise", {"cost": 1}),
+     "signbit xlogy special_xlog1py floor_divide max.other min.other max.out min.out",
+     "elementwise", {"cost": 1}),
     ("clamp hardtanh leaky_relu hardtanh_backward leaky_relu_backward relu6 prelu _prelu_kernel",
      "elementwise", {"cost": 2}),
     ("addcmul addcdiv lerp softplus sigmoid_backward tanh_backward hardsigmoid logit hypot _prelu_kernel_backward "
@@ -213,6 +218,7 @@ OPS = [
      "_foreach_exp _foreach_log _foreach_abs _foreach_sign _foreach_reciprocal _foreach_maximum "
      "_foreach_minimum _foreach_clamp_min _foreach_clamp_max _foreach_pow _foreach_sigmoid "
      "_foreach_tanh", "foreach", {"tensors": 0, "cost": 1}),
+    ("_foreach_pow.ScalarAndTensor", "foreach", {"tensors": 1, "cost": 1}),
     ("_foreach_norm", "foreach", {"tensors": 0, "cost": 2}),
     ("_foreach_addcmul _foreach_addcdiv _foreach_lerp", "foreach", {"tensors": 0, "cost": 3}),
     # Adam per element: lerp m (3), v = b2*v + (1-b2)*g*g (4), sqrt(v)/c2 + eps (3), p -= s*m/d (3).

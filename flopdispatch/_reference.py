@@ -159,6 +159,8 @@ def causal_kept(sq, sk, bottom_right):
 
 
 def attention(p, c):
+    if c.has_tensor(p["varlen"]) and numel(c.arg(p["varlen"])) > 0:  # dense calls pass None or empty
+        raise ValueError("variable-length attention is not supported")
     q, k, v = c.tensor(p["q"]), c.tensor(p["q"] + 1), c.tensor(p["q"] + 2)
     sq_, sk_, sv_ = shape(q), shape(k), shape(v)
     if p["layout"] == 0:
