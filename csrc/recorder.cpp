@@ -194,7 +194,16 @@ struct RecorderState {
     std::vector<StackEntry> stack;
     std::deque<Transition> transitions;
     std::deque<uint64_t> segments;  // sequence number at each top-level module entry
-    std::unordered_map<int, std::string> errors;  // op -> first formula error message
+    struct OpError {
+        std::string message;  // the first formula error seen for the op
+        uint64_t calls = 0;   // calls whose FLOPs could not be computed
+    };
+    std::unordered_map<int, OpError> errors;
+
+    void note_error(int op, const std::string& message) {
+        OpError& e = errors[op];
+        if (e.calls++ == 0) e.message = message;
+    }
     PyObject* module_cb = nullptr;  // callable(module) -> index or -1, for unregistered modules
     PyObject* param_cb = nullptr;   // callable(AccumulateGrad node) -> module index or -1
     bool model_given = false;
@@ -423,7 +432,7 @@ void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs,
         } catch (const SymbolicShape&) {
             use_python = true;  // sizes are SymInts: the Python reference evaluates them
         } catch (const FormulaError& err) {
-            st->errors.emplace(op, err.what());
+            st->note_error(op, err.what());
             cost = Cost{};
         }
     }
@@ -446,7 +455,7 @@ void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs,
                     Py_DECREF(s);
                 }
             }
-            st->errors.emplace(op, msg);
+            st->note_error(op, msg);
             Py_XDECREF(etype);
             Py_XDECREF(evalue);
             Py_XDECREF(etb);
@@ -547,7 +556,7 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
 //   rows:   [(scope, phase, op, calls, flops, macs, masked_macs, bytes_read, bytes_written)]
 //   scopes: [(parent, module)]
 //   ops:    {op: (name, family)}
-//   errors: {op: message}
+//   errors: {op: (message, failed calls)}
 PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
     PyObject* rows = PyList_New(0);
@@ -577,7 +586,7 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
     PyObject* errors = PyDict_New();
     for (const auto& kv : st->errors) {
         PyObject* key = PyLong_FromLong(kv.first);
-        PyObject* val = PyUnicode_FromString(kv.second.c_str());
+        PyObject* val = Py_BuildValue("(sK)", kv.second.message.c_str(), static_cast<unsigned long long>(kv.second.calls));
         PyDict_SetItem(errors, key, val);
         Py_DECREF(key);
         Py_DECREF(val);

@@ -206,9 +206,13 @@ class count:
             for m in on_path[scope]:
                 by_module.setdefault((m, None), _Acc()).add(values)
                 by_module.setdefault((m, phase_name), _Acc()).add(values)
-            if family == "unsupported" or op in errors:
+            if family == "unsupported":
                 unsupported[name] = unsupported.get(name, 0) + calls
-                reasons[name] = errors.get(op, "no formula declared")
+                reasons[name] = "no formula declared"
+        for op, (message, failed_calls) in errors.items():  # calls whose formula failed
+            name = ops[op][0] if op in ops else str(op)
+            unsupported[name] = unsupported.get(name, 0) + failed_calls
+            reasons.setdefault(name, message)
         return {"total": total, "phase": by_phase, "op": by_op, "module": by_module,
                 "unsupported": unsupported, "reasons": reasons}
 

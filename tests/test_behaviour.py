@@ -238,3 +238,18 @@ def test_table_shows_the_tree_down_to_depth():
     shallow, deep = c.table(depth=1), c.table(depth=2)
     assert "Sequential" in shallow and "total" in shallow
     assert shallow.count("Linear") == 1 and deep.count("Linear") == 2
+
+
+def test_unsupported_counts_only_the_calls_that_failed():
+    a = torch.ops.aten
+    m = lambda *s, dt=torch.float16: torch.empty(*s, device="meta", dtype=dt)  # noqa: E731
+    q = m(1, 8, 2, 16)  # [B, S, H, D]
+    with fd.count() as c:
+        for _ in range(2):  # dense: priced
+            a._flash_attention_forward.default(q, q, q, None, None, 8, 8, 0.0, False, False)
+        packed = m(8, 2, 16)  # variable length: two sequences of 3 and 5 packed together
+        cu = torch.tensor([0, 3, 8], dtype=torch.int32, device="meta")
+        a._flash_attention_forward.default(packed, packed, packed, cu, cu, 5, 5, 0.0, False, False)
+    assert c.unsupported == {"aten::_flash_attention_forward": 1}
+    assert "variable-length" in c.unsupported_reasons["aten::_flash_attention_forward"]
+    assert c.macs == 2 * (2 * 1 * 2 * 8 * 8 * 16)  # the two dense calls: 2 products of B*H*S*S*D
