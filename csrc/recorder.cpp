@@ -9,6 +9,7 @@
 #include "recorder.h"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <unordered_map>
 #include <vector>
@@ -123,6 +124,20 @@ using i128 = __int128;
 struct Stats {
     uint64_t calls = 0;
     i128 flops = 0, macs = 0, masked_macs = 0, read = 0, written = 0;
+    double seconds = 0;  // host-timed op execution (timing mode, ops not on CUDA)
+};
+
+// Timing of one op call: host seconds, or a pair of recorded CUDA events (owned references).
+struct OpTime {
+    double seconds = 0;
+    PyObject* start = nullptr;
+    PyObject* end = nullptr;
+};
+
+struct PendingEvents {
+    uint64_t key;
+    PyObject* start;
+    PyObject* end;
 };
 
 struct ScopeNode {
@@ -209,6 +224,17 @@ struct RecorderState {
     bool model_given = false;
     bool in_optimizer = false;
     bool python_formulas = false;  // cost every op with the Python reference (for comparisons)
+    bool timing = false;           // time each op call (the call alone, not the counter)
+    PyObject* cuda_event = nullptr;  // callable() -> a CUDA event recorded on the current stream
+    std::vector<PendingEvents> pending;  // CUDA event pairs, resolved once at the end
+
+    void drop_pending() {
+        for (auto& p : pending) {
+            Py_XDECREF(p.start);
+            Py_XDECREF(p.end);
+        }
+        pending.clear();
+    }
 
     int intern_scope(int parent, int module) {
         uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(parent)) << 32) | static_cast<uint32_t>(module);
@@ -327,9 +353,14 @@ struct RecorderState {
         }
     }
 
-    void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written) {
+    void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written, OpTime& t) {
         uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
         Stats& s = table[key];
+        s.seconds += t.seconds;
+        if (t.start && t.end) {
+            pending.push_back({key, t.start, t.end});  // the references move to `pending`
+            t.start = t.end = nullptr;
+        }
         s.calls += 1;
         s.flops += c.flops;
         s.macs += c.macs;
@@ -363,6 +394,7 @@ int Recorder_traverse(PyObject* self, visitproc visit, void* arg) {
     if (st) {
         Py_VISIT(st->module_cb);
         Py_VISIT(st->param_cb);
+        Py_VISIT(st->cuda_event);
     }
     return 0;
 }
@@ -372,6 +404,8 @@ int Recorder_clear(PyObject* self) {
     if (st) {
         Py_CLEAR(st->module_cb);
         Py_CLEAR(st->param_cb);
+        Py_CLEAR(st->cuda_event);
+        st->drop_pending();
     }
     return 0;
 }
@@ -389,8 +423,29 @@ void Recorder_dealloc(PyObject* self) {
 
 RecorderState* state(PyObject* self) { return reinterpret_cast<RecorderObject*>(self)->st; }
 
+// Whether the first tensor argument (or the first tensor of a leading list) lives on CUDA.
+bool on_cuda(PyObject* args) {
+    static PyObject* str_is_cuda = PyUnicode_InternFromString("is_cuda");
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* a = PyTuple_GET_ITEM(args, i);
+        if ((PyList_Check(a) || PyTuple_Check(a)) && PySequence_Fast_GET_SIZE(a) > 0)
+            a = PySequence_Fast_ITEMS(a)[0];
+        if (!is_tensor(a)) continue;
+        PyObject* v = PyObject_GetAttr(a, str_is_cuda);
+        if (!v) {
+            PyErr_Clear();
+            return false;
+        }
+        bool r = v == Py_True;
+        Py_DECREF(v);
+        return r;
+    }
+    return false;
+}
+
 // Records one call. Never raises: a failure is recorded against the op as an error.
-void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out) {
+void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject *etype, *evalue, *etb;
     int op = resolve_op(func);
     if (op < 0) {
@@ -463,7 +518,7 @@ void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs,
         Py_XDECREF(r);
     }
     if (PyErr_Occurred()) PyErr_Clear();
-    st->add(scope, phase, op, cost, read, written);
+    st->add(scope, phase, op, cost, read, written, t);
 }
 
 // __torch_dispatch__(func, types, args=(), kwargs=None)
@@ -481,8 +536,26 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         args = empty;
     }
     PyObject* kw = (kwargs && kwargs != Py_None && PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs)) ? kwargs : nullptr;
-    PyObject* out = PyObject_Call(func, args, kw);
-    if (out) record(state(self), func, args, kw, out);
+    RecorderState* st = state(self);
+    OpTime t;
+    PyObject* out;
+    if (!st->timing) {
+        out = PyObject_Call(func, args, kw);
+    } else {
+        bool cuda = st->cuda_event && on_cuda(args);
+        if (cuda && !(t.start = PyObject_CallNoArgs(st->cuda_event))) {
+            PyErr_Clear();
+            cuda = false;
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        out = PyObject_Call(func, args, kw);
+        auto t1 = std::chrono::steady_clock::now();
+        if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) PyErr_Clear();
+        if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
+    }
+    if (out) record(st, func, args, kw, out, t);
+    Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
+    Py_XDECREF(t.end);
     Py_XDECREF(empty);
     return out;
 }
@@ -539,6 +612,39 @@ PyObject* Recorder_use_python_formulas(PyObject* self, PyObject* const* argv, Py
     Py_RETURN_NONE;
 }
 
+// configure_timing(enabled, cuda_event_factory_or_None)
+PyObject* Recorder_configure_timing(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "configure_timing(enabled, cuda_event)");
+        return nullptr;
+    }
+    RecorderState* st = state(self);
+    st->timing = PyObject_IsTrue(argv[0]) == 1;
+    Py_XSETREF(st->cuda_event, argv[1] == Py_None ? nullptr : Py_NewRef(argv[1]));
+    Py_RETURN_NONE;
+}
+
+// times() -> ([(scope, phase, op, host seconds)], [(scope, phase, op, start_event, end_event)])
+PyObject* Recorder_times(PyObject* self, PyObject*) {
+    RecorderState* st = state(self);
+    PyObject* host = PyList_New(0);
+    for (const auto& kv : st->table) {
+        if (kv.second.seconds == 0) continue;
+        PyObject* row = Py_BuildValue("(iiid)", static_cast<int>(kv.first >> 24), static_cast<int>((kv.first >> 20) & 0xF),
+                                      static_cast<int>(kv.first & 0xFFFFF), kv.second.seconds);
+        PyList_Append(host, row);
+        Py_DECREF(row);
+    }
+    PyObject* events = PyList_New(0);
+    for (const auto& p : st->pending) {
+        PyObject* row = Py_BuildValue("(iiiOO)", static_cast<int>(p.key >> 24), static_cast<int>((p.key >> 20) & 0xF),
+                                      static_cast<int>(p.key & 0xFFFFF), p.start, p.end);
+        PyList_Append(events, row);
+        Py_DECREF(row);
+    }
+    return Py_BuildValue("(NN)", host, events);
+}
+
 // Forget the module stack and the callbacks (end of a counting block).
 PyObject* Recorder_detach(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
@@ -547,6 +653,9 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     st->segments.clear();
     st->module_ids.clear();  // borrowed pointers: not valid after the block
     st->in_optimizer = false;
+    st->timing = false;
+    st->drop_pending();
+    Py_CLEAR(st->cuda_event);
     Py_CLEAR(st->module_cb);
     Py_CLEAR(st->param_cb);
     Py_RETURN_NONE;
@@ -610,6 +719,10 @@ PyMethodDef Recorder_methods[] = {
     {"use_python_formulas",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_use_python_formulas)), METH_FASTCALL,
      "Cost every op with the Python reference formulas (slower; for comparisons)."},
+    {"configure_timing",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_configure_timing)), METH_FASTCALL,
+     "configure_timing(enabled, cuda_event): time each op call (CUDA ops with recorded events)."},
+    {"times", Recorder_times, METH_NOARGS, "Return (host op seconds rows, CUDA event-pair rows)."},
     {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
     {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
     {nullptr, nullptr, 0, nullptr}};

@@ -7,9 +7,11 @@
     print(c.table())
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
+from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 
 __version__ = "0.1.0"
 __all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
-           "__version__"]
+           "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate", "measure_cpu_peak", "mfu",
+           "roofline", "__version__"]

@@ -6,6 +6,7 @@ module/optimizer hooks, and turns the recorder's flat table into totals per modu
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Dict, Optional
 
 import torch
@@ -15,6 +16,13 @@ from . import _core
 from .report import format_table
 
 PHASES = ("forward", "backward", "optimizer", "other")
+
+
+def _cuda_event():
+    """A CUDA event recorded now on the current stream (timing mode)."""
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +35,8 @@ class Counts:
     causal_macs: MACs with the score positions hidden by causal masks skipped (equals macs
         when no causal attention ran).
     calls: number of counted aten op calls.
+    seconds: with ``count(..., timing=True)``, the measured execution time of these ops, in
+        seconds (each op call timed alone: the counter's own work is outside; 0.0 otherwise).
     """
 
     flops: int = 0
@@ -35,6 +45,7 @@ class Counts:
     bytes_written: int = 0
     causal_macs: int = 0
     calls: int = 0
+    seconds: float = 0.0
 
     @property
     def bytes(self) -> int:
@@ -45,6 +56,19 @@ class Counts:
     def intensity(self) -> float:
         """Arithmetic intensity, FLOPs per byte moved (0.0 when nothing moved)."""
         return self.flops / self.bytes if self.bytes else 0.0
+
+    @property
+    def flops_per_second(self) -> float:
+        """Achieved FLOP/s over the measured time (0.0 without timing)."""
+        return self.flops / self.seconds if self.seconds else 0.0
+
+    @property
+    def macs_per_second(self) -> float:
+        return self.macs / self.seconds if self.seconds else 0.0
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.bytes / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,21 +85,22 @@ class ModuleCounts(Counts):
 
 
 class _Acc:
-    """A mutable (flops, macs, masked_macs, bytes_read, bytes_written, calls) accumulator."""
+    """A mutable (flops, macs, masked_macs, bytes_read, bytes_written, calls, seconds) accumulator."""
 
     __slots__ = ("v",)
 
     def __init__(self):
-        self.v = [0, 0, 0, 0, 0, 0]
+        self.v = [0, 0, 0, 0, 0, 0, 0.0]
 
     def add(self, row_values):
         v = self.v
-        for i in range(6):
-            v[i] += row_values[i]
+        for i, x in enumerate(row_values):
+            v[i] += x
 
     def counts(self, cls=Counts, **extra):
-        f, m, masked, r, w, calls = self.v
-        return cls(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls, **extra)
+        f, m, masked, r, w, calls, seconds = self.v
+        return cls(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls,
+                   seconds=seconds, **extra)
 
 
 class _CountingMode(_core.Recorder, TorchDispatchMode):
@@ -91,14 +116,20 @@ class count:
     ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
     the model itself); without one, the first (outermost) module entered becomes the root.
     ``python_formulas=True`` costs ops with the pure-Python reference (slower; for comparisons).
+    ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
+    call; CUDA: events around it, synchronised once when results are read), so that modules and
+    phases get seconds, FLOP/s and a roofline comparison; the counter's own work is never timed.
     A ``count`` is entered once; its results stay readable after the block.
     """
 
-    def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False):
+    def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False,
+                 timing: bool = False):
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"count(model): expected a torch.nn.Module, got {type(model).__name__}")
         self._model = model
         self._python_formulas = bool(python_formulas)
+        self._timing = bool(timing)
+        self._wall = [0.0, 0.0]
         self._mode = None
         self._handles = []
         self._active = False
@@ -151,6 +182,7 @@ class count:
         try:
             mode.configure(self._model is not None, self._on_unknown_module, self._on_accumulate_grad)
             mode.use_python_formulas(self._python_formulas)
+            mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
             if self._model is not None:
                 self._register_tree(self._model)
             modules = torch.nn.modules.module
@@ -165,9 +197,11 @@ class count:
             self._cleanup()
             raise
         self._active = True
+        self._wall[0] = time.perf_counter()
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        self._wall[1] = time.perf_counter()
         try:
             if self._active:
                 self._mode.__exit__(exc_type, exc, tb)
@@ -213,6 +247,20 @@ class count:
             name = ops[op][0] if op in ops else str(op)
             unsupported[name] = unsupported.get(name, 0) + failed_calls
             reasons.setdefault(name, message)
+        host, events = self._mode.times()
+        if events:
+            torch.cuda.synchronize()  # once, when results are read
+        timed = [(s, p, o, sec) for s, p, o, sec in host]
+        timed += [(s, p, o, start.elapsed_time(end) / 1e3) for s, p, o, start, end in events]
+        for scope, phase, op, seconds in timed:
+            values = (0, 0, 0, 0, 0, 0, seconds)
+            phase_name = PHASES[phase]
+            total.add(values)
+            by_phase.setdefault(phase_name, _Acc()).add(values)
+            by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
+            for m in on_path[scope]:
+                by_module.setdefault((m, None), _Acc()).add(values)
+                by_module.setdefault((m, phase_name), _Acc()).add(values)
         return {"total": total, "phase": by_phase, "op": by_op, "module": by_module,
                 "unsupported": unsupported, "reasons": reasons}
 
@@ -247,6 +295,13 @@ class count:
     @property
     def causal_macs(self) -> int:
         return self.totals.causal_macs
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds of the whole block (counter included), for comparison with
+        ``totals.seconds`` (the ops alone, with ``timing=True``)."""
+        end = self._wall[1] or (time.perf_counter() if self._active else self._wall[0])
+        return end - self._wall[0]
 
     @property
     def params(self) -> int:

@@ -1,0 +1,181 @@
+"""Device peaks, the roofline, MFU, and step-time estimates from a count.
+
+Peak figures are dense (no structured sparsity) tensor-core rates from the vendors' datasheets
+(see README, "Device table"): FLOP/s per dtype and memory bandwidth in bytes/s. Matmul FLOPs
+(2 x MACs) are priced at the tensor-core rate of the compute dtype; the other FLOPs at the plain
+FP32 vector rate.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Dict, Optional
+
+T = 1e12
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSpec:
+    """A device's dense peaks: FLOP/s per dtype ('fp32' is the non-tensor vector rate) and bytes/s."""
+
+    name: str
+    peak_flops: Dict[str, float]
+    bandwidth: float  # bytes per second
+    source: str = ""
+
+    def peak(self, dtype: str) -> float:
+        """Peak matmul FLOP/s for a dtype name ('bf16', 'fp16', 'tf32', 'fp32', 'fp8')."""
+        key = _dtype_key(dtype)
+        if key not in self.peak_flops:
+            raise ValueError(f"{self.name} has no {key} peak; known: {', '.join(sorted(self.peak_flops))}")
+        return self.peak_flops[key]
+
+
+DEVICES = {
+    "H100-SXM": DeviceSpec("H100-SXM", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
+                                        "fp8": 1978.9 * T}, 3.35e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)"),
+    "H100-PCIe": DeviceSpec("H100-PCIe", {"fp32": 51 * T, "tf32": 378 * T, "bf16": 756 * T, "fp16": 756 * T,
+                                          "fp8": 1513 * T}, 2.0e12, "NVIDIA H100 Tensor Core GPU datasheet (PCIe)"),
+    "H200": DeviceSpec("H200", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
+                                "fp8": 1978.9 * T}, 4.8e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)"),
+    "A100": DeviceSpec("A100", {"fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T},
+                       2.039e12, "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM)"),
+    "L4": DeviceSpec("L4", {"fp32": 30.3 * T, "tf32": 60 * T, "bf16": 121 * T, "fp16": 121 * T, "fp8": 242.5 * T},
+                     300e9, "NVIDIA L4 Tensor Core GPU datasheet"),
+    "L40S": DeviceSpec("L40S", {"fp32": 91.6 * T, "tf32": 183 * T, "bf16": 362.05 * T, "fp16": 362.05 * T,
+                                "fp8": 733 * T}, 864e9, "NVIDIA L40S GPU datasheet"),
+    "RTX4090": DeviceSpec("RTX4090", {"fp32": 82.6 * T, "tf32": 82.6 * T, "bf16": 165.2 * T, "fp16": 165.2 * T,
+                                      "fp8": 330.3 * T}, 1008e9,
+                          "NVIDIA Ada Lovelace GPU architecture whitepaper (RTX 4090, FP32 accumulate)"),
+}
+ALIASES = {"H100": "H100-SXM", "H100 SXM": "H100-SXM", "H100 PCIE": "H100-PCIe", "H200 SXM": "H200",
+           "A100-SXM": "A100", "RTX 4090": "RTX4090", "4090": "RTX4090"}
+
+
+def _dtype_key(dtype) -> str:
+    name = str(dtype).replace("torch.", "").lower()
+    return {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
+            "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}.get(name, name)
+
+
+def device_spec(device) -> DeviceSpec:
+    """A DeviceSpec by name (case-insensitive; 'H100' is the SXM part), or the spec itself."""
+    if isinstance(device, DeviceSpec):
+        return device
+    key = str(device).strip()
+    for name in (key, ALIASES.get(key.upper(), "")):
+        for known in DEVICES:
+            if name and known.upper() == name.upper():
+                return DEVICES[known]
+    raise ValueError(f"unknown device {device!r}; known: {', '.join(DEVICES)} (or pass a DeviceSpec)")
+
+
+def measure_cpu_peak(size: int = 1024, repeats: int = 5) -> DeviceSpec:
+    """A CPU 'peak' measured here: the best fp32 matmul rate and copy bandwidth of a few tries."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    src, dst = torch.empty(32 * 2**20 // 4), torch.empty(32 * 2**20 // 4)
+    best_flops = best_bw = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best_flops = max(best_flops, 2 * size**3 / (time.perf_counter() - t))
+        t = time.perf_counter()
+        dst.copy_(src)
+        best_bw = max(best_bw, 2 * src.numel() * 4 / (time.perf_counter() - t))
+    rates = {k: best_flops for k in ("fp32", "tf32", "bf16", "fp16")}
+    return DeviceSpec("CPU (measured)", rates, best_bw, "measured fp32 matmul and copy on this machine")
+
+
+@dataclasses.dataclass(frozen=True)
+class Roofline:
+    """What the roofline predicts for some work on a device, and how the measurement compares."""
+
+    compute_seconds: float
+    memory_seconds: float
+    measured_seconds: Optional[float] = None
+
+    @property
+    def predicted_seconds(self) -> float:
+        return max(self.compute_seconds, self.memory_seconds)
+
+    @property
+    def bound(self) -> str:
+        """'compute' or 'memory': the larger of the two times."""
+        return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
+
+    @property
+    def measured_over_predicted(self) -> Optional[float]:
+        if self.measured_seconds is None or not self.predicted_seconds:
+            return None
+        return self.measured_seconds / self.predicted_seconds
+
+
+def roofline(counts, device, dtype="bf16", measured_seconds: Optional[float] = None) -> Roofline:
+    """Roofline of a Counts (flops, macs, bytes) on a device: matmul FLOPs at the dtype's peak,
+    other FLOPs at the fp32 vector peak, bytes at the memory bandwidth."""
+    spec = device_spec(device)
+    matmul = 2 * counts.macs
+    other = max(counts.flops - matmul, 0)
+    compute = matmul / spec.peak(dtype) + other / spec.peak_flops.get("fp32", spec.peak(dtype))
+    memory = (counts.bytes_read + counts.bytes_written) / spec.bandwidth
+    return Roofline(compute, memory, measured_seconds)
+
+
+def mfu(tokens_per_second: float, flops_per_token: float, device, dtype="bf16") -> float:
+    """Model FLOPs utilization, nanoGPT/PaLM style: flops_per_token * tokens/s over the peak.
+
+    flops_per_token is usually 6N + 12 L H Q T for training (``rule_of_thumb(...).palm_per_token``)
+    or the measured ``2 * count.macs / tokens``.
+    """
+    return flops_per_token * tokens_per_second / device_spec(device).peak(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """Predicted time of counted work on a device: each op type's roofline, summed (ops run one
+    after another), and the same per module. Times in seconds."""
+
+    device: DeviceSpec
+    dtype: str
+    seconds: float
+    compute_bound_seconds: float  # the part of `seconds` spent in compute-bound op types
+    modules: Dict[str, Roofline]
+
+    @property
+    def memory_bound_seconds(self) -> float:
+        return self.seconds - self.compute_bound_seconds
+
+
+def estimate_count(counter, device, dtype="bf16") -> Estimate:
+    """An Estimate from a finished count (any device: meta is the usual one)."""
+    from .counter import Counts
+
+    spec = device_spec(device)
+    total = compute_bound = 0.0
+    for phase in ("forward", "backward", "optimizer", "other"):
+        for op in counter.ops(phase=phase).values():
+            r = roofline(Counts(flops=op["flops"], macs=op["macs"], bytes_read=op["bytes_read"],
+                                bytes_written=op["bytes_written"]), spec, dtype)
+            total += r.predicted_seconds
+            compute_bound += r.predicted_seconds if r.bound == "compute" else 0.0
+    modules = {name: roofline(counter.module(name), spec, dtype) for name in counter.module_names}
+    return Estimate(spec, _dtype_key(dtype), total, compute_bound, modules)
+
+
+def estimate(model, *args, device="H100", dtype="bf16", train: bool = False, **kwargs) -> Estimate:
+    """Predicted time of ``model(*args, **kwargs)`` (and its backward with ``train=True``) on a
+    device, from a count run where the inputs are (usually meta tensors): nothing runs on that device."""
+    import torch
+
+    from .counter import count
+
+    with count(model) as c:
+        out = model(*args, **kwargs)
+        if train:
+            loss = getattr(out, "loss", None)
+            if loss is None:
+                loss = (out if isinstance(out, torch.Tensor) else out[0]).sum()
+            loss.backward()
+    return estimate_count(c, device, dtype)
