@@ -5,13 +5,15 @@
         model(x)
     print(c.macs, c.flops, c.module("layer1").flops)
     print(c.table())
+    fd.Report.from_count(c).save("run.json")   # flopdispatch show run.json
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
 from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
+from .schema import Report, ReportError
 
 __version__ = "0.1.0"
 __all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
-           "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate", "measure_cpu_peak", "mfu",
-           "roofline", "__version__"]
+           "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
+           "measure_cpu_peak", "mfu", "roofline", "__version__"]

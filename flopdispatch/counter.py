@@ -362,17 +362,41 @@ class count:
         return dict(self._res()["reasons"])
 
     def to_dict(self) -> dict:
-        """Every count as JSON-able data (ints; names as keys)."""
+        """Every count as JSON-able data (ints; names as keys).
+
+        Besides totals, phases, modules (inclusive, with type and params), ops and the unsupported
+        ops: ``params``/``trainable_params`` of the root, ``module_phases`` ({module: {phase:
+        counts}}, phases that ran in it) and ``op_phases`` ({phase: {op: counts}}, causal_macs
+        included). ``flopdispatch.Report.from_count`` builds the saved report from this.
+        """
         res = self._res()
+        from . import __version__
+
+        def phase_split(idx):
+            out = {}
+            for p in PHASES:
+                acc = res["module"].get((idx, p))
+                if acc is not None and acc.v[5]:
+                    out[p] = acc.counts().as_dict()
+            return out
+
+        op_phases = {}
+        for (name, ph), acc in sorted(res["op"].items(), key=lambda kv: (-kv[1].v[0], kv[0][0])):
+            op_phases.setdefault(ph, {})[name] = acc.counts().as_dict()
         return {
             "schema": "flopdispatch.counts/1",
             "torch_version": torch.__version__,
+            "flopdispatch_version": __version__,
             "totals": self.totals.as_dict(),
             "phases": {p: self.phase(p).as_dict() for p in PHASES if p in res["phase"]},
             "modules": {n: self.module(n).as_dict() for n in self._names},
             "ops": self.ops(),
             "unsupported": self.unsupported,
             "unsupported_reasons": self.unsupported_reasons,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
+            "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
         }
 
     def table(self, depth: int = 2) -> str:

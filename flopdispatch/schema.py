@@ -1,0 +1,434 @@
+"""Saved reports: ``Report`` and its JSON schema, ``flopdispatch.report/1``.
+
+A report holds every count of one ``count`` block (totals, per phase, per module and per op, each
+also split by phase), the root model's parameters and the run's metadata. It is what
+``flopdispatch --json`` writes, what ``flopdispatch show`` and the HTML page render, and what
+``Report.load`` reads back; a table rendered from a loaded report equals the table rendered from
+the live count.
+
+    report = fd.Report.from_count(c)        # from a finished (or live) count
+    report.save("run.json")
+    report = fd.Report.load("run.json")     # ReportError (a ValueError) if corrupt or foreign
+    report.module("h.0", phase="backward").macs, report.ops(), report.meta["torch_version"]
+
+Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
+
+    {
+      "schema": "flopdispatch.report/1",
+      "meta": {                      # free-form strings/numbers/lists; keys written today:
+        "flopdispatch_version": "0.1.0", "torch_version": "2.13.0+cpu", "python_version": "3.11.2",
+        "created": "2025-01-01T12:00:00Z",        # UTC, when the report was made
+        "command": ["flopdispatch", "run", ...],  # the command line (absent for API reports)
+        "mode": "run" | "model" | "demo" | "api",
+        "target": "train.py" | "hf:gpt2" | ...,   # what was counted
+        "devices": ["cpu"], "dtypes": ["float32"],  # root model: parameters, buffers, inputs
+        "duration_s": 1.23,                        # wall time of the counted block
+        "exit_code": 0, "error": "ValueError: ..." # run mode: the script's exit and exception
+        ...                                        # mode-specific: "inputs", "train", "config"
+      },
+      "params": 124439808,            # parameters of the root module (0 when no module ran)
+      "trainable_params": 124439808,
+      "totals": COUNTS,               # everything counted
+      "phases": {"forward": COUNTS, "backward": COUNTS, "optimizer": COUNTS, "other": COUNTS},
+                                      # only the phases that ran; they add up to "totals"
+      "modules": [MODULE, ...],       # named_modules() order; "" is the root (first)
+      "ops": [OP, ...],               # by FLOPs, largest first
+      "unsupported": [{"op": "aten::xyz", "calls": 3, "reason": "no formula declared"}, ...]
+    }
+    COUNTS = {"flops": int, "macs": int, "bytes_read": int, "bytes_written": int,
+              "causal_macs": int, "calls": int,
+              "seconds": float}               # optional: measured op time (count(..., timing=True))
+    MODULE = {"name": "h.0", "type": "Block", "params": int, "trainable_params": int,
+              **COUNTS,                        # inclusive: children's work included
+              "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
+    OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
+
+Derived figures are not stored: bytes = bytes_read + bytes_written, arithmetic intensity =
+flops / bytes. The parent of module "a.b.c" is "a.b" (the root "" for "a"). Readers accept any
+``flopdispatch.report/1`` file and ignore keys they do not know; a future incompatible change
+bumps the number after the slash. ``Report.load`` also reads a bare ``count.to_dict()`` dump
+(schema ``flopdispatch.counts/1``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+from typing import Any, Dict, List, Optional
+
+from .counter import PHASES, Counts, ModuleCounts
+
+SCHEMA = "flopdispatch.report/1"
+COUNTS_SCHEMA = "flopdispatch.counts/1"
+COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls")
+# Measured op time (count(..., timing=True)), when this flopdispatch's Counts has it: an optional
+# float, written only when non-zero.
+_TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
+
+
+class ReportError(ValueError):
+    """A file that is not a readable flopdispatch report (the message is one line)."""
+
+
+def _counts(d: dict) -> Counts:
+    extra = {"seconds": float(d.get("seconds") or 0.0)} if _TIMED else {}
+    return Counts(**{f: d.get(f, 0) for f in COUNT_FIELDS}, **extra)
+
+
+def _counts_json(c: Counts) -> dict:
+    out = {f: getattr(c, f) for f in COUNT_FIELDS}
+    if getattr(c, "seconds", 0.0):
+        out["seconds"] = c.seconds
+    return out
+
+
+class _Entry:
+    """One module or op of a report: its counts, phase split and (modules) type and params."""
+
+    __slots__ = ("name", "type", "params", "trainable_params", "counts", "phases")
+
+    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0):
+        self.name, self.counts, self.phases = name, counts, phases
+        self.type, self.params, self.trainable_params = type, params, trainable_params
+
+
+def default_meta(**extra) -> dict:
+    """The metadata every report carries, plus ``extra`` (None values dropped)."""
+    import torch
+
+    from . import __version__
+
+    meta = {
+        "flopdispatch_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+class Report:
+    """Every count of one counted block plus metadata; the same read API as ``count``.
+
+    Build one with ``Report.from_count(c)``, ``Report.load(path)`` or ``Report.from_dict(data)``.
+    """
+
+    def __init__(self, *, meta, params, trainable_params, totals, phases, modules, ops, unsupported, reasons):
+        self.meta: Dict[str, Any] = meta
+        self.params: int = params
+        self.trainable_params: int = trainable_params
+        self.totals: Counts = totals
+        self._phases: Dict[str, Counts] = phases
+        self._modules: List[_Entry] = modules
+        self._by_name = {m.name: m for m in modules}
+        self._ops: List[_Entry] = ops
+        self.unsupported: Dict[str, int] = unsupported
+        self.unsupported_reasons: Dict[str, str] = reasons
+        self._display = self._children = None
+
+    # ----- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_count(cls, counter, meta: Optional[dict] = None) -> "Report":
+        """The report of a ``flopdispatch.count`` (finished, or live inside its block)."""
+        data = counter.to_dict()
+        full_meta = default_meta(mode="api")
+        full_meta.update(meta or {})
+        return cls._from_counts(data, full_meta, "count.to_dict()")
+
+    @classmethod
+    def load(cls, path) -> "Report":
+        """Read a report saved with ``save`` (or ``--json``); ReportError if it is not one."""
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise ReportError(f"{path}: no such file") from None
+        except OSError as e:
+            raise ReportError(f"{path}: cannot read: {e.strerror or e}") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ReportError(f"{path}: not a flopdispatch report (not UTF-8 text)") from None
+        except json.JSONDecodeError as e:
+            raise ReportError(f"{path}: not a flopdispatch report (invalid JSON: {e.msg} at line {e.lineno} "
+                              f"column {e.colno})") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "report") -> "Report":
+        """A report from parsed JSON (``flopdispatch.report/1`` or a ``count.to_dict()`` dump)."""
+        if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
+            raise ReportError(f"{source}: not a flopdispatch report (no \"schema\" field)")
+        schema = data["schema"]
+        if schema == COUNTS_SCHEMA:
+            return cls._from_counts(data, {}, source)
+        name, _, version = schema.partition("/")
+        if name != SCHEMA.partition("/")[0]:
+            raise ReportError(f"{source}: not a flopdispatch report (schema {schema!r})")
+        if version != SCHEMA.partition("/")[2]:
+            raise ReportError(f"{source}: unsupported report version {schema!r} (this flopdispatch reads {SCHEMA!r})")
+        try:
+            return cls._parse(data)
+        except ReportError as e:
+            raise ReportError(f"{source}: corrupt report: {e}") from None
+
+    @classmethod
+    def _parse(cls, data: dict) -> "Report":
+        v = _Validator()
+        meta = data.get("meta", {})
+        v.check(isinstance(meta, dict), "meta: expected an object")
+        totals = v.counts(data.get("totals"), "totals")
+        phases = v.phase_map(data.get("phases", {}), "phases")
+        modules, seen = [], set()
+        for i, m in enumerate(v.array(data.get("modules", []), "modules")):
+            where = f"modules[{i}]"
+            v.check(isinstance(m, dict), f"{where}: expected an object")
+            name = v.string(m.get("name"), f"{where}.name")
+            v.check(name not in seen, f"{where}: duplicate module name {name!r}")
+            parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
+            v.check(parent is None or parent in seen, f"{where}: parent of {name!r} is not listed before it")
+            seen.add(name)
+            modules.append(_Entry(name, v.counts(m, where), v.phase_map(m.get("phases", {}), f"{where}.phases"),
+                                  type=v.string(m.get("type", ""), f"{where}.type"),
+                                  params=v.integer(m.get("params", 0), f"{where}.params"),
+                                  trainable_params=v.integer(m.get("trainable_params", 0),
+                                                             f"{where}.trainable_params")))
+        v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
+        ops = []
+        for i, o in enumerate(v.array(data.get("ops", []), "ops")):
+            where = f"ops[{i}]"
+            v.check(isinstance(o, dict), f"{where}: expected an object")
+            ops.append(_Entry(v.string(o.get("name"), f"{where}.name"), v.counts(o, where),
+                              v.phase_map(o.get("phases", {}), f"{where}.phases")))
+        unsupported, reasons = {}, {}
+        for i, u in enumerate(v.array(data.get("unsupported", []), "unsupported")):
+            where = f"unsupported[{i}]"
+            v.check(isinstance(u, dict), f"{where}: expected an object")
+            op = v.string(u.get("op"), f"{where}.op")
+            unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
+            reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
+        return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
+                   trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
+                   totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
+                   reasons=reasons)
+
+    @classmethod
+    def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
+        """From ``count.to_dict()`` output (older dumps lack the per-phase splits: left empty)."""
+        try:
+            if not meta:
+                meta = {k: data[k] for k in ("torch_version", "flopdispatch_version") if k in data}
+            module_phases = data.get("module_phases", {})
+            modules = []
+            for name, m in data.get("modules", {}).items():
+                modules.append(_Entry(name, _counts(m), {p: _counts(c) for p, c in module_phases.get(name, {}).items()},
+                                      type=m.get("type", ""), params=m.get("params", 0),
+                                      trainable_params=m.get("trainable_params", 0)))
+            op_phases = data.get("op_phases")
+            ops = []
+            if op_phases is not None:
+                merged: Dict[str, Dict[str, Counts]] = {}
+                for phase in PHASES:
+                    for name, c in op_phases.get(phase, {}).items():
+                        merged.setdefault(name, {})[phase] = _counts(c)
+                for name, split in merged.items():
+                    ops.append(_Entry(name, _sum(split.values()), split))
+            else:
+                ops = [_Entry(name, _counts(c), {}) for name, c in data.get("ops", {}).items()]
+            ops.sort(key=lambda e: (-e.counts.flops, -e.counts.bytes, e.name))
+            params = data.get("params", modules[0].params if modules else 0)
+            trainable = data.get("trainable_params", modules[0].trainable_params if modules else 0)
+            report = cls(meta=meta, params=params, trainable_params=trainable, totals=_counts(data["totals"]),
+                         phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
+                         unsupported=dict(data.get("unsupported", {})),
+                         reasons=dict(data.get("unsupported_reasons", {})))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {e})") from None
+        # Round-trip through the validating parser: a report from a count and one from its file agree.
+        return cls.from_dict(json.loads(json.dumps(report.to_dict(), default=str)), source=source)
+
+    # ----- saving ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The ``flopdispatch.report/1`` JSON object."""
+        return {
+            "schema": SCHEMA,
+            "meta": self.meta,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "totals": _counts_json(self.totals),
+            "phases": {p: _counts_json(c) for p, c in self._phases.items()},
+            "modules": [{"name": m.name, "type": m.type, "params": m.params, "trainable_params": m.trainable_params,
+                         **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()}}
+                        for m in self._modules],
+            "ops": [{"name": o.name, **_counts_json(o.counts),
+                     "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
+            "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
+                            for op, calls in sorted(self.unsupported.items())],
+        }
+
+    def to_json(self, indent: Optional[int] = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    def save(self, path) -> None:
+        """Write the report as JSON (``flopdispatch.report/1``)."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+            f.write("\n")
+
+    # ----- the count API -----------------------------------------------------------------------
+
+    @property
+    def flops(self) -> int:
+        return self.totals.flops
+
+    @property
+    def macs(self) -> int:
+        return self.totals.macs
+
+    @property
+    def bytes_read(self) -> int:
+        return self.totals.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.totals.bytes_written
+
+    @property
+    def causal_macs(self) -> int:
+        return self.totals.causal_macs
+
+    @property
+    def module_names(self) -> List[str]:
+        return [m.name for m in self._modules]
+
+    @property
+    def phases_run(self) -> List[str]:
+        """Phases with at least one counted op, in PHASES order."""
+        return [p for p in PHASES if p in self._phases and self._phases[p].calls]
+
+    def phase(self, name: str) -> Counts:
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
+        return self._phases.get(name, Counts())
+
+    def module(self, name: str = "", phase: Optional[str] = None) -> ModuleCounts:
+        if name not in self._by_name:
+            raise KeyError(f"no module named {name!r} in this report")
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        m = self._by_name[name]
+        c = m.counts if phase is None else m.phases.get(phase, Counts())
+        return ModuleCounts(**_counts_json(c), name=name, type=m.type, params=m.params,
+                            trainable_params=m.trainable_params)
+
+    def display_counts(self, name: str = "", phase: Optional[str] = None):
+        """(counts, rolled_up) of a module as tables and pictures show it.
+
+        A container that never ran itself (a ModuleList or ModuleDict: its forward is not called,
+        so its own inclusive counts are 0) shows the sum of its children's displayed counts, and
+        ``rolled_up`` is True; every other module shows its own inclusive counts.
+        """
+        key = (name, phase)
+        if self._display is None:
+            self._display, self._children = {}, {}
+            for n in self.module_names[1:]:
+                self._children.setdefault(n.rpartition(".")[0], []).append(n)
+        if key not in self._display:
+            own = self.module(name, phase)
+            kids = self._children.get(name, [])
+            if self._by_name[name].counts.calls == 0 and kids:
+                counts = _sum(self.display_counts(k, phase)[0] for k in kids)
+                self._display[key] = (counts, True)
+            else:
+                self._display[key] = (Counts(**_counts_json(own)), False)
+        return self._display[key]
+
+    def ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per op: {calls, flops, macs, bytes_read, bytes_written, causal_macs}, by FLOPs."""
+        rows = []
+        for o in self._ops:
+            c = o.counts if phase is None else o.phases.get(phase)
+            if c is not None and (phase is None or c.calls):
+                rows.append((o.name, c))
+        rows.sort(key=lambda r: (-r[1].flops, -r[1].bytes, r[0]))
+        return {name: {"calls": c.calls, "flops": c.flops, "macs": c.macs, "bytes_read": c.bytes_read,
+                       "bytes_written": c.bytes_written, "causal_macs": c.causal_macs} for name, c in rows}
+
+    def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
+        for o in self._ops:
+            if o.name == name:
+                return o.counts if phase is None else o.phases.get(phase, Counts())
+        raise KeyError(f"no op named {name!r} in this report")
+
+    def __eq__(self, other):
+        if not isinstance(other, Report):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        t = self.totals
+        return f"<flopdispatch.Report {self.meta.get('target', '')!s} flops={t.flops} macs={t.macs} bytes={t.bytes}>"
+
+
+def _sum(counts) -> Counts:
+    out = dict.fromkeys(COUNT_FIELDS, 0)
+    seconds = 0.0
+    for c in counts:
+        for f in COUNT_FIELDS:
+            out[f] += getattr(c, f)
+        seconds += getattr(c, "seconds", 0.0)
+    return Counts(**out, **({"seconds": seconds} if _TIMED else {}))
+
+
+class _Validator:
+    """Checks parsed JSON against the schema; the first problem raises a one-line ReportError."""
+
+    def check(self, ok, message):
+        if not ok:
+            raise ReportError(message)
+
+    def integer(self, x, where):
+        self.check(isinstance(x, int) and not isinstance(x, bool) and x >= 0,
+                   f"{where}: expected a non-negative integer, got {_short(x)}")
+        return x
+
+    def string(self, x, where):
+        self.check(isinstance(x, str), f"{where}: expected a string, got {_short(x)}")
+        return x
+
+    def array(self, x, where):
+        self.check(isinstance(x, list), f"{where}: expected a list, got {_short(x)}")
+        return x
+
+    def counts(self, x, where):
+        self.check(isinstance(x, dict), f"{where}: expected an object of counts, got {_short(x)}")
+        fields = {f: self.integer(x.get(f, 0), f"{where}.{f}") for f in COUNT_FIELDS}
+        if "seconds" in x:
+            t = x["seconds"]
+            self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0,
+                       f"{where}.seconds: expected a non-negative number, got {_short(t)}")
+            if _TIMED:
+                fields["seconds"] = float(t)
+        return Counts(**fields)
+
+    def phase_map(self, x, where):
+        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        out = {}
+        for p in PHASES:  # PHASES order, whatever order the file has
+            if p in x:
+                out[p] = self.counts(x[p], f"{where}.{p}")
+        unknown = sorted(set(x) - set(PHASES))
+        self.check(not unknown, f"{where}: unknown phase {unknown[0]!r}" if unknown else "")
+        return out
+
+
+def _short(x) -> str:
+    s = json.dumps(x) if not isinstance(x, (set, bytes)) else repr(x)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+__all__ = ["Report", "ReportError", "SCHEMA", "default_meta"]

@@ -1,0 +1,205 @@
+"""Saved reports (flopdispatch.report/1), the tables rendered from them and the progress line."""
+import copy
+import io
+import json
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+import flopdispatch as fd
+from flopdispatch.progress import Progress, live_totals
+from flopdispatch.report import print_report, render_text
+from flopdispatch.schema import SCHEMA
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(8, 16)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(16, 16), nn.Tanh()) for _ in range(3))
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        for b in self.blocks:
+            x = x + b(x)
+        return self.head(x)
+
+
+def _training_step(steps=2):
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.AdamW(model.parameters(), foreach=False)
+    x, y = torch.randn(4, 8), torch.randn(4, 2)
+    with fd.count(model) as c:
+        for _ in range(steps):
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    return c
+
+
+@pytest.fixture(scope="module")
+def counted():
+    c = _training_step()
+    return c, fd.Report.from_count(c, meta={"target": "Net"})
+
+
+def test_report_matches_the_count_and_survives_a_file(counted, tmp_path):
+    c, report = counted
+    path = tmp_path / "r.json"
+    report.save(path)
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA == "flopdispatch.report/1"
+    assert data["meta"]["torch_version"] == torch.__version__ and data["meta"]["target"] == "Net"
+    loaded = fd.Report.load(path)
+    assert loaded == report
+    for r in (report, loaded):
+        assert r.totals == c.totals and r.params == c.params == sum(p.numel() for p in Net().parameters())
+        assert r.module_names == c.module_names
+        for p in fd.PHASES:
+            assert r.phase(p) == c.phase(p)
+        for name in c.module_names:
+            assert r.module(name) == c.module(name)
+            for p in fd.PHASES:
+                assert r.module(name, p) == c.module(name, p)
+        for p in (None,) + fd.PHASES:
+            ours = {k: {f: v[f] for f in ("calls", "flops", "macs", "bytes_read", "bytes_written")}
+                    for k, v in r.ops(p).items()}
+            assert ours == c.ops(p)
+    # Every count is in the file, split by phase, and the splits add up.
+    assert sum(ph["flops"] for ph in data["phases"].values()) == data["totals"]["flops"]
+    for m in data["modules"]:
+        for f in ("flops", "macs", "bytes_read", "bytes_written", "calls"):
+            assert sum(ph[f] for ph in m["phases"].values()) == m[f]
+    for o in data["ops"]:
+        assert sum(ph["flops"] for ph in o["phases"].values()) == o["flops"]
+    assert set(data["phases"]) == {"forward", "backward", "optimizer", "other"}
+
+
+def test_to_dict_carries_the_splits_the_report_needs(counted):
+    c, _ = counted
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["params"] == c.params and d["trainable_params"] == c.trainable_params
+    m = c.module("blocks.0", "backward")
+    assert d["module_phases"]["blocks.0"]["backward"] == {f: getattr(m, f) for f in d["totals"]}
+    assert d["module_phases"]["blocks.0"]["backward"]["macs"] == c.module("blocks.0", "backward").macs > 0
+    assert d["op_phases"]["optimizer"]["aten::addcdiv_"]["calls"] == c.ops("optimizer")["aten::addcdiv_"]["calls"]
+    # A bare to_dict() dump loads as a report too (without run metadata).
+    r = fd.Report.from_dict(d)
+    assert r.totals == c.totals and r.module("head", "forward") == c.module("head", "forward")
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"by": "op"}, {"by": "phase"}, {"depth": None, "sort": "flops"}, {"depth": 0}, {"sort": "params"},
+    {"sort": "bytes", "units": "K"}, {"by": "op", "sort": "macs", "units": "M"},
+])
+def test_table_from_json_equals_table_from_the_live_count(counted, tmp_path, options):
+    _, report = counted
+    path = tmp_path / "r.json"
+    report.save(path)
+    assert render_text(fd.Report.load(path), **options) == render_text(report, **options)
+
+
+def test_module_tree_table(counted):
+    c, report = counted
+    text = render_text(report, depth=None, sort="flops")
+    assert text.isascii()  # plain text: no box-drawing characters, no colour codes
+    lines = text.splitlines()
+    assert lines[0].startswith("flopdispatch: Net: ")
+    header = next(line for line in lines if line.startswith("module"))
+    for col in ("type", "params", "MACs", "FLOPs", "bytes", "FLOP/B", "% FLOPs"):
+        assert col in header
+    assert any(line.startswith("total") for line in lines)
+    # phase columns (several phases ran) and the container footnote
+    assert "fwd" in text and "bwd" in text and "opt" in text
+    row = next(line for line in lines if line.split()[:2] == ["blocks", "ModuleList*"])
+    blocks = sum(c.module(f"blocks.{i}").flops for i in range(3))
+    assert fd.human(blocks) in row
+    assert "* not called itself" in text
+    # siblings sorted by FLOPs: the three blocks (rolled up) come before the stem
+    order = [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("    ")]
+    assert order.index("blocks") < order.index("stem")
+    # count.table() is the same tree, without the summary lines
+    assert c.table(depth=1) == render_text(report, depth=1, summary=False)
+    assert "blocks" in c.table(depth=1) and "blocks.0" not in c.table(depth=1)
+
+
+def test_fixed_units_and_fancy_terminal_output(counted, monkeypatch):
+    _, report = counted
+    for var in ("NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", "200")
+    fixed = render_text(report, units="K")
+    assert "FLOPs (K)" in fixed and "bytes (KB)" in fixed
+    buf = io.StringIO()
+    print_report(report, buf, fancy=True, depth=2)
+    out = buf.getvalue()
+    assert "├── " in out and "└── " in out and "\x1b[" in out  # tree guides and colours on a terminal
+    buf = io.StringIO()
+    print_report(report, buf)  # not a terminal: the plain text
+    assert buf.getvalue() == render_text(report) + "\n"
+
+
+def test_no_module_falls_back_to_ops_and_unsupported_ops_are_listed():
+    with fd.count() as c:
+        a = torch.randn(8, 8)
+        (a @ a).sum()
+    report = fd.Report.from_count(c)
+    text = render_text(report)
+    assert "no nn.Module ran" in text and "aten::mm" in text
+    data = report.to_dict()
+    data["unsupported"] = [{"op": "aten::mystery", "calls": 3, "reason": "no formula declared"}]
+    text = render_text(fd.Report.from_dict(data), by="phase")
+    assert "unsupported ops" in text and "aten::mystery  x3  no formula declared" in text
+
+
+def _bad(data):
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: "{not json", "invalid JSON"),
+    (lambda d: "[1, 2]", "no \"schema\""),
+    (lambda d: _bad({"schema": "othertool.report/1"}), "not a flopdispatch report"),
+    (lambda d: _bad({**d, "schema": "flopdispatch.report/9"}), "unsupported report version"),
+    (lambda d: _bad({**d, "totals": {"flops": -1}}), "totals.flops: expected a non-negative integer"),
+    (lambda d: _bad({**d, "totals": {"flops": True}}), "totals.flops"),
+    (lambda d: _bad({**d, "modules": d["modules"] + [d["modules"][1]]}), "duplicate module name"),
+    (lambda d: _bad({**d, "modules": [d["modules"][0], {**d["modules"][1], "name": "x.y"}]}), "parent of 'x.y'"),
+    (lambda d: _bad({**d, "phases": {"sideways": {}}}), "unknown phase 'sideways'"),
+    (lambda d: _bad({**d, "ops": {"aten::mm": {}}}), "ops: expected a list"),
+])
+def test_load_rejects_corrupt_and_foreign_files_in_one_line(counted, tmp_path, mutate, message):
+    _, report = counted
+    path = tmp_path / "bad.json"
+    path.write_text(mutate(copy.deepcopy(report.to_dict())))
+    with pytest.raises(fd.ReportError) as e:
+        fd.Report.load(path)
+    assert message in str(e.value) and "\n" not in str(e.value) and str(path) in str(e.value)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(fd.ReportError, match="not a flopdispatch report"):
+        fd.Report.load(path)
+    with pytest.raises(fd.ReportError, match="no such file"):
+        fd.Report.load(tmp_path / "missing.json")
+
+
+def test_progress_line_reads_the_live_table_cheaply():
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32))
+    stream = io.StringIO()
+    with fd.count(model) as c:
+        progress = Progress(c, stream, interval=0.01, delay=0.0, force=True).start()
+        deadline = time.time() + 5
+        while progress.updates < 2 and time.time() < deadline:
+            model(torch.randn(4, 32)).sum().backward()
+        progress.stop()
+        calls, flops = live_totals(c)
+        assert (calls, flops) == (c.totals.calls, c.totals.flops)
+    assert live_totals(c) is None  # outside the block
+    out = stream.getvalue()
+    assert progress.updates >= 2 and "op calls" in out and "FLOPs" in out
+    assert out.startswith("\r\x1b[K") and out.endswith("\r\x1b[K")  # the line is cleared at the end
+    assert not Progress(c, io.StringIO()).enabled  # not a terminal: no progress
