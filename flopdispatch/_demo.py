@@ -1,6 +1,4 @@
-"""The embedded default: a GPT-style model sized like GPT-2 small, counted on meta for a training step."""
-import math
-
+"""The embedded default model: a GPT-style model sized like GPT-2 small (`flopdispatch demo`)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,34 +45,3 @@ class GPT(nn.Module):
         if targets is None:
             return logits
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
-
-
-def run_demo(batch=1, seq=1024, device="meta", depth=2):
-    """Count one training step (forward, loss, backward) of GPT-2 small; returns the count."""
-    from .counter import count
-    from .report import human
-
-    model = GPT(device=device)
-    idx = torch.randint(0, 50257, (batch, seq), device=device)
-    with count(model) as c:
-        loss = model(idx, targets=idx)
-        loss.backward()
-    tokens = batch * seq
-    n = c.params
-    print(f"GPT-2 small ({human(n)} parameters), training step on {device}, {batch} x {seq} tokens\n")
-    print(c.table(depth=depth))
-    print()
-    for phase in ("forward", "backward", "optimizer", "other"):
-        p = c.phase(phase)
-        if p.calls:
-            print(f"{phase:>9}: {human(p.flops, 'FLOPs'):>13}  {human(p.macs, 'MACs'):>12}")
-    print(f"FLOPs per token: {human(c.flops / tokens)}; rule of thumb 6 * N = {human(6 * n)} "
-          f"(ratio {c.flops / tokens / (6 * n):.3f})")
-    if c.causal_macs != c.macs:
-        print(f"causal-aware: {human(c.causal_macs, 'MACs')} of {human(c.macs, 'MACs')} dense "
-              f"({100 * (1 - c.causal_macs / c.macs):.1f}% of MACs fall on masked positions)")
-    else:
-        print("causal-aware figure: none here (on meta, SDPA decomposes to plain matmuls and the causal "
-              "mask becomes an explicit tensor; run with --device cpu to see it)")
-    assert math.isfinite(c.flops)
-    return c

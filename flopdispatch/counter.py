@@ -103,6 +103,30 @@ class _Acc:
                    seconds=seconds, **extra)
 
 
+class TotalsShortcuts:
+    """``flops``, ``macs``, ``bytes_read``, ``bytes_written``, ``causal_macs``: the fields of ``self.totals``."""
+
+    @property
+    def flops(self) -> int:
+        return self.totals.flops
+
+    @property
+    def macs(self) -> int:
+        return self.totals.macs
+
+    @property
+    def bytes_read(self) -> int:
+        return self.totals.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.totals.bytes_written
+
+    @property
+    def causal_macs(self) -> int:
+        return self.totals.causal_macs
+
+
 class _CountingMode(_core.Recorder, TorchDispatchMode):
     """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's."""
 
@@ -110,7 +134,7 @@ class _CountingMode(_core.Recorder, TorchDispatchMode):
         TorchDispatchMode.__init__(self)
 
 
-class count:
+class count(TotalsShortcuts):
     """Count FLOPs, MACs and bytes of everything run inside the block.
 
     ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
@@ -275,26 +299,6 @@ class count:
     def totals(self) -> Counts:
         """Everything counted in the block."""
         return self._res()["total"].counts()
-
-    @property
-    def flops(self) -> int:
-        return self.totals.flops
-
-    @property
-    def macs(self) -> int:
-        return self.totals.macs
-
-    @property
-    def bytes_read(self) -> int:
-        return self.totals.bytes_read
-
-    @property
-    def bytes_written(self) -> int:
-        return self.totals.bytes_written
-
-    @property
-    def causal_macs(self) -> int:
-        return self.totals.causal_macs
 
     @property
     def wall_seconds(self) -> float:

@@ -57,7 +57,7 @@ import json
 import platform
 from typing import Any, Dict, List, Optional
 
-from .counter import PHASES, Counts, ModuleCounts
+from .counter import PHASES, Counts, ModuleCounts, TotalsShortcuts
 
 SCHEMA = "flopdispatch.report/1"
 COUNTS_SCHEMA = "flopdispatch.counts/1"
@@ -109,7 +109,7 @@ def default_meta(**extra) -> dict:
     return meta
 
 
-class Report:
+class Report(TotalsShortcuts):
     """Every count of one counted block plus metadata; the same read API as ``count``.
 
     Build one with ``Report.from_count(c)``, ``Report.load(path)`` or ``Report.from_dict(data)``.
@@ -280,26 +280,6 @@ class Report:
             f.write("\n")
 
     # ----- the count API -----------------------------------------------------------------------
-
-    @property
-    def flops(self) -> int:
-        return self.totals.flops
-
-    @property
-    def macs(self) -> int:
-        return self.totals.macs
-
-    @property
-    def bytes_read(self) -> int:
-        return self.totals.bytes_read
-
-    @property
-    def bytes_written(self) -> int:
-        return self.totals.bytes_written
-
-    @property
-    def causal_macs(self) -> int:
-        return self.totals.causal_macs
 
     @property
     def module_names(self) -> List[str]:
