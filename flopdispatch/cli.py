@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--html", metavar="PATH", help="save a self-contained interactive HTML page")
     g.add_argument("-q", "--quiet", action="store_true", help="print no table (files are still written)")
 
+    measure = argparse.ArgumentParser(add_help=False)
+    measure.add_argument("--timing", action="store_true",
+                         help="also time each op (CPU clock or CUDA events; the counter itself is not timed): "
+                              "adds time and GFLOP/s columns")
+
     parser = _Parser(prog=PROG, description="Exact FLOPs, MACs and bytes for PyTorch code, per module, op and phase.",
                      epilog="See 'flopdispatch COMMAND --help'. Reports: run prints on stderr, the others on stdout.")
     from . import __version__
@@ -169,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flopdispatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", parents=[display], help="count an unmodified Python script",
+    run = sub.add_parser("run", parents=[display, measure], help="count an unmodified Python script",
                          description="Run SCRIPT as __main__ (sys.argv = [SCRIPT, ARGS...]) under the counter, keep "
                                      "its output and exit status, then print the report on stderr. Options go "
                                      "before SCRIPT; everything after it is the script's.")
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module as __main__ (like python -m)")
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...]")
 
-    model = sub.add_parser("model", parents=[display], help="count a model from a config or a factory",
+    model = sub.add_parser("model", parents=[display, measure], help="count a model from a config or a factory",
                            description="Count one call (or a training step) of a model built from SPEC: "
                                        "hf:<model_type> (Hugging Face config, no weights) or "
                                        "package.module:factory (called with no arguments).")
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Render a report saved with --json (same display options).")
     show.add_argument("report", metavar="REPORT.json")
 
-    demo = sub.add_parser("demo", parents=[display], help="count a GPT-2-small training step on the meta device")
+    demo = sub.add_parser("demo", parents=[display, measure], help="count a GPT-2-small training step on the meta device")
     demo.add_argument("--batch", type=int, default=1, help="sequences per step (default 1)")
     demo.add_argument("--seq", type=int, default=1024, help="tokens per sequence (default 1024)")
     demo.add_argument("--device", default="meta", help="meta (default) or cpu")
@@ -330,7 +335,7 @@ def cmd_run(args, argv) -> int:
     exit_code, error = 0, None
     t0 = time.perf_counter()
     try:
-        with count() as c:
+        with count(timing=args.timing) as c:
             progress = Progress(c, sys.stderr).redirect().start()
             try:
                 if args.module:
@@ -540,7 +545,7 @@ def cmd_model(args, argv) -> int:
     model.train(args.train)
     t0 = time.perf_counter()
     try:
-        with count(model) as c, Progress(c, sys.stderr):
+        with count(model, timing=args.timing) as c, Progress(c, sys.stderr):
             if args.train:
                 _pick_loss(model(*inputs, **kwargs)).backward()
             else:
@@ -596,7 +601,7 @@ def cmd_demo(args, argv) -> int:
     model = GPT(device=device)
     idx = torch.randint(0, 50257, (batch, seq), device=device)
     t0 = time.perf_counter()
-    with count(model) as c:
+    with count(model, timing=args.timing) as c:
         loss = model(idx, targets=idx)
         loss.backward()
     meta = default_meta(mode="demo", target=f"GPT-2 small training step, {batch} x {seq} tokens",

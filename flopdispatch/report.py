@@ -169,6 +169,10 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
     cols += [(fmt.header("bytes", "B"), "right", fmt.cell(total.bytes, "B")),
              ("FLOP/B", "right", f"{total.intensity:.1f}"),
              (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
+    timed = getattr(total, "seconds", 0.0) > 0  # count(..., timing=True): op time and achieved rate
+    if timed:
+        cols += [("time ms", "right", f"{total.seconds * 1e3:.1f}"),
+                 ("GFLOP/s", "right", f"{total.flops_per_second / 1e9:.1f}")]
     t = _table(fancy, cols)
     for name, level, guides in _module_rows(report, depth, sort):
         m = report.module(name)
@@ -181,6 +185,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
                  fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
         cells += [fmt.cell(shown.bytes, "B"), f"{shown.intensity:.1f}", _pct(v, whole)]
+        if timed:
+            cells += [f"{shown.seconds * 1e3:.1f}", f"{shown.flops_per_second / 1e9:.1f}"]
         t.add_row(*cells)
     if report.module_names:
         root = report.display_counts("")[0]
@@ -192,6 +198,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
                       for p, _ in phase_cols]
             cells += [fmt.cell(out_bytes, "B"), f"{out_flops / out_bytes:.1f}" if out_bytes else "0.0",
                       _pct(out_v, whole)]
+            if timed:
+                cells += [f"{(total.seconds - root.seconds) * 1e3:.1f}", ""]
             t.add_row(*[Text(c, style="italic") if fancy and i == 0 else c for i, c in enumerate(cells)])
     return t
 

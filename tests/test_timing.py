@@ -97,3 +97,18 @@ def test_unknown_device_is_a_clear_error():
 def test_measured_cpu_peak_is_positive():
     spec = fd.measure_cpu_peak(size=256, repeats=2)
     assert spec.peak("fp32") > 1e8 and spec.bandwidth > 1e8
+
+
+def test_cli_timing_flag_adds_time_to_the_report(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "timed.json"
+    proc = subprocess.run([sys.executable, "-m", "flopdispatch", "demo", "--device", "cpu", "--seq", "16",
+                           "--timing", "--depth", "1", "--json", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "time ms" in proc.stdout and "GFLOP/s" in proc.stdout
+    report = fd.Report.load(out)
+    assert report.totals.seconds > 0
+    assert report.module("h").seconds <= report.module("").seconds
