@@ -28,6 +28,7 @@ struct OpEntry {
     int overwritten_arg = -1;         // an argument written, not read (copy_ destination)
     std::vector<PyObject*> arg_names; // interned schema names, for keyword arguments
     std::string name;                 // "aten::mm"
+    PyObject* call = nullptr;         // what runs the op: OpOverload._op (skips a Python frame) or the op
 };
 
 std::vector<OpEntry>& op_table() {
@@ -38,7 +39,7 @@ std::unordered_map<PyObject*, int>& op_index() {
     static std::unordered_map<PyObject*, int> m;  // OpOverload (kept alive) -> entry
     return m;
 }
-PyObject* g_resolver = nullptr;            // callable(func) -> (name, family, params, names, overwritten)
+PyObject* g_resolver = nullptr;            // callable(func) -> (name, family, params, names, overwritten, call)
 PyObject* g_python_cost = nullptr;         // callable(func, args, kwargs, out) -> (flops, macs, masked, read, written)
 PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
@@ -50,15 +51,16 @@ int resolve_op(PyObject* func) {
     PyObject* r = PyObject_CallOneArg(g_resolver, func);
     if (!r) return -1;
     OpEntry e;
-    PyObject *name, *params, *names;
+    PyObject *name, *params, *names, *call;
     int fam, over;
-    if (!PyArg_ParseTuple(r, "UiOOi", &name, &fam, &params, &names, &over)) {
+    if (!PyArg_ParseTuple(r, "UiOOiO", &name, &fam, &params, &names, &over, &call)) {
         Py_DECREF(r);
         return -1;
     }
     e.name = PyUnicode_AsUTF8(name);
     e.family = fam;
     e.overwritten_arg = over;
+    e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
     Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Size(params), kMaxParams);
     for (Py_ssize_t i = 0; i < np; ++i) {
         PyObject* v = PySequence_GetItem(params, i);
@@ -445,13 +447,8 @@ bool on_cuda(PyObject* args) {
 }
 
 // Records one call. Never raises: a failure is recorded against the op as an error.
-void record(RecorderState* st, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject *etype, *evalue, *etb;
-    int op = resolve_op(func);
-    if (op < 0) {
-        PyErr_Clear();
-        return;
-    }
     const OpEntry& e = op_table()[op];
     if (e.family == F_ZERO) return;
 
@@ -537,10 +534,13 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     }
     PyObject* kw = (kwargs && kwargs != Py_None && PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs)) ? kwargs : nullptr;
     RecorderState* st = state(self);
+    int op = resolve_op(func);  // cached after the first call of each op overload
+    if (op < 0) PyErr_Clear();  // unresolvable: run it anyway, record nothing
+    PyObject* call = op >= 0 ? op_table()[op].call : func;
     OpTime t;
     PyObject* out;
     if (!st->timing) {
-        out = PyObject_Call(func, args, kw);
+        out = PyObject_Call(call, args, kw);
     } else {
         bool cuda = st->cuda_event && on_cuda(args);
         if (cuda && !(t.start = PyObject_CallNoArgs(st->cuda_event))) {
@@ -548,12 +548,12 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
             cuda = false;
         }
         auto t0 = std::chrono::steady_clock::now();
-        out = PyObject_Call(func, args, kw);
+        out = PyObject_Call(call, args, kw);
         auto t1 = std::chrono::steady_clock::now();
         if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) PyErr_Clear();
         if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
     }
-    if (out) record(st, func, args, kw, out, t);
+    if (out && op >= 0) record(st, op, func, args, kw, out, t);
     Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
     Py_XDECREF(t.end);
     Py_XDECREF(empty);

@@ -47,12 +47,17 @@ def declaration(func):
 
 
 def _resolve(func):
-    """Called by the core once per op overload; never raises (an odd op becomes unsupported)."""
+    """Called by the core once per op overload; never raises (an odd op becomes unsupported).
+
+    Also returns what runs the op: a plain OpOverload's ``_op`` (its ``__call__`` only forwards to
+    it, so calling it directly saves a Python frame per op); any other operator itself.
+    """
     try:
         name, family, params, arg_names, overwritten = declaration(func)
     except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
         name, family, params, arg_names, overwritten = str(func), "unsupported", (), (), -1
-    return name, FAMILY_IDS[family], params, arg_names, overwritten
+    call = func._op if type(func) is torch._ops.OpOverload and callable(getattr(func, "_op", None)) else func
+    return name, FAMILY_IDS[family], params, arg_names, overwritten, call
 
 
 def python_cost(func, args, kwargs, out):
