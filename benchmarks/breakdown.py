@@ -1,0 +1,379 @@
+"""Where flopdispatch's per-op time goes, and what a counting block costs to open and close.
+
+Measurement only (the library is not modified): each row adds one piece to the one before, on the
+overhead-dominated workload of overhead.py (20 x Linear(8, 8), batch 4, forward + backward).
+
+  no-op mode, no dynamo wrapper   a TorchDispatchMode whose __torch_dispatch__ is not wrapped by
+                                  torch._disable_dynamo (torch >= 2.10 wraps every subclass that
+                                  defines __torch_dispatch__ in Python; _should_skip_dynamo False
+                                  turns that off): the true floor of a Python-level dispatch mode
+  ... calling func._op            the same, calling the C++ op directly instead of the Python
+                                  OpOverload.__call__ frame
+  ... + empty global module hooks  the floor plus two do-nothing global module hooks (flopdispatch
+                                  installs two to know the module scope of every op)
+  no-op mode (as overhead.py)     the standard no-op mode, wrapped by torch._disable_dynamo
+  recorder, no hooks              flopdispatch's compiled recorder as the mode, with no module
+                                  hooks: the per-op C++ work alone
+  flopdispatch, count()           no model: module hooks on, root adopted on first call
+  flopdispatch, count(model)      the normal use
+  flopdispatch, count(model, python_formulas=True)
+
+Then the fixed cost of a counting block (enter + exit, nothing counted inside, and around one
+forward) on models of 21, ~60 and ~420 modules, split into its parts.
+
+    python benchmarks/breakdown.py [--reps 9] [--steps 30]
+"""
+import argparse
+import contextlib
+import gc
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import flopdispatch as fd
+from flopdispatch.counter import _CountingMode
+
+
+class NoopMode(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+class RawNoopMode(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls):
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+class RawNoopDirect(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls):
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func._op(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def with_empty_hooks(mode_cls):
+    modules = torch.nn.modules.module
+
+    def pre(module, args):
+        return None
+
+    def post(module, args, out):
+        return None
+
+    h1 = modules.register_module_forward_pre_hook(pre)
+    h2 = modules.register_module_forward_hook(post, always_call=True)
+    try:
+        with mode_cls():
+            yield
+    finally:
+        h1.remove()
+        h2.remove()
+
+
+@contextlib.contextmanager
+def recorder_only():
+    mode = _CountingMode()
+    mode.configure(False, None, None)
+    with mode:
+        yield
+    mode.detach()
+
+
+def per_op(reps, steps):
+    torch.set_num_threads(1)
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(20)])
+    x = torch.randn(4, 8, requires_grad=True)
+
+    def step():
+        model(x).sum().backward()
+
+    contexts = {
+        "eager": contextlib.nullcontext,
+        "no-op mode, no dynamo wrapper": RawNoopMode,
+        "... calling func._op": RawNoopDirect,
+        "... + empty global module hooks": lambda: with_empty_hooks(RawNoopMode),
+        "no-op mode (as overhead.py)": NoopMode,
+        "recorder, no hooks": recorder_only,
+        "flopdispatch, count()": fd.count,
+        "flopdispatch, count(model)": lambda: fd.count(model),
+        "flopdispatch, python_formulas=True": lambda: fd.count(model, python_formulas=True),
+    }
+    class OpCounter(RawNoopMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            OpCounter.n += 1
+            return func(*args, **(kwargs or {}))
+
+    for make in contexts.values():
+        with make():
+            step()
+    with OpCounter():
+        step()
+    n_ops = OpCounter.n
+    times = {k: [] for k in contexts}
+    names = list(contexts)
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            with contexts[name]():
+                t = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                times[name].append((time.perf_counter() - t) / steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    floor = med["no-op mode, no dynamo wrapper"]
+    print(f"Per-op cost: 20 x Linear(8, 8), forward + backward, {n_ops} aten ops per step, 1 thread, "
+          f"median of {reps} x {steps} steps\n")
+    print("| counter | ms / step | us / op over the unwrapped no-op mode |")
+    print("|---|---|---|")
+    for name in contexts:
+        print(f"| {name} | {med[name] * 1e3:.3f} | {(med[name] - floor) / n_ops * 1e6:+.2f} |")
+
+
+def block_cost(reps):
+    from flopdispatch._demo import GPT
+
+    torch.set_num_threads(1)
+    models = {
+        "MLP, 21 modules": (nn.Sequential(*[nn.Linear(8, 8) for _ in range(20)]), torch.randn(4, 8)),
+        "GPT 2 layers, 14 modules": (GPT(layers=2, heads=4, d=128, vocab=1000, context=128, device="cpu"),
+                                      torch.randint(0, 1000, (1, 16))),
+        "GPT 12 layers, 74 modules": (GPT(layers=12, heads=4, d=64, vocab=1000, context=128, device="cpu"),
+                                       torch.randint(0, 1000, (1, 16))),
+    }
+    try:
+        from transformers import LlamaConfig, LlamaForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                          intermediate_size=11008, vocab_size=32000)
+        with torch.device("meta"):
+            llama = LlamaForCausalLM(cfg).eval()
+        models["Llama-7B shape on meta, 423 modules"] = (llama, torch.randint(0, 32000, (1, 16), device="meta"))
+    except ImportError:
+        pass
+    print("\nFixed cost of one counting block, us (median of %d): enter (registering the module tree and hooks), "
+          "exit (rolling the flat table up to modules, phases and ops), with one small forward inside\n" % reps)
+    print("| model | modules | enter | forward inside | exit | empty block, no model given |")
+    print("|---|---|---|---|---|---|")
+    for name, (model, x) in models.items():
+        parts = []
+        empty = []
+        for _ in range(reps + 1):
+            c = fd.count(model)
+            t0 = time.perf_counter()
+            c.__enter__()
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                model(x)
+            t2 = time.perf_counter()
+            c.__exit__(None, None, None)
+            t3 = time.perf_counter()
+            parts.append((t1 - t0, t2 - t1, t3 - t2))
+            t4 = time.perf_counter()
+            with fd.count():
+                pass
+            empty.append(time.perf_counter() - t4)
+        parts, empty = parts[1:], empty[1:]
+        med = [statistics.median(p[i] for p in parts) * 1e6 for i in range(3)]
+        print(f"| {name} | {len(list(model.modules()))} | {med[0]:.0f} | {med[1]:.0f} | {med[2]:.0f} | "
+              f"{statistics.median(empty) * 1e6:.0f} |")
+
+
+# ----- a measured idea: cheaper block set-up and roll-up (a subclass here; the library is untouched) ---
+
+
+class PrototypeCount(fd.count):
+    """fd.count with two changes, to measure them: parameters per module from one memoised walk over
+    `_parameters` / `_modules` (instead of a `module.parameters()` generator per module, O(modules x
+    depth)), and the module roll-up done once per (scope, phase) instead of once per (scope, phase,
+    op) row. Results must be identical (checked with to_dict())."""
+
+    def _register_tree(self, root):
+        mode = self._mode
+        memo = {}
+
+        def subtree(m):  # {id(param): (numel, requires_grad)} of m and everything below it
+            got = memo.get(id(m))
+            if got is None:
+                got = {}
+                for child in m._modules.values():
+                    if child is not None:
+                        got.update(subtree(child))
+                for p in m._parameters.values():
+                    if p is not None:
+                        got[id(p)] = (p.numel(), p.requires_grad)
+                memo[id(m)] = got
+            return got
+
+        for name, module in root.named_modules():
+            parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
+            idx = mode.add_module(module, parent)
+            if idx != len(self._names):
+                continue
+            self._names.append(name)
+            self._types.append(type(module).__name__)
+            self._index_by_name[name] = idx
+            params = subtree(module).values()
+            self._params.append((sum(n for n, _ in params), sum(n for n, g in params if g)))
+            for p in module._parameters.values():
+                if p is not None:
+                    self._param_owner.setdefault(id(p), idx)
+        self._root_seen = True
+
+    def _collect(self):
+        from flopdispatch.counter import PHASES, _Acc
+
+        rows, scopes, ops, errors = self._mode.snapshot()
+        on_path = [()] * len(scopes)
+        for s in range(1, len(scopes)):
+            parent, module = scopes[s]
+            on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
+        total, by_phase, by_op, by_scope = _Acc(), {}, {}, {}
+        unsupported, reasons = {}, {}
+        for scope, phase, op, calls, flops, macs, masked, read, written in rows:
+            values = (flops, macs, masked, read, written, calls)
+            name, family = ops[op]
+            phase_name = PHASES[phase]
+            total.add(values)
+            by_phase.setdefault(phase_name, _Acc()).add(values)
+            by_op.setdefault((name, phase_name), _Acc()).add(values)
+            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
+            if family == "unsupported":
+                unsupported[name] = unsupported.get(name, 0) + calls
+                reasons[name] = "no formula declared"
+        for op, (message, failed_calls) in errors.items():
+            name = ops[op][0] if op in ops else str(op)
+            unsupported[name] = unsupported.get(name, 0) + failed_calls
+            reasons.setdefault(name, message)
+        host, events = self._mode.times()
+        if events:
+            torch.cuda.synchronize()
+        timed = [(s, p, o, sec) for s, p, o, sec in host]
+        timed += [(s, p, o, start.elapsed_time(end) / 1e3) for s, p, o, start, end in events]
+        for scope, phase, op, seconds in timed:
+            values = (0, 0, 0, 0, 0, 0, seconds)
+            phase_name = PHASES[phase]
+            total.add(values)
+            by_phase.setdefault(phase_name, _Acc()).add(values)
+            by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
+            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
+        by_module = {}
+        for (scope, phase_name), acc in by_scope.items():
+            for m in on_path[scope]:
+                by_module.setdefault((m, None), _Acc()).add(acc.v)
+                by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
+        return {"total": total, "phase": by_phase, "op": by_op, "module": by_module,
+                "unsupported": unsupported, "reasons": reasons}
+
+
+class _LazyResults(dict):
+    """Totals now (one pass, in C: column sums); the per-module/op/phase roll-up on first need."""
+
+    def __init__(self, counter, rows):
+        super().__init__()
+        from flopdispatch.counter import _Acc
+
+        total = _Acc()
+        if rows:
+            cols = list(zip(*rows))
+            total.v[:6] = [sum(cols[4]), sum(cols[5]), sum(cols[6]), sum(cols[7]), sum(cols[8]), sum(cols[3])]
+        self["total_fast"] = total
+        self._counter = counter
+
+    def __missing__(self, key):
+        full = fd.count._collect(self._counter)  # the library's roll-up, unchanged
+        self.update(full)
+        return full[key]
+
+
+class LazyCount(PrototypeCount):
+    """PrototypeCount, and the roll-up deferred from the block's exit to the first read that needs
+    it (totals are summed at exit). Reading c.macs then costs a column sum; c.module(...) pays the
+    roll-up once. (Timing mode is not handled by this sketch: it is off here.)"""
+
+    def _collect(self):
+        rows = self._mode.snapshot()[0]
+        res = _LazyResults(self, rows)
+        return res
+
+    @property
+    def totals(self):
+        res = self._res()
+        if "total" not in res and isinstance(res, _LazyResults):
+            return res["total_fast"].counts()
+        return res["total"].counts()
+
+
+def prototype(reps):
+    from flopdispatch._demo import GPT
+
+    torch.set_num_threads(1)
+    cases = {
+        "MLP, 21 modules, fwd+bwd": nn.Sequential(*[nn.Linear(8, 8) for _ in range(20)]),
+        "GPT 12 layers (tied weights), fwd+bwd": GPT(layers=12, heads=4, d=64, vocab=1000, context=128,
+                                                     device="cpu"),
+    }
+    inputs = {"MLP, 21 modules, fwd+bwd": lambda m: m(torch.randn(4, 8)).sum().backward(),
+              "GPT 12 layers (tied weights), fwd+bwd":
+                  lambda m: m(torch.randint(0, 1000, (1, 16)), targets=torch.randint(0, 1000, (1, 16))).backward()}
+    print("\nMeasured ideas (subclasses here, not in the library), us, median of %d, interleaved; each cell: "
+          "library / memoised parameter walk + roll-up per (scope, phase) / the same + roll-up deferred to "
+          "first need\n" % (3 * reps))
+    print("| model, forward + backward inside | enter | exit + read c.macs | then c.table() | identical to_dict() |")
+    print("|---|---|---|---|---|")
+    for name, model in cases.items():
+        step = inputs[name]
+        classes = (fd.count, PrototypeCount, LazyCount)
+        parts = {cls: [] for cls in classes}
+        last = {}
+        for _ in range(3 * reps + 1):  # interleaved: library, prototype, lazy, library, ...
+            for cls in classes:
+                gc.collect()
+                c = cls(model)
+                t0 = time.perf_counter()
+                c.__enter__()
+                t1 = time.perf_counter()
+                step(model)
+                t2 = time.perf_counter()
+                c.__exit__(None, None, None)
+                c.macs
+                t3 = time.perf_counter()
+                c.table()
+                t4 = time.perf_counter()
+                parts[cls].append((t1 - t0, t3 - t2, t4 - t3))
+                last[cls] = c.to_dict()
+                model.zero_grad(set_to_none=True)
+        res = {cls: ([statistics.median(p[i] for p in v[1:]) * 1e6 for i in range(3)], last[cls])
+               for cls, v in parts.items()}
+        (le, lx, lt), ld = res[fd.count]
+        (pe, px, pt), pd = res[PrototypeCount]
+        (ze, zx, zt), zd = res[LazyCount]
+        print(f"| {name} | {le:.0f} / {pe:.0f} / {ze:.0f} | {lx:.0f} / {px:.0f} / {zx:.0f} | "
+              f"{lt:.0f} / {pt:.0f} / {zt:.0f} | {'yes' if ld == pd == zd else 'NO'} |")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    per_op(args.reps, args.steps)
+    block_cost(args.reps)
+    prototype(args.reps)
+
+
+if __name__ == "__main__":
+    main()
