@@ -103,6 +103,23 @@ class _Acc:
                    seconds=seconds, **extra)
 
 
+def _subtree_params(modules):
+    """{id(module): {id(param): (numel, trainable)}} over each module's subtree, in one bottom-up
+    pass (a parameter shared by two subtrees counts in both, once in each, as module.parameters())."""
+    out = {}
+    for module in reversed(modules):  # named_modules() is pre-order: children come back first
+        own = {id(p): (p.numel(), p.requires_grad) for p in module._parameters.values() if p is not None}
+        for child in module._modules.values():
+            if child is None:
+                continue
+            sub = out.get(id(child))
+            if sub is None:  # a shared child first reached through a later parent
+                sub = _subtree_params(list(child.modules()))[id(child)]
+            own.update(sub)
+        out[id(module)] = own
+    return out
+
+
 class TotalsShortcuts:
     """``flops``, ``macs``, ``bytes_read``, ``bytes_written``, ``causal_macs``: the fields of ``self.totals``."""
 
@@ -168,7 +185,9 @@ class count(TotalsShortcuts):
 
     def _register_tree(self, root: torch.nn.Module):
         mode = self._mode
-        for name, module in root.named_modules():
+        named = list(root.named_modules())
+        subtree = _subtree_params([m for _, m in named])
+        for name, module in named:
             parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
             idx = mode.add_module(module, parent)
             if idx != len(self._names):
@@ -176,13 +195,11 @@ class count(TotalsShortcuts):
             self._names.append(name)
             self._types.append(type(module).__name__)
             self._index_by_name[name] = idx
-            total = trainable = 0
-            for p in module.parameters():
-                total += p.numel()
-                trainable += p.numel() if p.requires_grad else 0
-            self._params.append((total, trainable))
-            for p in module.parameters(recurse=False):
-                self._param_owner.setdefault(id(p), idx)
+            params = subtree[id(module)].values()
+            self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
+            for p in module._parameters.values():
+                if p is not None:
+                    self._param_owner.setdefault(id(p), idx)
         self._root_seen = True
 
     def _on_unknown_module(self, module):
@@ -252,7 +269,7 @@ class count(TotalsShortcuts):
         for s in range(1, len(scopes)):
             parent, module = scopes[s]
             on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
-        total, by_phase, by_op, by_module = _Acc(), {}, {}, {}
+        total, by_phase, by_op, by_scope = _Acc(), {}, {}, {}
         unsupported, reasons = {}, {}
         for scope, phase, op, calls, flops, macs, masked, read, written in rows:
             values = (flops, macs, masked, read, written, calls)
@@ -261,9 +278,7 @@ class count(TotalsShortcuts):
             total.add(values)
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((name, phase_name), _Acc()).add(values)
-            for m in on_path[scope]:
-                by_module.setdefault((m, None), _Acc()).add(values)
-                by_module.setdefault((m, phase_name), _Acc()).add(values)
+            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
             if family == "unsupported":
                 unsupported[name] = unsupported.get(name, 0) + calls
                 reasons[name] = "no formula declared"
@@ -282,11 +297,22 @@ class count(TotalsShortcuts):
             total.add(values)
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
-            for m in on_path[scope]:
-                by_module.setdefault((m, None), _Acc()).add(values)
-                by_module.setdefault((m, phase_name), _Acc()).add(values)
-        return {"total": total, "phase": by_phase, "op": by_op, "module": by_module,
-                "unsupported": unsupported, "reasons": reasons}
+            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
+        # Per-module roll-ups are made on first use (_modules): reading totals stays cheap.
+        return {"total": total, "phase": by_phase, "op": by_op, "scope": by_scope, "on_path": on_path,
+                "module": None, "unsupported": unsupported, "reasons": reasons}
+
+    def _modules(self):
+        """{(module index, phase or None): inclusive accumulator}, rolled up once per result."""
+        res = self._res()
+        if res["module"] is None:
+            by_module = {}
+            for (scope, phase_name), acc in res["scope"].items():
+                for m in res["on_path"][scope]:
+                    by_module.setdefault((m, None), _Acc()).add(acc.v)
+                    by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
+            res["module"] = by_module
+        return res["module"]
 
     def _res(self):
         if self._results is not None:
@@ -337,7 +363,7 @@ class count(TotalsShortcuts):
         if phase is not None and phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         idx = self._index_by_name[name]
-        acc = self._res()["module"].get((idx, phase)) or _Acc()
+        acc = self._modules().get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
                           trainable_params=trainable)
@@ -379,7 +405,7 @@ class count(TotalsShortcuts):
         def phase_split(idx):
             out = {}
             for p in PHASES:
-                acc = res["module"].get((idx, p))
+                acc = self._modules().get((idx, p))
                 if acc is not None and acc.v[5]:
                     out[p] = acc.counts().as_dict()
             return out
