@@ -1,6 +1,4 @@
 """Large language models counted on the meta device from configs, without weights."""
-import time
-
 import pytest
 import torch
 
@@ -23,19 +21,16 @@ def _llama(**kw):
         return transformers.LlamaForCausalLM(cfg)
 
 
-def test_llama_70b_forward_on_meta_exact_and_fast():
+def test_llama_70b_forward_on_meta_exact():
     # 70B: hidden 8192, 80 layers, 64 heads (dim 128), 8 KV heads (kv dim 1024), MLP 28672, vocab 32000
     model = _llama(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
                    intermediate_size=28672, vocab_size=32000, max_position_embeddings=4096)
     ids = torch.randint(0, 32000, (1, 4096), device="meta")
-    start = time.perf_counter()
     with torch.no_grad(), fd.count(model) as c:
         model(ids)
-    elapsed = time.perf_counter() - start
     assert c.macs == llama_forward_macs(4096, 8192, 1024, 28672, 32000, 80)  # 303,439,439,462,400
     assert c.unsupported == {}
-    assert 68e9 < c.params < 70e9
-    assert elapsed < 60  # generous: it takes about a second here; a regression would take minutes
+    assert 68e9 < c.params < 70e9  # speed is measured by benchmarks/, never asserted in a test
 
 
 def test_small_llama_training_step_matches_flopcountermode():
