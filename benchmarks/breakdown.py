@@ -34,21 +34,8 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import flopdispatch as fd
+from bench import NoopMode, RawNoopMode  # the reference modes, defined once (bench.py)
 from flopdispatch.counter import _CountingMode
-
-
-class NoopMode(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
-
-
-class RawNoopMode(TorchDispatchMode):
-    @classmethod
-    def _should_skip_dynamo(cls):
-        return False
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
 
 
 class RawNoopDirect(TorchDispatchMode):
