@@ -12,7 +12,7 @@ from typing import Dict, Optional
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _core
+from . import _core, _hops, user
 from .report import format_table
 
 PHASES = ("forward", "backward", "optimizer", "other")
@@ -145,10 +145,35 @@ class TotalsShortcuts:
 
 
 class _CountingMode(_core.Recorder, TorchDispatchMode):
-    """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's."""
+    """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's.
+
+    Higher-order ops have their own rules (``_hops``); one created after the block was entered
+    reaches ``__torch_dispatch__``, runs, and is reported unsupported.
+    """
+
+    supports_higher_order_operators = True
 
     def __init__(self):
         TorchDispatchMode.__init__(self)
+
+
+def _module_formula_hook(mode):
+    """A global forward hook adding a module formula's cost (fd.formula) to the module just run,
+    in the current scope and phase (it runs before the hook that leaves the module's scope)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode_temporarily
+
+    def hook(module, args, output):
+        f = user.module_formula(type(module))
+        if f is None:
+            return None
+        if _get_current_dispatch_mode() is mode:  # the formula's own tensor work is not the model's
+            with _pop_mode_temporarily():
+                mode.__torch_dispatch__(f, (), (module, args, output), None)
+        else:
+            mode.__torch_dispatch__(f, (), (module, args, output), None)
+        return None
+
+    return hook
 
 
 class count(TotalsShortcuts):
@@ -228,11 +253,14 @@ class count(TotalsShortcuts):
                 self._register_tree(self._model)
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
+            if user.has_module_formulas():
+                self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
             from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
             self._handles.append(register_optimizer_step_pre_hook(lambda *a: mode.set_optimizer(True)))
             self._handles.append(register_optimizer_step_post_hook(lambda *a: mode.set_optimizer(False)))
+            _hops.register(_CountingMode)
             mode.__enter__()
         except BaseException:
             self._cleanup()
