@@ -77,6 +77,29 @@ def _rule(hop):
     return torch._compile._disable_dynamo(counting_rule, recursive=True)
 
 
+def _frame_counter():
+    return getattr(getattr(getattr(torch._C, "_dynamo", None), "eval_frame", None),
+                   "set_fullgraph_compiled_frame_count", None)
+
+
+def allow_eager_fullgraph():
+    """While a count is open, torch.compile(fullgraph=True) runs eagerly instead of failing.
+
+    torch.compile skips every frame while a dispatch mode such as the counter's is active;
+    flex_attention (and a user's fullgraph=True function) then stop with "found no compiled
+    frames". Counting the compiled-frame number from 0, as torch's own cond/scan wrappers do,
+    makes them run eagerly, where the mode sees every op. Returns what ``restore`` needs.
+    """
+    setter = _frame_counter()
+    return setter(0) if setter is not None else None
+
+
+def restore_fullgraph(previous):
+    setter = _frame_counter()
+    if setter is not None and previous is not None:
+        setter(previous)
+
+
 def register(mode_type):
     """Give every HigherOrderOperator created so far a rule for ``mode_type`` (idempotent)."""
     for hop in list(torch._ops._higher_order_ops.values()):
@@ -87,8 +110,7 @@ def register(mode_type):
 # ----- flex_attention ----------------------------------------------------------------------------
 
 def _concrete_tensor(t):
-    return (isinstance(t, torch.Tensor) and t.device.type != "meta"
-            and not isinstance(t, torch._subclasses.FakeTensor) and not torch._C._is_functional_tensor(t))
+    return (type(t) is torch.Tensor or type(t) is torch.nn.Parameter) and t.device.type != "meta"
 
 
 def block_sparse_pairs(block_mask, batch, heads, sq, sk):

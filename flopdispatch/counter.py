@@ -205,6 +205,7 @@ class count(TotalsShortcuts):
         self._index_by_name: Dict[str, int] = {}
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
+        self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
 
     # ----- module registry -------------------------------------------------------------------------
 
@@ -262,6 +263,7 @@ class count(TotalsShortcuts):
             self._handles.append(register_optimizer_step_post_hook(lambda *a: mode.set_optimizer(False)))
             _hops.register(_CountingMode)
             mode.__enter__()
+            self._fullgraph = _hops.allow_eager_fullgraph()
         except BaseException:
             self._cleanup()
             raise
@@ -280,6 +282,8 @@ class count(TotalsShortcuts):
         return False
 
     def _cleanup(self):
+        _hops.restore_fullgraph(self._fullgraph)
+        self._fullgraph = None
         for h in self._handles:
             h.remove()
         self._handles.clear()

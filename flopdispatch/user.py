@@ -89,17 +89,21 @@ def formula(target, fn: Optional[Callable] = None, *, _builtin: bool = False):
     registration replaces an earlier one for the same target (an aten op's built-in formula too);
     it applies to counts already open. Returns ``fn``.
     """
+    if _is_module_class(target):
+        key = None
+    elif isinstance(target, type):
+        raise TypeError(f"fd.formula: {target.__qualname__} is a class but not an nn.Module subclass")
+    else:
+        key = _op_key(target)  # a bad target fails here, before any function is given
     if fn is None:
         return lambda f: formula(target, f, _builtin=_builtin)
     if not callable(fn):
         raise TypeError(f"fd.formula: expected a callable, got {type(fn).__name__}")
-    if _is_module_class(target):
+    if key is None:
         _MODULE_FORMULAS[target] = _Formula(fn, "module", f"module::{target.__qualname__}", _builtin)
         _MODULE_LOOKUP.clear()
         return fn
-    if isinstance(target, type):
-        raise TypeError(f"fd.formula: {target.__qualname__} is a class but not an nn.Module subclass")
-    name, overload = _op_key(target)
+    name, overload = key
     _OP_FORMULAS[(name, overload)] = _Formula(fn, "op", name, _builtin)
     _refresh()
     return fn
