@@ -42,6 +42,8 @@ def _under(mode, fn):
         with mode:
             return fn(*args, **kwargs)
 
+    if hasattr(fn, "meta"):  # a GraphModule's annotations, read by some HOPs (checkpoint tags)
+        body.meta = fn.meta
     return body
 
 
