@@ -79,6 +79,13 @@ def _rule(hop):
     return torch._compile._disable_dynamo(counting_rule, recursive=True)
 
 
+def in_hop_compile():
+    """Whether torch is compiling a HOP's own eager wrapper (torch.cond, scan, flex_attention...)."""
+    utils = getattr(getattr(torch, "_higher_order_ops", None), "utils", None)
+    check = getattr(utils, "_in_hop_compile", None)
+    return bool(check()) if check is not None else False
+
+
 def _frame_counter():
     return getattr(getattr(getattr(torch._C, "_dynamo", None), "eval_frame", None),
                    "set_fullgraph_compiled_frame_count", None)

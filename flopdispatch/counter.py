@@ -156,6 +156,13 @@ class _CountingMode(_core.Recorder, TorchDispatchMode):
     def __init__(self):
         TorchDispatchMode.__init__(self)
 
+    @classmethod
+    def ignore_compile_internals(cls):
+        """True only while torch compiles a HOP's own wrapper (torch.cond, scan, map,
+        flex_attention...): it then captures the user's functions as graphs, as without the counter,
+        and the HOP runs under its counting rule. A user's torch.compile still runs eagerly."""
+        return _hops.in_hop_compile()
+
 
 def _module_formula_hook(mode):
     """A global forward hook adding a module formula's cost (fd.formula) to the module just run,

@@ -41,23 +41,58 @@ def test_torch_cond_public_api_forward_and_backward():
     x = torch.randn(4, 4, requires_grad=True)
     w = torch.randn(4, 4)
 
-    # Branches return tuples: under a dispatch mode torch.compile skips torch.cond's frame, and
-    # torch 2.13's eager cond backward needs tuple outputs (a bare tensor fails in its joint graph).
     def t(x, w):
-        return (torch.mm(x, w),)
+        return torch.mm(x, w)
 
     def f(x, w):
-        return (x * 2,)
+        return x * 2
 
     expected = torch.cond(x.sum() > -1e9, t, f, (x, w))
+    expected.sum().backward()
+    expected_grad, x.grad = x.grad, None
     with fd.count() as c:
         got = torch.cond(x.sum() > -1e9, t, f, (x, w))
-        got[0].sum().backward()
-    assert torch.equal(expected[0], got[0])
+        got.sum().backward()
+    assert torch.equal(expected, got) and torch.equal(expected_grad, x.grad)
     assert c.phase("forward").macs == 64   # x @ w: 4 * 4 * 4
     # cond's backward graph computes the gradient of every operand: g @ w.T and x.T @ g, 2 x 64
     assert c.phase("backward").macs == 128
     assert c.unsupported == {}
+
+
+def test_scan_and_map_backward():
+    from torch._higher_order_ops.map import map as hop_map
+    from torch._higher_order_ops.scan import scan
+
+    xs = torch.randn(5, 4, 4, requires_grad=True)
+    init = torch.randn(4, 4, requires_grad=True)
+    w = torch.randn(4, 4)
+
+    def combine(carry, x):
+        return carry + x, torch.mm(carry, x)
+
+    def body(x, w):
+        return torch.mm(x, w)
+
+    for run, fwd, bwd in ((lambda: sum(o.sum() for o in scan(combine, init, xs)), 5 * 64, 5 * 2 * 64),
+                          (lambda: hop_map(body, xs, w).sum(), 5 * 64, 5 * 2 * 64)):
+        run().backward()
+        expected, xs.grad, init.grad = xs.grad, None, None
+        with fd.count() as c:
+            run().backward()
+        assert torch.equal(expected, xs.grad)
+        # per element: one 4x4x4 mm forward; its two operand gradients in backward
+        assert (c.phase("forward").macs, c.phase("backward").macs) == (fwd, bwd)
+        assert c.unsupported == {}
+        xs.grad, init.grad = None, None
+
+
+def test_user_fullgraph_compile_runs_eagerly_and_is_counted():
+    f = torch.compile(lambda a, b: torch.mm(a, b), backend="eager", fullgraph=True)
+    a, b = torch.randn(2, 3), torch.randn(3, 4)
+    with fd.count() as c:
+        out = f(a, b)
+    assert torch.equal(out, torch.mm(a, b)) and c.macs == 24  # 2 * 3 * 4
 
 
 def test_while_loop_counts_every_iteration():

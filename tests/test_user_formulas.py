@@ -257,6 +257,32 @@ def test_module_formula(device):
         assert fd.remove_formula(Opaque)
 
 
+def test_module_formula_in_checkpoint_recompute_is_backward():
+    from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
+
+    class Square(nn.Module):
+        def forward(self, x):
+            return x * x
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sq = Square()
+
+        def forward(self, x):
+            return checkpoint(self.sq, x, use_reentrant=False)
+
+    fd.formula(Square)(lambda module, args, output: fd.Cost(macs=100))
+    try:
+        model, x = Outer(), torch.randn(3, requires_grad=True)
+        with set_checkpoint_early_stop(False), fd.count(model) as c:  # recompute the whole forward
+            model(x).sum().backward()
+        assert c.phase("forward").macs == 100 and c.phase("backward").macs == 100
+        assert c.module("sq", phase="backward").macs == 100
+    finally:
+        fd.remove_formula(Square)
+
+
 def test_module_formula_error_reported():
     fd.formula(Opaque)(lambda module, args, output: fd.Cost(macs=-5))
     try:
