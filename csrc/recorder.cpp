@@ -72,6 +72,13 @@ bool parse_resolution(PyObject* r, OpEntry& e) {
     return !PyErr_Occurred();
 }
 
+void release_entry_refs(OpEntry& e) {
+    Py_CLEAR(e.call);
+    Py_CLEAR(e.user);
+    for (PyObject* n : e.arg_names) Py_DECREF(n);
+    e.arg_names.clear();
+}
+
 int resolve_op(PyObject* func) {
     auto& idx = op_index();
     auto it = idx.find(func);
@@ -83,19 +90,15 @@ int resolve_op(PyObject* func) {
     Py_DECREF(r);
     if (!ok) return -1;
     it = idx.find(func);  // the resolver is Python: it may have resolved this op meanwhile
-    if (it != idx.end()) return it->second;
+    if (it != idx.end()) {
+        release_entry_refs(e);
+        return it->second;
+    }
     Py_INCREF(func);  // op overloads are process-wide; keep the key valid
     int id = static_cast<int>(op_table().size());
     op_table().push_back(std::move(e));
     idx.emplace(func, id);
     return id;
-}
-
-void release_entry_refs(OpEntry& e) {
-    Py_CLEAR(e.call);
-    Py_CLEAR(e.user);
-    for (PyObject* n : e.arg_names) Py_DECREF(n);
-    e.arg_names.clear();
 }
 
 // Asks the resolver again about every known op (after an fd.formula registration or removal) and

@@ -47,6 +47,8 @@ class _Formula:
 
 # (qualified op name, overload or None for every overload) -> _Formula
 _OP_FORMULAS: Dict[Tuple[str, Optional[str]], _Formula] = {}
+# flopdispatch's own formulas (flex_attention), used where no user formula is registered
+_BUILTIN_OP_FORMULAS: Dict[Tuple[str, Optional[str]], _Formula] = {}
 # module class -> _Formula; subclasses inherit their nearest registered base's formula
 _MODULE_FORMULAS: Dict[type, _Formula] = {}
 _MODULE_LOOKUP: Dict[type, Optional[_Formula]] = {}  # per concrete class, cleared on every change
@@ -104,13 +106,14 @@ def formula(target, fn: Optional[Callable] = None, *, _builtin: bool = False):
         _MODULE_LOOKUP.clear()
         return fn
     name, overload = key
-    _OP_FORMULAS[(name, overload)] = _Formula(fn, "op", name, _builtin)
+    (_BUILTIN_OP_FORMULAS if _builtin else _OP_FORMULAS)[(name, overload)] = _Formula(fn, "op", name, _builtin)
     _refresh()
     return fn
 
 
 def remove_formula(target) -> bool:
-    """Remove the formula registered for ``target`` (as given to ``formula``); False if none was."""
+    """Remove the formula registered for ``target`` (as given to ``formula``); False if none was.
+    A built-in formula (flex_attention's) that it replaced applies again."""
     if _is_module_class(target):
         found = _MODULE_FORMULAS.pop(target, None) is not None
         _MODULE_LOOKUP.clear()
@@ -128,8 +131,12 @@ def _refresh():
 
 
 def op_formula(name: str, overload: Optional[str]) -> Optional[_Formula]:
-    """The formula registered for an op overload, the overload's own first."""
-    return _OP_FORMULAS.get((name, overload)) or _OP_FORMULAS.get((name, None))
+    """The formula for an op overload: the user's (the overload's own first), else a built-in one."""
+    for table in (_OP_FORMULAS, _BUILTIN_OP_FORMULAS):
+        found = table.get((name, overload)) or table.get((name, None))
+        if found is not None:
+            return found
+    return None
 
 
 def module_formula(cls: type) -> Optional[_Formula]:

@@ -280,3 +280,34 @@ def test_flex_attention_backward_hop():
     assert c.causal_macs == 3 * 128 * 128 * B * H * 5 * D
     assert c.ops()["aten::mul"]["flops"] >= scores       # the score_mod recomputed, and its gradient
     assert c.unsupported == {}
+
+
+def test_flex_attention_on_fake_tensors():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.nn.attention.flex_attention import flex_attention
+
+    with FakeTensorMode():
+        q, k, v = (torch.randn(1, 2, 128, 16) for _ in range(3))
+        with fd.count() as c:
+            out = flex_attention(q, k, v)
+    assert out.shape == (1, 2, 128, 16)
+    row = c.ops()["higher_order::flex_attention"]
+    assert row["macs"] == 1 * 2 * 128 * 128 * (16 + 16)    # 1,048,576
+    assert c.causal_macs == c.macs  # the block mask cannot be read on fake tensors: dense
+    assert c.unsupported == {}
+
+
+def test_flex_attention_formula_can_be_replaced_and_restored():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    q, k, v = (t[:, :, :128] for t in _qkv())
+    fd.formula(torch.ops.higher_order.flex_attention)(lambda *args: fd.Cost(macs=5, bytes_read=0, bytes_written=0))
+    try:
+        with fd.count() as c:
+            flex_attention(q, k, v)
+        assert c.macs == 5
+    finally:
+        assert fd.remove_formula(torch.ops.higher_order.flex_attention)
+    with fd.count() as c:
+        flex_attention(q, k, v)
+    assert c.macs == B * H * 128 * 128 * 2 * D  # the built-in formula again
