@@ -88,8 +88,10 @@ def formula(target, fn: Optional[Callable] = None, *, _builtin: bool = False):
     an OpOverloadPacket, a ``torch.library.custom_op``) whose formula gets the op's own arguments,
     ``fn(*args, **kwargs)``; or an ``nn.Module`` subclass whose formula gets
     ``fn(module, args, output)`` after each forward call. ``fn`` returns a ``Cost``. A new
-    registration replaces an earlier one for the same target (an aten op's built-in formula too);
-    it applies to counts already open. Returns ``fn``.
+    registration replaces an earlier one for the same target (an aten op's built-in formula too).
+    An op formula applies at once, in counts already open too; a module formula from the next
+    ``count`` entered (the hook that applies it is installed only while some are registered).
+    Returns ``fn``.
     """
     if _is_module_class(target):
         key = None
