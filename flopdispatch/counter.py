@@ -32,8 +32,8 @@ class Counts:
     flops: floating-point operations (2 per MAC plus every other floating-point op).
     macs: multiply-accumulates in matmul-like ops (mm, bmm, conv, attention products).
     bytes_read / bytes_written: tensor bytes read by ops and written by them (views move nothing).
-    causal_macs: MACs with the score positions hidden by causal masks skipped (equals macs
-        when no causal attention ran).
+    causal_macs: MACs with the score positions hidden by causal masks skipped, and for
+        flex_attention the block-sparse work (equals macs when no masked attention ran).
     calls: number of counted aten op calls.
     seconds: with ``count(..., timing=True)``, the measured execution time of these ops, in
         seconds (each op call timed alone: the counter's own work is outside; 0.0 otherwise).
