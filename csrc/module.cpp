@@ -59,5 +59,14 @@ PYBIND11_MODULE(_C, m) {
             fd::set_hooks(resolver.ptr(), fallback.ptr(), current_node.ptr(), sequence_nr.ptr());
         },
         "Install the op resolver, the symbolic fallback and torch's autograd probes.");
+    m.def(
+        "set_user_hook", [](py::handle user_cost) { fd::set_user_hook(user_cost.ptr()); },
+        "Install the helper that prices calls with user formulas (fd.formula).");
+    m.def(
+        "refresh_ops",
+        []() {
+            if (fd::refresh_ops() < 0) throw py::error_already_set();
+        },
+        "Ask the resolver again about every known op (after fd.formula registrations).");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

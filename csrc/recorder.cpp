@@ -29,6 +29,7 @@ struct OpEntry {
     std::vector<PyObject*> arg_names; // interned schema names, for keyword arguments
     std::string name;                 // "aten::mm"
     PyObject* call = nullptr;         // what runs the op: OpOverload._op (skips a Python frame) or the op
+    PyObject* user = nullptr;         // a Python formula (fd.formula) that prices the op, or nullptr
 };
 
 std::vector<OpEntry>& op_table() {
@@ -43,24 +44,19 @@ PyObject* g_resolver = nullptr;            // callable(func) -> (name, family, p
 PyObject* g_python_cost = nullptr;         // callable(func, args, kwargs, out) -> (flops, macs, masked, read, written)
 PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
+PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 
-int resolve_op(PyObject* func) {
-    auto& idx = op_index();
-    auto it = idx.find(func);
-    if (it != idx.end()) return it->second;
-    PyObject* r = PyObject_CallOneArg(g_resolver, func);
-    if (!r) return -1;
-    OpEntry e;
-    PyObject *name, *params, *names, *call;
+// Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user]).
+// Returns false with a Python error set when the answer is malformed.
+bool parse_resolution(PyObject* r, OpEntry& e) {
+    PyObject *name, *params, *names, *call, *user = Py_None;
     int fam, over;
-    if (!PyArg_ParseTuple(r, "UiOOiO", &name, &fam, &params, &names, &over, &call)) {
-        Py_DECREF(r);
-        return -1;
-    }
+    if (!PyArg_ParseTuple(r, "UiOOiO|O", &name, &fam, &params, &names, &over, &call, &user)) return false;
     e.name = PyUnicode_AsUTF8(name);
     e.family = fam;
     e.overwritten_arg = over;
     e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
+    e.user = user == Py_None ? nullptr : Py_NewRef(user);
     Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Size(params), kMaxParams);
     for (Py_ssize_t i = 0; i < np; ++i) {
         PyObject* v = PySequence_GetItem(params, i);
@@ -73,13 +69,94 @@ int resolve_op(PyObject* func) {
         PyUnicode_InternInPlace(&v);
         e.arg_names.push_back(v);  // owned for the process lifetime
     }
+    return !PyErr_Occurred();
+}
+
+void release_entry_refs(OpEntry& e) {
+    Py_CLEAR(e.call);
+    Py_CLEAR(e.user);
+    for (PyObject* n : e.arg_names) Py_DECREF(n);
+    e.arg_names.clear();
+}
+
+int resolve_op(PyObject* func) {
+    auto& idx = op_index();
+    auto it = idx.find(func);
+    if (it != idx.end()) return it->second;
+    PyObject* r = PyObject_CallOneArg(g_resolver, func);
+    if (!r) return -1;
+    OpEntry e;
+    bool ok = parse_resolution(r, e);
     Py_DECREF(r);
-    if (PyErr_Occurred()) return -1;
+    if (!ok) return -1;
+    it = idx.find(func);  // the resolver is Python: it may have resolved this op meanwhile
+    if (it != idx.end()) {
+        release_entry_refs(e);
+        return it->second;
+    }
     Py_INCREF(func);  // op overloads are process-wide; keep the key valid
     int id = static_cast<int>(op_table().size());
     op_table().push_back(std::move(e));
     idx.emplace(func, id);
     return id;
+}
+
+// Asks the resolver again about every known op (after an fd.formula registration or removal) and
+// updates the entries in place, by index: no reference into the table is held across the resolver.
+int refresh_ops_impl() {
+    std::vector<std::pair<PyObject*, int>> known(op_index().begin(), op_index().end());
+    for (const auto& kv : known) {
+        PyObject* r = PyObject_CallOneArg(g_resolver, kv.first);
+        if (!r) return -1;
+        OpEntry fresh;
+        bool ok = parse_resolution(r, fresh);
+        Py_DECREF(r);
+        if (!ok) {
+            release_entry_refs(fresh);
+            return -1;
+        }
+        OpEntry& e = op_table()[kv.second];
+        e.family = fresh.family;
+        std::copy(std::begin(fresh.params), std::end(fresh.params), std::begin(e.params));
+        e.overwritten_arg = fresh.overwritten_arg;
+        std::swap(e.user, fresh.user);  // the old formula is released below, after the last use of `e`
+        release_entry_refs(fresh);
+    }
+    return 0;
+}
+
+// A Python int as a signed 128-bit value; false (error cleared) when it is not an int or does not fit.
+bool py_to_i128(PyObject* v, __int128& out) {
+    int overflow = 0;
+    long long small = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (small == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+    }
+    if (!overflow) {
+        out = small;
+        return true;
+    }
+    // Wider than 64 bits: split into high and low 64-bit halves.
+    PyObject* shift = PyLong_FromLong(64);
+    PyObject* mask = PyLong_FromUnsignedLongLong(~0ULL);
+    PyObject* hi = PyNumber_Rshift(v, shift);
+    PyObject* lo = PyNumber_And(v, mask);
+    bool ok = false;
+    if (hi && lo) {
+        long long h = PyLong_AsLongLongAndOverflow(hi, &overflow);
+        unsigned long long l = PyLong_AsUnsignedLongLong(lo);
+        if (!overflow && !PyErr_Occurred() && h < (1LL << 62) && h > -(1LL << 62)) {
+            out = (static_cast<__int128>(h) << 64) | static_cast<__int128>(l);
+            ok = true;
+        }
+    }
+    Py_XDECREF(shift);
+    Py_XDECREF(mask);
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    PyErr_Clear();
+    return ok;
 }
 
 // ----- bytes ------------------------------------------------------------------------------------
@@ -355,6 +432,18 @@ struct RecorderState {
         }
     }
 
+    // A user formula's cost (Python ints of any size up to 2**126, converted by the caller).
+    void add_wide(int scope, int phase, int op, const i128 (&v)[5], OpTime& t) {
+        Cost none;
+        add(scope, phase, op, none, 0, 0, t);
+        Stats& s = table[(static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op)];
+        s.flops += v[0];
+        s.macs += v[1];
+        s.masked_macs += v[2];
+        s.read += v[3];
+        s.written += v[4];
+    }
+
     void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written, OpTime& t) {
         uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
         Stats& s = table[key];
@@ -446,11 +535,60 @@ bool on_cuda(PyObject* args) {
     return false;
 }
 
-// Records one call. Never raises: a failure is recorded against the op as an error.
-void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+// The message of the pending Python exception, which is cleared.
+std::string take_error_message(const char* dflt) {
+    PyObject *etype, *evalue, *etb;
+    PyErr_Fetch(&etype, &evalue, &etb);
+    std::string msg = dflt;
+    if (evalue) {
+        PyObject* s = PyObject_Str(evalue);
+        if (s) {
+            const char* u = PyUnicode_AsUTF8(s);
+            if (u) msg = u;
+            Py_DECREF(s);
+        }
+    }
+    Py_XDECREF(etype);
+    Py_XDECREF(evalue);
+    Py_XDECREF(etb);
+    PyErr_Clear();
+    return msg;
+}
+
+// Prices a call with a user formula (fd.formula): the Python helper returns five ints or an
+// error message. Returns -1 only when the formula raised a BaseException that is not an
+// Exception (KeyboardInterrupt, SystemExit): that one propagates to the user's program.
+int record_user(RecorderState* st, int op, PyObject* formula, int scope, int phase, PyObject* args,
+                PyObject* kwargs, PyObject* out, OpTime& t) {
+    PyObject* r = PyObject_CallFunctionObjArgs(g_user_cost, formula, args, kwargs ? kwargs : Py_None, out, nullptr);
+    if (!r) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        st->note_error(op, take_error_message("formula failed"));
+        st->add(scope, phase, op, Cost{}, 0, 0, t);
+        return 0;
+    }
+    i128 v[5] = {0, 0, 0, 0, 0};
+    bool ok = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 5;
+    for (int i = 0; ok && i < 5; ++i) ok = py_to_i128(PyTuple_GET_ITEM(r, i), v[i]);
+    if (ok) {
+        st->add_wide(scope, phase, op, v, t);
+    } else {
+        const char* msg = PyUnicode_Check(r) ? PyUnicode_AsUTF8(r) : nullptr;
+        st->note_error(op, msg ? msg : "formula result out of range");
+        PyErr_Clear();
+        st->add(scope, phase, op, Cost{}, 0, 0, t);
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+// Records one call. Never raises (a failure is recorded against the op as an error), except a
+// user formula's KeyboardInterrupt or SystemExit: then it returns -1 with that exception set.
+int record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject *etype, *evalue, *etb;
     const OpEntry& e = op_table()[op];
-    if (e.family == F_ZERO) return;
+    if (e.family == F_ZERO && !e.user) return 0;
+    PyObject* user = e.user ? Py_NewRef(e.user) : nullptr;  // read before any call into Python
 
     // Phase and scope.
     int phase, scope;
@@ -472,6 +610,11 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     Py_DECREF(node);
 
     if (kwargs == Py_None) kwargs = nullptr;
+    if (user) {
+        int rc = record_user(st, op, user, scope, phase, args, kwargs, out, t);
+        Py_DECREF(user);
+        return rc;
+    }
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
     int64_t read = 0, written = 0;
@@ -516,6 +659,7 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     }
     if (PyErr_Occurred()) PyErr_Clear();
     st->add(scope, phase, op, cost, read, written, t);
+    return 0;
 }
 
 // __torch_dispatch__(func, types, args=(), kwargs=None)
@@ -553,7 +697,7 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) PyErr_Clear();
         if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
     }
-    if (out && op >= 0) record(st, op, func, args, kw, out, t);
+    if (out && op >= 0 && record(st, op, func, args, kw, out, t) < 0) Py_CLEAR(out);  // KeyboardInterrupt
     Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
     Py_XDECREF(t.end);
     Py_XDECREF(empty);
@@ -683,7 +827,7 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
         PyObject* key = PyLong_FromLong(op);
         if (!PyDict_Contains(ops, key)) {
             const OpEntry& e = op_table()[op];
-            PyObject* val = Py_BuildValue("(ss)", e.name.c_str(), family_name(e.family));
+            PyObject* val = Py_BuildValue("(ss)", e.name.c_str(), e.user ? "user" : family_name(e.family));
             PyDict_SetItem(ops, key, val);
             Py_DECREF(val);
         }
@@ -743,6 +887,10 @@ PyType_Spec Recorder_spec = {"flopdispatch._C.Recorder", sizeof(RecorderObject),
 }  // namespace
 
 PyObject* make_recorder_type() { return PyType_FromSpec(&Recorder_spec); }
+
+void set_user_hook(PyObject* user_cost) { Py_XSETREF(g_user_cost, Py_NewRef(user_cost)); }
+
+int refresh_ops() { return refresh_ops_impl(); }
 
 void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr) {
     Py_XSETREF(g_resolver, Py_NewRef(resolver));

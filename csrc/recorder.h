@@ -14,6 +14,12 @@ PyObject* make_recorder_type();
 // torch's _current_autograd_node / _get_sequence_nr (sequence_nr may be None).
 void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr);
 
+// The Python helper that prices a call with a user formula (fd.formula).
+void set_user_hook(PyObject* user_cost);
+
+// Re-resolves every known op after a user formula was registered or removed; -1 on error.
+int refresh_ops();
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

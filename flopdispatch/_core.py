@@ -6,7 +6,7 @@ fallback (the Python reference) and torch's autograd probes into the core, and r
 """
 import torch
 
-from . import _C, _reference
+from . import _C, _reference, user
 from ._ops import TABLE
 
 Recorder = _C.Recorder
@@ -17,9 +17,18 @@ _DECLS = {}
 
 
 def op_name(func):
-    """'aten::mm' for aten.mm.default (overloads share the name)."""
+    """'aten::mm' for aten.mm.default (overloads share the name); 'higher_order::cond' for a HOP."""
     schema = getattr(func, "_schema", None)
-    return schema.name if schema is not None else str(func)
+    if schema is not None:
+        return schema.name
+    if isinstance(func, torch._ops.HigherOrderOperator):
+        return f"{func.namespace}::{func._name}"
+    return str(func)
+
+
+def _module_formula_output(module, args, output):
+    """What 'runs' for a module formula's record: the module's output, unchanged."""
+    return output
 
 
 def declaration(func):
@@ -52,12 +61,21 @@ def _resolve(func):
     Also returns what runs the op: a plain OpOverload's ``_op`` (its ``__call__`` only forwards to
     it, so calling it directly saves a Python frame per op); any other operator itself.
     """
+    if isinstance(func, user._Formula):  # a module formula's record (its key is the formula)
+        return func.name, FAMILY_IDS["unsupported"], (), (), -1, _module_formula_output, func
     try:
         name, family, params, arg_names, overwritten = declaration(func)
+        formula = user.op_formula(name, getattr(func, "_overloadname", None))
     except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
         name, family, params, arg_names, overwritten = str(func), "unsupported", (), (), -1
+        formula = None
     call = func._op if type(func) is torch._ops.OpOverload and callable(getattr(func, "_op", None)) else func
-    return name, FAMILY_IDS[family], params, arg_names, overwritten, call
+    return name, FAMILY_IDS[family], params, arg_names, overwritten, call, formula
+
+
+def refresh():
+    """Make every cached op resolution see the current user formulas (fd.formula)."""
+    _C.refresh_ops()
 
 
 def python_cost(func, args, kwargs, out):
@@ -75,3 +93,4 @@ def compiled_cost(func, args, kwargs, out):
 
 _sequence_nr = getattr(torch._C._autograd, "_get_sequence_nr", None)
 _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_nr)
+_C.set_user_hook(user.user_cost)

@@ -12,7 +12,7 @@ from typing import Dict, Optional
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _core
+from . import _core, _hops, user
 from .report import format_table
 
 PHASES = ("forward", "backward", "optimizer", "other")
@@ -32,8 +32,8 @@ class Counts:
     flops: floating-point operations (2 per MAC plus every other floating-point op).
     macs: multiply-accumulates in matmul-like ops (mm, bmm, conv, attention products).
     bytes_read / bytes_written: tensor bytes read by ops and written by them (views move nothing).
-    causal_macs: MACs with the score positions hidden by causal masks skipped (equals macs
-        when no causal attention ran).
+    causal_macs: MACs with the score positions hidden by causal masks skipped, and for
+        flex_attention the block-sparse work (equals macs when no masked attention ran).
     calls: number of counted aten op calls.
     seconds: with ``count(..., timing=True)``, the measured execution time of these ops, in
         seconds (each op call timed alone: the counter's own work is outside; 0.0 otherwise).
@@ -145,10 +145,42 @@ class TotalsShortcuts:
 
 
 class _CountingMode(_core.Recorder, TorchDispatchMode):
-    """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's."""
+    """The dispatch mode: its ``__torch_dispatch__`` is the compiled recorder's.
+
+    Higher-order ops have their own rules (``_hops``); one created after the block was entered
+    reaches ``__torch_dispatch__``, runs, and is reported unsupported.
+    """
+
+    supports_higher_order_operators = True
 
     def __init__(self):
         TorchDispatchMode.__init__(self)
+
+    @classmethod
+    def ignore_compile_internals(cls):
+        """True only while torch compiles a HOP's own wrapper (torch.cond, scan, map,
+        flex_attention...): it then captures the user's functions as graphs, as without the counter,
+        and the HOP runs under its counting rule. A user's torch.compile still runs eagerly."""
+        return _hops.in_hop_compile()
+
+
+def _module_formula_hook(mode):
+    """A global forward hook adding a module formula's cost (fd.formula) to the module just run,
+    in the current scope and phase (it runs before the hook that leaves the module's scope)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode_temporarily
+
+    def hook(module, args, output):
+        f = user.module_formula(type(module))
+        if f is None:
+            return None
+        if _get_current_dispatch_mode() is mode:  # the formula's own tensor work is not the model's
+            with _pop_mode_temporarily():
+                mode.__torch_dispatch__(f, (), (module, args, output), None)
+        else:
+            mode.__torch_dispatch__(f, (), (module, args, output), None)
+        return None
+
+    return hook
 
 
 class count(TotalsShortcuts):
@@ -180,6 +212,7 @@ class count(TotalsShortcuts):
         self._index_by_name: Dict[str, int] = {}
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
+        self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
 
     # ----- module registry -------------------------------------------------------------------------
 
@@ -228,12 +261,16 @@ class count(TotalsShortcuts):
                 self._register_tree(self._model)
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
+            if user.has_module_formulas():
+                self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
             from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
             self._handles.append(register_optimizer_step_pre_hook(lambda *a: mode.set_optimizer(True)))
             self._handles.append(register_optimizer_step_post_hook(lambda *a: mode.set_optimizer(False)))
+            _hops.register(_CountingMode)
             mode.__enter__()
+            self._fullgraph = _hops.allow_eager_fullgraph()
         except BaseException:
             self._cleanup()
             raise
@@ -252,6 +289,8 @@ class count(TotalsShortcuts):
         return False
 
     def _cleanup(self):
+        _hops.restore_fullgraph(self._fullgraph)
+        self._fullgraph = None
         for h in self._handles:
             h.remove()
         self._handles.clear()
