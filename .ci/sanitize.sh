@@ -15,6 +15,7 @@ trap 'rm -rf "$work"' EXIT
 cp -r flopdispatch "$work/flopdispatch"
 rm -f "$work"/flopdispatch/_C*.so
 cp -r tests "$work/tests"
+"$python" -c "import pybind11" 2>/dev/null || { echo "sanitize.sh needs pybind11 in this environment (pip install pybind11)" >&2; exit 2; }
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 includes=$("$python" -m pybind11 --includes)
 cxx=${CXX:-g++}

@@ -438,3 +438,31 @@ def test_modules_created_or_swapped_inside_the_tree_count_with_their_caller():
     assert c.module("1").macs == 2 * 2 * 8 * 3
     assert c.module("0").macs == 2 * 8 * 8  # the original layer; its replacement counts in the root
     assert c.module("").macs == 2 * 176
+
+
+# ----- big integers: sums past int64 stay exact -----------------------------------------------------
+
+def test_totals_past_int64_are_exact():
+    a = torch.empty(2**20, 2**20, device="meta")
+    with fd.count() as c:
+        for _ in range(8):
+            a @ a
+    # each mm: 2^20 * 2^20 * 2^20 = 2^60 MACs, 2^61 FLOPs; 8 calls: 2^63 MACs, 2^64 FLOPs (> int64)
+    assert c.macs == 8 * 2**60 == 2**63
+    assert c.flops == 8 * 2**61 == 2**64
+    # bytes: each call reads two 2^40-element float32 matrices and writes one: 3 * 2^42 bytes
+    assert c.totals.bytes == 8 * 3 * 2**42
+
+
+def test_several_models_counted_through_one_container():
+    student, teacher = nn.Linear(8, 4, bias=False), nn.Linear(8, 2, bias=False)
+    x = torch.randn(5, 8)
+    with fd.count(nn.ModuleDict({"student": student, "teacher": teacher})) as c:
+        s = student(x)
+        with torch.no_grad():
+            t = teacher(x)
+        (s[:, :2] - t).pow(2).sum()
+    assert c.module("student").macs == 5 * 8 * 4
+    assert c.module("teacher").macs == 5 * 8 * 2
+    assert c.phase("forward").macs == 5 * 8 * 4 + 5 * 8 * 2
+    assert c.phase("other").calls > 0 and c.phase("other").macs == 0  # the loss
