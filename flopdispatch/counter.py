@@ -200,7 +200,9 @@ class count(TotalsShortcuts):
     """Count FLOPs, MACs and bytes of everything run inside the block.
 
     ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
-    the model itself); without one, the first (outermost) module entered becomes the root.
+    the model itself); without one, the first (outermost) module entered becomes the root. Work
+    outside the model's tree is the "other" phase. A count belongs to the thread that enters it:
+    other threads' ops, module calls and optimizer steps are not in it (README, "Guarantees").
     ``python_formulas=True`` costs ops with the pure-Python reference (slower; for comparisons).
     ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
     call; CUDA: events around it, synchronised once when results are read), so that modules and
