@@ -298,6 +298,7 @@ struct RecorderState {
     unsigned long owner = 0;       // the thread that entered the count: its module and optimizer events count
     bool python_formulas = false;  // cost every op with the Python reference (for comparisons)
     bool timing = false;           // time each op call (the call alone, not the counter)
+    bool detached = false;         // the block has ended: a mode left on a stack only runs ops
     PyObject* cuda_event = nullptr;  // callable() -> a CUDA event recorded on the current stream
     std::vector<PendingEvents> pending;  // CUDA event pairs, resolved once at the end
 
@@ -615,6 +616,11 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     }
     PyObject* kw = (kwargs && kwargs != Py_None && PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs)) ? kwargs : nullptr;
     RecorderState* st = state(self);
+    if (st->detached) {  // exited from another thread: torch's stack of this one still holds it
+        PyObject* out = PyObject_Call(func, args, kw);
+        Py_XDECREF(empty);
+        return out;
+    }
     int op = resolve_op(func);  // cached after the first call of each op overload
     if (op < 0) {
         clear_error();  // unresolvable: run it anyway, record nothing
@@ -826,6 +832,7 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     st->in_optimizer = false;
     st->timing = false;
     st->drop_pending();
+    st->detached = true;
     Py_CLEAR(st->cuda_event);
     Py_CLEAR(st->module_cb);
     Py_CLEAR(st->param_cb);

@@ -282,6 +282,30 @@ def test_interrupted_op_output_is_not_leaked(monkeypatch):
     assert seen and seen[0]() is None
 
 
+class _Cancelled(BaseException):
+    """A BaseException of the kind async frameworks use for cancellation."""
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit, GeneratorExit, _Cancelled])
+@pytest.mark.parametrize("python_formulas", [True, False])
+def test_base_exceptions_from_the_core_callbacks_propagate(monkeypatch, exc, python_formulas):
+    from flopdispatch import _reference
+
+    def raises(*args):
+        raise exc("from a callback")
+
+    if python_formulas:
+        monkeypatch.setattr(_reference, "cost", raises)
+    else:
+        monkeypatch.setattr(fd.count, "_on_accumulate_grad", raises)
+    model = nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+    with pytest.raises(exc, match="from a callback"):
+        with fd.count(model, python_formulas=python_formulas):
+            _two_steps(model, x)  # the second backward accumulates: the parameter lookup runs
+    assert not _get_current_dispatch_mode_stack()
+
+
 def test_ordinary_formula_exceptions_still_become_unsupported(monkeypatch):
     from flopdispatch import _reference
 
@@ -384,9 +408,14 @@ def test_exit_in_another_thread_is_a_clear_error_and_removes_the_hooks():
     t.join()
     assert errors and "thread" in errors[0]
     assert _global_hook_counts() == hooks
-    # the mode is still on this thread's stack (torch's stacks are per thread): take it off here
+    # the mode is still on this thread's stack (torch's stacks are per thread), inert: it runs
+    # ops and records nothing more; take it off here
     stack = _get_current_dispatch_mode_stack()
     assert stack == [c._mode]
+    before = c.to_dict()
+    a = torch.randn(3, 3)
+    assert torch.equal(a @ a, torch.mm(a, a))
+    assert c._mode.snapshot()[0] == [] and c.to_dict() == before
     c._mode.__exit__(None, None, None)
     assert not _get_current_dispatch_mode_stack()
 
