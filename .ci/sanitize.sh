@@ -46,11 +46,16 @@ if [ ${#selection[@]} -eq 0 ]; then
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \
-   "$python" -m pytest -q -p no:cacheprovider -x "${selection[@]}") || status=$?
+   "$python" -m pytest -q -p no:cacheprovider --capture=sys -x "${selection[@]}") || status=$?
 reports=$(cat "$log".asan.* "$log".ubsan.* 2>/dev/null || true)
 if [ -n "$reports" ]; then
   echo "sanitizer reports:" >&2
   echo "$reports" >&2
+  exit 1
+fi
+if [ "$status" -eq 86 ] || [ "$status" -eq 87 ]; then
+  # --capture=sys leaves file descriptor 2 alone: a report not in a log file is printed above
+  echo "sanitizer job: $([ "$status" -eq 86 ] && echo AddressSanitizer || echo UndefinedBehaviorSanitizer) report (exit $status)" >&2
   exit 1
 fi
 if [ "$status" -ne 0 ]; then
