@@ -495,3 +495,29 @@ def test_several_models_counted_through_one_container():
     assert c.module("teacher").macs == 5 * 8 * 2
     assert c.phase("forward").macs == 5 * 8 * 4 + 5 * 8 * 2
     assert c.phase("other").calls > 0 and c.phase("other").macs == 0  # the loss
+
+
+class _MatmulDataset(torch.utils.data.Dataset):
+    """Each item: a (4 x 8)(8 x 2) matmul, 64 MACs, and whether a dispatch mode was active."""
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        a, b = torch.ones(4, 8), torch.ones(8, 2)
+        return a @ b, torch.tensor(len(_get_current_dispatch_mode_stack()))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_worker_ops_are_never_in_the_parents_count(context):
+    import multiprocessing
+
+    if context not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {context} start method here")
+    loader = torch.utils.data.DataLoader(_MatmulDataset(), batch_size=None, num_workers=1,
+                                         multiprocessing_context=context)
+    with fd.count() as c:
+        modes_in_worker = [int(active) for _, active in loader]
+    assert c.macs == 0  # 3 items x 64 MACs ran in the worker, none of it here
+    # with fork the worker inherits a copy of the active mode (its counts stay in the worker)
+    assert modes_in_worker == ([1, 1, 1] if context == "fork" else [0, 0, 0])
