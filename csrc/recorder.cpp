@@ -161,11 +161,21 @@ int64_t nbytes(PyObject* t) {
 int64_t nbytes_of_value(PyObject* v) {
     if (is_tensor(v)) return nbytes(v);
     if (PyList_Check(v) || PyTuple_Check(v)) {
+        // Size and item re-read on each step, each item held: reading a size may run Python
+        // (a tensor subclass), which must not leave a pointer into a resized list behind.
         int64_t total = 0;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
-        PyObject** items = PySequence_Fast_ITEMS(v);
-        for (Py_ssize_t i = 0; i < n; ++i)
-            if (is_tensor(items[i])) total += nbytes(items[i]);
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(v); ++i) {
+            PyObject* item = PySequence_Fast_GET_ITEM(v, i);
+            if (!is_tensor(item)) continue;
+            Py_INCREF(item);
+            try {
+                total += nbytes(item);
+            } catch (...) {
+                Py_DECREF(item);
+                throw;
+            }
+            Py_DECREF(item);
+        }
         return total;
     }
     return 0;
