@@ -17,7 +17,7 @@ const DtypeInfo& dtype_info(PyObject* tensor) {
     static const DtypeInfo unknown{};
     PyObject* dt = PyObject_GetAttr(tensor, globals().str_dtype);
     if (!dt) {
-        PyErr_Clear();
+        clear_error();
         return unknown;
     }
     auto it = cache.find(dt);
@@ -37,7 +37,7 @@ const DtypeInfo& dtype_info(PyObject* tensor) {
     Py_XDECREF(f);
     Py_XDECREF(c);
     if (PyErr_Occurred()) {
-        PyErr_Clear();
+        clear_error();
         Py_DECREF(dt);
         return unknown;
     }
@@ -57,7 +57,7 @@ void read_shape(PyObject* tensor, std::vector<int64_t>& dims) {
     dims.clear();
     PyObject* shape = PyObject_GetAttr(tensor, globals().str_shape);
     if (!shape) {
-        PyErr_Clear();
+        clear_error();
         throw FormulaError("tensor has no shape");
     }
     if (!PyTuple_Check(shape)) {
@@ -78,7 +78,7 @@ void read_shape(PyObject* tensor, std::vector<int64_t>& dims) {
 int64_t numel_of(PyObject* tensor) {
     PyObject* shape = PyObject_GetAttr(tensor, globals().str_shape);
     if (!shape) {
-        PyErr_Clear();
+        clear_error();
         throw FormulaError("tensor has no shape");
     }
     int64_t n = 1;
@@ -118,7 +118,7 @@ bool CallView::get_bool(int i, bool dflt) const {
     if (!PyBool_Check(v) && !PyLong_Check(v)) throw FormulaError("argument " + std::to_string(i) + " is not a bool");
     int r = PyObject_IsTrue(v);
     if (r < 0) {
-        PyErr_Clear();
+        clear_error();
         throw FormulaError("argument " + std::to_string(i) + " is not a bool");
     }
     return r == 1;

@@ -78,6 +78,16 @@ struct Globals {
 };
 Globals& globals();
 
+// Clears the pending Python error when it is an ordinary Exception (a formula or probe that
+// failed: the call is then priced as unsupported or the probe ignored). Any other BaseException
+// (KeyboardInterrupt, SystemExit, GeneratorExit...) is set aside for the current thread and
+// raised again by raise_deferred() when the core returns to Python: it must never be lost.
+void clear_error();
+// Restores the BaseException set aside by clear_error() on this thread; true when there was one.
+bool raise_deferred();
+// Whether a BaseException is set aside on this thread.
+bool error_deferred();
+
 inline bool is_tensor(PyObject* o) {
     return o && PyObject_TypeCheck(o, reinterpret_cast<PyTypeObject*>(globals().tensor_type));
 }

@@ -21,10 +21,13 @@ py::tuple compute(py::handle func, py::handle args, py::handle kwargs, py::handl
     fd::CallView call{args.ptr(), kw, out.ptr(), names};
     try {
         fd::Cost c = fd::compute_cost(family, params, call);
+        if (fd::raise_deferred()) throw py::error_already_set();  // Ctrl-C inside a shape read
         return py::make_tuple(c.flops, c.macs, c.masked_macs);
     } catch (const fd::SymbolicShape&) {
+        if (fd::raise_deferred()) throw py::error_already_set();
         throw py::value_error("symbolic shape");
     } catch (const fd::FormulaError& e) {
+        if (fd::raise_deferred()) throw py::error_already_set();
         throw py::value_error(e.what());
     }
 }

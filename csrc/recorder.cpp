@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -20,7 +21,52 @@ namespace fd {
 
 namespace {
 
+// ----- Python errors raised inside the core's callbacks ------------------------------------------
+
+// The BaseException (not an Exception) set aside on this thread, until the core returns to Python.
+struct DeferredError {
+    PyObject* type = nullptr;
+    PyObject* value = nullptr;
+    PyObject* traceback = nullptr;
+};
+thread_local DeferredError t_deferred;
+
+}  // namespace
+
+void clear_error() {
+    if (!PyErr_Occurred()) return;
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (t_deferred.type) {  // keep the first one
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return;
+    }
+    t_deferred = {type, value, tb};
+}
+
+bool error_deferred() { return t_deferred.type != nullptr; }
+
+bool raise_deferred() {
+    if (!t_deferred.type) return false;
+    DeferredError d = t_deferred;
+    t_deferred = {};
+    PyErr_Restore(d.type, d.value, d.traceback);  // replaces (and releases) any pending error
+    return true;
+}
+
+namespace {
+
 // ----- the op table: one entry per OpOverload, shared by every recorder -----------------------
+//
+// Entries are heap objects that never move and never change once published: record() keeps a
+// reference to its op's entry while it calls into Python (shape reads, formulas, callbacks),
+// and meanwhile any thread, or a nested count, may resolve new ops and grow the table.
 
 struct OpEntry {
     int family = F_UNSUPPORTED;
@@ -32,10 +78,11 @@ struct OpEntry {
     PyObject* user = nullptr;         // a Python formula (fd.formula) that prices the op, or nullptr
 };
 
-std::vector<OpEntry>& op_table() {
-    static std::vector<OpEntry> t;
+std::vector<std::unique_ptr<const OpEntry>>& op_table() {
+    static std::vector<std::unique_ptr<const OpEntry>> t;
     return t;
 }
+const OpEntry& op_entry(int id) { return *op_table()[id]; }
 std::unordered_map<PyObject*, int>& op_index() {
     static std::unordered_map<PyObject*, int> m;  // OpOverload (kept alive) -> entry
     return m;
@@ -47,28 +94,39 @@ PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_n
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 
 // Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user]).
-// Returns false with a Python error set when the answer is malformed.
+// Returns false with a Python error set when the answer is malformed (`e` then holds only what
+// release_entry_refs releases).
 bool parse_resolution(PyObject* r, OpEntry& e) {
     PyObject *name, *params, *names, *call, *user = Py_None;
     int fam, over;
     if (!PyArg_ParseTuple(r, "UiOOiO|O", &name, &fam, &params, &names, &over, &call, &user)) return false;
-    e.name = PyUnicode_AsUTF8(name);
+    const char* name_utf8 = PyUnicode_AsUTF8(name);
+    PyObject* params_seq = name_utf8 ? PySequence_Fast(params, "op params must be a sequence") : nullptr;
+    PyObject* names_seq = params_seq ? PySequence_Fast(names, "op argument names must be a sequence") : nullptr;
+    if (!names_seq) {
+        Py_XDECREF(params_seq);
+        return false;
+    }
+    e.name = name_utf8;
     e.family = fam;
     e.overwritten_arg = over;
-    e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
-    e.user = user == Py_None ? nullptr : Py_NewRef(user);
-    Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Size(params), kMaxParams);
-    for (Py_ssize_t i = 0; i < np; ++i) {
-        PyObject* v = PySequence_GetItem(params, i);
-        e.params[i] = static_cast<int>(PyLong_AsLong(v));
-        Py_XDECREF(v);
-    }
-    Py_ssize_t nn = PySequence_Size(names);
+    Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Fast_GET_SIZE(params_seq), kMaxParams);
+    for (Py_ssize_t i = 0; i < np; ++i) e.params[i] = static_cast<int>(PyLong_AsLong(PySequence_Fast_GET_ITEM(params_seq, i)));
+    Py_ssize_t nn = PySequence_Fast_GET_SIZE(names_seq);
     for (Py_ssize_t i = 0; i < nn; ++i) {
-        PyObject* v = PySequence_GetItem(names, i);
+        PyObject* v = PySequence_Fast_GET_ITEM(names_seq, i);
+        if (!PyUnicode_CheckExact(v)) {
+            PyErr_SetString(PyExc_TypeError, "op argument names must be str");
+            break;
+        }
+        Py_INCREF(v);
         PyUnicode_InternInPlace(&v);
         e.arg_names.push_back(v);  // owned for the process lifetime
     }
+    Py_DECREF(params_seq);
+    Py_DECREF(names_seq);
+    e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
+    e.user = user == Py_None ? nullptr : Py_NewRef(user);
     return !PyErr_Occurred();
 }
 
@@ -79,19 +137,24 @@ void release_entry_refs(OpEntry& e) {
     e.arg_names.clear();
 }
 
+// The op's id, resolving it on first sight; -1 with a Python error set when it cannot be resolved.
 int resolve_op(PyObject* func) {
     auto& idx = op_index();
     auto it = idx.find(func);
     if (it != idx.end()) return it->second;
-    PyObject* r = PyObject_CallOneArg(g_resolver, func);
+    PyObject* r = PyObject_CallOneArg(g_resolver, func);  // Python: other threads may run meanwhile
     if (!r) return -1;
-    OpEntry e;
-    bool ok = parse_resolution(r, e);
+    auto e = std::make_unique<OpEntry>();
+    bool ok = parse_resolution(r, *e);
     Py_DECREF(r);
-    if (!ok) return -1;
-    it = idx.find(func);  // the resolver is Python: it may have resolved this op meanwhile
+    if (!ok) {
+        release_entry_refs(*e);
+        return -1;
+    }
+    // Resolved meanwhile by another thread (the resolver ran Python): keep the published entry.
+    it = idx.find(func);
     if (it != idx.end()) {
-        release_entry_refs(e);
+        release_entry_refs(*e);
         return it->second;
     }
     Py_INCREF(func);  // op overloads are process-wide; keep the key valid
@@ -102,25 +165,23 @@ int resolve_op(PyObject* func) {
 }
 
 // Asks the resolver again about every known op (after an fd.formula registration or removal) and
-// updates the entries in place, by index: no reference into the table is held across the resolver.
+// publishes a fresh entry for each. Entries are immutable: the old one is retired, never freed,
+// because a record() further up this thread's stack may still hold a reference to it.
 int refresh_ops_impl() {
+    static std::vector<std::unique_ptr<const OpEntry>> retired;
     std::vector<std::pair<PyObject*, int>> known(op_index().begin(), op_index().end());
     for (const auto& kv : known) {
         PyObject* r = PyObject_CallOneArg(g_resolver, kv.first);
         if (!r) return -1;
-        OpEntry fresh;
-        bool ok = parse_resolution(r, fresh);
+        auto fresh = std::make_unique<OpEntry>();
+        bool ok = parse_resolution(r, *fresh);
         Py_DECREF(r);
         if (!ok) {
-            release_entry_refs(fresh);
+            release_entry_refs(*fresh);
             return -1;
         }
-        OpEntry& e = op_table()[kv.second];
-        e.family = fresh.family;
-        std::copy(std::begin(fresh.params), std::end(fresh.params), std::begin(e.params));
-        e.overwritten_arg = fresh.overwritten_arg;
-        std::swap(e.user, fresh.user);  // the old formula is released below, after the last use of `e`
-        release_entry_refs(fresh);
+        retired.push_back(std::move(op_table()[kv.second]));
+        op_table()[kv.second] = std::move(fresh);
     }
     return 0;
 }
@@ -130,7 +191,7 @@ bool py_to_i128(PyObject* v, __int128& out) {
     int overflow = 0;
     long long small = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (small == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+        clear_error();
         return false;
     }
     if (!overflow) {
@@ -155,7 +216,7 @@ bool py_to_i128(PyObject* v, __int128& out) {
     Py_XDECREF(mask);
     Py_XDECREF(hi);
     Py_XDECREF(lo);
-    PyErr_Clear();
+    clear_error();
     return ok;
 }
 
@@ -168,11 +229,21 @@ int64_t nbytes(PyObject* t) {
 int64_t nbytes_of_value(PyObject* v) {
     if (is_tensor(v)) return nbytes(v);
     if (PyList_Check(v) || PyTuple_Check(v)) {
+        // Size and item re-read on each step, each item held: reading a size may run Python
+        // (a tensor subclass), which must not leave a pointer into a resized list behind.
         int64_t total = 0;
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
-        PyObject** items = PySequence_Fast_ITEMS(v);
-        for (Py_ssize_t i = 0; i < n; ++i)
-            if (is_tensor(items[i])) total += nbytes(items[i]);
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(v); ++i) {
+            PyObject* item = PySequence_Fast_GET_ITEM(v, i);
+            if (!is_tensor(item)) continue;
+            Py_INCREF(item);
+            try {
+                total += nbytes(item);
+            } catch (...) {
+                Py_DECREF(item);
+                throw;
+            }
+            Py_DECREF(item);
+        }
         return total;
     }
     return 0;
@@ -239,13 +310,13 @@ constexpr uint64_t kNoSeq = UINT64_MAX;
 // Consumes a new reference to a Python int; false (error cleared) when it is not one.
 bool take_u64(PyObject* r, uint64_t& out) {
     if (!r) {
-        PyErr_Clear();
+        clear_error();
         return false;
     }
     out = PyLong_AsUnsignedLongLong(r);
     Py_DECREF(r);
     if (PyErr_Occurred()) {
-        PyErr_Clear();
+        clear_error();
         return false;
     }
     return true;
@@ -302,8 +373,10 @@ struct RecorderState {
     PyObject* param_cb = nullptr;   // callable(AccumulateGrad node) -> module index or -1
     bool model_given = false;
     bool in_optimizer = false;
+    unsigned long owner = 0;       // the thread that entered the count: its module and optimizer events count
     bool python_formulas = false;  // cost every op with the Python reference (for comparisons)
     bool timing = false;           // time each op call (the call alone, not the counter)
+    bool detached = false;         // the block has ended: a mode left on a stack only runs ops
     PyObject* cuda_event = nullptr;  // callable() -> a CUDA event recorded on the current stream
     std::vector<PendingEvents> pending;  // CUDA event pairs, resolved once at the end
 
@@ -377,13 +450,13 @@ struct RecorderState {
         if (!param_cb) return 0;
         PyObject* m = PyObject_CallOneArg(param_cb, node);
         if (!m) {
-            PyErr_Clear();
+            clear_error();
             return 0;
         }
         long idx = PyLong_AsLong(m);
         Py_DECREF(m);
         if (PyErr_Occurred()) {
-            PyErr_Clear();
+            clear_error();
             return 0;
         }
         return idx >= 0 && idx < static_cast<long>(module_parent.size()) ? home_scope(static_cast<int>(idx)) : 0;
@@ -395,23 +468,28 @@ struct RecorderState {
         if (!module_cb) return -1;
         PyObject* r = PyObject_CallOneArg(module_cb, module);
         if (!r) {
-            PyErr_Clear();
+            clear_error();
             return -1;
         }
         long idx = PyLong_AsLong(r);
         Py_DECREF(r);
         if (PyErr_Occurred()) {
-            PyErr_Clear();
+            clear_error();
             return -1;
         }
         return static_cast<int>(idx);
     }
 
+    // A module's forward starts. Only the counted tree opens scopes: a tracked module anywhere,
+    // and an untracked one only when called (at any depth) from a tracked one (created, swapped
+    // in or not registered as a child): its work stays with that caller. An untracked module
+    // called outside the tree (a loss module, a second model) opens nothing: its work is "other".
     void enter_module(PyObject* module) {
         int idx = module_index(module);
         int scope;
         if (idx < 0 || idx >= static_cast<int>(module_parent.size())) {
-            scope = current_scope();  // untracked module: its work stays with the caller
+            if (stack.empty()) return;
+            scope = current_scope();
         } else if (stack.empty()) {
             start_segment();
             scope = home_scope(idx);
@@ -525,7 +603,7 @@ bool on_cuda(PyObject* args) {
         if (!is_tensor(a)) continue;
         PyObject* v = PyObject_GetAttr(a, str_is_cuda);
         if (!v) {
-            PyErr_Clear();
+            clear_error();
             return false;
         }
         bool r = v == Py_True;
@@ -535,37 +613,38 @@ bool on_cuda(PyObject* args) {
     return false;
 }
 
-// The message of the pending Python exception, which is cleared.
+// The message of the pending ordinary Python exception, which is cleared.
 std::string take_error_message(const char* dflt) {
     PyObject *etype, *evalue, *etb;
     PyErr_Fetch(&etype, &evalue, &etb);
     std::string msg = dflt;
     if (evalue) {
         PyObject* s = PyObject_Str(evalue);
-        if (s) {
-            const char* u = PyUnicode_AsUTF8(s);
-            if (u) msg = u;
-            Py_DECREF(s);
-        }
+        const char* u = s ? PyUnicode_AsUTF8(s) : nullptr;
+        if (u) msg = u;
+        Py_XDECREF(s);
     }
     Py_XDECREF(etype);
     Py_XDECREF(evalue);
     Py_XDECREF(etb);
-    PyErr_Clear();
+    clear_error();  // from PyObject_Str, if any
     return msg;
 }
 
 // Prices a call with a user formula (fd.formula): the Python helper returns five ints or an
-// error message. Returns -1 only when the formula raised a BaseException that is not an
-// Exception (KeyboardInterrupt, SystemExit): that one propagates to the user's program.
-int record_user(RecorderState* st, int op, PyObject* formula, int scope, int phase, PyObject* args,
-                PyObject* kwargs, PyObject* out, OpTime& t) {
+// error message. An ordinary exception becomes an error against the op; a BaseException
+// (KeyboardInterrupt, SystemExit) is set aside (clear_error) and the call is not recorded.
+void record_user(RecorderState* st, int op, PyObject* formula, int scope, int phase, PyObject* args,
+                 PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject* r = PyObject_CallFunctionObjArgs(g_user_cost, formula, args, kwargs ? kwargs : Py_None, out, nullptr);
     if (!r) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            clear_error();
+            return;
+        }
         st->note_error(op, take_error_message("formula failed"));
         st->add(scope, phase, op, Cost{}, 0, 0, t);
-        return 0;
+        return;
     }
     i128 v[5] = {0, 0, 0, 0, 0};
     bool ok = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 5;
@@ -575,26 +654,23 @@ int record_user(RecorderState* st, int op, PyObject* formula, int scope, int pha
     } else {
         const char* msg = PyUnicode_Check(r) ? PyUnicode_AsUTF8(r) : nullptr;
         st->note_error(op, msg ? msg : "formula result out of range");
-        PyErr_Clear();
+        clear_error();
         st->add(scope, phase, op, Cost{}, 0, 0, t);
     }
     Py_DECREF(r);
-    return 0;
 }
 
-// Records one call. Never raises (a failure is recorded against the op as an error), except a
-// user formula's KeyboardInterrupt or SystemExit: then it returns -1 with that exception set.
-int record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
-    PyObject *etype, *evalue, *etb;
-    const OpEntry& e = op_table()[op];
-    if (e.family == F_ZERO && !e.user) return 0;
-    PyObject* user = e.user ? Py_NewRef(e.user) : nullptr;  // read before any call into Python
+// Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
+// BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
+void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+    const OpEntry& e = op_entry(op);  // immovable and immutable: safe across calls into Python
+    if (e.family == F_ZERO && !e.user) return;
 
     // Phase and scope.
     int phase, scope;
     PyObject* node = PyObject_CallNoArgs(g_current_node);
     if (!node) {
-        PyErr_Clear();
+        clear_error();
         node = Py_NewRef(Py_None);
     }
     if (node != Py_None) {
@@ -610,10 +686,11 @@ int record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* 
     Py_DECREF(node);
 
     if (kwargs == Py_None) kwargs = nullptr;
-    if (user) {
-        int rc = record_user(st, op, user, scope, phase, args, kwargs, out, t);
+    if (e.user) {
+        PyObject* user = Py_NewRef(e.user);
+        record_user(st, op, user, scope, phase, args, kwargs, out, t);
         Py_DECREF(user);
-        return rc;
+        return;
     }
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
@@ -627,11 +704,11 @@ int record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* 
         } catch (const SymbolicShape&) {
             use_python = true;  // sizes are SymInts: the Python reference evaluates them
         } catch (const FormulaError& err) {
-            st->note_error(op, err.what());
+            if (!error_deferred()) st->note_error(op, err.what());
             cost = Cost{};
         }
     }
-    if (use_python) {
+    if (use_python && !error_deferred()) {
         PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
         long long f = 0, m = 0, mm = 0, rd = 0, wr = 0;
         if (r && PyArg_ParseTuple(r, "LLLLL", &f, &m, &mm, &rd, &wr)) {
@@ -640,26 +717,29 @@ int record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* 
             cost.masked_macs = mm;
             read = rd;
             written = wr;
-        } else {
+        } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            PyObject *etype, *evalue, *etb;
             PyErr_Fetch(&etype, &evalue, &etb);
             std::string msg = "formula failed";
             if (evalue) {
                 PyObject* s = PyObject_Str(evalue);
-                if (s) {
-                    msg = PyUnicode_AsUTF8(s);
-                    Py_DECREF(s);
-                }
+                const char* text = s ? PyUnicode_AsUTF8(s) : nullptr;
+                if (text) msg = text;
+                Py_XDECREF(s);
             }
             st->note_error(op, msg);
             Py_XDECREF(etype);
             Py_XDECREF(evalue);
             Py_XDECREF(etb);
+            clear_error();  // from PyObject_Str, if any
+        } else {
+            clear_error();  // a BaseException: set aside, raised once the op is done
         }
         Py_XDECREF(r);
     }
-    if (PyErr_Occurred()) PyErr_Clear();
+    clear_error();
+    if (error_deferred()) return;  // interrupted while pricing: the KeyboardInterrupt is what matters
     st->add(scope, phase, op, cost, read, written, t);
-    return 0;
 }
 
 // __torch_dispatch__(func, types, args=(), kwargs=None)
@@ -674,13 +754,25 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     PyObject* empty = nullptr;
     if (!args || !PyTuple_Check(args)) {
         empty = PyTuple_New(0);
+        if (!empty) return nullptr;
         args = empty;
     }
     PyObject* kw = (kwargs && kwargs != Py_None && PyDict_Check(kwargs) && PyDict_GET_SIZE(kwargs)) ? kwargs : nullptr;
     RecorderState* st = state(self);
+    if (st->detached) {  // exited from another thread: torch's stack of this one still holds it
+        PyObject* out = PyObject_Call(func, args, kw);
+        Py_XDECREF(empty);
+        return out;
+    }
     int op = resolve_op(func);  // cached after the first call of each op overload
-    if (op < 0) PyErr_Clear();  // unresolvable: run it anyway, record nothing
-    PyObject* call = op >= 0 ? op_table()[op].call : func;
+    if (op < 0) {
+        clear_error();  // unresolvable: run it anyway, record nothing
+        if (raise_deferred()) {  // interrupted before the op ran: it does not run
+            Py_XDECREF(empty);
+            return nullptr;
+        }
+    }
+    PyObject* call = op >= 0 ? op_entry(op).call : func;
     OpTime t;
     PyObject* out;
     if (!st->timing) {
@@ -688,30 +780,86 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     } else {
         bool cuda = st->cuda_event && on_cuda(args);
         if (cuda && !(t.start = PyObject_CallNoArgs(st->cuda_event))) {
-            PyErr_Clear();
+            clear_error();
             cuda = false;
         }
         auto t0 = std::chrono::steady_clock::now();
         out = PyObject_Call(call, args, kw);
         auto t1 = std::chrono::steady_clock::now();
-        if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) PyErr_Clear();
+        if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) clear_error();
         if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
     }
-    if (out && op >= 0 && record(st, op, func, args, kw, out, t) < 0) Py_CLEAR(out);  // KeyboardInterrupt
+    if (out && op >= 0) record(st, op, func, args, kw, out, t);
     Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
     Py_XDECREF(t.end);
     Py_XDECREF(empty);
+    if (raise_deferred()) Py_CLEAR(out);  // Ctrl-C during the op's bookkeeping: the op has run
     return out;
 }
 
-PyObject* Recorder_module_enter(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
-    if (nargs >= 1) state(self)->enter_module(argv[0]);
+// Whether `mode` is on the current thread's torch dispatch mode stack (torch keeps one per thread).
+bool mode_on_this_thread(PyObject* mode) {
+    static PyObject* len_fn = nullptr;
+    static PyObject* at_fn = nullptr;
+    if (!len_fn) {
+        PyObject* torch_c = PyImport_ImportModule("torch._C");
+        if (!torch_c) {
+            clear_error();
+            return false;
+        }
+        len_fn = PyObject_GetAttrString(torch_c, "_len_torch_dispatch_stack");
+        at_fn = len_fn ? PyObject_GetAttrString(torch_c, "_get_dispatch_stack_at") : nullptr;
+        Py_DECREF(torch_c);
+        if (!at_fn) {
+            Py_CLEAR(len_fn);
+            clear_error();
+            return false;
+        }
+    }
+    PyObject* n_obj = PyObject_CallNoArgs(len_fn);
+    long n = n_obj ? PyLong_AsLong(n_obj) : -1;
+    Py_XDECREF(n_obj);
+    bool found = false;
+    for (long i = 0; i < n && !found; ++i) {
+        PyObject* m = PyObject_CallFunction(at_fn, "l", i);
+        found = m == mode;
+        Py_XDECREF(m);
+        if (!m) break;
+    }
+    clear_error();
+    return found;
+}
+
+// Module and optimizer events count only on the thread that entered the count, and on threads
+// that run this count's dispatch mode on its behalf (the autograd engine's device threads during
+// backward, e.g. checkpoint recompute on CUDA). Other threads' events are ignored at the cost of
+// one comparison; the second test (a Python call) runs only for foreign threads inside backward.
+bool event_counts_here(PyObject* self) {
+    RecorderState* st = state(self);
+    if (PyThread_get_thread_ident() == st->owner) return true;
+    PyObject* node = PyObject_CallNoArgs(g_current_node);
+    if (!node) {
+        clear_error();
+        return false;
+    }
+    bool in_backward = node != Py_None;
+    Py_DECREF(node);
+    return in_backward && mode_on_this_thread(self);
+}
+
+PyObject* finish_event() {
+    if (raise_deferred()) return nullptr;
     Py_RETURN_NONE;
 }
 
+PyObject* Recorder_module_enter(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs >= 1 && event_counts_here(self)) state(self)->enter_module(argv[0]);
+    return finish_event();
+}
+
 PyObject* Recorder_module_exit(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
-    if (nargs >= 1) state(self)->exit_module(argv[0]);
-    Py_RETURN_NONE;
+    if (nargs >= 1 && event_counts_here(self)) state(self)->exit_module(argv[0]);
+    return finish_event();
 }
 
 // add_module(module, canonical_parent_index) -> index
@@ -732,7 +880,7 @@ PyObject* Recorder_add_module(PyObject* self, PyObject* const* argv, Py_ssize_t 
     return PyLong_FromLong(idx);
 }
 
-// configure(model_given, module_cb, param_cb)
+// configure(model_given, module_cb, param_cb): also makes the calling thread the owner.
 PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "configure(model_given, module_cb, param_cb)");
@@ -740,6 +888,7 @@ PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t n
     }
     RecorderState* st = state(self);
     st->model_given = PyObject_IsTrue(argv[0]) == 1;
+    st->owner = PyThread_get_thread_ident();
     Py_XSETREF(st->module_cb, argv[1] == Py_None ? nullptr : Py_NewRef(argv[1]));
     Py_XSETREF(st->param_cb, argv[2] == Py_None ? nullptr : Py_NewRef(argv[2]));
     Py_RETURN_NONE;
@@ -748,6 +897,17 @@ PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t n
 PyObject* Recorder_set_optimizer(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
     state(self)->in_optimizer = nargs >= 1 && PyObject_IsTrue(argv[0]) == 1;
     Py_RETURN_NONE;
+}
+
+// Optimizer step pre/post hooks (optimizer, args, kwargs): the owner thread's steps only.
+PyObject* Recorder_optimizer_enter(PyObject* self, PyObject* const*, Py_ssize_t) {
+    if (event_counts_here(self)) state(self)->in_optimizer = true;
+    return finish_event();
+}
+
+PyObject* Recorder_optimizer_exit(PyObject* self, PyObject* const*, Py_ssize_t) {
+    if (event_counts_here(self)) state(self)->in_optimizer = false;
+    return finish_event();
 }
 
 // configure_formulas(use_python): cost every op with the Python reference instead of the C++ table.
@@ -771,20 +931,36 @@ PyObject* Recorder_configure_timing(PyObject* self, PyObject* const* argv, Py_ss
 // times() -> ([(scope, phase, op, host seconds)], [(scope, phase, op, start_event, end_event)])
 PyObject* Recorder_times(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
+    // Copied out first: building Python objects can run a garbage collection, whose finalizers
+    // may run ops recorded into these very containers (a live view inside the block).
+    std::vector<std::pair<uint64_t, double>> seconds;
+    for (const auto& kv : st->table)
+        if (kv.second.seconds != 0) seconds.emplace_back(kv.first, kv.second.seconds);
+    std::vector<PendingEvents> pending = st->pending;
+    for (auto& p : pending) {
+        Py_INCREF(p.start);
+        Py_INCREF(p.end);
+    }
     PyObject* host = PyList_New(0);
-    for (const auto& kv : st->table) {
-        if (kv.second.seconds == 0) continue;
+    for (const auto& kv : seconds) {
         PyObject* row = Py_BuildValue("(iiid)", static_cast<int>(kv.first >> 24), static_cast<int>((kv.first >> 20) & 0xF),
-                                      static_cast<int>(kv.first & 0xFFFFF), kv.second.seconds);
-        PyList_Append(host, row);
-        Py_DECREF(row);
+                                      static_cast<int>(kv.first & 0xFFFFF), kv.second);
+        if (row) PyList_Append(host, row);
+        Py_XDECREF(row);
     }
     PyObject* events = PyList_New(0);
-    for (const auto& p : st->pending) {
+    for (const auto& p : pending) {
         PyObject* row = Py_BuildValue("(iiiOO)", static_cast<int>(p.key >> 24), static_cast<int>((p.key >> 20) & 0xF),
                                       static_cast<int>(p.key & 0xFFFFF), p.start, p.end);
-        PyList_Append(events, row);
-        Py_DECREF(row);
+        if (row) PyList_Append(events, row);
+        Py_XDECREF(row);
+        Py_DECREF(p.start);
+        Py_DECREF(p.end);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(host);
+        Py_DECREF(events);
+        return nullptr;
     }
     return Py_BuildValue("(NN)", host, events);
 }
@@ -799,6 +975,7 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     st->in_optimizer = false;
     st->timing = false;
     st->drop_pending();
+    st->detached = true;
     Py_CLEAR(st->cuda_event);
     Py_CLEAR(st->module_cb);
     Py_CLEAR(st->param_cb);
@@ -812,9 +989,17 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
 //   errors: {op: (message, failed calls)}
 PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
+    // Copied out first (see times()): no iterator into the state lives across an allocation.
+    std::vector<std::pair<uint64_t, Stats>> table(st->table.begin(), st->table.end());
+    std::vector<ScopeNode> scope_nodes = st->scopes;
+    std::vector<std::pair<int, RecorderState::OpError>> op_errors(st->errors.begin(), st->errors.end());
     PyObject* rows = PyList_New(0);
     PyObject* ops = PyDict_New();
-    for (const auto& kv : st->table) {
+    PyObject* errors = PyDict_New();
+    PyObject* scopes = PyList_New(0);
+    bool ok = rows && ops && errors && scopes;
+    for (const auto& kv : table) {
+        if (!ok) break;
         int scope = static_cast<int>(kv.first >> 24);
         int phase = static_cast<int>((kv.first >> 20) & 0xF);
         int op = static_cast<int>(kv.first & 0xFFFFF);
@@ -822,27 +1007,38 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
         PyObject* row = Py_BuildValue("(iiiKNNNNN)", scope, phase, op, static_cast<unsigned long long>(s.calls),
                                       int128_to_py(s.flops), int128_to_py(s.macs), int128_to_py(s.masked_macs),
                                       int128_to_py(s.read), int128_to_py(s.written));
-        PyList_Append(rows, row);
-        Py_DECREF(row);
-        PyObject* key = PyLong_FromLong(op);
-        if (!PyDict_Contains(ops, key)) {
-            const OpEntry& e = op_table()[op];
+        ok = row && PyList_Append(rows, row) == 0;
+        Py_XDECREF(row);
+        PyObject* key = ok ? PyLong_FromLong(op) : nullptr;
+        if (key && !PyDict_Contains(ops, key)) {
+            const OpEntry& e = op_entry(op);
             PyObject* val = Py_BuildValue("(ss)", e.name.c_str(), e.user ? "user" : family_name(e.family));
-            PyDict_SetItem(ops, key, val);
-            Py_DECREF(val);
+            ok = val && PyDict_SetItem(ops, key, val) == 0;
+            Py_XDECREF(val);
         }
-        Py_DECREF(key);
+        ok = ok && key;
+        Py_XDECREF(key);
     }
-    PyObject* scopes = PyList_New(static_cast<Py_ssize_t>(st->scopes.size()));
-    for (size_t i = 0; i < st->scopes.size(); ++i)
-        PyList_SET_ITEM(scopes, i, Py_BuildValue("(ii)", st->scopes[i].parent, st->scopes[i].module));
-    PyObject* errors = PyDict_New();
-    for (const auto& kv : st->errors) {
+    for (const auto& n : scope_nodes) {
+        if (!ok) break;
+        PyObject* item = Py_BuildValue("(ii)", n.parent, n.module);
+        ok = item && PyList_Append(scopes, item) == 0;
+        Py_XDECREF(item);
+    }
+    for (const auto& kv : op_errors) {
+        if (!ok) break;
         PyObject* key = PyLong_FromLong(kv.first);
         PyObject* val = Py_BuildValue("(sK)", kv.second.message.c_str(), static_cast<unsigned long long>(kv.second.calls));
-        PyDict_SetItem(errors, key, val);
-        Py_DECREF(key);
-        Py_DECREF(val);
+        ok = key && val && PyDict_SetItem(errors, key, val) == 0;
+        Py_XDECREF(key);
+        Py_XDECREF(val);
+    }
+    if (!ok) {
+        Py_XDECREF(rows);
+        Py_XDECREF(scopes);
+        Py_XDECREF(ops);
+        Py_XDECREF(errors);
+        return nullptr;
     }
     return Py_BuildValue("(NNNN)", rows, scopes, ops, errors);
 }
@@ -860,6 +1056,10 @@ PyMethodDef Recorder_methods[] = {
      METH_FASTCALL, "configure(model_given, module_cb, param_cb)."},
     {"set_optimizer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_set_optimizer)),
      METH_FASTCALL, "Mark whether an optimizer step is running."},
+    {"optimizer_enter", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_optimizer_enter)),
+     METH_FASTCALL, "Optimizer step pre-hook: the owner thread's step starts."},
+    {"optimizer_exit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_optimizer_exit)),
+     METH_FASTCALL, "Optimizer step post-hook: the owner thread's step ends."},
     {"use_python_formulas",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_use_python_formulas)), METH_FASTCALL,
      "Cost every op with the Python reference formulas (slower; for comparisons)."},
@@ -901,7 +1101,7 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
 
 int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out) {
     if (op < 0 || op >= static_cast<int>(op_table().size())) return -1;
-    const OpEntry& e = op_table()[op];
+    const OpEntry& e = op_entry(op);  // *names_out stays valid for the process lifetime
     for (int i = 0; i < kMaxParams; ++i) params_out[i] = e.params[i];
     *names_out = &e.arg_names;
     return e.family;

@@ -23,7 +23,8 @@ int refresh_ops();
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 
-// The family and parameters of a resolved op, or -1.
+// The family and parameters of a resolved op, or -1. *names_out points into the op's entry,
+// which never moves or changes: it stays valid across calls into Python.
 int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out);
 
 }  // namespace fd

@@ -6,6 +6,7 @@ module/optimizer hooks, and turns the recorder's flat table into totals per modu
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Dict, Optional
 
@@ -169,9 +170,11 @@ def _module_formula_hook(mode):
     in the current scope and phase (it runs before the hook that leaves the module's scope)."""
     from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode_temporarily
 
+    owner = threading.get_ident()  # a count belongs to the thread that entered it
+
     def hook(module, args, output):
         f = user.module_formula(type(module))
-        if f is None:
+        if f is None or threading.get_ident() != owner:
             return None
         if _get_current_dispatch_mode() is mode:  # the formula's own tensor work is not the model's
             with _pop_mode_temporarily():
@@ -183,11 +186,58 @@ def _module_formula_hook(mode):
     return hook
 
 
+def _leave_mode(mode, exc_type, exc, tb):
+    """Take `mode` off this thread's dispatch mode stack, wherever it is.
+
+    Counts may be exited out of order (generators closed non-LIFO, a manual ``__exit__``): torch's
+    own ``__exit__`` pops the top mode, which would end the wrong count and leave this one
+    counting. Here the modes above ours are lifted off, ours is exited, and they are put back in
+    the same order, so every other count (and any other mode) goes on exactly as before.
+    """
+    # torch keeps infrastructure modes (FakeTensorMode...) in their own slots beside this stack
+    stack = [torch._C._get_dispatch_stack_at(i) for i in range(torch._C._len_torch_dispatch_stack())]
+    stack = [m for m in stack if getattr(m, "_mode_key", None) is None]
+    if not any(m is mode for m in stack):
+        raise RuntimeError("flopdispatch.count exited in a thread other than the one that entered it "
+                           "(or its mode was removed by other code): its dispatch mode is not on this "
+                           "thread's mode stack")
+    if stack[-1] is mode:
+        mode.__exit__(exc_type, exc, tb)
+        return
+    position = next(i for i, m in enumerate(stack) if m is mode)
+    above = stack[position + 1:]
+    from torch.utils import _python_dispatch as pd
+
+    flags = (pd._is_in_torch_dispatch_mode, pd._is_in_non_infra_torch_dispatch_mode,
+             pd._is_in_any_mode_without_ignore_compile_internals)
+    for _ in above:
+        torch._C._pop_torch_dispatch_stack(None)
+    try:
+        # The mode right above ours inherits what torch saved as "before ours", so that torch's
+        # module-level flags come back right when that mode exits in turn.
+        nxt = above[0]
+        for attr in ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
+                     "old_without_ignore_compile_internals_dispatch_mode_flags"):
+            mine, theirs = getattr(mode, attr, None), getattr(nxt, attr, None)
+            if mine and theirs:
+                theirs[-1] = mine[-1]
+        mode.__exit__(exc_type, exc, tb)  # pops ours, now the top
+    finally:
+        for m in above:
+            torch._C._push_on_torch_dispatch_stack(m)
+        # the modes above are still active: the flags stay as they were
+        pd._is_in_torch_dispatch_mode, pd._is_in_non_infra_torch_dispatch_mode = flags[0], flags[1]
+        pd._is_in_any_mode_without_ignore_compile_internals = flags[2]
+        pd.set_is_in_mode_without_ignore_compile_internals(flags[2])
+
+
 class count(TotalsShortcuts):
     """Count FLOPs, MACs and bytes of everything run inside the block.
 
     ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
-    the model itself); without one, the first (outermost) module entered becomes the root.
+    the model itself); without one, the first (outermost) module entered becomes the root. Work
+    outside the model's tree is the "other" phase. A count belongs to the thread that enters it:
+    other threads' ops, module calls and optimizer steps are not in it (README, "Guarantees").
     ``python_formulas=True`` costs ops with the pure-Python reference (slower; for comparisons).
     ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
     call; CUDA: events around it, synchronised once when results are read), so that modules and
@@ -266,8 +316,8 @@ class count(TotalsShortcuts):
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
             from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-            self._handles.append(register_optimizer_step_pre_hook(lambda *a: mode.set_optimizer(True)))
-            self._handles.append(register_optimizer_step_post_hook(lambda *a: mode.set_optimizer(False)))
+            self._handles.append(register_optimizer_step_pre_hook(mode.optimizer_enter))
+            self._handles.append(register_optimizer_step_post_hook(mode.optimizer_exit))
             _hops.register(_CountingMode)
             mode.__enter__()
             self._fullgraph = _hops.allow_eager_fullgraph()
@@ -282,7 +332,7 @@ class count(TotalsShortcuts):
         self._wall[1] = time.perf_counter()
         try:
             if self._active:
-                self._mode.__exit__(exc_type, exc, tb)
+                _leave_mode(self._mode, exc_type, exc, tb)
         finally:
             self._active = False
             self._cleanup()
