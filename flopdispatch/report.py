@@ -134,9 +134,11 @@ def _quotient(a, b) -> str:
     if not b:
         return "0.0"
     q = _ratio(a, b)
-    if math.isinf(q) and isinstance(a, int) and isinstance(b, int):
+    if abs(q) < 1e21:
+        return f"{q:.1f}"
+    if isinstance(a, int) and isinstance(b, int):
         return _scientific(a // b if (a > 0) == (b > 0) else -(abs(a) // abs(b)))
-    return f"{q:.1f}"
+    return human(q)
 
 
 def _intensity(counts) -> str:
