@@ -2,6 +2,7 @@
 
     python benchmarks/show_ops.py 40000 1300000          # each size: JSON parse + validate, render
     python benchmarks/show_ops.py --show 40000           # the whole `flopdispatch show --by op` in-process
+    python benchmarks/show_ops.py --src /tmp/old 40000   # the same with another checkout's flopdispatch
 
 The report has N distinct op names (as a report of a traced/compiled graph with per-node names
 can), each with forward and backward phases, and a two-module tree. Times are wall seconds of one
@@ -17,7 +18,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+if __name__ == "__main__" and "--src" in sys.argv:  # time another checkout (e.g. the code before a fix)
+    sys.path.insert(0, sys.argv[sys.argv.index("--src") + 1])
+else:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from flopdispatch.schema import SCHEMA  # noqa: E402
 
@@ -46,17 +50,19 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("sizes", nargs="+", type=int)
     parser.add_argument("--show", action="store_true", help="time the CLI (load + render) instead of the parts")
+    parser.add_argument("--src", help="the checkout whose flopdispatch to time (default: this one)")
     args = parser.parse_args()
     import flopdispatch as fd
     from flopdispatch import cli
+
+    print(f"flopdispatch from {os.path.dirname(fd.__file__)}", flush=True)
     from flopdispatch.report import render_text
 
     for n in args.sizes:
-        data = synthetic_report(n)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "r.json")
             with open(path, "w") as f:
-                json.dump(data, f)
+                json.dump(synthetic_report(n), f)  # the dict is freed before the timed part
             size = os.path.getsize(path)
             if args.show:
                 t0 = time.perf_counter()

@@ -43,6 +43,11 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
 
+Validation (once, at load; renderers trust the result): the types above; integers below
+10**MAX_DIGITS (600 digits); finite floats; unique module and op names, parents before children;
+the ``meta`` keys renderers read with their types, other ``meta`` values plain JSON nested at most
+META_DEPTH (16) levels. Anything else raises a one-line ``ReportError``.
+
 Derived figures are not stored: bytes = bytes_read + bytes_written, arithmetic intensity =
 flops / bytes. The parent of module "a.b.c" is "a.b" (the root "" for "a"). Readers accept any
 ``flopdispatch.report/1`` file and ignore keys they do not know; a future incompatible change
@@ -258,7 +263,11 @@ class Report(TotalsShortcuts):
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
             raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
-        return cls.from_dict(json.loads(json.dumps(report.to_dict(), default=str)), source=source)
+        try:
+            text = json.dumps(report.to_dict(), default=str)
+        except (ValueError, TypeError, RecursionError) as e:  # an int past the int-string limit, a deep meta
+            raise ReportError(f"{source}: cannot be written as JSON ({type(e).__name__}: {_first_line(e)})") from None
+        return cls.from_dict(json.loads(text), source=source)
 
     # ----- saving ------------------------------------------------------------------------------
 
@@ -374,7 +383,10 @@ class Report(TotalsShortcuts):
 
     def __repr__(self):
         t = self.totals
-        return f"<flopdispatch.Report {self.meta.get('target', '')!s} flops={t.flops} macs={t.macs} bytes={t.bytes}>"
+        from .report import terminal_safe
+
+        return (f"<flopdispatch.Report {terminal_safe(self.meta.get('target') or '')} flops={t.flops} "
+                f"macs={t.macs} bytes={t.bytes}>")
 
 
 def _sum(counts) -> Counts:

@@ -86,6 +86,8 @@ HOSTILE = {
     "op not an object": lambda d: _with(d, ["ops", 0], "aten::mm"),
     "unsupported calls negative": lambda d: _with(d, ["unsupported"], [{"op": "aten::x", "calls": -1}]),
     "totals missing": lambda d: {k: v for k, v in d.items() if k != "totals"},
+    "counts dump with a deep version": lambda d: '{"schema": "flopdispatch.counts/1", "totals": {}, '
+                                                 '"torch_version": ' + "[" * 900 + "]" * 900 + "}",
     "counts dump with garbage": lambda d: {"schema": "flopdispatch.counts/1", "totals": {"flops": 10**400},
                                            "modules": [], "ops": {"x": {"seconds": 10**400}}},
 }
