@@ -50,7 +50,7 @@ def human(n: float, unit: str = "") -> str:
                     return f"{_scientific(round(n))} {unit}".rstrip()
                 scale, prefix = _SI[i - 1]
                 text = f"{n / scale:.3g}"
-            return f"{text} {prefix}{unit}".rstrip() if not prefix else f"{text} {prefix}{unit}"
+            return f"{text} {prefix}{unit}".rstrip()
     raise AssertionError("unreachable")
 
 
@@ -59,8 +59,10 @@ def _scientific(n: int) -> str:
     sign, n = ("-" if n < 0 else ""), abs(n)
     if n < 1000:
         return f"{sign}{n}"
-    exponent = (n.bit_length() - 1) * 30103 // 100000  # floor(log10(n)), or one less
-    if 10 ** (exponent + 1) <= n:
+    exponent = int(math.log10(n))  # math.log10 takes ints of any size; the float may be off by one:
+    while 10**exponent > n:
+        exponent -= 1
+    while 10 ** (exponent + 1) <= n:
         exponent += 1
     q, r = divmod(n, 10 ** (exponent - 2))  # q: the three leading digits
     if 2 * r > 10 ** (exponent - 2) or (2 * r == 10 ** (exponent - 2) and q % 2):  # round half to even

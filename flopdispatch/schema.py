@@ -197,11 +197,14 @@ class Report(TotalsShortcuts):
         modules, seen = [], set()
         for i, m in enumerate(v.array(data.get("modules", []), "modules")):
             where = f"modules[{i}]"
-            v.check(isinstance(m, dict), f"{where}: expected an object, got {_short(m)}")
+            if not isinstance(m, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(m)}")
             name = v.string(m.get("name"), f"{where}.name")
-            v.check(name not in seen, f"{where}: duplicate module name {_short(name)}")
+            if name in seen:
+                raise ReportError(f"{where}: duplicate module name {_short(name)}")
             parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
-            v.check(parent is None or parent in seen, f"{where}: parent of {_short(name)} is not listed before it")
+            if parent is not None and parent not in seen:
+                raise ReportError(f"{where}: parent of {_short(name)} is not listed before it")
             seen.add(name)
             modules.append(_Entry(name, v.counts(m, where), v.phase_map(m.get("phases", {}), f"{where}.phases"),
                                   type=v.string(m.get("type", ""), f"{where}.type"),
@@ -212,17 +215,21 @@ class Report(TotalsShortcuts):
         ops, op_names = [], set()
         for i, o in enumerate(v.array(data.get("ops", []), "ops")):
             where = f"ops[{i}]"
-            v.check(isinstance(o, dict), f"{where}: expected an object, got {_short(o)}")
+            if not isinstance(o, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(o)}")
             name = v.string(o.get("name"), f"{where}.name")
-            v.check(name not in op_names, f"{where}: duplicate op name {_short(name)}")
+            if name in op_names:
+                raise ReportError(f"{where}: duplicate op name {_short(name)}")
             op_names.add(name)
             ops.append(_Entry(name, v.counts(o, where), v.phase_map(o.get("phases", {}), f"{where}.phases")))
         unsupported, reasons = {}, {}
         for i, u in enumerate(v.array(data.get("unsupported", []), "unsupported")):
             where = f"unsupported[{i}]"
-            v.check(isinstance(u, dict), f"{where}: expected an object, got {_short(u)}")
+            if not isinstance(u, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(u)}")
             op = v.string(u.get("op"), f"{where}.op")
-            v.check(op not in unsupported, f"{where}: duplicate op {_short(op)}")
+            if op in unsupported:
+                raise ReportError(f"{where}: duplicate op {_short(op)}")
             unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
             reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
         return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
@@ -408,6 +415,7 @@ MAX_DIGITS = 600
 """Counts, parameters and calls are non-negative integers with at most this many digits (below 10**600):
 far beyond any real count, small enough for every renderer (and the HTML page's floats) to show exactly."""
 _INT_LIMIT = 10**MAX_DIGITS
+_INT_ONLY = {int}  # type(True) is bool: booleans are not counts
 META_DEPTH = 16
 """Metadata values (lists and objects) nest at most this deep."""
 _META_STRINGS = ("flopdispatch_version", "torch_version", "python_version", "created", "mode", "target", "error",
@@ -430,30 +438,34 @@ class _Validator:
         raise ReportError(f"{where}: expected a non-negative integer, got {_short(x)}")
 
     def string(self, x, where):
-        self.check(isinstance(x, str), f"{where}: expected a string, got {_short(x)}")
+        if not isinstance(x, str):
+            raise ReportError(f"{where}: expected a string, got {_short(x)}")
         return x
 
     def array(self, x, where):
-        self.check(isinstance(x, list), f"{where}: expected a list, got {_short(x)}")
+        if not isinstance(x, list):
+            raise ReportError(f"{where}: expected a list, got {_short(x)}")
         return x
 
     def counts(self, x, where):
         if type(x) is dict and "seconds" not in x:  # the fast path: no message built for valid data
             values = [x.get(f, 0) for f in COUNT_FIELDS]
-            if all(type(v) is int and 0 <= v < _INT_LIMIT for v in values):
+            if set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT:
                 return Counts(*values)
         self.check(isinstance(x, dict), f"{where}: expected an object of counts, got {_short(x)}")
         fields = {f: self.integer(x.get(f, 0), f"{where}.{f}") for f in COUNT_FIELDS}
         if "seconds" in x:
             t = x["seconds"]
-            self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < _INT_LIMIT
-                       and math.isfinite(t), f"{where}.seconds: expected a non-negative number, got {_short(t)}")
+            if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
+                    and math.isfinite(t)):
+                raise ReportError(f"{where}.seconds: expected a non-negative number, got {_short(t)}")
             if _TIMED:
                 fields["seconds"] = float(t)
         return Counts(**fields)
 
     def phase_map(self, x, where):
-        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        if not isinstance(x, dict):
+            raise ReportError(f"{where}: expected an object, got {_short(x)}")
         out = {}
         for p in PHASES:  # PHASES order, whatever order the file has
             if p in x:

@@ -78,6 +78,7 @@ HOSTILE = {
     "meta.train a string": lambda d: _with(d, ["meta", "train"], "yes"),
     "params a float": lambda d: _with(d, ["params"], 1.5),
     "seconds negative": lambda d: _with(d, ["totals", "seconds"], -1.0),
+    "seconds an int past float range": lambda d: _with(d, ["totals", "seconds"], 10**400),
     "module name a number": lambda d: _with(d, ["modules", 1, "name"], 0),
     "module type a list": lambda d: _with(d, ["modules", 1, "type"], ["Linear"]),
     "module phases a list": lambda d: _with(d, ["modules", 0, "phases"], []),
@@ -303,6 +304,11 @@ def test_show_by_op_reads_each_op_a_bounded_number_of_times():
         assert len(lines) == 1 + 1 + n + 2  # header, rule, n rows, rule, total
         assert lines[2].startswith("aten::op_39999 ") and lines[-3].startswith("aten::op_0 ")
         assert report._ops.visits <= 4 * n
+    report._ops = _CountingList(report._ops, budget=4 * n)
+    buf = io.StringIO()
+    print_report(report, buf, fancy=True, by="op")  # a terminal: past 2,000 rows, the plain table too
+    table = buf.getvalue().split("\n\n", 1)[1]  # after rich's coloured summary
+    assert "\x1b" not in table and table.count("\n") == 1 + 1 + n + 2
 
 
 def test_table_text_grows_linearly_with_rows():
