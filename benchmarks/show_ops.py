@@ -69,8 +69,8 @@ def main():
                 with contextlib.redirect_stdout(io.StringIO()) as out:
                     rc = cli.main(["show", path, "--by", "op"])
                 t1, c1 = time.perf_counter(), time.process_time()
-                print(f"{n:>9,} ops ({size / 1e6:.0f} MB): show --by op {t1 - t0:.2f} s (CPU {c1 - c0:.2f} s, exit {rc}, "
-                      f"{len(out.getvalue()) / 1e6:.1f} MB of text)", flush=True)
+                print(f"{n:>9,} ops ({size / 1e6:.0f} MB): show --by op {t1 - t0:.2f} s (CPU {c1 - c0:.2f} s, "
+                      f"exit {rc}, {len(out.getvalue()) / 1e6:.1f} MB of text)", flush=True)
                 continue
             t0, c0 = time.perf_counter(), time.process_time()
             report = fd.Report.load(path)

@@ -71,8 +71,8 @@ COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "
 # Measured op time (count(..., timing=True)), when this flopdispatch's Counts has it: an optional
 # float, written only when non-zero.
 _TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
-# The validator builds Counts positionally: its first fields are COUNT_FIELDS, in this order.
-assert tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
+# The validator builds Counts positionally when its first fields are COUNT_FIELDS, in this order.
+_POSITIONAL = tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
 
 
 class ReportError(ValueError):
@@ -451,7 +451,7 @@ class _Validator:
         if type(x) is dict and "seconds" not in x:  # the fast path: no message built for valid data
             values = [x.get(f, 0) for f in COUNT_FIELDS]
             if set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT:
-                return Counts(*values)
+                return Counts(*values) if _POSITIONAL else Counts(**dict(zip(COUNT_FIELDS, values)))
         self.check(isinstance(x, dict), f"{where}: expected an object of counts, got {_short(x)}")
         fields = {f: self.integer(x.get(f, 0), f"{where}.{f}") for f in COUNT_FIELDS}
         if "seconds" in x:
