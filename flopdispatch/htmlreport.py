@@ -6,6 +6,11 @@ one phase); hovering shows a module's counts, clicking zooms into it (click the 
 path to zoom out). The page state is in the URL fragment, e.g. ``page.html#metric=macs&phase=
 backward&focus=h.0``, so a view can be linked. Every module box is an element
 ``<div class="box" data-module="NAME">`` (drawn by the script, hidden when zero-width).
+
+The embedded JSON is ASCII with ``<``, ``>`` and ``&`` escaped (nothing in a name can close the
+script); integers past 2**53 travel as strings of their exact digits, and the script computes
+shares on doubles scaled by a common power of ten, so counts up to the schema's 600 digits draw
+right.
 """
 from __future__ import annotations
 

@@ -7,9 +7,14 @@ module tree of ``render_text`` without the summary lines.
 
 Display options (the command line's): ``by`` = "module" (tree), "op" or "phase"; ``depth`` =
 module levels below the root (None: all); ``sort`` = None (model order) or "flops", "macs",
-"bytes", "params" (siblings, largest first); ``units`` = "auto" (SI prefixes, three significant
-digits) or a fixed "K", "M", "G", "T", "P". Phase columns (the split of FLOPs, or of MACs/bytes when
+"bytes", "params" (siblings, largest first); ``units`` = "auto" (SI prefixes up to E, three
+significant digits, ``2.7e22`` from 10**21 on) or a fixed "K", "M", "G", "T", "P" (exact digits for
+ints of any size). Phase columns (the split of FLOPs, or of MACs/bytes when
 sorting by them) appear when more than one phase ran.
+
+Names and metadata are data from a file: every string shown passes through ``terminal_safe``
+(control and format characters as visible escapes). Plain-text tables are drawn by a linear
+renderer (``_PlainTable``, rich's layout); rich draws terminal tables of up to 2,000 rows.
 """
 from __future__ import annotations
 

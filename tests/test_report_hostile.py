@@ -333,3 +333,32 @@ def test_module_tree_3000_levels_deep_renders(valid, tmp_path, capsys, monkeypat
     print_report(report, buf, fancy=True, depth=40)
     assert "[level 40] a" in buf.getvalue()
     assert report.display_counts(".".join(["a"] * 3000))[0].flops == root["flops"]
+
+
+def test_plain_table_is_rich_layout_character_for_character():
+    """_PlainTable (linear) draws what rich draws with the plain ASCII box, wide characters included."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from flopdispatch.report import _box, _PlainTable
+
+    columns = [("op", "left", "total"), ("calls", "right", "12"), ("fwd\nFLOPs", "right", "1.2 K"),
+               ("bwd\nphase\nFLOPs", "right", ""), ("% FLOPs", "right", "100.0")]
+    rows = [[Text("aten::mm"), "3", "1.2 K", "0", "50.0"], ["注意力.头", "10", "9", "1.23 M", "0.0"],
+            ["", "", "", "", ""], [Text("x" * 30), "1", "2", "3", "4"]]
+    for footer in (True, False):
+        cols = columns if footer else [(h, j, "") for h, j, _ in columns]
+        table = Table(box=_box(False), show_edge=False, pad_edge=False, show_footer=footer, safe_box=True,
+                      padding=(0, 1), collapse_padding=True)
+        for header, justify, foot in cols:
+            table.add_column(header, justify=justify, footer=foot, no_wrap=True, overflow="fold")
+        plain = _PlainTable(cols)
+        for row in rows:
+            table.add_row(*row)
+            plain.add_row(*row)
+        buf = io.StringIO()
+        Console(file=buf, width=100_000, force_terminal=False, no_color=True, color_system=None, highlight=False,
+                emoji=False, markup=False, soft_wrap=False).print(table)
+        expected = [line.rstrip() for line in buf.getvalue().rstrip("\n").split("\n")]
+        assert plain.lines() == expected
