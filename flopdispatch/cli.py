@@ -33,7 +33,7 @@ import time
 import traceback
 from typing import List, Optional
 
-from .report import SORTS, UNITS, VIEWS, print_report, render_text
+from .report import SORTS, UNITS, VIEWS, print_report, render_text, terminal_safe
 
 PROG = "flopdispatch"
 
@@ -380,7 +380,7 @@ def cmd_run(args, argv) -> int:
     try:
         _emit(report, args, sys.stderr)
     except CLIError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_safe(e)}", file=sys.stderr)
         return exit_code or e.code
     return exit_code
 
@@ -673,7 +673,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stdout.flush()
         except (OSError, ValueError):
             pass
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_safe(e)}", file=sys.stderr)  # one line, no escape reaches the terminal
         return e.code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -6,11 +6,18 @@ one phase); hovering shows a module's counts, clicking zooms into it (click the 
 path to zoom out). The page state is in the URL fragment, e.g. ``page.html#metric=macs&phase=
 backward&focus=h.0``, so a view can be linked. Every module box is an element
 ``<div class="box" data-module="NAME">`` (drawn by the script, hidden when zero-width).
+
+The embedded JSON is ASCII with ``<``, ``>`` and ``&`` escaped (nothing in a name can close the
+script); integers past 2**53 travel as strings of their exact digits, and the script computes
+shares on doubles scaled by a common power of ten, so counts up to the schema's 600 digits draw
+right.
 """
 from __future__ import annotations
 
 import html
 import json
+
+from .report import terminal_safe
 
 _TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en">
@@ -90,23 +97,87 @@ table.ops th.sorted::after { content: " \25BE"; }
   "use strict";
   var R = JSON.parse(document.getElementById("report-data").textContent);
   var PHASES = ["forward", "backward", "optimizer", "other"];
+  // Counts past 2**53 arrive as strings of their exact digits (a JSON number would lose digits, or
+  // be Infinity past 1e308). Arithmetic uses doubles scaled by 10^-SHIFT (SHIFT > 0 only when a count
+  // has more than 300 digits), so shares and widths stay right; si() writes numbers at their true
+  // size, and "exact_" + key keeps each stored count's exact digits for display.
+  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params"];
+  var SHIFT = 0;
+  function countObjects() {
+    var out = [R];
+    if (R.totals) { out.push(R.totals); }
+    function withPhases(c) { out.push(c); var ph = c.phases || {}; PHASES.forEach(function (p) { if (ph[p]) { out.push(ph[p]); } }); }
+    withPhases({ phases: R.phases || {} });
+    (R.modules || []).forEach(withPhases);
+    (R.ops || []).forEach(withPhases);
+    return out;
+  }
+  function digits(x) { return typeof x === "string" ? x.replace(/^-/, "").length : 0; }
+  function scaled(x) {
+    if (typeof x === "number") { return SHIFT ? x / Math.pow(10, SHIFT) : x; }
+    if (typeof x !== "string" || !/^-?[0-9]+$/.test(x)) { return 0; }
+    var neg = x.charAt(0) === "-", d = neg ? x.slice(1) : x, k = Math.min(17, d.length);
+    var v = Number(d.slice(0, k) + "e" + (d.length - k - SHIFT));
+    return neg ? -v : v;
+  }
+  (function () {
+    var objs = countObjects(), most = 0;
+    objs.forEach(function (c) { COUNT_KEYS.forEach(function (key) { most = Math.max(most, digits(c[key])); }); });
+    SHIFT = Math.max(0, most - 300);
+    objs.forEach(function (c) {
+      COUNT_KEYS.forEach(function (key) {
+        if (c[key] !== undefined) { c["exact_" + key] = String(c[key]); c[key] = scaled(c[key]); }
+      });
+    });
+  })();
   var METRICS = [["flops", "FLOPs"], ["macs", "MACs"], ["bytes", "bytes"], ["params", "params"]];
   var ROW = 28;
   var state = { metric: "flops", phase: "all", focus: "" };
 
-  function si(n, unit) {
+  function sci(m, e) {  // m * 10^e, three significant digits: 2.7e22 (as the text tables write it)
+    var t = m.toPrecision(3);
+    if (Math.abs(Number(t)) >= 10) { t = (Number(t) / 10).toPrecision(3); e += 1; }
+    return trim(t) + "e" + e;
+  }
+  function si(n, unit) {  // n: a (scaled) count; SI prefixes up to E, then 2.7e22
     unit = unit || "";
-    var p = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
+    if (!isFinite(n)) { return String(n) + (unit ? " " + unit : ""); }
+    if (SHIFT && n !== 0) {
+      var e0 = Math.floor(Math.log10(Math.abs(n)));
+      if (e0 + SHIFT >= 21) { return sci(n / Math.pow(10, e0), e0 + SHIFT) + (unit ? " " + unit : ""); }
+      n = n * Math.pow(10, SHIFT);
+    }
+    if (Math.abs(n) >= 1e21) { var e = Math.floor(Math.log10(Math.abs(n))); return sci(n / Math.pow(10, e), e) + (unit ? " " + unit : ""); }
+    var p = [[1e18, "E"], [1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]];
     for (var i = 0; i < p.length; i++) {
-      if (Math.abs(n) >= p[i][0]) { return trim((n / p[i][0]).toPrecision(3)) + " " + p[i][1] + unit; }
+      if (Math.abs(n) >= p[i][0]) {
+        var t = (n / p[i][0]).toPrecision(3);
+        if (Math.abs(Number(t)) >= 1000) {  // 999.6 K is 1 M
+          if (i === 0) { return sci(n / 1e21, 21) + (unit ? " " + unit : ""); }
+          t = (n / p[i - 1][0]).toPrecision(3); i -= 1;
+        }
+        return trim(t) + " " + p[i][1] + unit;
+      }
     }
     return (Number.isInteger(n) ? String(n) : trim(n.toPrecision(3))) + (unit ? " " + unit : "");
+  }
+  function exact(c, key) {  // a count as exact digits when the file has them, else as si()
+    if (c && c["exact_" + key] !== undefined) { return c["exact_" + key]; }
+    var v = c ? (c[key] || 0) : 0;
+    return !SHIFT && Number.isSafeInteger(v) ? String(v) : si(v);
   }
   function trim(s) { return s.indexOf(".") >= 0 && s.indexOf("e") < 0 ? s.replace(/0+$/, "").replace(/\.$/, "") : s; }
   function bytesOf(c) { return (c.bytes_read || 0) + (c.bytes_written || 0); }
   function get(c, key) { if (!c) { return 0; } return key === "bytes" ? bytesOf(c) : (c[key] || 0); }
   function pct(a, b) { return b ? (100 * a / b).toFixed(1) + "%" : "0.0%"; }
-  function intensity(c) { var b = bytesOf(c); return b ? (c.flops / b).toFixed(1) : "0.0"; }
+  function intensity(c) {  // FLOPs per byte; a quotient past 1e21 as 2.7e22 (the counts are scaled alike)
+    var b = bytesOf(c);
+    if (!b) { return "0.0"; }
+    var q = c.flops / b;
+    if (isFinite(q) && Math.abs(q) < 1e21) { return q.toFixed(1); }
+    var e = Math.log10(Math.abs(c.flops)) - Math.log10(Math.abs(b)), ei = Math.floor(e);
+    return (q < 0 ? "-" : "") + sci(Math.pow(10, e - ei), ei);
+  }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
     for (var k in (attrs || {})) { e.setAttribute(k, attrs[k]); }
@@ -134,7 +205,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   ["mode", "devices", "dtypes", "inputs", "torch_version", "flopdispatch_version", "created", "duration_s", "exit_code", "error"].forEach(function (k) {
     if (meta[k] !== undefined && meta[k] !== null && meta[k] !== "") { metaBits.push([k, Array.isArray(meta[k]) ? meta[k].join(", ") : String(meta[k])]); }
   });
-  if (meta.command) { metaBits.push(["command", meta.command.join(" ")]); }
+  if (Array.isArray(meta.command)) { metaBits.push(["command", meta.command.join(" ")]); }
   var metaEl = document.getElementById("meta");
   metaBits.forEach(function (kv, i) {
     if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
@@ -146,7 +217,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   var nodes = R.modules.map(function (m, i) {
     return { m: m, i: i, name: m.name, depth: m.name === "" ? 0 : m.name.split(".").length, children: [], parent: null };
   });
-  var byName = {};
+  var byName = Object.create(null);  // module names are data: "__proto__" or "constructor" too
   nodes.forEach(function (n) { byName[n.name] = n; });
   nodes.forEach(function (n) {
     if (n.name === "") { return; }
@@ -224,7 +295,7 @@ table.ops th.sorted::after { content: " \25BE"; }
       var t = n.m.type || "";
       b.style.background = "hsl(" + hue(t) + ", 55%, " + Math.min(88, 66 + 4 * n.depth) + "%)";
       var v = value(n);
-      b.setAttribute("data-value", String(v));
+      b.setAttribute("data-value", SHIFT ? si(v) : String(v));
       b.textContent = w > 36 ? leaf(n) + (w > 110 ? "  " + si(v, unitOf(state.metric)) + " (" + pct(v, total) + ")" : "") : "";
     });
     var note = document.getElementById("note");
@@ -259,7 +330,7 @@ table.ops th.sorted::after { content: " \25BE"; }
     row("MACs", si(m.macs) + (m.causal_macs !== m.macs ? " (causal-aware " + si(m.causal_macs) + ")" : ""));
     row("bytes", si(bytesOf(m), "B") + " (read " + si(m.bytes_read, "B") + ", written " + si(m.bytes_written, "B") + ")");
     row("FLOP / byte", intensity(m));
-    row("op calls", String(m.calls));
+    row("op calls", exact(m, "calls"));
     row("share of total " + metricLabel() + (state.phase !== "all" && state.metric !== "params" ? " (" + state.phase + ")" : ""),
         pct(value(n), total));
     if (parent) { row("share of parent", pct(value(n), value(parent))); }
@@ -328,7 +399,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   window.addEventListener("hashchange", function () { readHash(); update(); });
 
   // ----- op table -------------------------------------------------------------------------------
-  var unsupported = {};
+  var unsupported = Object.create(null);
   (R.unsupported || []).forEach(function (u) { unsupported[u.op] = u; });
   var cols = [["name", "op"], ["calls", "calls"], ["flops", "FLOPs"], ["macs", "MACs"], ["bytes_read", "bytes read"],
               ["bytes_written", "bytes written"], ["intensity", "FLOP/B"], ["share", "% FLOPs"]];
@@ -343,7 +414,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   }
   function opCell(o, key) {
     if (key === "name") { return o.name + (unsupported[o.name] ? " (unsupported)" : ""); }
-    if (key === "calls") { return String(o.calls); }
+    if (key === "calls") { return exact(o, "calls"); }
     if (key === "intensity") { return intensity(o); }
     if (key === "share") { return pct(o.flops, R.totals.flops); }
     if (key.indexOf("bytes") === 0) { return si(o[key], "B"); }
@@ -367,7 +438,8 @@ table.ops th.sorted::after { content: " \25BE"; }
       if (opSort === "name") { return x < y ? -1 : x > y ? 1 : 0; }
       return y - x || (a.name < b.name ? -1 : 1);
     });
-    var maxFlops = Math.max.apply(null, [1].concat(R.ops.map(function (o) { return o.flops; })));
+    var maxFlops = 0;
+    R.ops.forEach(function (o) { if (o.flops > maxFlops) { maxFlops = o.flops; } });  // no apply(): 10^5 ops overflow the argument stack
     rows.forEach(function (o) {
       var r = el("tr", { "data-op": o.name });
       if (unsupported[o.name]) { r.className = "unsupported"; }
@@ -375,7 +447,7 @@ table.ops th.sorted::after { content: " \25BE"; }
         var td = el("td");
         if (c[0] === "share") {
           var bar = el("span", { "class": "bar" });
-          bar.style.width = Math.round(60 * o.flops / maxFlops) + "px";
+          bar.style.width = (maxFlops ? Math.round(60 * o.flops / maxFlops) : 0) + "px";
           td.appendChild(bar);
         }
         td.appendChild(document.createTextNode(opCell(o, c[0])));
@@ -388,7 +460,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   if ((R.unsupported || []).length) {
     un.appendChild(el("h2", { "class": "warn" }, "Unsupported ops (FLOPs not counted, bytes counted)"));
     var ul = el("ul");
-    R.unsupported.forEach(function (u) { ul.appendChild(el("li", {}, u.op + " \u00d7" + u.calls + (u.reason ? ": " + u.reason : ""))); });
+    R.unsupported.forEach(function (u) { ul.appendChild(el("li", {}, u.op + " \u00d7" + String(u.calls) + (u.reason ? ": " + u.reason : ""))); });
     un.appendChild(ul);
   }
 
@@ -403,13 +475,24 @@ table.ops th.sorted::after { content: " \25BE"; }
 """
 
 
+def _exact_for_js(x):
+    """The report's JSON for the page: integers past 2**53 (where a JS number loses digits) as strings."""
+    if isinstance(x, dict):
+        return {k: _exact_for_js(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_exact_for_js(v) for v in x]
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) > 2**53:
+        return str(x)
+    return x
+
+
 def render_html(report) -> str:
     """The page for a ``Report`` (one string; write it to a .html file)."""
-    data = json.dumps(report.to_dict(), separators=(",", ":"), default=str)
+    data = json.dumps(_exact_for_js(report.to_dict()), separators=(",", ":"), default=str)  # ASCII: \u escapes
     # Inside <script>: no "</script>", "<!--" or stray "<" can end or confuse the element.
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     target = report.meta.get("target")
-    title = "flopdispatch" + (f": {target}" if target else "")
+    title = terminal_safe("flopdispatch" + (f": {target}" if target else ""))  # no raw controls or lone surrogates
     page = _TEMPLATE.replace("__DATA__", data, 1)
     return page.replace("__TITLE__", html.escape(title), 1)
 

@@ -7,30 +7,93 @@ module tree of ``render_text`` without the summary lines.
 
 Display options (the command line's): ``by`` = "module" (tree), "op" or "phase"; ``depth`` =
 module levels below the root (None: all); ``sort`` = None (model order) or "flops", "macs",
-"bytes", "params" (siblings, largest first); ``units`` = "auto" (SI prefixes, three significant
-digits) or a fixed "K", "M", "G", "T", "P". Phase columns (the split of FLOPs, or of MACs/bytes when
+"bytes", "params" (siblings, largest first); ``units`` = "auto" (SI prefixes up to E, three
+significant digits, ``2.7e22`` from 10**21 on) or a fixed "K", "M", "G", "T", "P" (exact digits for
+ints of any size). Phase columns (the split of FLOPs, or of MACs/bytes when
 sorting by them) appear when more than one phase ran.
+
+Names and metadata are data from a file: every string shown passes through ``terminal_safe``
+(control and format characters as visible escapes). Plain-text tables are drawn by a linear
+renderer (``_PlainTable``, rich's layout); rich draws terminal tables of up to 2,000 rows.
 """
 from __future__ import annotations
 
-import io
+import math
+import unicodedata
 from typing import List, Optional
 
-_SI = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
-_FIXED = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+_SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
+_FIXED = {"K": 3, "M": 6, "G": 9, "T": 12, "P": 15}  # --units: the power of ten of each prefix
 UNITS = ("auto",) + tuple(_FIXED)
 SORTS = ("flops", "macs", "bytes", "params")
 VIEWS = ("module", "op", "phase")
 _METRIC_LABEL = {"flops": "FLOPs", "macs": "MACs", "bytes": "bytes", "params": "params"}
 _PHASE_SHORT = {"forward": "fwd", "backward": "bwd", "optimizer": "opt", "other": "other"}
+_SCIENTIFIC = 10**21  # from 1000 E on, numbers are written 2.7e22 (no prefix people read at a glance)
+_FANCY_MAX_ROWS = 2000  # longer tables are plain text on a terminal too
+_MAX_INDENT = 32  # module tree levels drawn as indentation; deeper rows say their level instead
 
 
 def human(n: float, unit: str = "") -> str:
-    """1234567 -> '1.23 M' (SI prefixes, three significant digits)."""
-    for scale, prefix in _SI:
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {prefix}{unit}"
-    return f"{n:.3g} {unit}".rstrip() if isinstance(n, float) else f"{n} {unit}".rstrip()
+    """1234567 -> '1.23 M' (SI prefixes up to E, three significant digits; from 1e21 on '2.7e22').
+
+    Any int is exact (no float conversion: 10**400 -> '1e400'); floats as Python formats them."""
+    if isinstance(n, int) and abs(n) >= _SCIENTIFIC:
+        return f"{_scientific(n)} {unit}".rstrip()
+    if isinstance(n, float) and not math.isfinite(n):
+        return f"{n} {unit}".rstrip()
+    if isinstance(n, float) and abs(n) >= _SCIENTIFIC:
+        mantissa, _, exponent = f"{n:.3g}".partition("e")
+        return f"{mantissa}e{int(exponent)} {unit}".rstrip()
+    for i, (scale, prefix) in enumerate(_SI + ((1, ""),)):
+        if abs(n) >= scale or not prefix:
+            if not prefix and isinstance(n, int):
+                return f"{n} {unit}".rstrip()
+            text = f"{n / scale:.3g}" if prefix else f"{n:.3g}"
+            if abs(n) >= 1 and abs(float(text)) >= 1000:  # 999.6 K rounds to 1 M, not '1e+03 K'
+                if i == 0:
+                    return f"{_scientific(round(n))} {unit}".rstrip()
+                scale, prefix = _SI[i - 1]
+                text = f"{n / scale:.3g}"
+            return f"{text} {prefix}{unit}".rstrip()
+    raise AssertionError("unreachable")
+
+
+def _scientific(n: int) -> str:
+    """An int of any size with three significant digits, exactly rounded: 27 * 10**21 -> '2.7e22'."""
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    if n < 1000:
+        return f"{sign}{n}"
+    exponent = int(math.log10(n))  # math.log10 takes ints of any size; the float may be off by one:
+    while 10**exponent > n:
+        exponent -= 1
+    while 10 ** (exponent + 1) <= n:
+        exponent += 1
+    q, r = divmod(n, 10 ** (exponent - 2))  # q: the three leading digits
+    if 2 * r > 10 ** (exponent - 2) or (2 * r == 10 ** (exponent - 2) and q % 2):  # round half to even
+        q += 1
+    if q == 1000:
+        q, exponent = 100, exponent + 1
+    mantissa = f"{q // 100}.{q % 100:02d}".rstrip("0").rstrip(".")
+    return f"{sign}{mantissa}e{exponent}"
+
+
+def _fixed(n, power: int) -> str:
+    """n / 10**power with two decimals and thousands separators; exact for ints of any size."""
+    if isinstance(n, float) or abs(n) < 2**53:
+        return f"{n / 10.0 ** power:,.2f}"
+    q, r = divmod(abs(n) * 100, 10**power)
+    if 2 * r > 10**power or (2 * r == 10**power and q % 2):
+        q += 1
+    return f"{'-' if n < 0 else ''}{q // 100:,}.{q % 100:02d}"
+
+
+def _ratio(a, b) -> float:
+    """a / b for numbers of any size (b != 0): an int quotient too large for a float is +-inf."""
+    try:
+        return a / b
+    except OverflowError:
+        return math.inf if (a > 0) == (b > 0) else -math.inf
 
 
 class _Fmt:
@@ -44,7 +107,7 @@ class _Fmt:
     def cell(self, n: float, unit: str = "") -> str:
         if self.units == "auto":
             return human(n, unit)
-        return f"{n / _FIXED[self.units]:,.2f}"
+        return _fixed(n, _FIXED[self.units])
 
     def header(self, label: str, unit: str = "") -> str:
         return label if self.units == "auto" else f"{label} ({self.units}{unit})"
@@ -52,7 +115,7 @@ class _Fmt:
     def text(self, n: float, unit: str) -> str:
         if self.units == "auto":
             return human(n, unit)
-        return f"{n / _FIXED[self.units]:,.2f} {self.units}{unit}"
+        return f"{_fixed(n, _FIXED[self.units])} {self.units}{unit}"
 
 
 def _metric(sort: Optional[str]) -> str:
@@ -64,8 +127,53 @@ def _value(counts, key: str) -> int:
     return counts.bytes if key == "bytes" else getattr(counts, key)
 
 
-def _pct(part: float, whole: float) -> str:
-    return f"{100.0 * part / whole:.1f}" if whole else "0.0"
+def _share(part, whole) -> float:
+    """100 * part / whole as a float (0.0 when whole is 0), for any size of ints."""
+    return _ratio(100 * part, whole) if whole else 0.0
+
+
+def _pct(part, whole) -> str:
+    return f"{_share(part, whole):.1f}"
+
+
+def _quotient(a, b) -> str:
+    """a / b with one decimal ("0.0" when b is 0); a quotient of ints past float range as '2.7e400'."""
+    if not b:
+        return "0.0"
+    q = _ratio(a, b)
+    if abs(q) < 1e21:
+        return f"{q:.1f}"
+    if isinstance(a, int) and isinstance(b, int):
+        return _scientific(a // b if (a > 0) == (b > 0) else -(abs(a) // abs(b)))
+    return human(q)
+
+
+def _intensity(counts) -> str:
+    """FLOPs per byte moved, one decimal ("0.0" when nothing moved)."""
+    return _quotient(counts.flops, counts.bytes)
+
+
+def _rate(counts) -> str:
+    """Achieved GFLOP/s over the measured time, one decimal."""
+    seconds = getattr(counts, "seconds", 0.0)
+    return f"{_ratio(counts.flops, seconds * 1e9):.1f}" if seconds else "0.0"
+
+
+def terminal_safe(text) -> str:
+    """`text` with every character a terminal could act on written as a visible escape.
+
+    ESC and the other C0/C1 controls (so no ANSI/OSC sequence reaches the terminal), DEL, bidi
+    overrides and other format characters, line separators and lone surrogates become ``\x1b``,
+    ``\u202e``...: whatever ``str.isprintable`` refuses, except plain spaces (Unicode Zs)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or unicodedata.category(ch) == "Zs" else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 # ----- rich building blocks ------------------------------------------------------------------------
@@ -88,7 +196,9 @@ def _box(fancy: bool):
 
 
 def _table(fancy: bool, columns):
-    """columns: (header, justify, footer) triples."""
+    """columns: (header, justify, footer) triples. Plain text: a _PlainTable; a terminal: rich."""
+    if not fancy:
+        return _PlainTable(columns)
     _, _, Table, _ = _rich()
     t = Table(box=_box(fancy), show_edge=False, pad_edge=False, show_footer=any(c[2] for c in columns),
               header_style="bold" if fancy else None, footer_style="bold" if fancy else None,
@@ -97,6 +207,50 @@ def _table(fancy: bool, columns):
         t.add_column(header, justify=justify, footer=footer or "", no_wrap=True,
                      overflow="ellipsis" if fancy else "fold")
     return t
+
+
+class _PlainTable:
+    """A plain-text table in linear time (rich spends ~1.5 ms a row): columns two spaces apart,
+    headers bottom-aligned, a dashed rule under the header and above the footer. The layout is
+    the one rich draws with the ASCII box of ``_box(False)``."""
+
+    def __init__(self, columns):
+        self.columns = list(columns)
+        self.rows = []
+
+    def add_row(self, *cells):
+        self.rows.append([c if isinstance(c, str) else c.plain for c in cells])
+
+    def lines(self) -> List[str]:
+        from rich.cells import cell_len  # terminal cells: a wide (CJK) character takes two
+
+        headers = [h.split("\n") for h, _, _ in self.columns]
+        height = max(len(h) for h in headers)
+        footers = [f or "" for _, _, f in self.columns] if any(f for _, _, f in self.columns) else None
+        widths = [max(map(cell_len, h)) for h in headers]
+        for row in self.rows + ([footers] if footers else []):
+            for i, cell in enumerate(row):
+                n = cell_len(cell)
+                if n > widths[i]:
+                    widths[i] = n
+        right = [j == "right" for _, j, _ in self.columns]
+
+        def line(cells):
+            out = []
+            for cell, width, r in zip(cells, widths, right):
+                pad = " " * (width - cell_len(cell))
+                out.append(pad + cell if r else cell + pad)
+            return "  ".join(out).rstrip()
+
+        out = [line([h[k - height + len(h)] if k >= height - len(h) else "" for h in headers])
+               for k in range(height)]
+        rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+        out.append(rule)
+        out.extend(line(row) for row in self.rows)
+        if footers:
+            out.append(rule)
+            out.append(line(footers))
+        return out
 
 
 def _style(fancy: bool, share: float, zero: bool) -> Optional[str]:
@@ -110,34 +264,39 @@ def _style(fancy: bool, share: float, zero: bool) -> Optional[str]:
 # ----- the three views -----------------------------------------------------------------------------
 
 def _module_rows(report, depth: Optional[int], sort: Optional[str]):
-    """(name, level, guide) in display order: depth-first, siblings sorted when asked."""
+    """(name, level, guide) in display order: depth-first, siblings sorted when asked.
+
+    guide: for the rows of the first _MAX_INDENT levels, whether each ancestor below the root (and
+    the row itself) is the last of its siblings; an explicit stack, so any depth is fine."""
     names = report.module_names
     children = {n: [] for n in names}
     for n in names[1:]:
-        parent = n.rpartition(".")[0]
-        children.setdefault(parent, []).append(n)
+        children[n.rpartition(".")[0]].append(n)  # the schema lists every parent before its children
     if sort is not None:
-        key = ((lambda n: report.module(n).params) if sort == "params"
-               else (lambda n: _value(report.display_counts(n)[0], sort)))
+        if sort == "params":
+            values = {n: report.module(n).params for n in names}
+        else:
+            values = {n: _value(report.display_counts(n)[0], sort) for n in names}
         for kids in children.values():
-            kids.sort(key=lambda n: -key(n))  # stable: model order among equals
+            kids.sort(key=lambda n: -values[n])  # stable: model order among equals
     out = []
-
-    def walk(name, level, guides):
+    stack = [(names[0], 0, ())] if names else []
+    while stack:
+        name, level, guides = stack.pop()
         out.append((name, level, guides))
         if depth is not None and level >= depth:
-            return
-        kids = children.get(name, [])
-        for i, kid in enumerate(kids):
-            walk(kid, level + 1, guides + (i == len(kids) - 1,))
-
-    if names:
-        walk(names[0], 0, ())
+            continue
+        kids = children[name]
+        for i in range(len(kids) - 1, -1, -1):
+            stack.append((kids[i], level + 1, guides + (i == len(kids) - 1,) if level < _MAX_INDENT else guides))
     return out
 
 
 def _label(name: str, level: int, guides, fancy: bool) -> str:
-    leaf = name.rpartition(".")[2] if name else "(root)"
+    leaf = terminal_safe(name.rpartition(".")[2] if name else "(root)")
+    if level > _MAX_INDENT:  # a pathological depth: the level in words, not a screen of indentation
+        leaf = f"[level {level}] {leaf}"
+        level, guides = _MAX_INDENT, guides[:_MAX_INDENT]
     if not fancy:
         return "  " * level + leaf
     if level == 0:
@@ -167,26 +326,26 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
     cols += [(h, "right", fmt.cell(_value(report.phase(p), metric), unit)) for p, h in phase_cols]
     cols += [(fmt.header("bytes", "B"), "right", fmt.cell(total.bytes, "B")),
-             ("FLOP/B", "right", f"{total.intensity:.1f}"),
+             ("FLOP/B", "right", _intensity(total)),
              (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
     timed = getattr(total, "seconds", 0.0) > 0  # count(..., timing=True): op time and achieved rate
     if timed:
         cols += [("time ms", "right", f"{total.seconds * 1e3:.1f}"),
-                 ("GFLOP/s", "right", f"{total.flops_per_second / 1e9:.1f}")]
+                 ("GFLOP/s", "right", _rate(total))]
     t = _table(fancy, cols)
     for name, level, guides in _module_rows(report, depth, sort):
         m = report.module(name)
         shown, rolled = report.display_counts(name)
         v = _value(shown, metric)
-        share = 100.0 * v / whole if whole else 0.0
+        share = _share(v, whole)
         label = _label(name, level, guides, fancy)
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
-                 Text(m.type + ("*" if rolled else ""), style="dim" if fancy else None),
+                 Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
                  fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
-        cells += [fmt.cell(shown.bytes, "B"), f"{shown.intensity:.1f}", _pct(v, whole)]
+        cells += [fmt.cell(shown.bytes, "B"), _intensity(shown), _pct(v, whole)]
         if timed:
-            cells += [f"{shown.seconds * 1e3:.1f}", f"{shown.flops_per_second / 1e9:.1f}"]
+            cells += [f"{shown.seconds * 1e3:.1f}", _rate(shown)]
         t.add_row(*cells)
     if report.module_names:
         root = report.display_counts("")[0]
@@ -196,7 +355,7 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
             cells = ["(outside root)", "", "", fmt.cell(out_macs), fmt.cell(out_flops)]
             cells += [fmt.cell(_value(report.phase(p), metric) - _value(report.display_counts("", p)[0], metric), unit)
                       for p, _ in phase_cols]
-            cells += [fmt.cell(out_bytes, "B"), f"{out_flops / out_bytes:.1f}" if out_bytes else "0.0",
+            cells += [fmt.cell(out_bytes, "B"), _quotient(out_flops, out_bytes),
                       _pct(out_v, whole)]
             if timed:
                 cells += [f"{(total.seconds - root.seconds) * 1e3:.1f}", ""]
@@ -216,23 +375,24 @@ def _op_table(report, fancy, sort, fmt, phases=True):
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
     cols += [(h, "right", fmt.cell(_value(report.phase(p), metric), unit)) for p, h in phase_cols]
     cols += [(fmt.header("bytes", "B"), "right", fmt.cell(total.bytes, "B")),
-             ("FLOP/B", "right", f"{total.intensity:.1f}"),
+             ("FLOP/B", "right", _intensity(total)),
              (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
     t = _table(fancy, cols)
-    names = list(report.ops())
-    counts = {n: report.op_counts(n) for n in names}
-    order = {n: i for i, n in enumerate(names)}
-    names.sort(key=lambda n: (-_value(counts[n], metric), order[n]))
-    for name in names:
-        c = counts[name]
+    # One pass over the ops, each looked up once: linear in the number of ops (plus the sort).
+    entries = sorted(report._ops, key=lambda o: (-o.counts.flops, -o.counts.bytes, o.name))  # as report.ops()
+    if metric != "flops":
+        entries.sort(key=lambda o: -_value(o.counts, metric))  # stable: the FLOPs order among equals
+    for o in entries:
+        name, c = o.name, o.counts
         v = _value(c, metric)
-        share = 100.0 * v / whole if whole else 0.0
-        label = name + (" (unsupported)" if name in report.unsupported else "")
-        style = ("red" if name in report.unsupported else _style(fancy, share, False)) if fancy else None
+        share = _share(v, whole)
+        unsupported = name in report.unsupported
+        label = terminal_safe(name) + (" (unsupported)" if unsupported else "")
+        style = ("red" if unsupported else _style(fancy, share, False)) if fancy else None
         cells = [Text(label, style=style),
                  f"{c.calls:,}", fmt.cell(c.macs), fmt.cell(c.flops)]
         cells += [fmt.cell(_value(report.op_counts(name, p), metric), unit) for p, _ in phase_cols]
-        cells += [fmt.cell(c.bytes, "B"), f"{c.intensity:.1f}", _pct(v, whole)]
+        cells += [fmt.cell(c.bytes, "B"), _intensity(c), _pct(v, whole)]
         t.add_row(*cells)
     return t
 
@@ -247,13 +407,13 @@ def _phase_table(report, fancy, sort, fmt, phases=True):
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops)),
             (fmt.header("read", "B"), "right", fmt.cell(total.bytes_read, "B")),
             (fmt.header("written", "B"), "right", fmt.cell(total.bytes_written, "B")),
-            ("FLOP/B", "right", f"{total.intensity:.1f}"),
+            ("FLOP/B", "right", _intensity(total)),
             (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
     t = _table(fancy, cols)
     for p in report.phases_run:
         c = report.phase(p)
         t.add_row(p, f"{c.calls:,}", fmt.cell(c.macs), fmt.cell(c.causal_macs), fmt.cell(c.flops),
-                  fmt.cell(c.bytes_read, "B"), fmt.cell(c.bytes_written, "B"), f"{c.intensity:.1f}",
+                  fmt.cell(c.bytes_read, "B"), fmt.cell(c.bytes_written, "B"), _intensity(c),
                   _pct(_value(c, metric), whole))
     return t
 
@@ -265,7 +425,7 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     if meta.get("mode") == "model" and meta.get("train") is not None:
         head += " (forward + backward)" if meta["train"] else " (forward)"
     parts = [fmt.text(t.flops, "FLOPs"), fmt.text(t.macs, "MACs"), fmt.text(t.bytes, "B") + " moved",
-             f"{t.intensity:.1f} FLOP/B", fmt.text(report.params, "") + " params" if report.params else "no params",
+             f"{_intensity(t)} FLOP/B", fmt.text(report.params, "") + " params" if report.params else "no params",
              f"{t.calls:,} op calls"]
     if isinstance(meta.get("duration_s"), (int, float)):
         parts.append(f"{meta['duration_s']:.2f} s")
@@ -287,16 +447,17 @@ def _summary(report, fmt: _Fmt) -> List[str]:
                      f"({_pct(t.macs - t.causal_macs, t.macs)}% of MACs fall on masked positions)")
     if meta.get("error"):
         lines.append(f"  the run stopped with {meta['error']}: counts cover the work done before it")
-    return lines
+    return [terminal_safe(line) for line in lines]  # metadata from a file: no escape reaches the terminal
 
 
 def _unsupported(report) -> List[str]:
     if not report.unsupported:
         return []
     lines = ["unsupported ops (FLOPs not counted, bytes counted):"]
-    width = max(len(k) for k in report.unsupported)
-    for op, calls in sorted(report.unsupported.items()):
-        reason = report.unsupported_reasons.get(op, "")
+    rows = [(terminal_safe(op), calls, terminal_safe(report.unsupported_reasons.get(op, "")))
+            for op, calls in sorted(report.unsupported.items())]
+    width = max(len(op) for op, _, _ in rows)
+    for op, calls, reason in rows:
         lines.append(f"  {op.ljust(width)}  x{calls}" + (f"  {reason}" if reason else ""))
     return lines
 
@@ -317,13 +478,19 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
     if by == "module" and not report.module_names:
         out.append(Text("no nn.Module ran: counts by op"))
         by = "op"
-    build = {"module": lambda ph: _module_table(report, fancy, depth, sort, fmt, ph),
-             "op": lambda ph: _op_table(report, fancy, sort, fmt, ph),
-             "phase": lambda ph: _phase_table(report, fancy, sort, fmt, ph)}[by]
+    # A terminal gets rich's table (colours, tree guides) up to _FANCY_MAX_ROWS rows; a longer one
+    # is plain text there too (rich's layout costs ~1.5 ms a row: 40,000 ops would take a minute).
+    rows = {"module": lambda: len(_module_rows(report, depth, None)), "op": lambda: len(report._ops),
+            "phase": lambda: 4}[by]
+    tf = fancy and rows() <= _FANCY_MAX_ROWS
+    build = {"module": lambda ph: _module_table(report, tf, depth, sort, fmt, ph),
+             "op": lambda ph: _op_table(report, tf, sort, fmt, ph),
+             "phase": lambda ph: _phase_table(report, tf, sort, fmt, ph)}[by]
     table = build(True)
-    wide = console.options.update_width(10**5) if console is not None else None
-    if console is not None and console.measure(table, options=wide).maximum > console.width:
-        table = build(False)  # a narrow terminal: drop the per-phase columns before squeezing
+    if tf and console is not None:
+        wide = console.options.update_width(10**5)
+        if console.measure(table, options=wide).maximum > console.width:
+            table = build(False)  # a narrow terminal: drop the per-phase columns before squeezing
     out.append(table)
     if by == "module" and any(report.display_counts(n)[1] for n, _, _ in _module_rows(report, depth, None)):
         out.append(Text("* not called itself (a container such as ModuleList): the sum of its children",
@@ -337,13 +504,12 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
 
 def render_text(report, **options) -> str:
     """Plain text: no colours, ASCII rules, no wrapping (lines as wide as the table needs)."""
-    _, Console, _, _ = _rich()
-    buf = io.StringIO()
-    console = Console(file=buf, width=100_000, force_terminal=False, no_color=True, color_system=None,
-                      highlight=False, emoji=False, markup=False, soft_wrap=False, legacy_windows=False)
+    lines = []
     for r in _renderables(report, fancy=False, **options):
-        console.print(r)
-    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").split("\n"))
+        lines.extend(r.lines() if isinstance(r, _PlainTable) else r.plain.split("\n"))
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def print_report(report, file, *, fancy: Optional[bool] = None, **options) -> None:
@@ -358,7 +524,11 @@ def print_report(report, file, *, fancy: Optional[bool] = None, **options) -> No
     _, Console, _, _ = _rich()
     console = Console(file=file, force_terminal=True, highlight=False, emoji=False, markup=False)
     for r in _renderables(report, fancy=True, console=console, **options):
-        console.print(r)
+        if isinstance(r, _PlainTable):
+            file.write("\n".join(r.lines()) + "\n")
+            file.flush()
+        else:
+            console.print(r)
 
 
 def format_table(counter, depth: int = 2) -> str:

@@ -43,6 +43,11 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
 
+Validation (once, at load; renderers trust the result): the types above; integers below
+10**MAX_DIGITS (600 digits); finite floats; unique module and op names, parents before children;
+the ``meta`` keys renderers read with their types, other ``meta`` values plain JSON nested at most
+META_DEPTH (16) levels. Anything else raises a one-line ``ReportError``.
+
 Derived figures are not stored: bytes = bytes_read + bytes_written, arithmetic intensity =
 flops / bytes. The parent of module "a.b.c" is "a.b" (the root "" for "a"). Readers accept any
 ``flopdispatch.report/1`` file and ignore keys they do not know; a future incompatible change
@@ -54,6 +59,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import platform
 from typing import Any, Dict, List, Optional
 
@@ -65,6 +71,8 @@ COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "
 # Measured op time (count(..., timing=True)), when this flopdispatch's Counts has it: an optional
 # float, written only when non-zero.
 _TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
+# The validator builds Counts positionally when its first fields are COUNT_FIELDS, in this order.
+_POSITIONAL = tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
 
 
 class ReportError(ValueError):
@@ -124,6 +132,7 @@ class Report(TotalsShortcuts):
         self._modules: List[_Entry] = modules
         self._by_name = {m.name: m for m in modules}
         self._ops: List[_Entry] = ops
+        self._op_by_name = {o.name: o for o in ops}
         self.unsupported: Dict[str, int] = unsupported
         self.unsupported_reasons: Dict[str, str] = reasons
         self._display = self._children = None
@@ -155,6 +164,10 @@ class Report(TotalsShortcuts):
         except json.JSONDecodeError as e:
             raise ReportError(f"{path}: not a flopdispatch report (invalid JSON: {e.msg} at line {e.lineno} "
                               f"column {e.colno})") from None
+        except RecursionError:
+            raise ReportError(f"{path}: not a flopdispatch report (JSON nested too deeply)") from None
+        except ValueError:  # an integer longer than Python's int-string limit (sys.get_int_max_str_digits())
+            raise ReportError(f"{path}: corrupt report: an integer with more than {MAX_DIGITS} digits") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -178,18 +191,20 @@ class Report(TotalsShortcuts):
     @classmethod
     def _parse(cls, data: dict) -> "Report":
         v = _Validator()
-        meta = data.get("meta", {})
-        v.check(isinstance(meta, dict), "meta: expected an object")
+        meta = v.meta(data.get("meta", {}))
         totals = v.counts(data.get("totals"), "totals")
         phases = v.phase_map(data.get("phases", {}), "phases")
         modules, seen = [], set()
         for i, m in enumerate(v.array(data.get("modules", []), "modules")):
             where = f"modules[{i}]"
-            v.check(isinstance(m, dict), f"{where}: expected an object")
+            if not isinstance(m, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(m)}")
             name = v.string(m.get("name"), f"{where}.name")
-            v.check(name not in seen, f"{where}: duplicate module name {name!r}")
+            if name in seen:
+                raise ReportError(f"{where}: duplicate module name {_short(name)}")
             parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
-            v.check(parent is None or parent in seen, f"{where}: parent of {name!r} is not listed before it")
+            if parent is not None and parent not in seen:
+                raise ReportError(f"{where}: parent of {_short(name)} is not listed before it")
             seen.add(name)
             modules.append(_Entry(name, v.counts(m, where), v.phase_map(m.get("phases", {}), f"{where}.phases"),
                                   type=v.string(m.get("type", ""), f"{where}.type"),
@@ -197,17 +212,24 @@ class Report(TotalsShortcuts):
                                   trainable_params=v.integer(m.get("trainable_params", 0),
                                                              f"{where}.trainable_params")))
         v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
-        ops = []
+        ops, op_names = [], set()
         for i, o in enumerate(v.array(data.get("ops", []), "ops")):
             where = f"ops[{i}]"
-            v.check(isinstance(o, dict), f"{where}: expected an object")
-            ops.append(_Entry(v.string(o.get("name"), f"{where}.name"), v.counts(o, where),
-                              v.phase_map(o.get("phases", {}), f"{where}.phases")))
+            if not isinstance(o, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(o)}")
+            name = v.string(o.get("name"), f"{where}.name")
+            if name in op_names:
+                raise ReportError(f"{where}: duplicate op name {_short(name)}")
+            op_names.add(name)
+            ops.append(_Entry(name, v.counts(o, where), v.phase_map(o.get("phases", {}), f"{where}.phases")))
         unsupported, reasons = {}, {}
         for i, u in enumerate(v.array(data.get("unsupported", []), "unsupported")):
             where = f"unsupported[{i}]"
-            v.check(isinstance(u, dict), f"{where}: expected an object")
+            if not isinstance(u, dict):
+                raise ReportError(f"{where}: expected an object, got {_short(u)}")
             op = v.string(u.get("op"), f"{where}.op")
+            if op in unsupported:
+                raise ReportError(f"{where}: duplicate op {_short(op)}")
             unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
             reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
         return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
@@ -245,10 +267,14 @@ class Report(TotalsShortcuts):
                          phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
                          unsupported=dict(data.get("unsupported", {})),
                          reasons=dict(data.get("unsupported_reasons", {})))
-        except (KeyError, TypeError, AttributeError, ValueError) as e:
-            raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
+            raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
-        return cls.from_dict(json.loads(json.dumps(report.to_dict(), default=str)), source=source)
+        try:
+            text = json.dumps(report.to_dict(), default=str)
+        except (ValueError, TypeError, RecursionError) as e:  # an int past the int-string limit, a deep meta
+            raise ReportError(f"{source}: cannot be written as JSON ({type(e).__name__}: {_first_line(e)})") from None
+        return cls.from_dict(json.loads(text), source=source)
 
     # ----- saving ------------------------------------------------------------------------------
 
@@ -312,20 +338,33 @@ class Report(TotalsShortcuts):
         so its own inclusive counts are 0) shows the sum of its children's displayed counts, and
         ``rolled_up`` is True; every other module shows its own inclusive counts.
         """
-        key = (name, phase)
+        if name not in self._by_name:
+            raise KeyError(f"no module named {name!r} in this report")
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         if self._display is None:
-            self._display, self._children = {}, {}
-            for n in self.module_names[1:]:
-                self._children.setdefault(n.rpartition(".")[0], []).append(n)
-        if key not in self._display:
-            own = self.module(name, phase)
-            kids = self._children.get(name, [])
-            if self._by_name[name].counts.calls == 0 and kids:
-                counts = _sum(self.display_counts(k, phase)[0] for k in kids)
-                self._display[key] = (counts, True)
+            self._display = {}
+        table = self._display.get(phase)
+        if table is None:
+            table = self._display[phase] = self._display_table(phase)
+        return table[name]
+
+    def _display_table(self, phase: Optional[str]) -> Dict[str, tuple]:
+        """display_counts of every module for one phase, in one bottom-up pass (no recursion: a
+        parent is listed before its children, so the reversed list has every child before its parent)."""
+        if self._children is None:
+            self._children = {}
+            for m in self._modules[1:]:
+                self._children.setdefault(m.name.rpartition(".")[0], []).append(m.name)
+        table: Dict[str, tuple] = {}
+        for m in reversed(self._modules):
+            kids = self._children.get(m.name)
+            if m.counts.calls == 0 and kids:
+                table[m.name] = (_sum(table[k][0] for k in kids), True)
             else:
-                self._display[key] = (Counts(**_counts_json(own)), False)
-        return self._display[key]
+                c = m.counts if phase is None else m.phases.get(phase, Counts())
+                table[m.name] = (Counts(**_counts_json(c)), False)
+        return table
 
     def ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
         """Per op: {calls, flops, macs, bytes_read, bytes_written, causal_macs}, by FLOPs."""
@@ -339,10 +378,10 @@ class Report(TotalsShortcuts):
                        "bytes_written": c.bytes_written, "causal_macs": c.causal_macs} for name, c in rows}
 
     def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
-        for o in self._ops:
-            if o.name == name:
-                return o.counts if phase is None else o.phases.get(phase, Counts())
-        raise KeyError(f"no op named {name!r} in this report")
+        o = self._op_by_name.get(name)
+        if o is None:
+            raise KeyError(f"no op named {name!r} in this report")
+        return o.counts if phase is None else o.phases.get(phase, Counts())
 
     def __eq__(self, other):
         if not isinstance(other, Report):
@@ -351,7 +390,10 @@ class Report(TotalsShortcuts):
 
     def __repr__(self):
         t = self.totals
-        return f"<flopdispatch.Report {self.meta.get('target', '')!s} flops={t.flops} macs={t.macs} bytes={t.bytes}>"
+        from .report import terminal_safe
+
+        return (f"<flopdispatch.Report {terminal_safe(self.meta.get('target') or '')} flops={t.flops} "
+                f"macs={t.macs} bytes={t.bytes}>")
 
 
 def _sum(counts) -> Counts:
@@ -364,6 +406,23 @@ def _sum(counts) -> Counts:
     return Counts(**out, **({"seconds": seconds} if _TIMED else {}))
 
 
+# ----- validation ----------------------------------------------------------------------------------
+# What a valid report is: every field a renderer reads has its documented type, integers are below
+# 10**MAX_DIGITS, floats are finite, and free-form metadata nests at most META_DEPTH levels. The
+# check runs once, at load; the renderers (tables, JSON, HTML) then trust the data.
+
+MAX_DIGITS = 600
+"""Counts, parameters and calls are non-negative integers with at most this many digits (below 10**600):
+far beyond any real count, small enough for every renderer (and the HTML page's floats) to show exactly."""
+_INT_LIMIT = 10**MAX_DIGITS
+_INT_ONLY = {int}  # type(True) is bool: booleans are not counts
+META_DEPTH = 16
+"""Metadata values (lists and objects) nest at most this deep."""
+_META_STRINGS = ("flopdispatch_version", "torch_version", "python_version", "created", "mode", "target", "error",
+                 "model_class")
+_META_STRING_LISTS = ("command", "devices", "dtypes", "inputs", "device_names")
+
+
 class _Validator:
     """Checks parsed JSON against the schema; the first problem raises a one-line ReportError."""
 
@@ -372,43 +431,110 @@ class _Validator:
             raise ReportError(message)
 
     def integer(self, x, where):
-        self.check(isinstance(x, int) and not isinstance(x, bool) and x >= 0,
-                   f"{where}: expected a non-negative integer, got {_short(x)}")
-        return x
+        if type(x) is int and 0 <= x < _INT_LIMIT:  # the fast path: bool is not int here
+            return x
+        if isinstance(x, int) and not isinstance(x, bool) and x >= _INT_LIMIT:
+            raise ReportError(f"{where}: integer with more than {MAX_DIGITS} digits")
+        raise ReportError(f"{where}: expected a non-negative integer, got {_short(x)}")
 
     def string(self, x, where):
-        self.check(isinstance(x, str), f"{where}: expected a string, got {_short(x)}")
+        if not isinstance(x, str):
+            raise ReportError(f"{where}: expected a string, got {_short(x)}")
         return x
 
     def array(self, x, where):
-        self.check(isinstance(x, list), f"{where}: expected a list, got {_short(x)}")
+        if not isinstance(x, list):
+            raise ReportError(f"{where}: expected a list, got {_short(x)}")
         return x
 
     def counts(self, x, where):
+        if type(x) is dict and "seconds" not in x:  # the fast path: no message built for valid data
+            values = [x.get(f, 0) for f in COUNT_FIELDS]
+            if set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT:
+                return Counts(*values) if _POSITIONAL else Counts(**dict(zip(COUNT_FIELDS, values)))
         self.check(isinstance(x, dict), f"{where}: expected an object of counts, got {_short(x)}")
         fields = {f: self.integer(x.get(f, 0), f"{where}.{f}") for f in COUNT_FIELDS}
         if "seconds" in x:
             t = x["seconds"]
-            self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0,
-                       f"{where}.seconds: expected a non-negative number, got {_short(t)}")
+            if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
+                    and math.isfinite(t)):
+                raise ReportError(f"{where}.seconds: expected a non-negative number, got {_short(t)}")
             if _TIMED:
                 fields["seconds"] = float(t)
         return Counts(**fields)
 
     def phase_map(self, x, where):
-        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        if not isinstance(x, dict):
+            raise ReportError(f"{where}: expected an object, got {_short(x)}")
         out = {}
         for p in PHASES:  # PHASES order, whatever order the file has
             if p in x:
                 out[p] = self.counts(x[p], f"{where}.{p}")
-        unknown = sorted(set(x) - set(PHASES))
-        self.check(not unknown, f"{where}: unknown phase {unknown[0]!r}" if unknown else "")
+        if len(out) != len(x):
+            unknown = sorted(set(x) - set(PHASES))
+            raise ReportError(f"{where}: unknown phase {_short(unknown[0])}")
         return out
 
+    def meta(self, x):
+        """The metadata object: the keys renderers read have their types (or null); any other value
+        is plain JSON (finite numbers, bounded integers) nested at most META_DEPTH levels."""
+        self.check(isinstance(x, dict), f"meta: expected an object, got {_short(x)}")
+        for key, value in x.items():
+            where = f"meta.{_short(key, 60)[1:-1]}"
+            if value is None:
+                continue
+            if key in _META_STRINGS:
+                self.string(value, where)
+            elif key in _META_STRING_LISTS:
+                self.array(value, where)
+                for i, item in enumerate(value):
+                    self.string(item, f"{where}[{i}]")
+            elif key == "duration_s":
+                self.check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e300
+                           and math.isfinite(value), f"{where}: expected a non-negative number, got {_short(value)}")
+            elif key == "exit_code":
+                self.check(type(value) is int and -_INT_LIMIT < value < _INT_LIMIT,
+                           f"{where}: expected an integer, got {_short(value)}")
+            elif key == "train":
+                self.check(isinstance(value, bool), f"{where}: expected true or false, got {_short(value)}")
+            else:
+                self.json_value(value, where, META_DEPTH)
+        return x
 
-def _short(x) -> str:
-    s = json.dumps(x) if not isinstance(x, (set, bytes)) else repr(x)
-    return s if len(s) <= 40 else s[:37] + "..."
+    def json_value(self, x, where, depth):
+        """Plain JSON with finite numbers and bounded integers, nested at most `depth` levels."""
+        stack = [(x, depth)]
+        while stack:
+            item, left = stack.pop()
+            if isinstance(item, (list, dict)):
+                self.check(left > 0, f"{where}: nested more than {META_DEPTH} levels deep")
+                stack.extend((v, left - 1) for v in (item.values() if isinstance(item, dict) else item))
+            elif isinstance(item, float):
+                self.check(math.isfinite(item), f"{where}: {item!r} is not a finite number")
+            elif isinstance(item, int) and not isinstance(item, bool):
+                self.check(-_INT_LIMIT < item < _INT_LIMIT, f"{where}: integer with more than {MAX_DIGITS} digits")
+            else:
+                self.check(item is None or isinstance(item, (str, bool)), f"{where}: not a JSON value")
 
 
-__all__ = ["Report", "ReportError", "SCHEMA", "default_meta"]
+def _short(x, limit: int = 40) -> str:
+    """A value for an error message: short, one line, escapes visible (containers by their kind)."""
+    if isinstance(x, dict):
+        return f"an object of {len(x)} keys"
+    if isinstance(x, list):
+        return f"a list of {len(x)} items"
+    if isinstance(x, str):
+        s = repr(x[:limit])  # control characters, bidi controls and lone surrogates come out escaped
+    elif isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**limit:
+        s = f"an integer of {len(str(x)) if abs(x) < _INT_LIMIT else 'more than ' + str(MAX_DIGITS)} digits"
+    else:
+        s = json.dumps(x) if isinstance(x, (bool, int, float, type(None))) else repr(x)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def _first_line(e) -> str:
+    text = str(e).strip()
+    return _short(text.splitlines()[0] if text else type(e).__name__, 120)[1:-1]
+
+
+__all__ = ["Report", "ReportError", "SCHEMA", "MAX_DIGITS", "default_meta"]

@@ -1,4 +1,10 @@
-"""Measured time, achieved rates, roofline and MFU (issue 6), on the CPU."""
+"""Measured time, achieved rates, roofline and MFU (issue 6), on the CPU.
+
+No assertion here depends on how fast this machine is (issue 11): times are compared only with
+relations that hold however loaded the CPU is (a part <= its whole, rate = count / time).
+"""
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -43,9 +49,13 @@ def test_timing_fields_positive_and_consistent():
     for phase in (None, "forward", "backward"):
         parent = c.module("", phase=phase).seconds
         assert c.module("tiny", phase=phase).seconds + c.module("slow", phase=phase).seconds <= parent * (1 + 1e-9)
-    # the module holding the slow op dominates: 512 x more MACs than its sibling
-    assert c.module("slow").seconds > 5 * c.module("tiny").seconds
-    assert c.module("slow").flops_per_second > 0
+    # Relations that hold on any machine, however loaded (no "x is faster than y": that is a
+    # benchmark's claim, not a unit test's): every module's time is part of the root's, and the
+    # rates are the exact quotients of the counts by the times.
+    slow, tiny = c.module("slow"), c.module("tiny")
+    assert slow.seconds > 0 and tiny.seconds >= 0 and slow.seconds + tiny.seconds <= total * (1 + 1e-9)
+    assert slow.flops_per_second == slow.flops / slow.seconds > 0
+    assert slow.macs == 512 * tiny.macs  # 3 steps x (512^3 vs 512^2) forward, same ratio backward
 
 
 def test_without_timing_seconds_are_zero():
@@ -96,7 +106,9 @@ def test_unknown_device_is_a_clear_error():
 
 def test_measured_cpu_peak_is_positive():
     spec = fd.measure_cpu_peak(size=256, repeats=2)
-    assert spec.peak("fp32") > 1e8 and spec.bandwidth > 1e8
+    # positive and finite on any machine (how fast is a benchmark's business, not a unit test's)
+    assert 0 < spec.peak("fp32") < math.inf and 0 < spec.bandwidth < math.inf
+    assert spec.peak("bf16") == spec.peak("fp32")  # one measured fp32 rate stands for every dtype
 
 
 def test_cli_timing_flag_adds_time_to_the_report(tmp_path):
