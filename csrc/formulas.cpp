@@ -199,12 +199,31 @@ int64_t out_numel(const CallView& call) {
     return numel_of(o);
 }
 
+// Stored elements of a sparse tensor (its _nnz()).
+int64_t nnz_of(PyObject* t) {
+    PyObject* v = PyObject_CallMethod(t, "_nnz", nullptr);
+    if (!v) {
+        PyErr_Clear();
+        throw FormulaError("expected a sparse tensor");
+    }
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        throw SymbolicShape{};
+    }
+    int64_t n = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return n;
+}
+
 Cost matmul(const int* p, const CallView& call) {
     PyObject* a = call.tensor(p[0]);
     PyObject* b = call.tensor(p[1]);
     Cost c;
     if (p[3] == 1) {  // outer product
         c.macs = numel_of(a) * numel_of(b);
+    } else if (p[3] == 4) {  // sparse a: one product per stored element of a and column of b
+        read_shape(b, s_b);
+        c.macs = nnz_of(a) * (s_b.empty() ? 1 : s_b.back());
     } else {
         read_shape(a, s_a);
         read_shape(b, s_b);
@@ -220,6 +239,13 @@ Cost matmul(const int* p, const CallView& call) {
         } else {  // a [..., m, k] @ b [..., k, n] (or a vector b: n = 1)
             c.macs = numel_of(a) * (s_b.size() >= 2 ? s_b.back() : 1);
         }
+    }
+    if (p[4] >= 0) {  // one such product per gradient the output mask requests
+        std::vector<int64_t> mask;
+        call.get_int_list(p[4], mask);
+        int64_t requested = mask.empty() ? 1 : 0;
+        for (int64_t m : mask) requested += m != 0;
+        c.macs *= requested;
     }
     c.flops = 2 * c.macs;
     if (call.has_tensor(p[2])) c.flops += out_numel(call);

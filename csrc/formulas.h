@@ -20,7 +20,8 @@ enum Family : int {
     F_ZERO = 0,        // views and metadata: nothing computed, nothing moved
     F_MOVE,            // data movement: bytes only
     F_UNSUPPORTED,     // no formula: bytes and calls recorded, listed as unsupported
-    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped)
+    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped, 4 sparse a)
+                       // p4=output_mask (products = requested gradients)
     F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg) p4=always transposed
                        // p5=FLOPs per output element of a fused epilogue (relu, add)
     F_CONV_BWD,        // p0=grad_out p1=input p2=weight p3=transposed p4=output_mask

@@ -14,8 +14,9 @@ FAMILY_PARAMS = {
     "move": (),
     "unsupported": (),
     # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k]), 3 grouped (MoE experts: 2d x 3d,
-    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N)
-    "matmul": ("a", "b", "bias", "kind"),
+    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N), 4 sparse a (nnz(a) x b's
+    # last dim); output_mask: the products are counted once per gradient requested
+    "matmul": ("a", "b", "bias", "kind", "output_mask"),
     # always_transposed: 1 for the transposed-only kernels; cost_out: a fused epilogue per output
     # element (relu 1, add + relu 3)
     "conv": ("input", "weight", "bias", "transposed", "always_transposed", "cost_out"),
@@ -142,6 +143,15 @@ OPS = [
     # grad [N, out] @ weight [out, in]; backward_weights(grad_output, input, weight, bias_defined):
     # grad^T @ input, N * out * in MACs, read from grad and the weight's shape (its bias sum not counted)
     ("mkldnn_linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
+    # Sparse products: one MAC per stored element of the sparse operand and dense column.
+    # sparse_sampled_addmm(self (sparse [m, n]), mat1 [m, k], mat2 [k, n]): a k-long dot per stored
+    # element (the beta/alpha scaling of the stored values is not counted);
+    # _sparse_mm_reduce_impl(self (sparse [m, k]), other [k, n], reduce);
+    # _sparse_mm_reduce_impl_backward(self, grad_out [m, n], weight, reduce, arg_out, output_mask[2]):
+    # the sampled grad_self and self^T @ grad_out, one product each when requested.
+    ("sparse_sampled_addmm", "matmul", {"a": 0, "b": 1, "kind": 4}),
+    ("_sparse_mm_reduce_impl", "matmul", {"a": 0, "b": 1, "kind": 4}),
+    ("_sparse_mm_reduce_impl_backward", "matmul", {"a": 0, "b": 1, "kind": 4, "output_mask": 5}),
     ("mkldnn_linear_backward_input", "matmul", {"a": 1, "b": 2}),
     ("mkldnn_linear_backward_weights", "matmul", {"a": 0, "b": 2}),
     ("convolution_backward", "conv_backward",

@@ -116,6 +116,11 @@ def matmul(p, c):
     a, b = c.tensor(p["a"]), c.tensor(p["b"])
     if p["kind"] == 1:
         macs = numel(a) * numel(b)
+    elif p["kind"] == 4:  # sparse a: its stored elements times b's columns
+        if a.layout == torch.strided:
+            raise ValueError("expected a sparse tensor")
+        sb = shape(b)
+        macs = _concrete(a._nnz()) * (sb[-1] if sb else 1)
     elif p["kind"] == 2:
         macs = numel(a) * shape(b)[0]
     elif p["kind"] == 3 and len(shape(a)) == 3 and len(shape(b)) == 2:
@@ -123,6 +128,9 @@ def matmul(p, c):
     else:
         sb = shape(b)
         macs = numel(a) * (sb[-1] if len(sb) >= 2 else 1)
+    if p["output_mask"] >= 0:
+        mask = c.arg(p["output_mask"])
+        macs *= sum(bool(m) for m in mask) if mask else 1
     flops = 2 * macs + (_out_numel(c) if c.has_tensor(p["bias"]) else 0)
     return flops, macs, 0
 

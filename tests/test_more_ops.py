@@ -326,3 +326,20 @@ def test_wav2vec2_training_step_is_fully_priced():
     frames = got["aten::_ctc_loss"]["flops"] // (13 * 2 * 11)  # log_alpha [N=2, T, 2S+1 = 11]
     assert got["aten::_ctc_loss"]["flops"] == 13 * 2 * frames * 11
     assert got["aten::_ctc_loss_backward"]["flops"] == 21 * 2 * frames * 11 + 6 * frames * 2 * 12  # + grad [T, N, C]
+
+
+# ---- sparse products: one MAC per stored element and dense column ----------------------------------------
+
+def test_sparse_products_hand_count():
+    dense = torch.zeros(4, 6)
+    dense[0, 1], dense[1, 0], dense[1, 5], dense[3, 2], dense[3, 3] = 1.0, 2.0, 3.0, 4.0, 5.0  # 5 stored
+    a = dense.to_sparse_csr()
+    b = torch.randn(6, 3, requires_grad=True)
+    with fd.count() as c:
+        torch.sparse.mm(a, b, "sum").sum().backward()  # only b needs a gradient
+        torch.sparse.sampled_addmm(dense[:, :5].to_sparse_csr(), torch.randn(4, 7), torch.randn(7, 5))
+    got = c.ops()
+    assert got["aten::_sparse_mm_reduce_impl"]["macs"] == 5 * 3  # nnz * n = 15
+    assert got["aten::_sparse_mm_reduce_impl_backward"]["macs"] == 5 * 3  # grad of b only: self^T @ grad = 15
+    assert got["aten::sparse_sampled_addmm"]["macs"] == 4 * 7  # 4 stored in the first 5 columns, 7-long dots = 28
+    assert c.unsupported == {}

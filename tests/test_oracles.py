@@ -1539,6 +1539,40 @@ def build_mkldnn_adaptive(name, draw):
     return aten.mkldnn_adaptive_avg_pool2d.default, (x, size), {}, meta(n, c, *size)
 
 
+def sparse_call(name, draw):
+    """Sparse products on small CPU tensors (meta has no sparse CSR kernels); returns the expected MACs."""
+    m, k, n = dims(draw, 3, 1, 6)
+    dense = torch.randn(m, k) * (torch.rand(m, k) > draw(st.sampled_from([0.0, 0.5, 1.0])))
+    a = dense.to_sparse_csr()
+    nnz = a._nnz()
+    if name == "sparse_sampled_addmm":  # a is [m, k] here: the sampled product mat1 [m, n] @ mat2 [n, k]
+        op, args = aten.sparse_sampled_addmm.default, (a, torch.randn(m, n), torch.randn(n, k))
+        return op, args, {}, op(*args), nnz * n
+    other = torch.randn(k, n)
+    out = aten._sparse_mm_reduce_impl.default(a, other, "sum")
+    if name == "_sparse_mm_reduce_impl":
+        return aten._sparse_mm_reduce_impl.default, (a, other, "sum"), {}, out, nnz * n
+    mask = [draw(st.booleans()), draw(st.booleans())]
+    args = (a, torch.randn(m, n), other, "sum", out[1], mask)
+    result = (a if mask[0] else None, torch.empty(k, n) if mask[1] else None)  # formulas read only the mask
+    return aten._sparse_mm_reduce_impl_backward.default, args, {}, result, nnz * n * sum(mask)
+
+
+@builder("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "_sparse_mm_reduce_impl_backward")
+def build_sparse(name, draw):
+    return sparse_call(name, draw)[:4]
+
+
+@settings(max_examples=20, **SETTINGS)
+@given(data=st.data())
+def test_sparse_products_count_stored_elements(data):
+    name = data.draw(st.sampled_from(["sparse_sampled_addmm", "_sparse_mm_reduce_impl",
+                                      "_sparse_mm_reduce_impl_backward"]))
+    op, args, kwargs, out, want = sparse_call(name, data.draw)
+    flops, macs, _ = check(op, args, kwargs, out, family="matmul")
+    assert (flops, macs) == (2 * want, want)
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
