@@ -94,7 +94,8 @@ OPS = [
      "squeeze_copy slice_copy select_copy detach_copy alias_copy split_copy split_with_sizes_copy "
      "unbind_copy diagonal_copy narrow_copy _reshape_copy", "move", {}),
     ("max_unpool2d max_unpool3d diag_embed block_diag rot90 take _unsafe_masked_index _chunk_cat "
-     "unfold_copy fill _to_sparse sparse_mask nonzero_static masked_scatter_backward _unique complex "
+     "unfold_copy fill _to_sparse _to_sparse_csr _to_sparse_csc _to_sparse_bsr _to_sparse_bsc _to_dense "
+     "sparse_mask nonzero_static masked_scatter_backward _unique complex "
      "_cudnn_rnn_flatten_weight _cudnn_init_dropout_state _foreach_clone", "move", {}),
     # Selection, like sort and topk: comparisons that order or pick data, treated as data movement.
     ("kthvalue median nanmedian mode", "move", {}),
