@@ -75,7 +75,8 @@ OPS = [
      "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
      "is_contiguous stride size profiler::_record_function_enter profiler::_record_function_enter_new "
      "profiler::_record_function_exit prim::device prim::layout empty_permuted _use_cudnn_ctc_loss "
-     "_use_cudnn_rnn_flatten_weight _fused_sdp_choice cudnn_is_acceptable", "zero", {}),
+     "_use_cudnn_rnn_flatten_weight _fused_sdp_choice cudnn_is_acceptable "
+     "_efficientzerotensor", "zero", {}),  # queries, and a ZeroTensor (no storage written)
     # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
     ("_to_copy clone cat stack hstack vstack index index_select gather scatter "
      "_unsafe_index index_copy index_fill masked_scatter masked_select nonzero "
