@@ -199,12 +199,31 @@ int64_t out_numel(const CallView& call) {
     return numel_of(o);
 }
 
+// Stored elements of a sparse tensor (its _nnz()).
+int64_t nnz_of(PyObject* t) {
+    PyObject* v = PyObject_CallMethod(t, "_nnz", nullptr);
+    if (!v) {
+        PyErr_Clear();
+        throw FormulaError("expected a sparse tensor");
+    }
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        throw SymbolicShape{};
+    }
+    int64_t n = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return n;
+}
+
 Cost matmul(const int* p, const CallView& call) {
     PyObject* a = call.tensor(p[0]);
     PyObject* b = call.tensor(p[1]);
     Cost c;
     if (p[3] == 1) {  // outer product
         c.macs = numel_of(a) * numel_of(b);
+    } else if (p[3] == 4) {  // sparse a: one product per stored element of a and column of b
+        read_shape(b, s_b);
+        c.macs = nnz_of(a) * (s_b.empty() ? 1 : s_b.back());
     } else {
         read_shape(a, s_a);
         read_shape(b, s_b);
@@ -220,6 +239,13 @@ Cost matmul(const int* p, const CallView& call) {
         } else {  // a [..., m, k] @ b [..., k, n] (or a vector b: n = 1)
             c.macs = numel_of(a) * (s_b.size() >= 2 ? s_b.back() : 1);
         }
+    }
+    if (p[4] >= 0) {  // one such product per gradient the output mask requests
+        std::vector<int64_t> mask;
+        call.get_int_list(p[4], mask);
+        int64_t requested = mask.empty() ? 1 : 0;
+        for (int64_t m : mask) requested += m != 0;
+        c.macs *= requested;
     }
     c.flops = 2 * c.macs;
     if (call.has_tensor(p[2])) c.flops += out_numel(call);
@@ -240,13 +266,14 @@ int64_t conv_forward_macs(PyObject* x, PyObject* weight) {
 Cost conv(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[0]);
     PyObject* weight = call.tensor(p[1]);
-    bool transposed = call.get_bool(p[3], false);
+    bool transposed = p[4] != 0 || call.get_bool(p[3], false);
     PyObject* out = call.out_tensor(0);
     if (!out) throw FormulaError("convolution returned no tensor");
     Cost c;
     c.macs = conv_forward_macs(transposed ? input : out, weight);
     c.flops = 2 * c.macs;
-    if (call.has_tensor(p[2])) c.flops += numel_of(out);
+    int64_t per_out = (call.has_tensor(p[2]) ? 1 : 0) + p[5];  // bias add, fused epilogue (relu, add)
+    if (per_out) c.flops += per_out * numel_of(out);
     return c;
 }
 
@@ -335,7 +362,10 @@ Cost attention(const int* p, const CallView& call) {
 
 Cost elementwise(const int* p, const CallView& call) {
     Cost c;
-    if (p[0] != 0 && is_floating_call(call)) c.flops = p[0] * out_numel(call);
+    if (p[0] != 0 && is_floating_call(call)) {
+        c.flops = p[0] * out_numel(call);
+        if (p[1] >= 0) c.flops *= call.get_int(p[1], 1);  // cost scales with an int argument (mvlgamma's p)
+    }
     return c;
 }
 
@@ -343,10 +373,21 @@ Cost reduce(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[1]);
     Cost c;
     if (!is_floating_call(call)) return c;
-    c.flops = p[0] * numel_of(input);
+    if (p[3] >= 0 && !call.get_bool(p[3], false)) return c;  // e.g. index_put without accumulate: a copy
+    int64_t counted;
+    if (p[5]) {  // the diagonal of the last two dims (trace): batch * min(rows, cols)
+        read_shape(input, s_a);
+        if (s_a.size() < 2) throw FormulaError("expected a matrix");
+        counted = std::min(s_a[s_a.size() - 2], s_a.back());
+        for (size_t i = 0; i + 2 < s_a.size(); ++i) counted *= s_a[i];
+    } else {
+        counted = numel_of(input);
+    }
+    c.flops = p[0] * counted;
     if (p[2]) {
-        PyObject* o = call.out_tensor(0);
-        if (o) c.flops += p[2] * numel_of(o);
+        PyObject* o = call.out_tensor(p[4]);
+        if (!o) throw FormulaError("reduction returned too few tensors");
+        c.flops += p[2] * numel_of(o);
     }
     return c;
 }
@@ -453,15 +494,64 @@ Cost encoder_layer(const int* p, const CallView& call) {
 
 // A fused recurrent layer: every (step, batch) row multiplies the input by w_ih [G*H, I] and the
 // previous hidden state by w_hh [G*H, H]; the backward kernel does `products` = 2 such passes.
+// Gate math per hidden unit and step by gate count G: 4 (LSTM) p4, 3 (GRU) p6, 1 (tanh/relu) p7.
+int64_t gate_cost(const int* p, int64_t gates) {
+    if (gates == 4) return p[4];
+    if (gates == 3) return p[6];
+    if (gates == 1) return p[7];
+    throw FormulaError("unexpected RNN gate count");
+}
+
+// p5 >= 0: the cuDNN/MIOpen layout, one flat weight list [w_ih, w_hh, (b_ih, b_hh), (w_hr)] per
+// layer and direction. Every 2-d weight multiplies each (step, batch) row once (layers and
+// directions see the same rows); the gate math runs once per layer and direction.
+Cost rnn_flat(const int* p, const CallView& call) {
+    PyObject* input = call.tensor(p[0]);
+    PyObject* lst = call.arg(p[5]);
+    if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a weight list");
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(lst);
+    PyObject** items = PySequence_Fast_ITEMS(lst);
+    int64_t weight_numel = 0, gh = -1, in_features = -1, matrices_gh = 0, hidden = -1, second_cols = -1;
+    int seen = 0;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        if (!is_tensor(items[i])) throw FormulaError("weight list holds a non-tensor");
+        read_shape(items[i], s_a);
+        if (s_a.size() != 2) continue;  // biases
+        if (seen == 0) {
+            gh = s_a[0];
+            in_features = s_a[1];
+        } else if (seen == 1) {
+            second_cols = s_a[1];  // w_hh of layer 0: [G*H, H] (or [G*H, P] with a projection)
+        }
+        ++seen;
+        weight_numel += s_a[0] * s_a[1];
+        if (s_a[0] == gh) {
+            ++matrices_gh;
+        } else if (hidden < 0) {
+            hidden = s_a[1];  // w_hr [P, H]: the projection gives H
+        }
+    }
+    if (seen < 2 || in_features <= 0) throw FormulaError("expected RNN weight matrices");
+    if (hidden < 0) hidden = second_cols;
+    if (hidden <= 0 || gh % hidden != 0) throw FormulaError("unexpected RNN weight shapes");
+    int64_t rows = numel_of(input) / in_features;  // steps * batch (packed: total tokens)
+    int64_t layer_dirs = matrices_gh / 2;          // w_ih and w_hh of each layer and direction
+    Cost c;
+    c.macs = rows * weight_numel * p[3];
+    c.flops = 2 * c.macs + rows * hidden * layer_dirs * gate_cost(p, gh / hidden);
+    return c;
+}
+
 Cost rnn(const int* p, const CallView& call) {
+    if (p[5] >= 0) return rnn_flat(p, call);
     PyObject* input = call.tensor(p[0]);
     read_shape(call.tensor(p[1]), s_a);
     read_shape(call.tensor(p[2]), s_b);
-    if (s_a.size() != 2 || s_b.size() != 2 || s_a[1] == 0) throw FormulaError("expected 2-d RNN weights");
+    if (s_a.size() != 2 || s_b.size() != 2 || s_a[1] == 0 || s_b[1] == 0) throw FormulaError("expected 2-d RNN weights");
     int64_t rows = numel_of(input) / s_a[1];  // steps * batch
     Cost c;
     c.macs = rows * (s_a[0] * s_a[1] + s_b[0] * s_b[1]) * p[3];
-    c.flops = 2 * c.macs + rows * s_b[1] * p[4];
+    c.flops = 2 * c.macs + rows * s_b[1] * gate_cost(p, s_b[0] / s_b[1]);
     return c;
 }
 

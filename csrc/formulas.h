@@ -20,20 +20,24 @@ enum Family : int {
     F_ZERO = 0,        // views and metadata: nothing computed, nothing moved
     F_MOVE,            // data movement: bytes only
     F_UNSUPPORTED,     // no formula: bytes and calls recorded, listed as unsupported
-    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped)
-    F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg)
+    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped, 4 sparse a)
+                       // p4=output_mask (products = requested gradients)
+    F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg) p4=always transposed
+                       // p5=FLOPs per output element of a fused epilogue (relu, add)
     F_CONV_BWD,        // p0=grad_out p1=input p2=weight p3=transposed p4=output_mask
     F_ATTENTION,       // p0=q (k,v follow) p1=layout p2=causal arg p3=causal kind p4=mask arg p5=backward
                        // p6=cumulative sequence lengths arg (variable length: unsupported)
-    F_ELEMENTWISE,     // p0=FLOPs per output element
+    F_ELEMENTWISE,     // p0=FLOPs per output element p1=int arg the cost is multiplied by
     F_REDUCE,          // p0=FLOPs per input element p1=input arg p2=FLOPs per output element
+                       // p3=bool arg that must be true (else 0) p4=output p2 counts p5=diagonal only
     F_NORM,            // p0=input p1=weight p2=bias p3=FLOPs/elt p4=training arg p5=FLOPs/elt in eval
     F_NORM_BWD,        // p0=grad p1=output_mask p2,p3,p4=FLOPs/elt for grad input, weight, bias
     F_POOL,            // p0=kernel arg p1=spatial rank p2=counted tensor (-1: output 0, else arg)
     F_FOREACH,         // p0=tensor-list arg p1=FLOPs per element
     F_MHA,             // _native_multi_head_attention
     F_ENCODER_LAYER,   // _transformer_encoder_layer_fwd
-    F_RNN,             // p0=input p1=w_ih p2=w_hh p3=products per weight p4=FLOPs per hidden unit and step
+    F_RNN,             // p0=input p1=w_ih p2=w_hh p3=products per weight p4,p6,p7=FLOPs per hidden unit
+                       // and step for LSTM, GRU, plain RNN p5=flat weight list (cuDNN layout)
     F_COUNT
 };
 

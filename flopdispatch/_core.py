@@ -41,7 +41,8 @@ def declaration(func):
     overload = getattr(func, "_overloadname", "default")
     entry = TABLE.get(name)
     if entry is None and namespace == "aten":
-        for key in (f"{base}.{overload}", base, base[:-1] if base.endswith("_") else None):
+        inplace_of = base[:-1] if base.endswith("_") else None  # "scatter_.reduce" -> "scatter.reduce"
+        for key in (f"{base}.{overload}", base, inplace_of and f"{inplace_of}.{overload}", inplace_of):
             if key and key in TABLE:
                 entry = TABLE[key]
                 break

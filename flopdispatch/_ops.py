@@ -14,26 +14,34 @@ FAMILY_PARAMS = {
     "move": (),
     "unsupported": (),
     # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k]), 3 grouped (MoE experts: 2d x 3d,
-    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N)
-    "matmul": ("a", "b", "bias", "kind"),
-    "conv": ("input", "weight", "bias", "transposed"),
+    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N), 4 sparse a (nnz(a) x b's
+    # last dim); output_mask: the products are counted once per gradient requested
+    "matmul": ("a", "b", "bias", "kind", "output_mask"),
+    # always_transposed: 1 for the transposed-only kernels; cost_out: a fused epilogue per output
+    # element (relu 1, add + relu 3)
+    "conv": ("input", "weight", "bias", "transposed", "always_transposed", "cost_out"),
     "conv_backward": ("grad_out", "input", "weight", "transposed", "output_mask"),
     # layout: 0 [..., H, S, D], 1 [B, S, H, D]; causal_kind: 0 bool argument, 1 mask-type int
     # (1 top-left, 2 bottom-right); backward: 1 for the gradient kernels.
     # varlen: the cumulative-sequence-length argument; when given, the call is reported unsupported
     "attention": ("q", "layout", "causal", "causal_kind", "mask", "backward", "varlen"),
-    "elementwise": ("cost",),  # per output element
-    "reduce": ("cost", "input", "cost_out"),  # per element of `input`, plus per output element
+    "elementwise": ("cost", "times"),  # per output element, times an int argument when given
+    # per element of `input` (diagonal: only its diagonal), plus per element of output `out_index`;
+    # only_if: a bool argument that must be true for any cost (index_put's accumulate)
+    "reduce": ("cost", "input", "cost_out", "only_if", "out_index", "diagonal"),
     "norm": ("input", "weight", "bias", "cost", "training", "cost_eval"),  # +1 each for weight, bias
     "norm_backward": ("grad", "output_mask", "cost_input", "cost_weight", "cost_bias"),
     "pool": ("kernel", "rank", "counted"),  # window size per element of `counted` (-1: output)
     "foreach": ("tensors", "cost"),
     "mha": (),
     "encoder_layer": ("gelu_cost", "relu_cost", "layer_norm_cost"),
-    "rnn": ("input", "w_ih", "w_hh", "products", "gate_cost"),
+    # gate_cost / gru_cost / rnn_cost: per hidden unit and step for 4, 3 and 1 gates; weights: the
+    # cuDNN/MIOpen flat weight list (then w_ih and w_hh are not read)
+    "rnn": ("input", "w_ih", "w_hh", "products", "gate_cost", "weights", "gru_cost", "rnn_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
-                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen"}
+                    "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
+                    "times", "only_if", "weights"}
 
 # Per-element costs used more than once.
 SOFTMAX = 5          # max, subtract, exp, sum, divide
@@ -47,6 +55,9 @@ LSTM_GATES = 26
 # GRU per hidden unit and step: bias adds on 3 gates (6), 2 sigmoids (8), tanh (1), r*h_n (1),
 # n + r*h (1), h = (1-z)*n + z*h (3).
 GRU_GATES = 20
+# Plain RNN (tanh or relu) per hidden unit and step: two bias adds, the activation.
+RNN_GATES = 3
+RNN_GATE_COSTS = {"gate_cost": LSTM_GATES, "gru_cost": GRU_GATES, "rnn_cost": RNN_GATES}
 
 # (aten names, family, params). A name without overload covers all overloads; "name.overload"
 # overrides for one overload. In-place variants ("add_") fall back to their base name. Names in
@@ -63,10 +74,12 @@ OPS = [
      "as_strided_ _make_dep_token sym_constrain_range sym_constrain_range_for_size "
      "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
      "is_contiguous stride size profiler::_record_function_enter profiler::_record_function_enter_new "
-     "profiler::_record_function_exit prim::device prim::layout", "zero", {}),
+     "profiler::_record_function_exit prim::device prim::layout empty_permuted _use_cudnn_ctc_loss "
+     "_use_cudnn_rnn_flatten_weight _fused_sdp_choice cudnn_is_acceptable "
+     "_efficientzerotensor", "zero", {}),  # queries, and a ZeroTensor (no storage written)
     # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
-    ("_to_copy clone cat stack hstack vstack index index_select gather scatter index_put "
-     "_unsafe_index _unsafe_index_put index_copy index_fill masked_scatter masked_select nonzero "
+    ("_to_copy clone cat stack hstack vstack index index_select gather scatter "
+     "_unsafe_index index_copy index_fill masked_scatter masked_select nonzero "
      "embedding constant_pad_nd reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d "
      "replication_pad2d replication_pad3d _pad_circular repeat repeat_interleave flip roll tril triu "
      "zeros ones full zeros_like ones_like full_like new_zeros new_ones new_full scalar_tensor "
@@ -77,10 +90,19 @@ OPS = [
      "slice_scatter select_scatter diagonal_scatter as_strided_scatter sort topk argsort unique "
      "_unique2 unique_consecutive unique_dim copy im2col _pin_memory contiguous "
      "_foreach_zero _foreach_copy channel_shuffle native_channel_shuffle bucketize searchsorted "
-     "one_hot isin _index_put_impl slice_backward select_backward diagonal_backward unfold_backward "
+     "one_hot isin slice_backward select_backward diagonal_backward "
      "as_strided_copy expand_copy permute_copy view_copy transpose_copy t_copy unsqueeze_copy "
      "squeeze_copy slice_copy select_copy detach_copy alias_copy split_copy split_with_sizes_copy "
      "unbind_copy diagonal_copy narrow_copy _reshape_copy", "move", {}),
+    ("max_unpool2d max_unpool3d diag_embed block_diag rot90 take _unsafe_masked_index _chunk_cat "
+     "unfold_copy fill _to_sparse _to_sparse_csr _to_sparse_csc _to_sparse_bsr _to_sparse_bsc _to_dense "
+     "sparse_mask nonzero_static masked_scatter_backward _unique complex "
+     "_cudnn_rnn_flatten_weight _cudnn_init_dropout_state _foreach_clone", "move", {}),
+    # Selection, like sort and topk: comparisons that order or pick data, treated as data movement.
+    ("kthvalue median nanmedian mode", "move", {}),
+    # Bit-level work on the float representation (exponent/mantissa split, next representable
+    # value) and integer hashing of the bits: no floating-point arithmetic.
+    ("frexp nextafter hash_tensor", "move", {}),
     # Written, not read: the destination of a copy or fill.
     ("copy_ fill_ zero_ normal_ uniform_ random_ exponential_ bernoulli_ geometric_ cauchy_ "
      "log_normal_", "move", {"overwrites": 0}),
@@ -97,6 +119,43 @@ OPS = [
     ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
     ("mkldnn_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
     ("cudnn_convolution", "conv", {"input": 0, "weight": 1}),
+    # Backend kernels (CUDA, ROCm, CPU fallbacks), positions from their schemas:
+    # cudnn_convolution_transpose(self, weight, padding, output_padding, stride, dilation, groups, ...)
+    ("cudnn_convolution_transpose", "conv", {"input": 0, "weight": 1, "always_transposed": 1}),
+    # cudnn_convolution_relu(self, weight, bias?, stride, padding, dilation, groups): + relu per output
+    ("cudnn_convolution_relu miopen_convolution_relu", "conv", {"input": 0, "weight": 1, "bias": 2, "cost_out": 1}),
+    # *_add_relu(self, weight, z, alpha?, bias?, ...): relu(conv + alpha * z): multiply, add, relu
+    ("cudnn_convolution_add_relu miopen_convolution_add_relu", "conv",
+     {"input": 0, "weight": 1, "bias": 4, "cost_out": 3}),
+    # miopen_convolution(self, weight, bias?, padding, stride, dilation, groups, ...);
+    # _nnpack_spatial_convolution(input, weight, bias?, padding, stride)
+    ("miopen_convolution miopen_depthwise_convolution _nnpack_spatial_convolution", "conv",
+     {"input": 0, "weight": 1, "bias": 2}),
+    ("miopen_convolution_transpose", "conv", {"input": 0, "weight": 1, "bias": 2, "always_transposed": 1}),
+    # (self, weight, kernel_size, bias?, stride, padding[, dilation])
+    ("_slow_conv2d_forward thnn_conv2d slow_conv3d slow_conv3d_forward _conv_depthwise2d conv_depthwise3d "
+     "slow_conv_dilated2d slow_conv_dilated3d", "conv", {"input": 0, "weight": 1, "bias": 3}),
+    # (self, weight [C_in, C_out/g, *k], kernel_size, bias?, stride, padding, output_padding, dilation)
+    ("slow_conv_transpose2d slow_conv_transpose3d", "conv",
+     {"input": 0, "weight": 1, "bias": 3, "always_transposed": 1}),
+    # _slow_conv2d_backward(grad_output, self, weight, kernel_size, stride, padding, output_mask)
+    ("_slow_conv2d_backward", "conv_backward", {"grad_out": 0, "input": 1, "weight": 2, "output_mask": 6}),
+    ("_slow_conv2d_backward.grad_input", "conv_backward", {"grad_out": 0, "input": 1, "weight": 2}),  # out=: all three
+    # mkldnn_linear(self, weight [out, in], bias?); backward_input(input_size, grad_output, weight):
+    # grad [N, out] @ weight [out, in]; backward_weights(grad_output, input, weight, bias_defined):
+    # grad^T @ input, N * out * in MACs, read from grad and the weight's shape (its bias sum not counted)
+    ("mkldnn_linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
+    # Sparse products: one MAC per stored element of the sparse operand and dense column.
+    # sparse_sampled_addmm(self (sparse [m, n]), mat1 [m, k], mat2 [k, n]): a k-long dot per stored
+    # element (the beta/alpha scaling of the stored values is not counted);
+    # _sparse_mm_reduce_impl(self (sparse [m, k]), other [k, n], reduce);
+    # _sparse_mm_reduce_impl_backward(self, grad_out [m, n], weight, reduce, arg_out, output_mask[2]):
+    # the sampled grad_self and self^T @ grad_out, one product each when requested.
+    ("sparse_sampled_addmm", "matmul", {"a": 0, "b": 1, "kind": 4}),
+    ("_sparse_mm_reduce_impl", "matmul", {"a": 0, "b": 1, "kind": 4}),
+    ("_sparse_mm_reduce_impl_backward", "matmul", {"a": 0, "b": 1, "kind": 4, "output_mask": 5}),
+    ("mkldnn_linear_backward_input", "matmul", {"a": 1, "b": 2}),
+    ("mkldnn_linear_backward_weights", "matmul", {"a": 0, "b": 2}),
     ("convolution_backward", "conv_backward",
      {"grad_out": 0, "input": 1, "weight": 2, "transposed": 7, "output_mask": 10}),
     # ---- attention kernels ----------------------------------------------------------------------
@@ -121,14 +180,32 @@ OPS = [
      {"q": 1, "layout": 1, "causal": 11, "backward": 1, "varlen": 6}),
     ("_efficient_attention_backward", "attention",
      {"q": 1, "layout": 1, "causal": 14, "causal_kind": 1, "backward": 1, "varlen": 6}),
+    # _cudnn_attention_forward(query, key, value, attn_bias?, cum_seq_q?, cum_seq_k?, max_q, max_k,
+    #   compute_log_sumexp, dropout_p, is_causal, ...); backward(grad_out, query, key, value, out,
+    #   logsumexp, philox_seed, philox_offset, attn_bias, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal)
+    ("_cudnn_attention_forward", "attention", {"q": 0, "causal": 10, "mask": 3, "varlen": 4}),
+    ("_cudnn_attention_backward", "attention", {"q": 1, "causal": 14, "backward": 1, "varlen": 9}),
     ("_native_multi_head_attention", "mha", {}),
     # ---- recurrent layers (CPU fused LSTM layer; cells on CUDA) ----------------------------------
-    ("mkldnn_rnn_layer", "rnn", {"input": 0, "w_ih": 1, "w_hh": 2, "products": 1, "gate_cost": LSTM_GATES}),
+    ("mkldnn_rnn_layer", "rnn", {"input": 0, "w_ih": 1, "w_hh": 2, "products": 1, **RNN_GATE_COSTS}),
     # backward: grads of input and hidden state, and of both weights; gate math priced twice
     ("mkldnn_rnn_layer_backward", "rnn",
-     {"input": 0, "w_ih": 1, "w_hh": 2, "products": 2, "gate_cost": 2 * LSTM_GATES}),
+     {"input": 0, "w_ih": 1, "w_hh": 2, "products": 2, **{k: 2 * v for k, v in RNN_GATE_COSTS.items()}}),
+    # cuDNN / MIOpen: _cudnn_rnn(input, weight[] (flat: w_ih, w_hh, b_ih?, b_hh?, w_hr? per layer and
+    # direction), weight_stride0, weight_buf?, hx, cx?, mode, hidden_size, proj_size, num_layers, ...);
+    # miopen_rnn(input, weight[], ...); the backward kernels (input, weight[], ...) priced like
+    # mkldnn's (data and weight gradients: 2 products, gate math twice; output_mask not read).
+    ("_cudnn_rnn miopen_rnn", "rnn", {"input": 0, "weights": 1, "products": 1, **RNN_GATE_COSTS}),
+    ("_cudnn_rnn_backward miopen_rnn_backward", "rnn",
+     {"input": 0, "weights": 1, "products": 2, **{k: 2 * v for k, v in RNN_GATE_COSTS.items()}}),
     ("_thnn_fused_lstm_cell", "elementwise", {"cost": LSTM_GATES}),
     ("_thnn_fused_gru_cell", "elementwise", {"cost": GRU_GATES}),
+    # Cell backward kernels, per hidden unit and batch row: the forward's gate math again.
+    # _thnn_fused_lstm_cell_backward[_impl](grad_hy?, grad_cy?, cx [B, H], cy, workspace, has_bias);
+    # _thnn_fused_gru_cell_backward(grad_hy [B, H], workspace, has_bias)
+    ("_thnn_fused_lstm_cell_backward _thnn_fused_lstm_cell_backward_impl", "reduce",
+     {"cost": LSTM_GATES, "input": 2}),
+    ("_thnn_fused_gru_cell_backward", "reduce", {"cost": GRU_GATES, "input": 0}),
     ("_transformer_encoder_layer_fwd", "encoder_layer",
      {"gelu_cost": GELU, "relu_cost": 1, "layer_norm_cost": LAYER_NORM + 2}),
     # ---- elementwise: FLOPs per output element --------------------------------------------------
@@ -152,6 +229,40 @@ OPS = [
     ("_softmax _log_softmax _safe_softmax", "elementwise", {"cost": SOFTMAX}),
     ("_softmax_backward_data _log_softmax_backward_data", "elementwise", {"cost": 4}),
     ("native_dropout native_dropout_backward", "elementwise", {"cost": 2}),
+    # Special functions: 1 per output element, whatever the series, recurrence or polynomial degree
+    # (the rule already used for lgamma, digamma, erfinv, i0: one elementary-function evaluation).
+    ("igamma igammac special_i0e special_i1 special_i1e special_ndtri special_log_ndtr special_erfcx "
+     "special_zeta special_airy_ai special_bessel_j0 special_bessel_j1 special_bessel_y0 special_bessel_y1 "
+     "special_modified_bessel_i0 special_modified_bessel_i1 special_modified_bessel_k0 "
+     "special_modified_bessel_k1 special_scaled_modified_bessel_k0 special_scaled_modified_bessel_k1 "
+     "special_spherical_bessel_j0 special_chebyshev_polynomial_t special_chebyshev_polynomial_u "
+     "special_chebyshev_polynomial_v special_chebyshev_polynomial_w special_shifted_chebyshev_polynomial_t "
+     "special_shifted_chebyshev_polynomial_u special_shifted_chebyshev_polynomial_v "
+     "special_shifted_chebyshev_polynomial_w special_hermite_polynomial_h special_hermite_polynomial_he "
+     "special_laguerre_polynomial_l special_legendre_polynomial_p", "elementwise", {"cost": 1}),
+    # mvlgamma(x, p): p terms of lgamma(x - i/2), summed, plus a constant: 3 per term.
+    ("mvlgamma", "elementwise", {"cost": 3, "times": 1}),
+    # One operation each: a comparison (isposinf), a scale (deg2rad), the sign flip of conj.
+    ("isposinf isneginf deg2rad rad2deg angle _conj_physical conj_physical", "elementwise", {"cost": 1}),
+    # hardshrink: |x| > l (abs, compare); shrink backward: the same test selects g; ldexp: x * 2^e;
+    # dropout kernels: mask and scale; rrelu backward: compare-and-scale (as leaky_relu's);
+    # _amp_update_scale_: a compare and a multiply on the one-element scale.
+    ("hardshrink softshrink_backward hardshrink_backward ldexp _fused_dropout _masked_scale "
+     "rrelu_with_noise_backward _amp_update_scale", "elementwise", {"cost": 2}),
+    # softshrink: two compares and a shift; hardsigmoid backward: two compares and g / 6;
+    # logit backward: g / (x (1 - x)); sinc: sin(pi x) / (pi x); entr: -x log x.
+    ("softshrink hardsigmoid_backward logit_backward sinc special_entr", "elementwise", {"cost": 3}),
+    ("polar", "elementwise", {"cost": 4}),  # r cos(t), r sin(t)
+    ("glu", "elementwise", {"cost": SIGMOID + 1}),  # a * sigmoid(b), per output element
+    # log_sigmoid: min(x, 0) - log1p(exp(-|x|)): min, abs, negate, exp, log1p, subtract;
+    # backward: g * (max_deriv - sign * z / (1 + z)) with z = the saved exp(-|x|): compare, add,
+    # divide, sign, subtract, multiply.
+    ("log_sigmoid_forward log_sigmoid_backward", "elementwise", {"cost": 6}),
+    # max(a, b) + log1p(exp(-|a - b|)): max, subtract, abs, negate, exp, log1p, add (base 2 alike).
+    ("logaddexp logaddexp2", "elementwise", {"cost": 7}),
+    # Softmax with a mask applied to the scores first (+1), and its backward (+1).
+    ("_masked_softmax", "elementwise", {"cost": SOFTMAX + 1}),
+    ("_masked_softmax_backward", "elementwise", {"cost": 5}),
     ("upsample_linear1d", "elementwise", {"cost": 3}),
     ("upsample_bilinear2d _upsample_bilinear2d_aa", "elementwise", {"cost": 9}),
     ("upsample_trilinear3d", "elementwise", {"cost": 21}),
@@ -174,6 +285,35 @@ OPS = [
     ("embedding_dense_backward", "reduce", {"cost": 1, "input": 0}),
     ("index_add scatter_add scatter_reduce", "reduce", {"cost": 1, "input": 3}),
     ("col2im", "reduce", {"cost": 1, "input": 0}),
+    # Accumulating writes: 1 add per value written (index_put_(accumulate=True) is the backward of
+    # w[idx]; without accumulate these are copies, 0 FLOPs). Values that broadcast count once.
+    ("index_put _index_put_impl _unsafe_index_put put", "reduce", {"cost": 1, "input": 2, "only_if": 3}),
+    ("_unsafe_masked_index_put_accumulate index_reduce", "reduce", {"cost": 1, "input": 3}),
+    # scatter(reduce="add"/"multiply"): one combine per source (or per index, for a scalar value).
+    ("scatter.reduce", "reduce", {"cost": 1, "input": 3}),
+    ("scatter.value_reduce", "reduce", {"cost": 1, "input": 2}),
+    # unfold_backward adds overlapping windows back; pad backward adds the mirrored/replicated
+    # border gradients: 1 add per gradient element.
+    ("unfold_backward reflection_pad1d_backward reflection_pad2d_backward reflection_pad3d_backward "
+     "replication_pad1d_backward replication_pad2d_backward replication_pad3d_backward", "reduce",
+     {"cost": 1, "input": 0}),
+    # glu backward per (a, b) pair (= per grad_output element): sigmoid(b) (4), g * s (1),
+    # g * a * s * (1 - s) (4).
+    ("glu_backward", "reduce", {"cost": SIGMOID + 5, "input": 0}),
+    ("segment_reduce", "reduce", {"cost": 1, "input": 0}),
+    ("_segment_reduce_backward", "reduce", {"cost": 1, "input": 2}),
+    # Histograms, as histc: one bin update per input element (min/max scan for the edges).
+    ("histogram _histogramdd_from_bin_cts _histogramdd_from_bin_tensors _histogramdd_bin_edges", "reduce",
+     {"cost": 1, "input": 0}),
+    # equal: one comparison per element; allclose: |a - b| (2), atol + rtol |b| (3), compare (1), and (1).
+    ("equal", "reduce", {"cost": 1, "input": 0}),
+    ("allclose", "reduce", {"cost": 7, "input": 0}),
+    # dist: subtract, then as the vector norm (power, sum; root per output); renorm: a norm per
+    # slice (2) and the rescale (1).
+    ("dist", "reduce", {"cost": 3, "input": 0, "cost_out": 1}),
+    ("renorm", "reduce", {"cost": 3, "input": 0}),
+    ("trace", "reduce", {"cost": 1, "input": 0, "diagonal": 1}),  # sums the diagonal
+    ("mkldnn_adaptive_avg_pool2d", "reduce", {"cost": 1, "input": 0, "cost_out": 1}),
     # ---- losses -----------------------------------------------------------------------------------
     ("nll_loss_forward nll_loss2d_forward", "reduce", {"cost": 1, "input": 1}),
     ("nll_loss_backward nll_loss2d_backward", "reduce", {"cost": 1, "input": 2}),
@@ -185,6 +325,17 @@ OPS = [
     ("binary_cross_entropy", "reduce", {"cost": 8, "input": 0}),
     ("binary_cross_entropy_backward", "reduce", {"cost": 5, "input": 1}),
     ("binary_cross_entropy_with_logits", "reduce", {"cost": 10, "input": 0}),
+    # Margin losses per input score: margin - x[y] + x[i], clamp, (power), sum; backward: compare,
+    # scale, accumulate. multilabel is priced for one target per row (its work grows with the
+    # number of targets, which only the data knows).
+    ("multi_margin_loss multilabel_margin_loss_forward", "reduce", {"cost": 4, "input": 0}),
+    ("multi_margin_loss_backward multilabel_margin_loss_backward", "reduce", {"cost": 3, "input": 1}),
+    # CTC: per element of log_alpha [N, T, 2S+1] (output 1), logsumexp of 3 predecessors (max 2,
+    # subtract 3, exp 3, add 2, log 1, add max 1) + the emission log-prob (1) = 13. Backward: beta
+    # the same (13) + alpha + beta folded into the class sums by log-add-exp (8) per log_alpha
+    # element (argument 6), and exp(lp) - exp(lcab + nll - lp), times grad (6) per gradient element.
+    ("_ctc_loss", "reduce", {"cost": 0, "input": 0, "cost_out": 13, "out_index": 1}),
+    ("_ctc_loss_backward", "reduce", {"cost": 21, "input": 6, "cost_out": 6}),
     # ---- normalization ---------------------------------------------------------------------------
     ("native_layer_norm", "norm", {"input": 0, "weight": 2, "bias": 3, "cost": LAYER_NORM}),
     ("native_group_norm", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM}),
@@ -195,17 +346,34 @@ OPS = [
     ("_native_batch_norm_legit.no_stats _native_batch_norm_legit.no_stats_out", "norm",
      {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM, "training": 3, "cost_eval": 2}),
     ("_native_batch_norm_legit_no_training", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": 2}),
+    ("_batch_norm_with_update _batch_norm_with_update_functional", "norm",
+     {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM}),
+    # SyncBatchNorm's CUDA kernels: statistics (mean, subtract, square, sum per element), the
+    # per-rank merge (per gathered statistic), the normalization, and the two backward halves
+    # (sum dy and sum dy * (x - mean); then dy - means, scaled: 6 per element).
+    ("batch_norm_stats batch_norm_update_stats", "reduce", {"cost": 4, "input": 0}),
+    ("batch_norm_gather_stats batch_norm_gather_stats_with_counts", "reduce", {"cost": 6, "input": 1}),
+    ("batch_norm_elemt", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": 2}),
+    ("batch_norm_backward_reduce", "reduce", {"cost": 4, "input": 0}),
+    ("batch_norm_backward_elemt", "reduce", {"cost": 6, "input": 0}),
     ("_fused_rms_norm", "norm", {"input": 0, "weight": 2, "cost": RMS_NORM}),
     ("native_layer_norm_backward", "norm_backward",
      {"grad": 0, "output_mask": 7, "cost_input": 8, "cost_weight": 2, "cost_bias": 1}),
-    ("native_group_norm_backward native_batch_norm_backward", "norm_backward",
+    ("native_group_norm_backward native_batch_norm_backward batch_norm_backward", "norm_backward",
      {"grad": 0, "output_mask": 9, "cost_input": 8, "cost_weight": 2, "cost_bias": 1}),
+    # cudnn_batch_norm_backward(input, grad_output, weight, ...) and MIOpen's: no mask, all three.
+    ("cudnn_batch_norm_backward miopen_batch_norm_backward", "norm_backward",
+     {"grad": 1, "cost_input": 8, "cost_weight": 2, "cost_bias": 1}),
     ("_fused_rms_norm_backward", "norm_backward",
      {"grad": 0, "output_mask": 5, "cost_input": 6, "cost_weight": 2, "cost_bias": 0}),
     # ---- pooling ---------------------------------------------------------------------------------
     ("max_pool1d max_pool1d_with_indices", "pool", {"kernel": 1, "rank": 1}),
     ("max_pool2d max_pool2d_with_indices avg_pool2d", "pool", {"kernel": 1, "rank": 2}),
     ("max_pool3d max_pool3d_with_indices avg_pool3d", "pool", {"kernel": 1, "rank": 3}),
+    # fractional_max_pool(self, kernel_size, output_size, random_samples): window per output
+    ("fractional_max_pool2d mkldnn_max_pool2d", "pool", {"kernel": 1, "rank": 2}),
+    ("fractional_max_pool3d mkldnn_max_pool3d", "pool", {"kernel": 1, "rank": 3}),
+    ("fractional_max_pool2d_backward fractional_max_pool3d_backward", "reduce", {"cost": 1, "input": 0}),
     ("avg_pool2d_backward", "pool", {"kernel": 2, "rank": 2, "counted": 0}),
     ("avg_pool3d_backward", "pool", {"kernel": 2, "rank": 3, "counted": 0}),
     ("max_pool2d_with_indices_backward max_pool3d_with_indices_backward adaptive_max_pool2d_backward "
@@ -217,7 +385,13 @@ OPS = [
     ("_foreach_add _foreach_sub _foreach_mul _foreach_div _foreach_neg _foreach_sqrt _foreach_rsqrt "
      "_foreach_exp _foreach_log _foreach_abs _foreach_sign _foreach_reciprocal _foreach_maximum "
      "_foreach_minimum _foreach_clamp_min _foreach_clamp_max _foreach_pow _foreach_sigmoid "
-     "_foreach_tanh", "foreach", {"tensors": 0, "cost": 1}),
+     "_foreach_tanh _foreach_acos _foreach_asin _foreach_atan _foreach_ceil _foreach_cos _foreach_cosh "
+     "_foreach_erf _foreach_erfc _foreach_expm1 _foreach_floor _foreach_frac _foreach_lgamma "
+     "_foreach_log10 _foreach_log1p _foreach_log2 _foreach_round _foreach_sin _foreach_sinh "
+     "_foreach_tan _foreach_trunc _foreach_max", "foreach", {"tensors": 0, "cost": 1}),
+    # GradScaler: a finiteness test and the unscale multiply per gradient element.
+    ("_amp_foreach_non_finite_check_and_unscale", "foreach", {"tensors": 0, "cost": 2}),
+    ("_foreach_powsum", "foreach", {"tensors": 0, "cost": 2}),  # |x|^p and the sum
     ("_foreach_pow.ScalarAndTensor", "foreach", {"tensors": 1, "cost": 1}),
     ("_foreach_norm", "foreach", {"tensors": 0, "cost": 2}),
     ("_foreach_addcmul _foreach_addcdiv _foreach_lerp", "foreach", {"tensors": 0, "cost": 3}),

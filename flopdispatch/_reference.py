@@ -116,6 +116,11 @@ def matmul(p, c):
     a, b = c.tensor(p["a"]), c.tensor(p["b"])
     if p["kind"] == 1:
         macs = numel(a) * numel(b)
+    elif p["kind"] == 4:  # sparse a: its stored elements times b's columns
+        if a.layout == torch.strided:
+            raise ValueError("expected a sparse tensor")
+        sb = shape(b)
+        macs = _concrete(a._nnz()) * (sb[-1] if sb else 1)
     elif p["kind"] == 2:
         macs = numel(a) * shape(b)[0]
     elif p["kind"] == 3 and len(shape(a)) == 3 and len(shape(b)) == 2:
@@ -123,6 +128,9 @@ def matmul(p, c):
     else:
         sb = shape(b)
         macs = numel(a) * (sb[-1] if len(sb) >= 2 else 1)
+    if p["output_mask"] >= 0:
+        mask = c.arg(p["output_mask"])
+        macs *= sum(bool(m) for m in mask) if mask else 1
     flops = 2 * macs + (_out_numel(c) if c.has_tensor(p["bias"]) else 0)
     return flops, macs, 0
 
@@ -136,11 +144,11 @@ def _conv_macs(x, weight):
 
 def conv(p, c):
     inp, weight = c.tensor(p["input"]), c.tensor(p["weight"])
-    transposed = bool(c.arg(p["transposed"]) or False)
+    transposed = bool(p["always_transposed"]) or bool(c.arg(p["transposed"]) or False)
     out = c.outputs()[0]
     macs = _conv_macs(inp if transposed else out, weight)
-    flops = 2 * macs + (numel(out) if c.has_tensor(p["bias"]) else 0)
-    return flops, macs, 0
+    per_out = int(c.has_tensor(p["bias"])) + p["cost_out"]
+    return 2 * macs + per_out * numel(out), macs, 0
 
 
 def conv_backward(p, c):
@@ -191,7 +199,8 @@ def attention(p, c):
 
 def elementwise(p, c):
     if p["cost"] and _is_floating_call(c):
-        return p["cost"] * _out_numel(c), 0, 0
+        times = _concrete(c.arg(p["times"])) if p["times"] >= 0 else 1
+        return p["cost"] * _out_numel(c) * times, 0, 0
     return 0, 0, 0
 
 
@@ -199,10 +208,21 @@ def reduce(p, c):
     inp = c.tensor(p["input"])
     if not _is_floating_call(c):
         return 0, 0, 0
-    flops = p["cost"] * numel(inp)
-    outs = c.outputs()
-    if p["cost_out"] and outs:
-        flops += p["cost_out"] * numel(outs[0])
+    if p["only_if"] >= 0 and not c.arg(p["only_if"]):
+        return 0, 0, 0
+    if p["diagonal"]:
+        s = shape(inp)
+        if len(s) < 2:
+            raise ValueError("expected a matrix")
+        counted = math.prod(s[:-2]) * min(s[-2], s[-1])
+    else:
+        counted = numel(inp)
+    flops = p["cost"] * counted
+    if p["cost_out"]:
+        outs = c.outputs()
+        if len(outs) <= p["out_index"]:
+            raise ValueError("reduction returned too few tensors")
+        flops += p["cost_out"] * numel(outs[p["out_index"]])
     return flops, 0, 0
 
 
@@ -275,12 +295,48 @@ def encoder_layer(p, c):
     return flops, macs, 0
 
 
+def _gate_cost(p, gates):
+    """Gate math per hidden unit and step: LSTM (4 gates), GRU (3), plain tanh/relu RNN (1)."""
+    costs = {4: p["gate_cost"], 3: p["gru_cost"], 1: p["rnn_cost"]}
+    if gates not in costs:
+        raise ValueError("unexpected RNN gate count")
+    return costs[gates]
+
+
+def _rnn_flat(p, c):
+    """cuDNN/MIOpen layout: a flat list [w_ih, w_hh, (b_ih, b_hh), (w_hr)] per layer and direction."""
+    weights = c.arg(p["weights"])
+    if not isinstance(weights, (list, tuple)):
+        raise ValueError("expected a weight list")
+    mats = []
+    for w in weights:
+        if not isinstance(w, torch.Tensor):
+            raise ValueError("weight list holds a non-tensor")
+        if len(shape(w)) == 2:
+            mats.append(shape(w))
+    if len(mats) < 2 or mats[0][1] <= 0:
+        raise ValueError("expected RNN weight matrices")
+    gh, in_features = mats[0]
+    projections = [m for m in mats if m[0] != gh]  # w_hr [P, H]
+    hidden = projections[0][1] if projections else mats[1][1]
+    if hidden <= 0 or gh % hidden:
+        raise ValueError("unexpected RNN weight shapes")
+    rows = numel(c.tensor(p["input"])) // in_features
+    layer_dirs = sum(1 for m in mats if m[0] == gh) // 2
+    macs = rows * sum(a * b for a, b in mats) * p["products"]
+    return 2 * macs + rows * hidden * layer_dirs * _gate_cost(p, gh // hidden), macs, 0
+
+
 def rnn(p, c):
+    if p["weights"] >= 0:
+        return _rnn_flat(p, c)
     inp = c.tensor(p["input"])
     w_ih, w_hh = shape(c.tensor(p["w_ih"])), shape(c.tensor(p["w_hh"]))
+    if len(w_ih) != 2 or len(w_hh) != 2 or w_ih[1] == 0 or w_hh[1] == 0:
+        raise ValueError("expected 2-d RNN weights")
     steps_times_batch = numel(inp) // w_ih[1]
     macs = steps_times_batch * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1]) * p["products"]
-    return 2 * macs + steps_times_batch * w_hh[1] * p["gate_cost"], macs, 0
+    return 2 * macs + steps_times_batch * w_hh[1] * _gate_cost(p, w_hh[0] // w_hh[1]), macs, 0
 
 
 def _zero(p, c):

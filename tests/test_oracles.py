@@ -131,7 +131,8 @@ def op_overloads(name):
 def table_key(op):
     """Which TABLE key an overload resolves to (mirrors _core.declaration)."""
     base = op._schema.name.partition("::")[2]
-    for key in (f"{base}.{op._overloadname}", base, base[:-1] if base.endswith("_") else None):
+    inplace_of = base[:-1] if base.endswith("_") else None
+    for key in (f"{base}.{op._overloadname}", base, inplace_of and f"{inplace_of}.{op._overloadname}", inplace_of):
         if key and key in TABLE:
             return key
     return None
@@ -584,6 +585,11 @@ def attention_call(name, draw):
         mask_type = draw(st.sampled_from([0, 1, 2]))
         cfg.update(causal=mask_type != 0, bottom_right=mask_type == 2)
         args, n_out = [o, q, k, v, None, o, None, None, sq, sk, lse, 0.0, s0(), s0(), mask_type, False], 4
+    elif name == "_cudnn_attention_forward":
+        args, n_out = [q, k, v, mask, None, None, sq, sk, True, 0.0, causal], 9
+    elif name == "_cudnn_attention_backward":
+        bias = meta(b, h, sq, sk, dtype=cfg["dtype"])
+        args, n_out = [o, q, k, v, o, lse, s0(), s0(), bias, meta(0), meta(0), sq, sk, 0.0, causal], 3
     else:  # pragma: no cover
         raise AssertionError(name)
     op = overload_of(name)
@@ -864,6 +870,10 @@ def norm_call(name, draw):
             op, args = overload_of(name), (x, w, b, training, 0.1, 1e-5)
             if name.endswith("_out"):  # the out= overload has its own table row
                 kwargs = dict(out=torch.empty_like(x), save_mean=meta(c), save_invstd=meta(c))
+        elif name.startswith("_batch_norm_with_update"):  # always training; no flag
+            op, args = overload_of(name), (x, w, b, rm, rv, 0.1, 1e-5)
+        elif name == "batch_norm_elemt":  # SyncBatchNorm: (input, weight?, bias?, mean, invstd, eps)
+            op, args = aten.batch_norm_elemt.default, (x, w, b, meta(c), meta(c), 1e-5)
         elif name == "_native_batch_norm_legit_no_training":
             op, args = aten._native_batch_norm_legit_no_training.default, (x, w, b, rm, rv, 0.1, 1e-5)
         else:
@@ -914,6 +924,14 @@ def norm_backward_call(name, draw):
         op = aten.native_group_norm_backward.default
         args = (g, x, stat, stat, meta(c, dtype=dtype) if has_w else None, x_shape[0], c,
                 math.prod(x_shape[2:]), groups, mask)
+        wshape = [c]
+    elif name == "batch_norm_backward":  # (grad_out, input, weight, rm, rv, sm, sv, update, eps, mask, reserve)
+        op, sv = aten.batch_norm_backward.default, meta(c)
+        args = (g, x, meta(c, dtype=dtype), sv, sv, sv, sv, draw(st.booleans()), 1e-5, mask, meta(0))
+        wshape = [c]
+    elif name in ("cudnn_batch_norm_backward", "miopen_batch_norm_backward"):  # (input, grad, weight, ...): no mask
+        op, sv, mask = overload_of(name), meta(c), [True, True, True]
+        args = (x, g, meta(c, dtype=dtype), sv, sv, sv, sv, 1e-5) + ((meta(0),) if name.startswith("cudnn") else ())
         wshape = [c]
     else:
         train = draw(st.booleans())
@@ -1123,6 +1141,438 @@ def build_binary_extremum_out(name, draw):
     return op, (a, b), {"out": out}, run_or(op, (a, b), {"out": out}, lambda: out)
 
 
+# ---- issue 10 rows: backend conv kernels, cuDNN RNN, losses, accumulating writes, SyncBN... -------
+
+# name -> (argument layout, spatial rank or None for any, transposed)
+CONV_VARIANTS = {
+    "cudnn_convolution_transpose": ("cudnn_t", None, True),
+    "cudnn_convolution_relu": ("relu", None, False), "miopen_convolution_relu": ("relu", None, False),
+    "cudnn_convolution_add_relu": ("add_relu", None, False), "miopen_convolution_add_relu": ("add_relu", None, False),
+    "miopen_convolution": ("miopen", None, False), "miopen_depthwise_convolution": ("miopen", None, False),
+    "miopen_convolution_transpose": ("miopen_t", None, True),
+    "_nnpack_spatial_convolution": ("nnpack", 2, False),
+    "_slow_conv2d_forward": ("slow", 2, False), "thnn_conv2d": ("slow", 2, False),
+    "slow_conv3d": ("slow", 3, False), "slow_conv3d_forward": ("slow", 3, False),
+    "_conv_depthwise2d": ("slow_dil", 2, False), "conv_depthwise3d": ("slow_dil", 3, False),
+    "slow_conv_dilated2d": ("slow_dil", 2, False), "slow_conv_dilated3d": ("slow_dil", 3, False),
+    "slow_conv_transpose2d": ("slow_t", 2, True), "slow_conv_transpose3d": ("slow_t", 3, True),
+}
+CONV_EPILOGUE = {"relu": 1, "add_relu": 3}  # FLOPs per output element after the bias
+
+
+def backend_conv_call(name, draw):
+    """A backend convolution kernel; returns the call, cfg and the FLOPs per output beyond 2 x MACs."""
+    layout, rank, transposed = CONV_VARIANTS[name]
+    cfg = draw_conv(draw)
+    while rank is not None and cfg["r"] != rank:
+        cfg = draw_conv(draw)
+    cfg["transposed"] = transposed
+    if not transposed:
+        cfg["output_padding"] = [0] * cfg["r"]
+    if layout in ("nnpack", "slow", "slow_dil", "slow_t"):  # no groups argument
+        cfg["groups"] = 1
+    if layout in ("nnpack", "slow"):  # no dilation argument
+        cfg["dilation"] = [1] * cfg["r"]
+        cfg["padding"] = [min(p_, kk - 1) for p_, kk in zip(cfg["padding"], cfg["k"])]
+    if layout == "cudnn_t":
+        cfg["bias"] = False
+    if transposed:  # output_padding must be smaller than stride or dilation
+        cfg["output_padding"] = [min(o, max(s_, d) - 1) for o, s_, d in zip(cfg["output_padding"], cfg["stride"],
+                                                                          cfg["dilation"])]
+    x, w, b = conv_tensors(cfg)
+    out = reference_conv(cfg, x, w, b)
+    s_, p_, d, op_, g, k = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["output_padding"], cfg["groups"], cfg["k"]
+    args = {
+        "cudnn_t": (x, w, p_, op_, s_, d, g, False, False, False),
+        "relu": (x, w, b, s_, p_, d, g),
+        "add_relu": (x, w, torch.empty_like(out), 1.0, b, s_, p_, d, g),
+        "miopen": (x, w, b, p_, s_, d, g, False, False),
+        "miopen_t": (x, w, b, p_, op_, s_, d, g, False, False),
+        "nnpack": (x, w, b, p_, s_),
+        "slow": (x, w, k, b, s_, p_),
+        "slow_dil": (x, w, k, b, s_, p_, d),
+        "slow_t": (x, w, k, b, s_, p_, op_, d),
+    }[layout]
+    op = overload_of(name)
+    args, kwargs = kwargify(op, args, draw(st.integers(0, 2)))
+    return op, args, kwargs, run_or(op, args, kwargs, lambda: out), cfg, CONV_EPILOGUE.get(layout, 0)
+
+
+@builder(*CONV_VARIANTS)
+def build_backend_conv(name, draw):
+    return backend_conv_call(name, draw)[:4]
+
+
+@builder("_slow_conv2d_backward", "_slow_conv2d_backward.grad_input")
+def build_slow_conv2d_backward(name, draw):
+    cfg = draw_conv(draw)
+    while cfg["r"] != 2:
+        cfg = draw_conv(draw)
+    cfg.update(transposed=False, groups=1, dilation=[1, 1], output_padding=[0, 0])
+    cfg["padding"] = [min(p_, kk - 1) for p_, kk in zip(cfg["padding"], cfg["k"])]
+    x, w, _ = conv_tensors(cfg)
+    grad = torch.empty_like(reference_conv(cfg, x, w, None))
+    mask = [draw(st.booleans()) for _ in range(3)]
+    out = (torch.empty_like(x), torch.empty_like(w), meta(w.shape[0]))
+    if name.endswith("grad_input"):  # the out= overload: every gradient, written to the given tensors
+        op = aten._slow_conv2d_backward.grad_input
+        args = (grad, x, w, cfg["k"], cfg["stride"], cfg["padding"])
+        kwargs = dict(zip(("grad_input", "grad_weight", "grad_bias"), out))
+        return op, args, kwargs, run_or(op, args, kwargs, lambda: out)
+    args = (grad, x, w, cfg["k"], cfg["stride"], cfg["padding"], mask)
+    op = aten._slow_conv2d_backward.output_mask
+    return op, args, {}, run_or(op, args, {}, lambda: out)
+
+
+@builder("mkldnn_linear", "mkldnn_linear_backward_input", "mkldnn_linear_backward_weights")
+def build_mkldnn_linear(name, draw):
+    n, k, m = dims(draw, 3)
+    x, w, g = meta(n, k), meta(m, k), meta(n, m)
+    op = overload_of(name)
+    if name == "mkldnn_linear":
+        args, out = (x, w, meta(m) if draw(st.booleans()) else None), meta(n, m)
+    elif name == "mkldnn_linear_backward_input":
+        args, out = ([n, k], g, w), meta(n, k)
+    else:
+        args, out = (g, x, w, draw(st.booleans())), (meta(m, k), meta(m))
+    return op, args, {}, out  # mkldnn kernels have no meta implementation
+
+
+@builder("fractional_max_pool2d", "fractional_max_pool3d", "mkldnn_max_pool2d", "mkldnn_max_pool3d",
+         "fractional_max_pool2d_backward", "fractional_max_pool3d_backward")
+def build_other_pool(name, draw):
+    return other_pool_call(name, draw)[:4]
+
+
+def other_pool_call(name, draw):
+    r = 3 if "3d" in name else 2
+    n, c = dims(draw, 2, 1, 3)
+    k = dims(draw, r, 1, 3)
+    size_out = dims(draw, r, 1, 4)
+    size_in = [o + kk + draw(st.integers(0, 2)) for o, kk in zip(size_out, k)]  # fractional: o + k - 1 < in
+    x = meta(n, c, *size_in, dtype=draw(st.sampled_from(FLOATS)))
+    if name.startswith("mkldnn"):
+        op = overload_of(name)
+        args = (x, k, [1] * r, [0] * r, [1] * r, False)
+        out = meta(n, c, *[i - kk + 1 for i, kk in zip(size_in, k)], dtype=x.dtype)
+        return op, args, {}, out, math.prod(k), out
+    fwd = overload_of(name.replace("_backward", ""))
+    fwd_args = (x, k, size_out, meta(n, c, r, dtype=x.dtype))
+    fwd_out = fwd(*fwd_args)
+    if "backward" not in name:
+        return fwd, fwd_args, {}, fwd_out, math.prod(k), fwd_out[0]
+    op = overload_of(name)
+    args = (torch.empty_like(fwd_out[0]), x, k, size_out, fwd_out[1])
+    return op, args, {}, run_or(op, args, {}, lambda: torch.empty_like(x)), 1, args[0]
+
+
+def flat_rnn_call(name, draw):
+    """cuDNN/MIOpen RNN and backward with the flat weight list; returns the call and the expected (MACs, FLOPs)."""
+    mode = draw(st.sampled_from([0, 1, 2, 3]))  # RNN_RELU, RNN_TANH, LSTM, GRU
+    gates = {0: 1, 1: 1, 2: 4, 3: 3}[mode]
+    t, b, i, h = dims(draw, 4, 1, 5)
+    layers, dirs = draw(st.integers(1, 3)), draw(st.sampled_from([1, 2]))
+    proj = draw(st.integers(1, h - 1)) if mode == 2 and h > 1 and draw(st.booleans()) else 0
+    bias = draw(st.booleans())
+    dt = draw(st.sampled_from([torch.float32, torch.float16]))
+    out_h = proj or h
+    weights, w_macs = [], 0
+    for layer in range(layers):
+        in_l = i if layer == 0 else out_h * dirs
+        for _ in range(dirs):
+            group = [meta(gates * h, in_l, dtype=dt), meta(gates * h, out_h, dtype=dt)]
+            if bias:
+                group += [meta(gates * h, dtype=dt), meta(gates * h, dtype=dt)]
+            if proj:
+                group.append(meta(proj, h, dtype=dt))
+            weights += group
+            w_macs += gates * h * in_l + gates * h * out_h + (proj * h if proj else 0)
+    stride0 = 2 + 2 * bias + bool(proj)
+    batch_first = draw(st.booleans())
+    x = meta((b, t, i) if batch_first else (t, b, i), dtype=dt)
+    hx, cx = meta(layers * dirs, b, out_h, dtype=dt), (meta(layers * dirs, b, h, dtype=dt) if mode == 2 else None)
+    y = meta(*x.shape[:-1], out_h * dirs, dtype=dt)
+    backward = name.endswith("backward")
+    products = 2 if backward else 1
+    gate_cost = {1: 3, 3: 20, 4: 26}[gates] * products  # RNN_GATES, GRU_GATES, LSTM_GATES
+    macs = t * b * w_macs * products
+    flops = 2 * macs + t * b * h * layers * dirs * gate_cost
+    op = overload_of(name)
+    if name == "_cudnn_rnn":
+        args = (x, weights, stride0, None, hx, cx, mode, h, proj, layers, batch_first, 0.0, True, dirs == 2, [], None)
+    elif name == "miopen_rnn":
+        args = (x, weights, stride0, hx, cx, mode, h, layers, batch_first, 0.0, True, dirs == 2, [], None)
+    elif name == "_cudnn_rnn_backward":
+        args = (x, weights, stride0, meta(0, dtype=dt), hx, cx, y, y, hx, cx, mode, h, proj, layers, batch_first, 0.0,
+                True, dirs == 2, [], None, meta(0, dtype=torch.uint8), [True, True, True, True])
+    else:
+        args = (x, weights, stride0, meta(0, dtype=dt), hx, cx, y, y, hx, cx, mode, h, layers, batch_first, 0.0,
+                True, dirs == 2, [], None, meta(0, dtype=torch.uint8), [True, True, True, True])
+    out = (torch.empty_like(x), hx, cx, [torch.empty_like(w) for w in weights]) if backward else (y, hx, cx, meta(0),
+                                                                                                  meta(0))
+    return op, args, {}, out, (macs, flops)  # CUDA/ROCm kernels: no meta implementation
+
+
+@builder("_cudnn_rnn", "miopen_rnn", "_cudnn_rnn_backward", "miopen_rnn_backward")
+def build_flat_rnn(name, draw):
+    return flat_rnn_call(name, draw)[:4]
+
+
+def scalar_loss_out(dtype, reduction, shape):
+    return meta(shape if reduction == 0 else (), dtype=dtype)
+
+
+@builder("_ctc_loss", "_ctc_loss_backward")
+def build_ctc(name, draw):
+    t, n, c, s_ = dims(draw, 4, 1, 6)
+    dt = draw(st.sampled_from([torch.float32, torch.float64]))
+    lp = meta(t, n, c, dtype=dt)
+    targets = meta(n, s_, dtype=torch.int64)
+    lengths, tlen = [t] * n, [s_] * n
+    alpha = meta(n, t, 2 * s_ + 1, dtype=dt)
+    if name == "_ctc_loss":
+        op, args = aten._ctc_loss.default, (lp, targets, lengths, tlen, 0, False)
+        return op, args, {}, (meta(n, dtype=dt), alpha)
+    op = aten._ctc_loss_backward.default
+    args = (meta(n, dtype=dt), lp, targets, lengths, tlen, meta(n, dtype=dt), alpha, 0, False)
+    return op, args, {}, torch.empty_like(lp)
+
+
+@builder("index_put", "_index_put_impl", "_unsafe_index_put", "put", "_unsafe_masked_index_put_accumulate")
+def build_index_put(name, draw):
+    rows, cols, k = dims(draw, 3, 1, 6)
+    dtype = draw(st.sampled_from(ANY_DTYPE[:-1]))
+    x, values, idx = meta(rows, cols, dtype=dtype), meta(k, cols, dtype=dtype), meta(k, dtype=torch.int64)
+    accumulate = draw(st.booleans())
+    op = overload_of(name)
+    if name == "put":
+        args = (x, meta(k, dtype=torch.int64), meta(k, dtype=dtype), accumulate)
+    elif name == "_unsafe_masked_index_put_accumulate":
+        args = (x, meta(k, dtype=torch.bool), [idx], values)
+    elif name == "_index_put_impl":
+        args = (x, [idx], values, accumulate, False)
+    else:
+        args = (x, [idx], values, accumulate)
+    return op, args, {}, run_or(op, args, {}, lambda: torch.empty_like(x))
+
+
+@builder("index_reduce", "scatter.reduce", "scatter.value_reduce")
+def build_reduce_scatter(name, draw):
+    rows, cols, k = dims(draw, 3, 1, 6)
+    dtype = draw(st.sampled_from(ANY_DTYPE[:-1]))
+    x, src = meta(rows, cols, dtype=dtype), meta(k, cols, dtype=dtype)
+    if name == "index_reduce":
+        op = aten.index_reduce.default
+        args, kwargs = (x, 0, meta(k, dtype=torch.int64), src, draw(st.sampled_from(["prod", "mean", "amax"]))), {}
+    elif name == "scatter.reduce":
+        op, args = aten.scatter.reduce, (x, 0, meta(k, cols, dtype=torch.int64), src)
+        kwargs = {"reduce": draw(st.sampled_from(["add", "multiply"]))}
+    else:
+        op, args = aten.scatter.value_reduce, (x, 0, meta(k, cols, dtype=torch.int64), 2.0)
+        kwargs = {"reduce": draw(st.sampled_from(["add", "multiply"]))}
+    return op, args, kwargs, run_or(op, args, kwargs, lambda: torch.empty_like(x))
+
+
+@builder("unfold_backward", "reflection_pad1d_backward", "reflection_pad2d_backward", "reflection_pad3d_backward",
+         "replication_pad1d_backward", "replication_pad2d_backward", "replication_pad3d_backward")
+def build_gather_back(name, draw):
+    dtype = draw(st.sampled_from(FLOATS))
+    if name == "unfold_backward":
+        n, size, step = draw(st.integers(1, 8)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        n = max(n, size)
+        windows = (n - size) // step + 1
+        lead = dims(draw, draw(st.integers(0, 2)), 1, 3)
+        grad = meta(*lead, windows, size, dtype=dtype)
+        args = (grad, [*lead, n], len(lead), size, step)
+        op = aten.unfold_backward.default
+        return op, args, {}, run_or(op, args, {}, lambda: meta(*lead, n, dtype=dtype))
+    r = int(name.split("pad")[1][0])
+    size = dims(draw, r, 3, 6)
+    pad = [draw(st.integers(0, 2)) for _ in range(2 * r)]
+    x = meta(2, 3, *size, dtype=dtype)
+    grad = meta(2, 3, *[s_ + pad[2 * (r - 1 - j)] + pad[2 * (r - 1 - j) + 1] for j, s_ in enumerate(size)], dtype=dtype)
+    op = overload_of(name)
+    return op, (grad, x, pad), {}, run_or(op, (grad, x, pad), {}, lambda: torch.empty_like(x))
+
+
+@builder("glu", "glu_backward")
+def build_glu(name, draw):
+    shape = list(dims(draw, draw(st.integers(1, 3)), 1, 4))
+    dim = draw(st.integers(0, len(shape) - 1))
+    shape[dim] *= 2
+    dtype = draw(st.sampled_from(FLOATS))
+    x = meta(shape, dtype=dtype)
+    half = list(shape)
+    half[dim] //= 2
+    if name == "glu":
+        return aten.glu.default, (x, dim), {}, aten.glu.default(x, dim)
+    op = aten.glu_backward.default
+    args = (meta(half, dtype=dtype), x, dim)
+    return op, args, {}, run_or(op, args, {}, lambda: torch.empty_like(x))
+
+
+@builder("_masked_softmax", "_masked_softmax_backward")
+def build_masked_softmax(name, draw):
+    shape = dims(draw, 3, 1, 5)
+    dtype = draw(st.sampled_from(FLOATS))
+    x, mask = meta(shape, dtype=dtype), meta(shape, dtype=torch.bool)
+    if name == "_masked_softmax":
+        return aten._masked_softmax.default, (x, mask, -1, None), {}, torch.empty_like(x)
+    return aten._masked_softmax_backward.default, (x, x, mask, -1), {}, torch.empty_like(x)
+
+
+@builder("segment_reduce", "_segment_reduce_backward")
+def build_segment_reduce(name, draw):
+    n, d = dims(draw, 2, 1, 6)
+    dtype = draw(st.sampled_from(FLOATS))
+    data, lengths = meta(n, d, dtype=dtype), meta(2, dtype=torch.int64)
+    if name == "segment_reduce":
+        return aten.segment_reduce.default, (data, "sum"), {"lengths": lengths}, meta(2, d, dtype=dtype)
+    out = meta(2, d, dtype=dtype)
+    return aten._segment_reduce_backward.default, (out, out, data, "sum"), {"lengths": lengths}, torch.empty_like(data)
+
+
+@builder("_thnn_fused_lstm_cell_backward", "_thnn_fused_lstm_cell_backward_impl", "_thnn_fused_gru_cell_backward")
+def build_cell_backward(name, draw):
+    b, h = dims(draw, 2, 1, 6)
+    dt = draw(st.sampled_from(FLOATS))
+    has_bias = draw(st.booleans())
+    op = overload_of(name)
+    if "gru" in name:
+        args = (meta(b, h, dtype=dt), meta(b, 5 * h, dtype=dt), has_bias)
+        out = (meta(b, 3 * h, dtype=dt), meta(b, 3 * h, dtype=dt), meta(b, h, dtype=dt), meta(3 * h), meta(3 * h))
+    else:
+        hc = meta(b, h, dtype=dt)
+        args = (hc, hc, hc, hc, meta(b, 4 * h, dtype=dt), has_bias)
+        out = (meta(b, 4 * h, dtype=dt), hc, meta(4 * h, dtype=dt))
+        if name == "_thnn_fused_lstm_cell_backward":
+            out = (meta(b, 4 * h, dtype=dt), meta(b, 4 * h, dtype=dt), meta(b, 4 * h, dtype=dt), hc, meta(4 * h))
+    return op, args, {}, run_or(op, args, {}, lambda: out)
+
+
+@builder("equal", "allclose", "trace", "dist", "renorm")
+def build_compare_norms(name, draw):
+    dtype = draw(st.sampled_from(ANY_DTYPE[:-1]))
+    lead = shapes(draw, 0, 2, 1, 3) if name == "trace" else ()
+    shape = (*lead, *dims(draw, 2, 1, 6)) if name in ("trace", "renorm") else shapes(draw, 0, 3)
+    if name == "trace":
+        shape = shape[-2:]  # aten.trace takes a matrix; batch dims are checked by the family tests
+    x = meta(shape, dtype=dtype)
+    op = overload_of(name)
+    if name in ("equal", "allclose"):
+        return op, (x, meta(shape, dtype=dtype)), {}, False  # a Python bool; no meta kernel
+    if name == "trace":
+        return op, (x,), {}, meta((), dtype=dtype)
+    if name == "dist":
+        return op, (x, meta(shape, dtype=dtype), 2), {}, meta((), dtype=dtype)
+    return op, (x, 2, 0, 1.0), {}, run_or(op, (x, 2, 0, 1.0), {}, lambda: torch.empty_like(x))
+
+
+@builder("multi_margin_loss", "multi_margin_loss_backward", "multilabel_margin_loss_forward",
+         "multilabel_margin_loss_backward")
+def build_margin_losses(name, draw):
+    n, c = dims(draw, 2, 1, 6)
+    dtype = draw(st.sampled_from(FLOATS))
+    reduction = draw(st.sampled_from([0, 1, 2]))
+    x = meta(n, c, dtype=dtype)
+    op = overload_of(name)
+    if name == "multi_margin_loss":
+        args, out = (x, meta(n, dtype=torch.int64), 1, 1.0, None, reduction), scalar_loss_out(dtype, reduction, (n,))
+    elif name == "multi_margin_loss_backward":
+        args, out = (scalar_loss_out(dtype, reduction, (n,)), x, meta(n, dtype=torch.int64), 1, 1.0, None,
+                     reduction), torch.empty_like(x)
+    elif name == "multilabel_margin_loss_forward":
+        args = (x, meta(n, c, dtype=torch.int64), reduction)
+        out = (scalar_loss_out(dtype, reduction, (n,)), meta(n, c, dtype=dtype))
+    else:
+        args = (scalar_loss_out(dtype, reduction, (n,)), x, meta(n, c, dtype=torch.int64), reduction,
+                meta(n, c, dtype=dtype))
+        out = torch.empty_like(x)
+    return op, args, {}, run_or(op, args, {}, lambda: out)
+
+
+@builder("histogram", "_histogramdd_from_bin_cts", "_histogramdd_from_bin_tensors", "_histogramdd_bin_edges")
+def build_histograms(name, draw):
+    n, d = dims(draw, 2, 1, 6)
+    dtype = draw(st.sampled_from(FLOATS))
+    x = meta(n, d, dtype=dtype)
+    if name == "histogram":
+        return aten.histogram.bin_ct, (x, 5), {}, (meta(5, dtype=dtype), meta(6, dtype=dtype))
+    if name == "_histogramdd_from_bin_cts":
+        return aten._histogramdd_from_bin_cts.default, (x, [3] * d), {}, meta([3] * d, dtype=dtype)
+    if name == "_histogramdd_bin_edges":
+        return aten._histogramdd_bin_edges.default, (x, [3] * d), {}, [meta(4, dtype=dtype) for _ in range(d)]
+    edges = [meta(4, dtype=dtype) for _ in range(d)]
+    return aten._histogramdd_from_bin_tensors.default, (x, edges), {}, meta([3] * d, dtype=dtype)
+
+
+SYNC_BN = ("batch_norm_stats", "batch_norm_update_stats", "batch_norm_gather_stats",
+           "batch_norm_gather_stats_with_counts", "batch_norm_backward_reduce", "batch_norm_backward_elemt")
+
+
+@builder(*SYNC_BN)
+def build_sync_bn(name, draw):
+    n, c, hw, world = dims(draw, 4, 1, 5)
+    dt = draw(st.sampled_from(FLOATS))
+    x, g, stat = meta(n, c, hw, dtype=dt), meta(n, c, hw, dtype=dt), meta(c)
+    op = overload_of(name)
+    if name == "batch_norm_stats":
+        args, out = (x, 1e-5), (meta(c), meta(c))
+    elif name == "batch_norm_update_stats":
+        args, out = (x, stat, stat, 0.1), (meta(c), meta(c))
+    elif name == "batch_norm_gather_stats":
+        args, out = (x, meta(world, c), meta(world, c), stat, stat, 0.1, 1e-5, n * hw), (meta(c), meta(c))
+    elif name == "batch_norm_gather_stats_with_counts":
+        args, out = (x, meta(world, c), meta(world, c), stat, stat, 0.1, 1e-5, meta(world)), (meta(c), meta(c))
+    elif name == "batch_norm_backward_reduce":
+        args, out = (g, x, stat, stat, stat, True, True, True), (meta(c), meta(c), meta(c), meta(c))
+    else:
+        args, out = (g, x, stat, stat, stat, stat, stat, meta(world, dtype=torch.int32)), torch.empty_like(x)
+    return op, args, {}, out  # CUDA kernels: no meta implementation needed for the formulas
+
+
+@builder("mkldnn_adaptive_avg_pool2d")
+def build_mkldnn_adaptive(name, draw):
+    n, c = dims(draw, 2, 1, 3)
+    x = meta(n, c, *dims(draw, 2, 2, 6))
+    size = dims(draw, 2, 1, 2)
+    return aten.mkldnn_adaptive_avg_pool2d.default, (x, size), {}, meta(n, c, *size)
+
+
+def sparse_call(name, draw):
+    """Sparse products on small CPU tensors (meta has no sparse CSR kernels); returns the expected MACs."""
+    m, k, n = dims(draw, 3, 1, 6)
+    dense = torch.randn(m, k) * (torch.rand(m, k) > draw(st.sampled_from([0.0, 0.5, 1.0])))
+    a = dense.to_sparse_csr()
+    nnz = a._nnz()
+    if name == "sparse_sampled_addmm":  # a is [m, k] here: the sampled product mat1 [m, n] @ mat2 [n, k]
+        op, args = aten.sparse_sampled_addmm.default, (a, torch.randn(m, n), torch.randn(n, k))
+        return op, args, {}, op(*args), nnz * n
+    other = torch.randn(k, n)
+    out = aten._sparse_mm_reduce_impl.default(a, other, "sum")
+    if name == "_sparse_mm_reduce_impl":
+        return aten._sparse_mm_reduce_impl.default, (a, other, "sum"), {}, out, nnz * n
+    mask = [draw(st.booleans()), draw(st.booleans())]
+    args = (a, torch.randn(m, n), other, "sum", out[1], mask)
+    result = (a if mask[0] else None, torch.empty(k, n) if mask[1] else None)  # formulas read only the mask
+    return aten._sparse_mm_reduce_impl_backward.default, args, {}, result, nnz * n * sum(mask)
+
+
+@builder("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "_sparse_mm_reduce_impl_backward")
+def build_sparse(name, draw):
+    return sparse_call(name, draw)[:4]
+
+
+@settings(max_examples=20, **SETTINGS)
+@given(data=st.data())
+def test_sparse_products_count_stored_elements(data):
+    name = data.draw(st.sampled_from(["sparse_sampled_addmm", "_sparse_mm_reduce_impl",
+                                      "_sparse_mm_reduce_impl_backward"]))
+    op, args, kwargs, out, want = sparse_call(name, data.draw)
+    flops, macs, _ = check(op, args, kwargs, out, family="matmul")
+    assert (flops, macs) == (2 * want, want)
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
@@ -1305,7 +1755,8 @@ def test_norm_costs(data):
 @given(data=st.data())
 def test_norm_backward_output_mask(data):
     name = data.draw(st.sampled_from(["native_layer_norm_backward", "native_group_norm_backward",
-                                      "native_batch_norm_backward"]))
+                                      "native_batch_norm_backward", "batch_norm_backward",
+                                      "cudnn_batch_norm_backward", "miopen_batch_norm_backward"]))
     op, args, kwargs, out, mask = norm_backward_call(name, data.draw)
     flops, _, _ = check(op, args, kwargs, out, family="norm_backward")
     per = 8 * mask[0] + 2 * mask[1] + 1 * mask[2]  # cost_input, cost_weight, cost_bias
@@ -1337,7 +1788,7 @@ def test_pool_windows(data):
 @settings(max_examples=25, **SETTINGS)
 @given(data=st.data())
 def test_rnn_layer(data):
-    name = data.draw(st.sampled_from(OPS_BY_FAMILY.get("rnn", ["mkldnn_rnn_layer"])))
+    name = data.draw(st.sampled_from(["mkldnn_rnn_layer", "mkldnn_rnn_layer_backward"]))
     op, args, kwargs, out, (rows, i, h) = rnn_call(name, data.draw)
     _, macs, _ = check(op, args, kwargs, out, family="rnn")
     products = TABLE[name][1][FAMILY_PARAMS["rnn"].index("products")]
