@@ -59,5 +59,8 @@ PYBIND11_MODULE(_C, m) {
             fd::set_hooks(resolver.ptr(), fallback.ptr(), current_node.ptr(), sequence_nr.ptr());
         },
         "Install the op resolver, the symbolic fallback and torch's autograd probes.");
+    m.def(
+        "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
+        "Install the decomposition hook for composite ops with no formula.");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

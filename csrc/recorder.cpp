@@ -29,6 +29,7 @@ struct OpEntry {
     std::vector<PyObject*> arg_names; // interned schema names, for keyword arguments
     std::string name;                 // "aten::mm"
     PyObject* call = nullptr;         // what runs the op: OpOverload._op (skips a Python frame) or the op
+    bool decompose = false;           // no formula, a composite kernel: offered to g_decompose first
 };
 
 std::vector<OpEntry>& op_table() {
@@ -43,6 +44,7 @@ PyObject* g_resolver = nullptr;            // callable(func) -> (name, family, p
 PyObject* g_python_cost = nullptr;         // callable(func, args, kwargs, out) -> (flops, macs, masked, read, written)
 PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
+PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
 
 int resolve_op(PyObject* func) {
     auto& idx = op_index();
@@ -52,14 +54,15 @@ int resolve_op(PyObject* func) {
     if (!r) return -1;
     OpEntry e;
     PyObject *name, *params, *names, *call;
-    int fam, over;
-    if (!PyArg_ParseTuple(r, "UiOOiO", &name, &fam, &params, &names, &over, &call)) {
+    int fam, over, decompose = 0;
+    if (!PyArg_ParseTuple(r, "UiOOiO|p", &name, &fam, &params, &names, &over, &call, &decompose)) {
         Py_DECREF(r);
         return -1;
     }
     e.name = PyUnicode_AsUTF8(name);
     e.family = fam;
     e.overwritten_arg = over;
+    e.decompose = decompose != 0;
     e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
     Py_ssize_t np = std::min<Py_ssize_t>(PySequence_Size(params), kMaxParams);
     for (Py_ssize_t i = 0; i < np; ++i) {
@@ -536,6 +539,15 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     RecorderState* st = state(self);
     int op = resolve_op(func);  // cached after the first call of each op overload
     if (op < 0) PyErr_Clear();  // unresolvable: run it anyway, record nothing
+    if (op >= 0 && g_decompose && op_table()[op].decompose) {
+        // A composite op with no formula: its parts are dispatched to this mode and counted there.
+        PyObject* r = PyObject_CallFunctionObjArgs(g_decompose, self, func, args, kw ? kw : Py_None, nullptr);
+        if (r != Py_NotImplemented) {
+            Py_XDECREF(empty);
+            return r;  // the output, or nullptr with the error set
+        }
+        Py_DECREF(r);  // not decomposed: run whole below, reported unsupported
+    }
     PyObject* call = op >= 0 ? op_table()[op].call : func;
     OpTime t;
     PyObject* out;
@@ -749,6 +761,10 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
     Py_XSETREF(g_python_cost, Py_NewRef(python_cost));
     Py_XSETREF(g_current_node, Py_NewRef(current_node));
     Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
+}
+
+void set_decompose_hook(PyObject* decompose) {
+    Py_XSETREF(g_decompose, decompose == Py_None ? nullptr : Py_NewRef(decompose));
 }
 
 int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out) {

@@ -14,6 +14,10 @@ PyObject* make_recorder_type();
 // torch's _current_autograd_node / _get_sequence_nr (sequence_nr may be None).
 void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr);
 
+// The decomposition hook: callable(mode, func, args, kwargs) -> the op's output, or NotImplemented
+// to run the op whole. Called for ops resolved with no formula and a composite kernel.
+void set_decompose_hook(PyObject* decompose);
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

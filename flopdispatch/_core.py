@@ -1,8 +1,8 @@
 """The one module that touches the compiled core (``flopdispatch._C``).
 
 It installs the op resolver (aten op -> declaration from ``_ops.TABLE``), the symbolic-shape
-fallback (the Python reference) and torch's autograd probes into the core, and re-exports the
-``Recorder`` base type.
+fallback (the Python reference), the decomposition of composite ops and torch's autograd probes
+into the core, and re-exports the ``Recorder`` base type.
 """
 import torch
 
@@ -50,14 +50,120 @@ def _resolve(func):
     """Called by the core once per op overload; never raises (an odd op becomes unsupported).
 
     Also returns what runs the op: a plain OpOverload's ``_op`` (its ``__call__`` only forwards to
-    it, so calling it directly saves a Python frame per op); any other operator itself.
+    it, so calling it directly saves a Python frame per op); any other operator itself; and
+    whether the core should offer the op to ``_decompose`` first (an op with no formula and a
+    composite kernel).
     """
     try:
         name, family, params, arg_names, overwritten = declaration(func)
+        decompose = family == "unsupported" and _has_composite_kernel(func)
     except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
-        name, family, params, arg_names, overwritten = str(func), "unsupported", (), (), -1
+        name, family, params, arg_names, overwritten, decompose = str(func), "unsupported", (), (), -1, False
     call = func._op if type(func) is torch._ops.OpOverload and callable(getattr(func, "_op", None)) else func
-    return name, FAMILY_IDS[family], params, arg_names, overwritten, call
+    return name, FAMILY_IDS[family], params, arg_names, overwritten, call, decompose
+
+
+# ----- decomposition of composite ops ----------------------------------------------------------------
+#
+# Under torch.inference_mode() (and for tensors created in it) the autograd dispatch keys are
+# skipped, so a CompositeImplicitAutograd op (conv2d, batch_norm, flatten, to, sdpa...) reaches the
+# mode whole instead of as the ops its composite kernel calls. The core offers such an op (no
+# formula of its own) to ``_decompose``, which runs the very kernel the dispatcher would run below
+# the mode (so the output is the same object, views stay views), with the mode pushed again so that
+# each part is dispatched, and counted, by the mode, in the current module scope and phase.
+
+_DK = torch._C.DispatchKey
+_CIA = _DK.CompositeImplicitAutograd
+_CIA_NESTED = _DK.CompositeImplicitAutogradNestedTensor
+_EXPLICIT = (_DK.CompositeExplicitAutograd, _DK.CompositeExplicitAutogradNonFunctional)
+_AD_INPLACE_OR_VIEW = _DK.ADInplaceOrView
+_has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
+_is_excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
+_set_excluded = torch._C._dispatch_tls_set_dispatch_key_excluded
+_KERNELS = {}             # (op, backend key) -> composite kernel key that eager runs, or None
+DECOMPOSE_FAILURES = {}   # op name -> why its decomposition failed (the op then ran whole)
+
+
+def _has_composite_kernel(func):
+    """Whether an OpOverload has a composite kernel (C++ CompositeImplicitAutograd or its nested variant)."""
+    if not isinstance(func, torch._ops.OpOverload):
+        return False
+    name = func.name()
+    return _has_kernel(name, _CIA) or _has_kernel(name, _CIA_NESTED)
+
+
+def _backend_key(args, kwargs):
+    """The backend dispatch key of the first tensor argument (CPU, CUDA, Meta, NestedTensorCPU...)."""
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            a = next((x for x in a if isinstance(x, torch.Tensor)), None)
+        if isinstance(a, torch.Tensor):
+            break
+    else:
+        a = next((v for v in (kwargs or {}).values() if isinstance(v, torch.Tensor)), None)
+        if a is None:
+            return None
+    key = torch._C._dispatch_key_for_device(a.device.type)
+    if a.is_nested:
+        key = "NestedTensor" + ("CPU" if key == "CPU" else key)
+    elif a.is_sparse:
+        key = "Sparse" + key
+    elif a.is_quantized:
+        key = "Quantized" + key
+    return torch._C._parse_dispatch_key(key)
+
+
+def _composite_kernel(func, backend):
+    """The composite kernel eager would run for ``func`` on ``backend``, or None (a backend or
+    explicit kernel runs instead: the op is what eager runs, and is not decomposed). Cached."""
+    cache_key = (func, backend)
+    found = _KERNELS.get(cache_key, False)
+    if found is not False:
+        return found
+    name = func.name()
+    kernel = None
+    if backend is not None and not _has_kernel(name, backend):
+        nested = "NestedTensor" in backend.name
+        if nested and _has_kernel(name, _CIA_NESTED):
+            kernel = _CIA_NESTED
+        elif not any(_has_kernel(name, k) for k in _EXPLICIT) and _has_kernel(name, _CIA):
+            kernel = _CIA
+    _KERNELS[cache_key] = kernel
+    return kernel
+
+
+def _decompose(mode, func, args, kwargs):
+    """Run a composite op as its parts, each dispatched (and counted) by ``mode``.
+
+    Returns the op's output, or NotImplemented when the op is not decomposed here (the core then
+    runs it whole and reports it unsupported). An exception from the decomposition is not raised:
+    the op then runs whole (raising its own error, if any) and the failure is reported.
+    """
+    try:
+        kernel = _composite_kernel(func, _backend_key(args, kwargs))
+    except Exception:  # noqa: BLE001 - an odd argument: run the op whole
+        return NotImplemented
+    if kernel is None:
+        return NotImplemented
+    # Inside __torch_dispatch__ every key above the mode is excluded; the parts get back the view
+    # and in-place tracking (ADInplaceOrView) they have when the dispatcher runs the composite
+    # kernel itself, so that a view op still returns a view with its base. Autograd stays off.
+    view_tracking_off = _is_excluded(_AD_INPLACE_OR_VIEW)
+    try:
+        _set_excluded(_AD_INPLACE_OR_VIEW, False)
+        with mode:
+            return func._op_dk(kernel, *args, **(kwargs or {}))
+    except Exception as exc:  # noqa: BLE001 - reported per op, never raised from here
+        DECOMPOSE_FAILURES.setdefault(op_name(func), f"decomposition failed: {type(exc).__name__}: {exc}")
+        return NotImplemented
+    finally:
+        _set_excluded(_AD_INPLACE_OR_VIEW, view_tracking_off)
+
+
+def unsupported_reason(name):
+    """Why an op with no formula was not counted."""
+    failure = DECOMPOSE_FAILURES.get(name)
+    return f"no formula declared; {failure}" if failure else "no formula declared"
 
 
 def python_cost(func, args, kwargs, out):
@@ -75,3 +181,4 @@ def compiled_cost(func, args, kwargs, out):
 
 _sequence_nr = getattr(torch._C._autograd, "_get_sequence_nr", None)
 _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_nr)
+_C.set_decompose_hook(_decompose)
