@@ -60,6 +60,11 @@ def _resolve(func):
     except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
         name, family, params, arg_names, overwritten, decompose = str(func), "unsupported", (), (), -1, False
     call = func._op if type(func) is torch._ops.OpOverload and callable(getattr(func, "_op", None)) else func
+    try:
+        if decompose or _has_composite_kernel(func):
+            call = _run_whole(func, call)
+    except Exception:  # noqa: BLE001
+        pass
     return name, FAMILY_IDS[family], params, arg_names, overwritten, call, decompose
 
 
@@ -76,10 +81,8 @@ _DK = torch._C.DispatchKey
 _CIA = _DK.CompositeImplicitAutograd
 _CIA_NESTED = _DK.CompositeImplicitAutogradNestedTensor
 _EXPLICIT = (_DK.CompositeExplicitAutograd, _DK.CompositeExplicitAutogradNonFunctional)
-_AD_INPLACE_OR_VIEW = _DK.ADInplaceOrView
 _has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
-_is_excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
-_set_excluded = torch._C._dispatch_tls_set_dispatch_key_excluded
+_RestoreCallerKeys = torch._C._RestorePythonTLSSnapshot
 _KERNELS = {}             # (op, backend key) -> composite kernel key that eager runs, or None
 DECOMPOSE_FAILURES = {}   # op name -> why its decomposition failed (the op then ran whole)
 
@@ -132,6 +135,60 @@ def _composite_kernel(func, backend):
     return kernel
 
 
+# Inside __torch_dispatch__ every dispatch key above the mode is excluded. When the dispatcher runs
+# a composite kernel itself, the ops it calls still pass through some of those keys, as the caller
+# had them: the math-bit fallbacks (lazy conjugation and negation, zero tensors: they redispatch
+# without touching the thread's key set) and, unless the op has its own kernel there (which
+# excludes the key for what it calls), view tracking (ADInplaceOrView) and autocast. Those keys are
+# given back to the parts; everything else stays as the mode has it.
+_MATH_BIT_KEYS = (_DK.Conjugate, _DK.Negative, _DK.ZeroTensor)
+_GUARDED_KEYS = (_DK.ADInplaceOrView,) + tuple(
+    getattr(_DK, k) for k in dir(_DK) if k.startswith("Autocast") and isinstance(getattr(_DK, k), _DK))
+_is_excluded = torch._C._dispatch_tls_is_dispatch_key_excluded
+_set_excluded = torch._C._dispatch_tls_set_dispatch_key_excluded
+_PART_KEYS = {}  # op -> keys its composite kernel's parts pass through when the caller had them
+
+
+def _part_keys(func):
+    keys = _PART_KEYS.get(func)
+    if keys is None:
+        name = func.name()
+        keys = _PART_KEYS[func] = _MATH_BIT_KEYS + tuple(k for k in _GUARDED_KEYS if not _has_kernel(name, k))
+    return keys
+
+
+class _CallerKeys:
+    """Within: the keys of ``_part_keys(func)`` that the op's caller had enabled are enabled again."""
+
+    __slots__ = ("keys", "lifted")
+
+    def __init__(self, func):
+        self.keys = _part_keys(func)
+
+    def __enter__(self):
+        with _RestoreCallerKeys():  # the thread's key set as the op was called
+            wanted = [k for k in self.keys if not _is_excluded(k)]
+        self.lifted = [k for k in wanted if _is_excluded(k)]
+        for k in self.lifted:
+            _set_excluded(k, False)
+
+    def __exit__(self, *exc):
+        for k in self.lifted:
+            _set_excluded(k, True)
+
+
+def _run_whole(func, call):
+    """``call`` for a composite op that the mode runs whole (it has a row, or is not decomposed):
+    its composite kernel's parts get the caller's keys back (a reshape returns a view of its
+    input, conjugate views are materialised as outside the mode)."""
+
+    def run(*args, **kwargs):
+        with _CallerKeys(func):
+            return call(*args, **kwargs)
+
+    return run
+
+
 def _decompose(mode, func, args, kwargs):
     """Run a composite op as its parts, each dispatched (and counted) by ``mode``.
 
@@ -145,19 +202,12 @@ def _decompose(mode, func, args, kwargs):
         return NotImplemented
     if kernel is None:
         return NotImplemented
-    # Inside __torch_dispatch__ every key above the mode is excluded; the parts get back the view
-    # and in-place tracking (ADInplaceOrView) they have when the dispatcher runs the composite
-    # kernel itself, so that a view op still returns a view with its base. Autograd stays off.
-    view_tracking_off = _is_excluded(_AD_INPLACE_OR_VIEW)
     try:
-        _set_excluded(_AD_INPLACE_OR_VIEW, False)
-        with mode:
+        with mode, _CallerKeys(func):
             return func._op_dk(kernel, *args, **(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 - reported per op, never raised from here
         DECOMPOSE_FAILURES.setdefault(op_name(func), f"decomposition failed: {type(exc).__name__}: {exc}")
         return NotImplemented
-    finally:
-        _set_excluded(_AD_INPLACE_OR_VIEW, view_tracking_off)
 
 
 def unsupported_reason(name):
