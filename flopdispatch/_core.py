@@ -5,6 +5,8 @@ fallback (the Python reference), the decomposition of composite ops and torch's 
 into the core, and re-exports the ``Recorder`` base type.
 """
 import torch
+from torch.utils._pytree import tree_leaves, tree_map_only
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 from . import _C, _reference
 from ._ops import TABLE
@@ -51,17 +53,16 @@ def _resolve(func):
 
     Also returns what runs the op: a plain OpOverload's ``_op`` (its ``__call__`` only forwards to
     it, so calling it directly saves a Python frame per op); any other operator itself; and
-    whether the core should offer the op to ``_decompose`` first (an op with no formula and a
-    composite kernel).
+    whether the core should offer the op to ``_decompose`` first (an op with no formula).
     """
     try:
         name, family, params, arg_names, overwritten = declaration(func)
-        decompose = family == "unsupported" and _has_composite_kernel(func)
+        decompose = family == "unsupported"  # offered to _decompose, which decides per call
     except Exception:  # noqa: BLE001 - a malformed op must not break the user's program
         name, family, params, arg_names, overwritten, decompose = str(func), "unsupported", (), (), -1, False
     call = func._op if type(func) is torch._ops.OpOverload and callable(getattr(func, "_op", None)) else func
     try:
-        if decompose or _has_composite_kernel(func):
+        if _has_composite_kernel(func):
             call = _run_whole(func, call)
     except Exception:  # noqa: BLE001
         pass
@@ -93,6 +94,15 @@ def _has_composite_kernel(func):
         return False
     name = func.name()
     return _has_kernel(name, _CIA) or _has_kernel(name, _CIA_NESTED)
+
+
+def _wrapper_subclass(args, kwargs):
+    """The type of the first tensor argument that is a wrapper subclass with its own op handling
+    (a jagged nested tensor, ...), or None."""
+    for a in tree_leaves((args, kwargs)):
+        if isinstance(a, torch.Tensor) and type(a) is not torch.Tensor and is_traceable_wrapper_subclass(a):
+            return type(a)
+    return None
 
 
 def _backend_key(args, kwargs):
@@ -190,24 +200,51 @@ def _run_whole(func, call):
 
 
 def _decompose(mode, func, args, kwargs):
-    """Run a composite op as its parts, each dispatched (and counted) by ``mode``.
+    """Run an op with no formula as its parts, each dispatched (and counted) by ``mode``.
 
+    A composite op runs its composite kernel; an op on a wrapper subclass (a jagged nested tensor)
+    runs the subclass's own implementation, whose ops on its dense values are counted.
     Returns the op's output, or NotImplemented when the op is not decomposed here (the core then
     runs it whole and reports it unsupported). An exception from the decomposition is not raised:
     the op then runs whole (raising its own error, if any) and the failure is reported.
     """
     try:
-        kernel = _composite_kernel(func, _backend_key(args, kwargs))
+        subclass = _wrapper_subclass(args, kwargs)
+        kernel = None if subclass is not None else _composite_kernel(func, _backend_key(args, kwargs))
     except Exception:  # noqa: BLE001 - an odd argument: run the op whole
         return NotImplemented
+    if subclass is not None:
+        try:
+            with mode:
+                return subclass.__torch_dispatch__(func, (subclass,), args, kwargs or {})
+        except Exception as exc:  # noqa: BLE001
+            DECOMPOSE_FAILURES.setdefault(op_name(func), f"{subclass.__name__} failed: {type(exc).__name__}: {exc}")
+            return NotImplemented
     if kernel is None:
-        return NotImplemented
+        return _run_by_components(mode, func, args, kwargs)
     try:
         with mode, _CallerKeys(func):
             return func._op_dk(kernel, *args, **(kwargs or {}))
     except Exception as exc:  # noqa: BLE001 - reported per op, never raised from here
         DECOMPOSE_FAILURES.setdefault(op_name(func), f"decomposition failed: {type(exc).__name__}: {exc}")
         return NotImplemented
+
+
+def _run_by_components(mode, func, args, kwargs):
+    """An op with no formula on strided nested tensors (matmul of two nested tensors, ...): counted
+    as the same op on each component (meta tensors of the components' shapes, dispatched to
+    ``mode``), then run whole. NotImplemented when no argument is nested or that count fails."""
+    if not _any_nested((args, kwargs)):
+        return NotImplemented
+    try:
+        parts = _components(args, kwargs or {}, None)
+        with mode:
+            for a, k, _ in parts:
+                func(*a, **k)
+    except Exception as exc:  # noqa: BLE001 - reported: the op then runs whole, unsupported
+        DECOMPOSE_FAILURES.setdefault(op_name(func), f"per-component count failed: {type(exc).__name__}: {exc}")
+        return NotImplemented
+    return func(*args, **(kwargs or {}))
 
 
 def unsupported_reason(name):
@@ -217,11 +254,56 @@ def unsupported_reason(name):
 
 
 def python_cost(func, args, kwargs, out):
-    """(flops, macs, masked_macs, bytes_read, bytes_written) from the Python reference."""
+    """(flops, macs, masked_macs, bytes_read, bytes_written) from the Python reference.
+
+    Nested tensors are priced by their valid values: a jagged one (torch.jagged layout) as its
+    values tensor; a strided one as the op on each of its components, summed (bytes: its values).
+    """
     _, family, params, arg_names, overwritten = declaration(func)
-    flops, macs, masked = _reference.cost(family, params, arg_names, args, kwargs, out)
+    if _any_nested((args, kwargs, out)):
+        args, kwargs, out = tree_map_only(torch.Tensor, _jagged_values, (args, kwargs, out))
+    parts = _components(args, kwargs, out) if family not in _NESTED_AWARE and _any_nested((args, kwargs, out)) \
+        else [(args, kwargs, out)]
+    flops = macs = masked = 0
+    for a, k, o in parts:
+        f, m, mm = _reference.cost(family, params, arg_names, a, k, o)
+        flops, macs, masked = flops + f, macs + m, masked + mm
     read, written = _reference.bytes_moved(args, kwargs, out, overwritten)
     return flops, macs, masked, _reference._concrete(read), _reference._concrete(written)
+
+
+# ----- nested tensors -----------------------------------------------------------------------------
+
+_NESTED_AWARE = {"encoder_layer"}  # families that read a nested input's sizes themselves
+
+
+def _any_nested(tree):
+    return any(isinstance(x, torch.Tensor) and x.is_nested for x in tree_leaves(tree))
+
+
+def _jagged_values(t):
+    """A jagged nested tensor's values (the valid tokens, [sum of lengths, ...]); others unchanged."""
+    values = getattr(t, "_values", None) if t.is_nested and t.layout == torch.jagged else None
+    return values if isinstance(values, torch.Tensor) else t
+
+
+def _components(args, kwargs, out):
+    """The call split per component of its (strided) nested tensors: each nested tensor replaced by
+    a meta tensor of its i-th component's shape; the other arguments as they are."""
+    nested = [x for x in tree_leaves((args, kwargs, out)) if isinstance(x, torch.Tensor) and x.is_nested]
+    sizes = {id(t): t._nested_tensor_size().tolist() for t in nested}
+    n = len(next(iter(sizes.values())))
+    if any(len(v) != n for v in sizes.values()):
+        raise ValueError("nested tensors with different numbers of components")
+
+    def part(i):
+        def one(t):
+            if not t.is_nested:
+                return t
+            return torch.empty(sizes[id(t)][i], dtype=t.dtype, device="meta")
+        return tree_map_only(torch.Tensor, one, (args, kwargs, out))
+
+    return [part(i) for i in range(n)]
 
 
 def compiled_cost(func, args, kwargs, out):

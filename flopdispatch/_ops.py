@@ -64,6 +64,13 @@ OPS = [
      "_functional_assert_async is_nonzero dim _version detach_ unsqueeze_ squeeze_ transpose_ t_ "
      "as_strided_ _make_dep_token sym_constrain_range sym_constrain_range_for_size "
      "_nested_tensor_size _nested_tensor_strides _debug_has_internal_overlap "
+     # whether a padding mask is left-aligned: a check of the mask, returns a Python bool
+     "_nested_tensor_from_mask_left_aligned "
+     # metadata queries, and the views between a jagged nested tensor and its values and offsets
+     "sym_is_contiguous is_strides_like_format is_non_overlapping_and_dense storage_offset numel "
+     "_nested_get_values _nested_get_offsets _nested_get_lengths _nested_get_ragged_idx "
+     "_nested_get_min_seqlen _nested_get_max_seqlen _nested_get_jagged_dummy _nested_view_from_jagged "
+     "_nested_view_from_buffer values _nested_compute_contiguous_strides_offsets "
      "is_contiguous stride size profiler::_record_function_enter profiler::_record_function_enter_new "
      "profiler::_record_function_exit prim::device prim::layout", "zero", {}),
     # ---- data movement: bytes, no FLOPs ----------------------------------------------------------
@@ -83,6 +90,11 @@ OPS = [
      "as_strided_copy expand_copy permute_copy view_copy transpose_copy t_copy unsqueeze_copy "
      "squeeze_copy slice_copy select_copy detach_copy alias_copy split_copy split_with_sizes_copy "
      "unbind_copy diagonal_copy narrow_copy _reshape_copy", "move", {}),
+    # Nested tensors (the fast path of nn.TransformerEncoder): the valid tokens of a padded batch
+    # copied into a nested tensor and back.
+    ("_nested_tensor_from_mask to_padded_tensor _nested_tensor_from_tensor_list _nested_from_padded "
+     "_nested_from_padded_and_nested_example _nested_from_padded_tensor _nested_view_from_buffer_copy",
+     "move", {}),
     # Written, not read: the destination of a copy or fill.
     ("copy_ fill_ zero_ normal_ uniform_ random_ exponential_ bernoulli_ geometric_ cauchy_ "
      "log_normal_", "move", {"overwrites": 0}),
