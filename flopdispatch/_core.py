@@ -176,8 +176,11 @@ class _CallerKeys:
         self.keys = _part_keys(func)
 
     def __enter__(self):
-        with _RestoreCallerKeys():  # the thread's key set as the op was called
-            wanted = [k for k in self.keys if not _is_excluded(k)]
+        try:
+            with _RestoreCallerKeys():  # the thread's key set as the op was called
+                wanted = [k for k in self.keys if not _is_excluded(k)]
+        except Exception:  # noqa: BLE001 - no snapshot: leave the keys as the mode has them
+            wanted = []
         self.lifted = [k for k in wanted if _is_excluded(k)]
         for k in self.lifted:
             _set_excluded(k, False)
