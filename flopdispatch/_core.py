@@ -96,11 +96,24 @@ def _has_composite_kernel(func):
     return _has_kernel(name, _CIA) or _has_kernel(name, _CIA_NESTED)
 
 
+def _tensors(tree, found=None):
+    """The tensors in an op's arguments (nested tuples, lists and dicts), without pytree's cost."""
+    found = [] if found is None else found
+    for a in tree:
+        if isinstance(a, torch.Tensor):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            _tensors(a, found)
+        elif isinstance(a, dict):
+            _tensors(a.values(), found)
+    return found
+
+
 def _wrapper_subclass(args, kwargs):
     """The type of the first tensor argument that is a wrapper subclass with its own op handling
     (a jagged nested tensor, ...), or None."""
-    for a in tree_leaves((args, kwargs)):
-        if isinstance(a, torch.Tensor) and type(a) is not torch.Tensor and is_traceable_wrapper_subclass(a):
+    for a in _tensors(args, _tensors(kwargs.values()) if kwargs else None):
+        if type(a) is not torch.Tensor and type(a) is not torch.nn.Parameter and is_traceable_wrapper_subclass(a):
             return type(a)
     return None
 
@@ -281,7 +294,7 @@ _NESTED_AWARE = {"encoder_layer"}  # families that read a nested input's sizes t
 
 
 def _any_nested(tree):
-    return any(isinstance(x, torch.Tensor) and x.is_nested for x in tree_leaves(tree))
+    return any(x.is_nested for x in _tensors(tree))
 
 
 def _jagged_values(t):
