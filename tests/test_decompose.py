@@ -320,3 +320,23 @@ def test_parts_run_as_the_dispatcher_runs_them():
     assert counted[2].dtype == torch.bfloat16
     assert counted[5]._base is x
     assert set(c.unsupported) <= {"aten::_fft_c2c", "aten::_fft_c2r"}  # the FFT kernels' own rows: not this test's subject
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_inference_mode_on_meta_and_with_python_formulas(device):
+    """The parts are priced by the compiled table and by the Python reference alike, on CPU and on
+    the meta device (where conv2d, batch_norm and sdpa are composite too)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 4)).to(device).eval()
+    x = torch.randn(2, 3, 6, 6, device=device)
+    counts = {}
+    for ctx in (torch.no_grad, torch.inference_mode):
+        for python in (False, True):
+            with ctx(), fd.count(model, python_formulas=python) as c:
+                model(x)
+            assert c.unsupported == {}
+            counts[ctx.__name__, python] = (c.flops, c.macs, c.module("0").macs)
+    # conv: 2 x 6 x 6 outputs x 8 channels x 3 inputs x 3 x 3 = 15,552 MACs; linear 2 x 8 x 4 = 64
+    assert counts["inference_mode", False][1:] == (15_552 + 64, 15_552)
+    assert len(set(counts.values())) == 1
