@@ -61,6 +61,6 @@ PYBIND11_MODULE(_C, m) {
         "Install the op resolver, the symbolic fallback and torch's autograd probes.");
     m.def(
         "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
-        "Install the decomposition hook for composite ops with no formula.");
+        "Install the decomposition hook for ops with no formula.");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

@@ -29,7 +29,7 @@ struct OpEntry {
     std::vector<PyObject*> arg_names; // interned schema names, for keyword arguments
     std::string name;                 // "aten::mm"
     PyObject* call = nullptr;         // what runs the op: OpOverload._op (skips a Python frame) or the op
-    bool decompose = false;           // no formula, a composite kernel: offered to g_decompose first
+    bool decompose = false;           // no formula: offered to g_decompose first (composite kernels, nested tensors)
 };
 
 std::vector<OpEntry>& op_table() {
@@ -540,7 +540,8 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
     int op = resolve_op(func);  // cached after the first call of each op overload
     if (op < 0) PyErr_Clear();  // unresolvable: run it anyway, record nothing
     if (op >= 0 && g_decompose && op_table()[op].decompose) {
-        // A composite op with no formula: its parts are dispatched to this mode and counted there.
+        // An op with no formula: run as its parts (a composite kernel, a nested tensor's own
+        // implementation), which are dispatched to this mode and counted there.
         PyObject* r = PyObject_CallFunctionObjArgs(g_decompose, self, func, args, kw ? kw : Py_None, nullptr);
         if (r != Py_NotImplemented) {
             Py_XDECREF(empty);

@@ -15,7 +15,7 @@ PyObject* make_recorder_type();
 void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node, PyObject* sequence_nr);
 
 // The decomposition hook: callable(mode, func, args, kwargs) -> the op's output, or NotImplemented
-// to run the op whole. Called for ops resolved with no formula and a composite kernel.
+// to run the op whole. Called for ops resolved with no formula.
 void set_decompose_hook(PyObject* decompose);
 
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
