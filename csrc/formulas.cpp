@@ -58,7 +58,7 @@ void read_shape(PyObject* tensor, std::vector<int64_t>& dims) {
     PyObject* shape = PyObject_GetAttr(tensor, globals().str_shape);
     if (!shape) {
         clear_error();
-        throw FormulaError("tensor has no shape");
+        throw SymbolicShape{};  // a nested tensor (strided layout): the Python path prices its components
     }
     if (!PyTuple_Check(shape)) {
         Py_DECREF(shape);
@@ -78,8 +78,20 @@ void read_shape(PyObject* tensor, std::vector<int64_t>& dims) {
 int64_t numel_of(PyObject* tensor) {
     PyObject* shape = PyObject_GetAttr(tensor, globals().str_shape);
     if (!shape) {
+        // A nested tensor (strided layout) has no shape; its numel() counts its values.
         clear_error();
-        throw FormulaError("tensor has no shape");
+        PyObject* n = PyObject_CallMethod(tensor, "numel", nullptr);
+        if (!n) {
+            clear_error();
+            throw FormulaError("tensor has no shape");
+        }
+        int64_t v = PyLong_Check(n) ? PyLong_AsLongLong(n) : -1;
+        Py_DECREF(n);
+        if (v < 0) {
+            clear_error();
+            throw SymbolicShape{};
+        }
+        return v;
     }
     int64_t n = 1;
     Py_ssize_t nd = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : 0;
@@ -203,7 +215,7 @@ int64_t out_numel(const CallView& call) {
 int64_t nnz_of(PyObject* t) {
     PyObject* v = PyObject_CallMethod(t, "_nnz", nullptr);
     if (!v) {
-        PyErr_Clear();
+        clear_error();
         throw FormulaError("expected a sparse tensor");
     }
     if (!PyLong_Check(v)) {
@@ -448,16 +460,61 @@ Cost foreach_(const int* p, const CallView& call) {
 
 // _native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias,
 //                              proj_weight, proj_bias, mask, ...): query [B, L, E], key [B, S, E].
-Cost mha_block(int64_t b, int64_t l, int64_t s, int64_t e, int64_t heads, bool qkv_bias, bool proj_bias) {
+// Counted on `lq` query tokens, `lk` key tokens and `pairs` (query, key) pairs: B*L, B*S and
+// B*L*S for dense inputs; for a nested input, the valid tokens and the sum of L_i * S_i.
+Cost mha_block(int64_t lq, int64_t lk, int64_t pairs, int64_t e, int64_t heads, bool qkv_bias, bool proj_bias) {
     Cost c;
-    c.macs = b * l * e * e          // q projection
-             + 2 * b * s * e * e    // k and v projections
-             + 2 * b * l * s * e    // QK^T and attention x V, summed over heads (H * D = E)
-             + b * l * e * e;       // output projection
-    c.flops = 2 * c.macs + 6 * b * heads * l * s;
-    if (qkv_bias) c.flops += b * l * e + 2 * b * s * e;
-    if (proj_bias) c.flops += b * l * e;
+    c.macs = lq * e * e             // q projection
+             + 2 * lk * e * e       // k and v projections
+             + 2 * pairs * e        // QK^T and attention x V, summed over heads (H * D = E)
+             + lq * e * e;          // output projection
+    c.flops = 2 * c.macs + 6 * heads * pairs;
+    if (qkv_bias) c.flops += lq * e + 2 * lk * e;
+    if (proj_bias) c.flops += lq * e;
     return c;
+}
+
+// A self-attention input [B, L, E], or a nested tensor of B sequences [L_i, E]: its tokens
+// (B*L, or the sum of L_i), its (query, key) pairs (B*L*L, or the sum of L_i^2) and E.
+void sequence_sizes(PyObject* src, int64_t& tokens, int64_t& pairs, int64_t& e) {
+    PyObject* nested = PyObject_GetAttrString(src, "is_nested");
+    if (!nested) clear_error();
+    bool is_nested = nested == Py_True;
+    Py_XDECREF(nested);
+    if (!is_nested) {
+        read_shape(src, s_a);
+        if (s_a.size() != 3) throw FormulaError("expected [B, L, E] input");
+        tokens = s_a[0] * s_a[1];
+        pairs = tokens * s_a[1];
+        e = s_a[2];
+        return;
+    }
+    PyObject* sizes = PyObject_CallMethod(src, "_nested_tensor_size", nullptr);
+    PyObject* rows = sizes ? PyObject_CallMethod(sizes, "tolist", nullptr) : nullptr;
+    Py_XDECREF(sizes);
+    if (!rows || !PyList_Check(rows)) {
+        Py_XDECREF(rows);
+        clear_error();
+        throw FormulaError("unreadable nested sizes");
+    }
+    tokens = pairs = 0;
+    e = -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); ++i) {
+        PyObject* row = PyList_GET_ITEM(rows, i);
+        if (!PyList_Check(row) || PyList_GET_SIZE(row) != 2) {
+            Py_DECREF(rows);
+            throw FormulaError("expected nested [L_i, E] sequences");
+        }
+        int64_t l = PyLong_AsLongLong(PyList_GET_ITEM(row, 0));
+        e = PyLong_AsLongLong(PyList_GET_ITEM(row, 1));
+        tokens += l;
+        pairs += l * l;
+    }
+    Py_DECREF(rows);
+    if (PyErr_Occurred()) {
+        clear_error();
+        throw FormulaError("unreadable nested sizes");
+    }
 }
 
 Cost mha(const int* p, const CallView& call) {
@@ -466,29 +523,31 @@ Cost mha(const int* p, const CallView& call) {
     read_shape(call.tensor(1), s_b);
     if (s_a.size() != 3 || s_b.size() != 3) throw FormulaError("expected [B, L, E] inputs");
     int64_t heads = call.get_int(4, 1);
-    return mha_block(s_a[0], s_a[1], s_b[1], s_a[2], heads, call.has_tensor(6), call.has_tensor(8));
+    return mha_block(s_a[0] * s_a[1], s_a[0] * s_b[1], s_a[0] * s_a[1] * s_b[1], s_a[2], heads, call.has_tensor(6),
+                     call.has_tensor(8));
 }
 
 // _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
 //   proj_bias, use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2,
 //   ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type)
+// src is [B, L, E], or (the nested fast path of nn.TransformerEncoder) a nested tensor of the
+// valid tokens of each sequence: priced as the slow path on those tokens.
 Cost encoder_layer(const int* p, const CallView& call) {
-    read_shape(call.tensor(0), s_a);
-    if (s_a.size() != 3) throw FormulaError("expected [B, L, E] input");
-    int64_t b = s_a[0], l = s_a[1], e = s_a[2];
+    int64_t t, pairs, e;  // tokens, (query, key) pairs
+    sequence_sizes(call.tensor(0), t, pairs, e);
     int64_t heads = call.get_int(2, 1);
     read_shape(call.tensor(14), s_b);  // ffn_weight_1 [F, E]
     int64_t f = s_b[0];
-    Cost c = mha_block(b, l, l, e, heads, call.has_tensor(4), call.has_tensor(6));
-    int64_t ffn_macs = 2 * b * l * e * f;
+    Cost c = mha_block(t, t, pairs, e, heads, call.has_tensor(4), call.has_tensor(6));
+    int64_t ffn_macs = 2 * t * e * f;
     c.macs += ffn_macs;
     c.flops += 2 * ffn_macs;
-    if (call.has_tensor(15)) c.flops += b * l * f;
-    if (call.has_tensor(17)) c.flops += b * l * e;
+    if (call.has_tensor(15)) c.flops += t * f;
+    if (call.has_tensor(17)) c.flops += t * e;
     bool gelu = call.get_bool(7, false);
-    c.flops += b * l * f * (gelu ? p[0] : p[1]);  // activation cost from the declaration
-    c.flops += 2 * b * l * e * p[2];              // two layer norms (affine included)
-    c.flops += 2 * b * l * e;                     // two residual adds
+    c.flops += t * f * (gelu ? p[0] : p[1]);  // activation cost from the declaration
+    c.flops += 2 * t * e * p[2];              // two layer norms (affine included)
+    c.flops += 2 * t * e;                     // two residual adds
     return c;
 }
 

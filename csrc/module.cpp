@@ -71,5 +71,8 @@ PYBIND11_MODULE(_C, m) {
             if (fd::refresh_ops() < 0) throw py::error_already_set();
         },
         "Ask the resolver again about every known op (after fd.formula registrations).");
+    m.def(
+        "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
+        "Install the decomposition hook for ops with no formula.");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

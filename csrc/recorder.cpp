@@ -76,6 +76,7 @@ struct OpEntry {
     std::string name;                 // "aten::mm"
     PyObject* call = nullptr;         // what runs the op: OpOverload._op (skips a Python frame) or the op
     PyObject* user = nullptr;         // a Python formula (fd.formula) that prices the op, or nullptr
+    bool decompose = false;           // no formula: offered to g_decompose first (composite kernels, nested tensors)
 };
 
 std::vector<std::unique_ptr<const OpEntry>>& op_table() {
@@ -92,14 +93,15 @@ PyObject* g_python_cost = nullptr;         // callable(func, args, kwargs, out) 
 PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
+PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
 
-// Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user]).
+// Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user[, decompose]]).
 // Returns false with a Python error set when the answer is malformed (`e` then holds only what
 // release_entry_refs releases).
 bool parse_resolution(PyObject* r, OpEntry& e) {
     PyObject *name, *params, *names, *call, *user = Py_None;
-    int fam, over;
-    if (!PyArg_ParseTuple(r, "UiOOiO|O", &name, &fam, &params, &names, &over, &call, &user)) return false;
+    int fam, over, decompose = 0;
+    if (!PyArg_ParseTuple(r, "UiOOiO|Op", &name, &fam, &params, &names, &over, &call, &user, &decompose)) return false;
     const char* name_utf8 = PyUnicode_AsUTF8(name);
     PyObject* params_seq = name_utf8 ? PySequence_Fast(params, "op params must be a sequence") : nullptr;
     PyObject* names_seq = params_seq ? PySequence_Fast(names, "op argument names must be a sequence") : nullptr;
@@ -127,6 +129,7 @@ bool parse_resolution(PyObject* r, OpEntry& e) {
     Py_DECREF(names_seq);
     e.call = Py_NewRef(call);  // owned for the process lifetime, like the op itself
     e.user = user == Py_None ? nullptr : Py_NewRef(user);
+    e.decompose = decompose != 0;
     return !PyErr_Occurred();
 }
 
@@ -772,6 +775,16 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
             return nullptr;
         }
     }
+    if (op >= 0 && g_decompose && op_entry(op).decompose) {
+        // An op with no formula: run as its parts (a composite kernel, a nested tensor's own
+        // implementation), which are dispatched to this mode and counted there.
+        PyObject* r = PyObject_CallFunctionObjArgs(g_decompose, self, func, args, kw ? kw : Py_None, nullptr);
+        if (r != Py_NotImplemented) {
+            Py_XDECREF(empty);
+            return r;  // the output, or nullptr with the error set
+        }
+        Py_DECREF(r);  // not decomposed: run whole below, reported unsupported
+    }
     PyObject* call = op >= 0 ? op_entry(op).call : func;
     OpTime t;
     PyObject* out;
@@ -1097,6 +1110,10 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
     Py_XSETREF(g_python_cost, Py_NewRef(python_cost));
     Py_XSETREF(g_current_node, Py_NewRef(current_node));
     Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
+}
+
+void set_decompose_hook(PyObject* decompose) {
+    Py_XSETREF(g_decompose, decompose == Py_None ? nullptr : Py_NewRef(decompose));
 }
 
 int op_entry_family(int op, int* params_out, const std::vector<PyObject*>** names_out) {

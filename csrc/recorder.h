@@ -20,6 +20,10 @@ void set_user_hook(PyObject* user_cost);
 // Re-resolves every known op after a user formula was registered or removed; -1 on error.
 int refresh_ops();
 
+// The decomposition hook: callable(mode, func, args, kwargs) -> the op's output, or NotImplemented
+// to run the op whole. Called for ops resolved with no formula.
+void set_decompose_hook(PyObject* decompose);
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

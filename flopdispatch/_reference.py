@@ -57,6 +57,8 @@ def shape(t):
 
 
 def numel(t):
+    if t.is_nested and t.layout == torch.strided:  # a nested tensor has no shape: its values
+        return t.numel()
     return math.prod(shape(t))
 
 
@@ -263,35 +265,46 @@ def foreach(p, c):
     return p["cost"] * total, 0, 0
 
 
-def _mha_block(b, l, s, e, heads, qkv_bias, proj_bias):
-    macs = b * l * e * e + 2 * b * s * e * e + 2 * b * l * s * e + b * l * e * e
-    flops = 2 * macs + 6 * b * heads * l * s
+def _mha_block(lq, lk, pairs, e, heads, qkv_bias, proj_bias):
+    """On lq query tokens, lk key tokens and `pairs` (query, key) pairs."""
+    macs = lq * e * e + 2 * lk * e * e + 2 * pairs * e + lq * e * e
+    flops = 2 * macs + 6 * heads * pairs
     if qkv_bias:
-        flops += b * l * e + 2 * b * s * e
+        flops += lq * e + 2 * lk * e
     if proj_bias:
-        flops += b * l * e
+        flops += lq * e
     return flops, macs
+
+
+def _self_attention_sizes(src):
+    """(tokens, (query, key) pairs, E) of [B, L, E], or of a nested tensor of [L_i, E] sequences."""
+    if src.is_nested:
+        lengths = [(l, e) for l, e in src._nested_tensor_size().tolist()]
+        return sum(l for l, _ in lengths), sum(l * l for l, _ in lengths), lengths[0][1] if lengths else 0
+    b, l, e = shape(src)
+    return b * l, b * l * l, e
 
 
 def mha(p, c):
     q, k = shape(c.tensor(0)), shape(c.tensor(1))
     if len(q) != 3 or len(k) != 3:
         raise ValueError("expected [B, L, E] inputs")
-    flops, macs = _mha_block(q[0], q[1], k[1], q[2], c.arg(4) or 1, c.has_tensor(6), c.has_tensor(8))
+    flops, macs = _mha_block(q[0] * q[1], q[0] * k[1], q[0] * q[1] * k[1], q[2], c.arg(4) or 1, c.has_tensor(6),
+                             c.has_tensor(8))
     return flops, macs, 0
 
 
 def encoder_layer(p, c):
-    b, l, e = shape(c.tensor(0))
+    t, pairs, e = _self_attention_sizes(c.tensor(0))  # nested input: its valid tokens only
     heads = c.arg(2) or 1
     f = shape(c.tensor(14))[0]
-    flops, macs = _mha_block(b, l, l, e, heads, c.has_tensor(4), c.has_tensor(6))
-    ffn = 2 * b * l * e * f
+    flops, macs = _mha_block(t, t, pairs, e, heads, c.has_tensor(4), c.has_tensor(6))
+    ffn = 2 * t * e * f
     macs += ffn
     flops += 2 * ffn
-    flops += (b * l * f if c.has_tensor(15) else 0) + (b * l * e if c.has_tensor(17) else 0)
-    flops += b * l * f * (p["gelu_cost"] if c.arg(7) else p["relu_cost"])
-    flops += 2 * b * l * e * p["layer_norm_cost"] + 2 * b * l * e
+    flops += (t * f if c.has_tensor(15) else 0) + (t * e if c.has_tensor(17) else 0)
+    flops += t * f * (p["gelu_cost"] if c.arg(7) else p["relu_cost"])
+    flops += 2 * t * e * p["layer_norm_cost"] + 2 * t * e
     return flops, macs, 0
 
 

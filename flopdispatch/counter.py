@@ -370,7 +370,7 @@ class count(TotalsShortcuts):
             by_scope.setdefault((scope, phase_name), _Acc()).add(values)
             if family == "unsupported":
                 unsupported[name] = unsupported.get(name, 0) + calls
-                reasons[name] = "no formula declared"
+                reasons[name] = _core.unsupported_reason(name)
         for op, (message, failed_calls) in errors.items():  # calls whose formula failed
             name = ops[op][0] if op in ops else str(op)
             unsupported[name] = unsupported.get(name, 0) + failed_calls

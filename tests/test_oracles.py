@@ -305,7 +305,7 @@ def dims(draw, n, lo=1, hi=9):
     return [draw(st.integers(lo, hi)) for _ in range(n)]
 
 
-@builder("mm", "bmm", "mv", "dot", "vdot", "_int_mm", "outer", "ger")
+@builder("mm", "bmm", "mv", "dot", "vdot", "_int_mm")
 def build_plain_matmul(name, draw):
     m, k, n, b = dims(draw, 4)
     dtype = draw(st.sampled_from(FLOATS))
@@ -317,10 +317,8 @@ def build_plain_matmul(name, draw):
         a_, b_ = meta(m, k, dtype=dtype), meta(k, dtype=dtype)
     elif name in ("dot", "vdot"):
         a_, b_ = meta(k, dtype=dtype), meta(k, dtype=dtype)
-    elif name == "_int_mm":
+    else:  # _int_mm
         a_, b_ = meta(m * 8 + 16, k * 8, dtype=torch.int8), meta(k * 8, n * 8, dtype=torch.int8)
-    else:  # outer, ger
-        a_, b_ = meta(m, dtype=dtype), meta(n, dtype=dtype)
     op = overload_of(name)
     out = run_or(op, (a_, b_), {}, lambda: meta(a_.shape[0], b_.shape[-1], dtype=torch.int32))
     return op, (a_, b_), {}, out
@@ -1638,13 +1636,13 @@ def test_family_cpp_matches_python(family, data):
 @settings(max_examples=40, **SETTINGS)
 @given(data=st.data())
 def test_matmul_macs(data):
-    """mm/bmm/addmm/baddbmm/addbmm/addmv/addr/outer/mv/dot: MACs = product of the distinct dims."""
-    name = data.draw(st.sampled_from(["mm", "bmm", "mv", "dot", "outer", "ger", "addmm", "baddbmm", "addbmm",
+    """mm/bmm/addmm/baddbmm/addbmm/addmv/addr/mv/dot: MACs = product of the distinct dims."""
+    name = data.draw(st.sampled_from(["mm", "bmm", "mv", "dot", "addmm", "baddbmm", "addbmm",
                                       "addmv", "addr", "_addmm_activation"]))
     op, args, kwargs, out = BUILDERS[name](data.draw)
     flops, macs, masked = check(op, args, kwargs, out, family="matmul")
     a, b = (args[1], args[2]) if name.startswith("add") or name in ("baddbmm", "_addmm_activation") else args[:2]
-    if name in ("outer", "ger", "addr"):
+    if name == "addr":
         want = a.numel() * b.numel()  # m * n
     elif b.dim() == 1:
         want = a.numel()  # mv/dot/addmv: m * k (or k)
