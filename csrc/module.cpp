@@ -21,9 +21,14 @@ py::tuple compute(py::handle func, py::handle args, py::handle kwargs, py::handl
     fd::CallView call{args.ptr(), kw, out.ptr(), names};
     try {
         fd::Cost c = fd::compute_cost(family, params, call);
-        return py::make_tuple(c.flops, c.macs, c.masked_macs);
+        PyObject* parts[3] = {fd::py_from_int128(c.flops), fd::py_from_int128(c.macs), fd::py_from_int128(c.masked_macs)};
+        for (PyObject* v : parts) if (!v) { for (PyObject* w : parts) Py_XDECREF(w); throw py::error_already_set(); }
+        return py::make_tuple(py::reinterpret_steal<py::object>(parts[0]), py::reinterpret_steal<py::object>(parts[1]),
+                              py::reinterpret_steal<py::object>(parts[2]));
     } catch (const fd::SymbolicShape&) {
         throw py::value_error("symbolic shape");
+    } catch (const fd::Overflow&) {
+        throw py::value_error("count past 128 bits");
     } catch (const fd::FormulaError& e) {
         throw py::value_error(e.what());
     }

@@ -85,7 +85,9 @@ int resolve_op(PyObject* func) {
 // ----- bytes ------------------------------------------------------------------------------------
 
 int64_t nbytes(PyObject* t) {
-    return numel_of(t) * dtype_info(t).itemsize;
+    int64_t r;
+    if (__builtin_mul_overflow(numel_of(t), dtype_info(t).itemsize, &r)) throw Overflow{};  // Python path
+    return r;
 }
 
 int64_t nbytes_of_value(PyObject* v) {
@@ -95,7 +97,7 @@ int64_t nbytes_of_value(PyObject* v) {
         Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
         PyObject** items = PySequence_Fast_ITEMS(v);
         for (Py_ssize_t i = 0; i < n; ++i)
-            if (is_tensor(items[i])) total += nbytes(items[i]);
+            if (is_tensor(items[i]) && __builtin_add_overflow(total, nbytes(items[i]), &total)) throw Overflow{};
         return total;
     }
     return 0;
@@ -106,14 +108,14 @@ int64_t bytes_read(const OpEntry& e, PyObject* args, PyObject* kwargs) {
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     for (Py_ssize_t i = 0; i < n; ++i) {
         if (i == e.overwritten_arg) continue;
-        total += nbytes_of_value(PyTuple_GET_ITEM(args, i));
+        if (__builtin_add_overflow(total, nbytes_of_value(PyTuple_GET_ITEM(args, i)), &total)) throw Overflow{};
     }
     if (kwargs && PyDict_GET_SIZE(kwargs)) {
         PyObject *key, *value;
         Py_ssize_t pos = 0;
         while (PyDict_Next(kwargs, &pos, &key, &value)) {
             if (key == globals().str_out || PyUnicode_CompareWithASCIIString(key, "out") == 0) continue;  // out= is written
-            total += nbytes_of_value(value);
+            if (__builtin_add_overflow(total, nbytes_of_value(value), &total)) throw Overflow{};
         }
     }
     return total;
@@ -355,7 +357,7 @@ struct RecorderState {
         }
     }
 
-    void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written, OpTime& t) {
+    void add(int scope, int phase, int op, const Cost& c, i128 read, i128 written, OpTime& t) {
         uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
         Stats& s = table[key];
         s.seconds += t.seconds;
@@ -474,15 +476,15 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     if (kwargs == Py_None) kwargs = nullptr;
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
-    int64_t read = 0, written = 0;
+    i128 read = 0, written = 0;
     bool use_python = st->python_formulas;
     if (!use_python) {
         try {
             read = bytes_read(e, args, kwargs);
             written = nbytes_of_value(out);
             cost = compute_cost(e.family, e.params, call);
-        } catch (const SymbolicShape&) {
-            use_python = true;  // sizes are SymInts: the Python reference evaluates them
+        } catch (const NeedsPython&) {
+            use_python = true;  // SymInt sizes, or past 128 bits: the Python reference (Python ints)
         } catch (const FormulaError& err) {
             st->note_error(op, err.what());
             cost = Cost{};
@@ -490,14 +492,14 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     }
     if (use_python) {
         PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
-        long long f = 0, m = 0, mm = 0, rd = 0, wr = 0;
-        if (r && PyArg_ParseTuple(r, "LLLLL", &f, &m, &mm, &rd, &wr)) {
-            cost.flops = f;
-            cost.macs = m;
-            cost.masked_macs = mm;
-            read = rd;
-            written = wr;
-        } else {
+        PyObject *f, *m, *mm, *rd, *wr;  // Python ints of any size
+        bool ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(f, &cost.flops) &&
+                  int128_from_py(m, &cost.macs) && int128_from_py(mm, &cost.masked_macs) &&
+                  int128_from_py(rd, &read) && int128_from_py(wr, &written);
+        if (!ok) {
+            if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "count past 128 bits");
+            cost = Cost{};
+            read = written = 0;
             PyErr_Fetch(&etype, &evalue, &etb);
             std::string msg = "formula failed";
             if (evalue) {
