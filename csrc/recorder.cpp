@@ -493,13 +493,14 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     if (use_python) {
         PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
         PyObject *f, *m, *mm, *rd, *wr;  // Python ints of any size
-        bool ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(f, &cost.flops) &&
-                  int128_from_py(m, &cost.macs) && int128_from_py(mm, &cost.masked_macs) &&
-                  int128_from_py(rd, &read) && int128_from_py(wr, &written);
-        if (!ok) {
+        bool bytes_ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(rd, &read) &&
+                        int128_from_py(wr, &written);
+        bool ok = bytes_ok && int128_from_py(f, &cost.flops) && int128_from_py(m, &cost.macs) &&
+                  int128_from_py(mm, &cost.masked_macs);
+        if (!ok) {  // a count past 128 bits is reported against the op, never wrapped
             if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "count past 128 bits");
             cost = Cost{};
-            read = written = 0;
+            if (!bytes_ok) read = written = 0;
             PyErr_Fetch(&etype, &evalue, &etb);
             std::string msg = "formula failed";
             if (evalue) {
