@@ -866,10 +866,10 @@ Cost grid_sampler(const int* p, const CallView& call) {
     return done(flops);
 }
 
-// ----- weight norm -----------------------------------------------------------------------------
+// ----- per element of an input and of one output (weight norm, CTC) ------------------------------
 
 // p1 FLOPs per element of the input p0, plus p3 per element of output p2 (the norms).
-Cost weight_norm(const int* p, const CallView& call) {
+Cost per_element(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[0]);
     if (!dtype_info(input).floating) return Cost{};
     PyObject* small = call.out_tensor(p[2]);
@@ -924,8 +924,8 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return embedding_bag(p, call);
         case F_GRID_SAMPLER:
             return grid_sampler(p, call);
-        case F_WEIGHT_NORM:
-            return weight_norm(p, call);
+        case F_PER_ELEMENT:
+            return per_element(p, call);
         default:
             throw FormulaError("unknown family");
     }

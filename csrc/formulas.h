@@ -40,7 +40,7 @@ enum Family : int {
     F_DISTANCE,        // p0=x1 p1=x2 (-1: pairs within x1) p2=p arg p3=kind (0 forward, 1 backward, 2 mm)
     F_EMBEDDING_BAG,   // p0=rows (last dim D) p1=indices p2=mode arg p3=per_sample_weights p4=kind
     F_GRID_SAMPLER,    // p0=counted (-1: output 0) p1=grid p2=mode arg p3=output_mask p4..p6=costs
-    F_WEIGHT_NORM,      // p0=input p1=FLOPs per input element p2=output index p3=FLOPs per its element
+    F_PER_ELEMENT,      // p0=input p1=FLOPs per input element p2=output index p3=FLOPs per its element
     F_COUNT
 };
 
@@ -49,7 +49,7 @@ inline const char* family_name(int f) {
                                   "conv_backward", "attention", "elementwise", "reduce", "norm",
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
                                   "rnn",         "fft",    "linalg",      "trilinear", "distance",
-                                  "embedding_bag", "grid_sampler", "weight_norm"};
+                                  "embedding_bag", "grid_sampler", "per_element"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

@@ -47,7 +47,7 @@ FAMILY_PARAMS = {
     # counted: output (-1, forward) or grad_output; costs per counted element by interpolation mode
     # (nearest 0), coord_cost per grid coordinate
     "grid_sampler": ("counted", "grid", "mode", "output_mask", "linear_cost", "cubic_cost", "coord_cost"),
-    "weight_norm": ("input", "cost", "output", "cost_output"),  # per input element + per element of output k
+    "per_element": ("input", "cost", "output", "cost_output"),  # per element of an input + per element of output k
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
@@ -325,10 +325,16 @@ OPS = [
     ("cudnn_grid_sampler_backward", "grid_sampler", {"counted": 2, "grid": 1, "linear_cost": 9, "coord_cost": 3}),
     # ---- weight norm: w = g * v / |v| (norm over every dim but `dim`) ---------------------------------
     # forward: square and add per element of v, sqrt and g / norm per norm, one multiply per element
-    ("_weight_norm_interface", "weight_norm", {"input": 0, "cost": 3, "output": 1, "cost_output": 2}),
+    ("_weight_norm_interface", "per_element", {"input": 0, "cost": 3, "output": 1, "cost_output": 2}),
     # backward: grad_g = sum(grad_w * v) / norm (2 per element, 1 per norm); grad_v =
     # g / norm * (grad_w - v * grad_g / norm) (3 per element, 2 per norm)
-    ("_weight_norm_interface_backward", "weight_norm", {"input": 0, "cost": 5, "output": 1, "cost_output": 3}),
+    ("_weight_norm_interface_backward", "per_element", {"input": 0, "cost": 5, "output": 1, "cost_output": 3}),
+    # ---- CTC loss: the (time x extended-target) lattice is the log_alpha tensor [N, T, 2S + 1] --------
+    # forward: per lattice cell a log-sum-exp of 2-3 predecessors and the emission add (10)
+    ("_ctc_loss", "per_element", {"input": 0, "output": 1, "cost_output": 10}),
+    # backward: the beta recursion (10), alpha + beta (1) and its log-add into the class total (4) per
+    # cell, then the gradient exp(lp) - exp(total - nll - lp) per log_probs element (5)
+    ("_ctc_loss_backward", "per_element", {"input": 6, "cost": 15, "output": 0, "cost_output": 5}),
 ]
 
 

@@ -488,9 +488,9 @@ def grid_sampler(p, c):
     return numel(counted) * per * passes + numel(c.tensor(p["grid"])) * p["coord_cost"], 0, 0
 
 
-# ---- weight norm ----------------------------------------------------------------------------------
+# ---- per element of an input and of one output (weight norm, CTC) --------------------------------
 
-def weight_norm(p, c):
+def per_element(p, c):
     inp = c.tensor(p["input"])
     if not _floating(inp):
         return 0, 0, 0
@@ -509,7 +509,7 @@ FAMILIES = {
     "reduce": reduce, "norm": norm, "norm_backward": norm_backward, "pool": pool,
     "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer, "rnn": rnn,
     "fft": fft, "linalg": linalg, "trilinear": trilinear, "distance": distance,
-    "embedding_bag": embedding_bag, "grid_sampler": grid_sampler, "weight_norm": weight_norm,
+    "embedding_bag": embedding_bag, "grid_sampler": grid_sampler, "per_element": per_element,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

@@ -335,6 +335,16 @@ def test_weight_norm():
     assert flops == 5 * 60 + 3 * 4  # 312
 
 
+def test_ctc_loss_forward_and_backward():
+    t, n, c, s = 12, 2, 5, 3  # time, batch, classes, target length: lattice 2 x 12 x (2*3 + 1) = 168 cells
+    log_probs = torch.randn(t, n, c).log_softmax(-1).requires_grad_()
+    targets = torch.randint(1, c, (n, s))
+    cnt = count(lambda: F.ctc_loss(log_probs, targets, [t] * n, [s] * n).backward())
+    assert cnt.ops()["aten::_ctc_loss"]["flops"] == 10 * 168  # a 2-3 term log-sum-exp + emission per cell = 1,680
+    # backward: 15 per lattice cell (2,520) + 5 per log_probs element (12*2*5 = 120 -> 600) = 3,120
+    assert cnt.ops()["aten::_ctc_loss_backward"]["flops"] == 15 * 168 + 5 * 120
+
+
 # ---------------------------------------------------------------------------------------------------
 # Exact counts past 64 bits
 # ---------------------------------------------------------------------------------------------------

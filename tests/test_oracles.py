@@ -1388,6 +1388,26 @@ def build_weight_norm(name, draw):
     return op, args, {}, run_or(op, args, {}, lambda: (meta(shape, dtype=dtype), meta(small, dtype=dtype)))
 
 
+@builder("_ctc_loss", "_ctc_loss_backward")
+def build_ctc(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    t, n, c, s = dims(draw, 4, 1, 6)
+    batched = draw(st.booleans())
+    lp = meta([t, n, c] if batched else [t, c], dtype=dtype)
+    targets = meta([n, s] if batched else [s], dtype=torch.int64)
+    lengths = ([t] * n, [s] * n) if batched else ([t], [s])
+    alpha_shape = ([n] if batched else []) + [t, 2 * s + 1]
+    op = overload_of(name)
+    if name == "_ctc_loss":
+        args = (lp, targets, *lengths, 0, False)
+        fallback = lambda: (meta([n] if batched else [], dtype=dtype), meta(alpha_shape, dtype=dtype))  # noqa: E731
+    else:
+        nll = meta([n] if batched else [], dtype=dtype)
+        args = (meta(nll.shape, dtype=dtype), lp, targets, *lengths, nll, meta(alpha_shape, dtype=dtype), 0, False)
+        fallback = lambda: meta(lp.shape, dtype=dtype)  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
