@@ -878,6 +878,33 @@ Cost per_element(const int* p, const CallView& call) {
     return done(flops);
 }
 
+// ----- fused linear + cross-entropy (F.linear_cross_entropy's chunked custom ops) -----------------
+
+// logits = input [N, D] @ weight [V, D]^T, their log-softmax loss, and, when the op precomputes
+// them (flags at p3, p3+1, p3+2), grad_input = dlogits @ W and grad_weight = dlogits^T @ input
+// (one more N x V x D product each) and grad_bias (a sum over N).
+Cost linear_cross_entropy(const int* p, const CallView& call) {
+    PyObject* input = call.tensor(p[0]);
+    if (!dtype_info(input).floating) return Cost{};
+    read_shape(call.tensor(p[1]), s_b);
+    if (s_b.size() != 2) throw FormulaError("expected a [classes, features] weight");
+    Count classes = s_b[0], features = s_b[1];
+    Count logits = s_b[1] ? Count(numel_of(input)) / features * classes : Count(0);
+    bool gi = false, gw = false, gb = false;
+    if (p[3] >= 0) {
+        gi = call.get_bool(p[3], false);
+        gw = call.get_bool(p[3] + 1, false);
+        gb = call.get_bool(p[3] + 2, false);
+    }
+    bool bias = call.has_tensor(p[2]);
+    Count macs = logits * features * (1 + (gi ? 1 : 0) + (gw ? 1 : 0));
+    Count flops = 2 * macs + logits * p[4];
+    if (bias) flops += logits;                  // bias add
+    if (gi || gw || gb) flops += logits * p[5];  // softmax - one-hot, scaled
+    if (gb) flops += logits;                    // grad_bias: a sum over the rows
+    return done(flops, macs);
+}
+
 }  // namespace
 
 Cost compute_cost(int family, const int* p, const CallView& call) {
@@ -926,6 +953,8 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return grid_sampler(p, call);
         case F_PER_ELEMENT:
             return per_element(p, call);
+        case F_LINEAR_CROSS_ENTROPY:
+            return linear_cross_entropy(p, call);
         default:
             throw FormulaError("unknown family");
     }

@@ -41,6 +41,8 @@ enum Family : int {
     F_EMBEDDING_BAG,   // p0=rows (last dim D) p1=indices p2=mode arg p3=per_sample_weights p4=kind
     F_GRID_SAMPLER,    // p0=counted (-1: output 0) p1=grid p2=mode arg p3=output_mask p4..p6=costs
     F_PER_ELEMENT,      // p0=input p1=FLOPs per input element p2=output index p3=FLOPs per its element
+    F_LINEAR_CROSS_ENTROPY,  // p0=input p1=weight [V, D] p2=bias p3=first compute-grad flag arg
+                             // p4=FLOPs per logit (loss) p5=FLOPs per logit (gradient)
     F_COUNT
 };
 
@@ -49,7 +51,8 @@ inline const char* family_name(int f) {
                                   "conv_backward", "attention", "elementwise", "reduce", "norm",
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
                                   "rnn",         "fft",    "linalg",      "trilinear", "distance",
-                                  "embedding_bag", "grid_sampler", "per_element"};
+                                  "embedding_bag", "grid_sampler", "per_element",
+                                  "linear_cross_entropy"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

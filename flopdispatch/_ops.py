@@ -48,11 +48,13 @@ FAMILY_PARAMS = {
     # (nearest 0), coord_cost per grid coordinate
     "grid_sampler": ("counted", "grid", "mode", "output_mask", "linear_cost", "cubic_cost", "coord_cost"),
     "per_element": ("input", "cost", "output", "cost_output"),  # per element of an input + per element of output k
+    # grads: position of compute_input_grad (weight and bias flags follow; -1: loss only); costs per logit
+    "linear_cross_entropy": ("input", "weight", "bias", "grads", "cost", "grad_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
                     "signal", "dim", "matrix", "other", "flag", "flag2", "i1", "expand1", "x1", "x2", "p", "rows",
-                    "indices", "mode", "per_sample_weights", "grid"}
+                    "indices", "mode", "per_sample_weights", "grid", "grads"}
 
 # Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
 # csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
@@ -335,6 +337,12 @@ OPS = [
     # backward: the beta recursion (10), alpha + beta (1) and its log-add into the class total (4) per
     # cell, then the gradient exp(lp) - exp(total - nll - lp) per log_probs element (5)
     ("_ctc_loss_backward", "per_element", {"input": 6, "cost": 15, "output": 0, "cost_output": 5}),
+    # ---- F.linear_cross_entropy's chunked custom ops: logits, log-softmax loss (5 per logit as
+    # _log_softmax) and, precomputed in forward, softmax - one-hot (2 per logit) and the gradients --------
+    ("torch_nn::_linear_cross_entropy_batch_chunked", "linear_cross_entropy",
+     {"input": 0, "weight": 1, "bias": 3, "grads": 12, "cost": SOFTMAX, "grad_cost": 2}),
+    ("torch_nn::_linear_cross_entropy_batch_chunked_no_reduction", "linear_cross_entropy",
+     {"input": 0, "weight": 1, "bias": 3, "cost": SOFTMAX, "grad_cost": 2}),
 ]
 
 

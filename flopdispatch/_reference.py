@@ -499,6 +499,25 @@ def per_element(p, c):
     return p["cost"] * numel(inp) + p["cost_output"] * small, 0, 0
 
 
+# ---- fused linear + cross-entropy ------------------------------------------------------------------
+
+def linear_cross_entropy(p, c):
+    inp = c.tensor(p["input"])
+    if not _floating(inp):
+        return 0, 0, 0
+    classes, features = shape(c.tensor(p["weight"]))
+    logits = numel(inp) // features * classes if features else 0
+    gi = gw = gb = False
+    if p["grads"] >= 0:
+        gi, gw, gb = (bool(c.arg(p["grads"] + i)) for i in range(3))
+    macs = logits * features * (1 + int(gi) + int(gw))
+    flops = 2 * macs + logits * p["cost"]
+    flops += logits if c.has_tensor(p["bias"]) else 0
+    flops += logits * p["grad_cost"] if (gi or gw or gb) else 0
+    flops += logits if gb else 0
+    return flops, macs, 0
+
+
 def _zero(p, c):
     return 0, 0, 0
 
@@ -510,6 +529,7 @@ FAMILIES = {
     "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer, "rnn": rnn,
     "fft": fft, "linalg": linalg, "trilinear": trilinear, "distance": distance,
     "embedding_bag": embedding_bag, "grid_sampler": grid_sampler, "per_element": per_element,
+    "linear_cross_entropy": linear_cross_entropy,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

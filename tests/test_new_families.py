@@ -345,6 +345,21 @@ def test_ctc_loss_forward_and_backward():
     assert cnt.ops()["aten::_ctc_loss_backward"]["flops"] == 15 * 168 + 5 * 120
 
 
+def test_linear_cross_entropy_chunked_ops():
+    import torch.nn.modules.linear_cross_entropy  # noqa: F401 - registers the torch_nn custom ops
+
+    n, d, v = 6, 4, 10  # rows, features, classes: 60 logits, 240 MACs per N x V x D product
+    x, w, t = meta(n, d), meta(v, d), meta(n, dtype=torch.int64)
+    op = torch.ops.torch_nn._linear_cross_entropy_batch_chunked.default
+    args = (x, w, t, None, None, "mean", -100, 0.0, 4, "auto", torch.float32, False, True, True, False)
+    flops, macs, _ = both(op, args)
+    assert macs == 3 * 240  # logits, grad_input, grad_weight = 720
+    assert flops == 2 * 720 + 5 * 60 + 2 * 60  # + log-softmax loss 5 per logit + gradient 2 per logit = 1,860
+    op = torch.ops.torch_nn._linear_cross_entropy_batch_chunked_no_reduction.default
+    flops, macs, _ = both(op, (x, w, t, None, None, -100, 4, "auto", torch.float32))
+    assert (flops, macs) == (2 * 240 + 5 * 60, 240)  # loss only: 780
+
+
 # ---------------------------------------------------------------------------------------------------
 # Exact counts past 64 bits
 # ---------------------------------------------------------------------------------------------------

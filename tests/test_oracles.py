@@ -1408,6 +1408,25 @@ def build_ctc(name, draw):
     return op, args, {}, run_or(op, args, {}, fallback)
 
 
+@builder("torch_nn::_linear_cross_entropy_batch_chunked", "torch_nn::_linear_cross_entropy_batch_chunked_no_reduction")
+def build_linear_cross_entropy(name, draw):
+    import torch.nn.modules.linear_cross_entropy  # noqa: F401 - registers the torch_nn custom ops
+
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    n, d, v = dims(draw, 3, 1, 8)
+    x, w, t = meta(n, d, dtype=dtype), meta(v, d, dtype=dtype), meta(n, dtype=torch.int64)
+    bias = meta(v, dtype=dtype) if draw(st.booleans()) else None
+    op = getattr(torch.ops.torch_nn, name.partition("::")[2]).default
+    if name.endswith("no_reduction"):
+        args = (x, w, t, bias, None, -100, 4, "auto", dtype)
+        fallback = lambda: meta(n, dtype=dtype)  # noqa: E731
+    else:
+        flags = [draw(st.booleans()) for _ in range(3)]
+        args = (x, w, t, bias, None, "mean", -100, 0.0, 4, "auto", dtype, False, *flags)
+        fallback = lambda: (meta((), dtype=dtype), meta(n, d, dtype=dtype), meta(v, d, dtype=dtype), meta(v, dtype=dtype))  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
