@@ -905,6 +905,38 @@ Cost linear_cross_entropy(const int* p, const CallView& call) {
     return done(flops, macs);
 }
 
+// ----- sparse (CSR) x dense products ------------------------------------------------------------
+
+// One MAC per stored element of the sparse operand per column of the dense one (its last dim),
+// once per gradient requested (backward); plus p3 FLOPs per stored element (scaling, adds).
+Cost sparse_matmul(const int* p, const CallView& call) {
+    PyObject* sparse = call.tensor(p[0]);
+    if (!dtype_info(sparse).floating) return Cost{};
+    static PyObject* str_nnz = PyUnicode_InternFromString("_nnz");
+    PyObject* r = PyObject_CallMethodNoArgs(sparse, str_nnz);
+    if (!r) {
+        PyErr_Clear();
+        throw FormulaError("sparse operand has no _nnz()");
+    }
+    int64_t nnz = PyLong_Check(r) ? as_int(r) : -1;  // as_int throws for a SymInt: Python path
+    Py_DECREF(r);
+    if (nnz < 0) throw FormulaError("sparse operand has no _nnz()");
+    read_shape(sparse, s_a);
+    Count stored = nnz;  // per batch for a batched CSR tensor
+    for (size_t i = 0; i + 2 < s_a.size(); ++i) stored *= s_a[i];
+    read_shape(call.tensor(p[1]), s_b);
+    int64_t passes = 1;
+    if (p[2] >= 0) {
+        std::vector<int64_t> mask;
+        call.get_int_list(p[2], mask);
+        if (mask.empty()) mask.assign(2, 1);
+        while (mask.size() < 2) mask.push_back(0);
+        passes = mask[0] + mask[1];
+    }
+    Count macs = stored * (s_b.empty() ? 1 : s_b.back()) * passes;
+    return done(2 * macs + stored * p[3], macs);
+}
+
 }  // namespace
 
 Cost compute_cost(int family, const int* p, const CallView& call) {
@@ -955,6 +987,8 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return per_element(p, call);
         case F_LINEAR_CROSS_ENTROPY:
             return linear_cross_entropy(p, call);
+        case F_SPARSE_MATMUL:
+            return sparse_matmul(p, call);
         default:
             throw FormulaError("unknown family");
     }

@@ -43,6 +43,7 @@ enum Family : int {
     F_PER_ELEMENT,      // p0=input p1=FLOPs per input element p2=output index p3=FLOPs per its element
     F_LINEAR_CROSS_ENTROPY,  // p0=input p1=weight [V, D] p2=bias p3=first compute-grad flag arg
                              // p4=FLOPs per logit (loss) p5=FLOPs per logit (gradient)
+    F_SPARSE_MATMUL,   // p0=sparse CSR arg p1=dense arg p2=output_mask p3=FLOPs per stored element
     F_COUNT
 };
 
@@ -52,7 +53,7 @@ inline const char* family_name(int f) {
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
                                   "rnn",         "fft",    "linalg",      "trilinear", "distance",
                                   "embedding_bag", "grid_sampler", "per_element",
-                                  "linear_cross_entropy"};
+                                  "linear_cross_entropy", "sparse_matmul"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

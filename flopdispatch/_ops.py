@@ -50,11 +50,13 @@ FAMILY_PARAMS = {
     "per_element": ("input", "cost", "output", "cost_output"),  # per element of an input + per element of output k
     # grads: position of compute_input_grad (weight and bias flags follow; -1: loss only); costs per logit
     "linear_cross_entropy": ("input", "weight", "bias", "grads", "cost", "grad_cost"),
+    "sparse_matmul": ("sparse", "dense", "output_mask", "cost"),  # MACs: stored elements x dense.shape[-1]
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
                     "signal", "dim", "matrix", "other", "flag", "flag2", "i1", "expand1", "x1", "x2", "p", "rows",
-                    "indices", "mode", "per_sample_weights", "grid", "grads"}
+                    "indices", "mode", "per_sample_weights", "grid", "grads",
+                    "sparse", "dense"}
 
 # Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
 # csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
@@ -343,6 +345,12 @@ OPS = [
      {"input": 0, "weight": 1, "bias": 3, "grads": 12, "cost": SOFTMAX, "grad_cost": 2}),
     ("torch_nn::_linear_cross_entropy_batch_chunked_no_reduction", "linear_cross_entropy",
      {"input": 0, "weight": 1, "bias": 3, "cost": SOFTMAX, "grad_cost": 2}),
+    # ---- sparse CSR x dense: one MAC per stored element per dense column ----------------------------
+    # sampled_addmm: mat1 @ mat2 at self's stored positions (k MACs each), then beta*self + alpha*(.)
+    ("sparse_sampled_addmm", "sparse_matmul", {"sparse": 0, "dense": 1, "cost": 3}),
+    ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
+    # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
+    ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
 ]
 
 

@@ -518,6 +518,20 @@ def linear_cross_entropy(p, c):
     return flops, macs, 0
 
 
+# ---- sparse (CSR) x dense products ---------------------------------------------------------------
+
+def sparse_matmul(p, c):
+    sparse = c.tensor(p["sparse"])
+    if not _floating(sparse):
+        return 0, 0, 0
+    stored = _concrete(sparse._nnz()) * math.prod(shape(sparse)[:-2])
+    passes = 1
+    if p["output_mask"] >= 0:
+        passes = sum(int(bool(x)) for x in _output_mask(c.arg(p["output_mask"]))[:2])
+    macs = stored * (shape(c.tensor(p["dense"])) or [1])[-1] * passes
+    return 2 * macs + stored * p["cost"], macs, 0
+
+
 def _zero(p, c):
     return 0, 0, 0
 
@@ -529,7 +543,7 @@ FAMILIES = {
     "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer, "rnn": rnn,
     "fft": fft, "linalg": linalg, "trilinear": trilinear, "distance": distance,
     "embedding_bag": embedding_bag, "grid_sampler": grid_sampler, "per_element": per_element,
-    "linear_cross_entropy": linear_cross_entropy,
+    "linear_cross_entropy": linear_cross_entropy, "sparse_matmul": sparse_matmul,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

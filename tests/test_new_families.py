@@ -360,6 +360,17 @@ def test_linear_cross_entropy_chunked_ops():
     assert (flops, macs) == (2 * 240 + 5 * 60, 240)  # loss only: 780
 
 
+def test_sparse_csr_products():
+    mask = torch.tensor([[1, 0, 0, 1], [0, 0, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)  # 5 stored of 12
+    sparse = (torch.rand(3, 4) * mask + mask).to_sparse_csr()
+    mat1, mat2 = torch.rand(3, 7), torch.rand(7, 4)  # k = 7
+    flops, macs, _ = both(aten.sparse_sampled_addmm.default, (sparse, mat1, mat2))
+    assert macs == 5 * 7  # one 7-long dot product per stored element = 35
+    assert flops == 2 * 35 + 3 * 5  # + beta * self, alpha * (.), add per stored element = 85
+    flops, macs, _ = both(aten._sparse_mm_reduce_impl.default, (sparse, torch.rand(4, 6), "sum"))
+    assert (flops, macs) == (2 * 5 * 6, 5 * 6)  # stored x dense columns = 30 MACs
+
+
 # ---------------------------------------------------------------------------------------------------
 # Exact counts past 64 bits
 # ---------------------------------------------------------------------------------------------------

@@ -1427,6 +1427,24 @@ def build_linear_cross_entropy(name, draw):
     return op, args, {}, run_or(op, args, {}, fallback)
 
 
+@builder("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "_sparse_mm_reduce_impl_backward")
+def build_sparse_matmul(name, draw):
+    m, k, n = dims(draw, 3, 1, 6)
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    cols = n if name == "sparse_sampled_addmm" else k  # sampled: self [m, n]; sparse.mm: self [m, k]
+    dense_mask = torch.rand(m, cols) < draw(st.sampled_from([0.0, 0.3, 1.0]))
+    sparse = (torch.rand(m, cols, dtype=dtype) * dense_mask).to_sparse_csr()  # CPU: a real nnz
+    op = overload_of(name)
+    if name == "sparse_sampled_addmm":
+        args = (sparse, torch.rand(m, k, dtype=dtype), torch.rand(k, n, dtype=dtype))
+    elif name == "_sparse_mm_reduce_impl":
+        args = (sparse, torch.rand(k, n, dtype=dtype), draw(st.sampled_from(["sum", "mean", "amax"])))
+    else:
+        args = (sparse, torch.rand(m, n, dtype=dtype), torch.rand(k, n, dtype=dtype), "sum",
+                torch.zeros(0, dtype=torch.int64), [draw(st.booleans()), draw(st.booleans())])
+    return op, args, {}, run_or(op, args, {}, lambda: (torch.zeros(m, n, dtype=dtype),))
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
