@@ -85,6 +85,8 @@ struct Count {
     Count(unsigned long long x) : v(x) {}
 };
 inline Count operator*(Count a, Count b) {
+    // Two 64-bit factors (the usual case: sizes) cannot overflow 128 bits: skip the check.
+    if (a.v == static_cast<int64_t>(a.v) && b.v == static_cast<int64_t>(b.v)) return a.v * b.v;
     __int128 r;
     if (__builtin_mul_overflow(a.v, b.v, &r)) throw Overflow{};
     return r;
