@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from . import _ops
 from ._ops import FAMILY_PARAMS
 
 
@@ -342,8 +343,6 @@ def _flag(c, pos, default):
 
 
 def linalg(p, c):
-    from . import _ops as o
-
     a = c.tensor(p["matrix"])
     if not _floating(a):
         return 0, 0, 0
@@ -352,47 +351,47 @@ def linalg(p, c):
         raise ValueError("expected a matrix [..., m, n]")
     batch, m, n = math.prod(sa[:-2]), sa[-2], sa[-1]
     k, kind = min(m, n), p["kind"]
-    if kind in (o.LA_TRI_SOLVE, o.LA_FACTORED_SOLVE, o.LA_SOLVE):
+    if kind in (_ops.LA_TRI_SOLVE, _ops.LA_FACTORED_SOLVE, _ops.LA_SOLVE):
         columns_n = _out_numel(c) * n
-        flops = columns_n if kind == o.LA_TRI_SOLVE else 2 * columns_n
-        return flops + (batch * _lu(n, n) if kind == o.LA_SOLVE else 0), 0, 0
-    if kind == o.LA_APPLY_Q:
+        flops = columns_n if kind == _ops.LA_TRI_SOLVE else 2 * columns_n
+        return flops + (batch * _lu(n, n) if kind == _ops.LA_SOLVE else 0), 0, 0
+    if kind == _ops.LA_APPLY_Q:
         reflectors = (shape(c.tensor(p["other"])) or [1])[-1]
         sc = shape(c.outputs()[0])
         cm, cn = sc[-2], sc[-1]
         left = _flag(c, p["flag"], True)
         return math.prod(sc[:-2]) * (4 * cm * cn * reflectors - 2 * (cn if left else cm) * reflectors ** 2), 0, 0
-    if kind == o.LA_LSTSQ:
+    if kind == _ops.LA_LSTSQ:
         columns = _out_numel(c) // n if n else 0
         return batch * _qr(m, n) + columns * (4 * m * k - k * k), 0, 0
-    if kind == o.LA_FACTOR_SYM:
+    if kind == _ops.LA_FACTOR_SYM:
         per = n ** 3 // 3
-    elif kind == o.LA_FACTOR_LU:
+    elif kind == _ops.LA_FACTOR_LU:
         per = _lu(m, n)
-    elif kind == o.LA_INVERSE:
+    elif kind == _ops.LA_INVERSE:
         per = 2 * n ** 3
-    elif kind == o.LA_INVERSE_FROM_CHOLESKY:
+    elif kind == _ops.LA_INVERSE_FROM_CHOLESKY:
         per = 2 * n ** 3 // 3
-    elif kind == o.LA_QR:
+    elif kind == _ops.LA_QR:
         per = _qr(m, n)
         mode = c.arg(p["flag"])
         if mode == "complete":
             per += _householder(m, m, k)
         elif mode != "r" and p["flag"] >= 0:  # "reduced", the default
             per += _householder(m, k, k)
-    elif kind == o.LA_HOUSEHOLDER_PRODUCT:
+    elif kind == _ops.LA_HOUSEHOLDER_PRODUCT:
         per = _householder(m, n, (shape(c.tensor(p["other"])) or [1])[-1])
-    elif kind == o.LA_EIGH:
+    elif kind == _ops.LA_EIGH:
         per = 9 * n ** 3 if _flag(c, p["flag"], True) else 4 * n ** 3 // 3
-    elif kind == o.LA_EIG:
+    elif kind == _ops.LA_EIG:
         per = 25 * n ** 3
-    elif kind == o.LA_EIGVALS:
+    elif kind == _ops.LA_EIGVALS:
         per = 10 * n ** 3
-    elif kind == o.LA_SVD:
+    elif kind == _ops.LA_SVD:
         per = _svd(m, n, _flag(c, p["flag"], True), _flag(c, p["flag2"], False))
-    elif kind == o.LA_PINV:
+    elif kind == _ops.LA_PINV:
         per = (9 * n ** 3 if _flag(c, p["flag"], False) else _svd(m, n, True, False)) + 2 * m * n * k
-    elif kind == o.LA_MATRIX_EXP:
+    elif kind == _ops.LA_MATRIX_EXP:
         per = 10 * n ** 3
     else:
         raise ValueError("unknown linear algebra kind")
