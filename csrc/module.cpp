@@ -21,10 +21,12 @@ py::tuple compute(py::handle func, py::handle args, py::handle kwargs, py::handl
     fd::CallView call{args.ptr(), kw, out.ptr(), names};
     try {
         fd::Cost c = fd::compute_cost(family, params, call);
-        PyObject* parts[3] = {fd::py_from_int128(c.flops), fd::py_from_int128(c.macs), fd::py_from_int128(c.masked_macs)};
-        for (PyObject* v : parts) if (!v) { for (PyObject* w : parts) Py_XDECREF(w); throw py::error_already_set(); }
-        return py::make_tuple(py::reinterpret_steal<py::object>(parts[0]), py::reinterpret_steal<py::object>(parts[1]),
-                              py::reinterpret_steal<py::object>(parts[2]));
+        // Python ints of any size: counts may pass 2^63.
+        py::object flops = py::reinterpret_steal<py::object>(fd::py_from_int128(c.flops));
+        py::object macs = py::reinterpret_steal<py::object>(fd::py_from_int128(c.macs));
+        py::object masked = py::reinterpret_steal<py::object>(fd::py_from_int128(c.masked_macs));
+        if (!flops || !macs || !masked) throw py::error_already_set();
+        return py::make_tuple(flops, macs, masked);
     } catch (const fd::SymbolicShape&) {
         throw py::value_error("symbolic shape");
     } catch (const fd::Overflow&) {
