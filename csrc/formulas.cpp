@@ -2,6 +2,7 @@
 #include "formulas.h"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 namespace fd {
@@ -95,16 +96,66 @@ int64_t numel_of(PyObject* tensor) {
     }
     int64_t n = 1;
     Py_ssize_t nd = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : 0;
+    bool overflow = false;
     for (Py_ssize_t i = 0; i < nd; ++i) {
         PyObject* d = PyTuple_GET_ITEM(shape, i);
         if (!PyLong_Check(d)) {
             Py_DECREF(shape);
             throw SymbolicShape{};
         }
-        n *= PyLong_AsLongLong(d);
+        overflow |= __builtin_mul_overflow(n, static_cast<int64_t>(PyLong_AsLongLong(d)), &n);
     }
     Py_DECREF(shape);
+    if (overflow) throw Overflow{};  // a logical (expanded) size past int64
     return n;
+}
+
+PyObject* py_from_int128(__int128 v) {
+    if (v >= INT64_MIN && v <= INT64_MAX) return PyLong_FromLongLong(static_cast<long long>(v));
+    // v = hi * 2^64 + lo, hi signed, lo unsigned
+    unsigned long long lo = static_cast<unsigned long long>(static_cast<unsigned __int128>(v));
+    long long hi = static_cast<long long>(v >> 64);  // arithmetic shift: floor(v / 2^64)
+    PyObject* h = PyLong_FromLongLong(hi);
+    PyObject* sh = PyLong_FromLong(64);
+    PyObject* l = PyLong_FromUnsignedLongLong(lo);
+    PyObject* hs = (h && sh) ? PyNumber_Lshift(h, sh) : nullptr;
+    PyObject* r = (hs && l) ? PyNumber_Add(hs, l) : nullptr;
+    Py_XDECREF(h);
+    Py_XDECREF(sh);
+    Py_XDECREF(l);
+    Py_XDECREF(hs);
+    return r;
+}
+
+bool int128_from_py(PyObject* o, __int128* out) {
+    if (!PyLong_Check(o)) return false;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (!overflow) {
+        if (x == -1 && PyErr_Occurred()) {
+            clear_error();
+            return false;
+        }
+        *out = x;
+        return true;
+    }
+    // o = hi * 2^64 + lo with 0 <= lo < 2^64; it fits 128 bits when hi fits int64.
+    unsigned long long lo = PyLong_AsUnsignedLongLongMask(o);
+    PyObject* sh = PyLong_FromLong(64);
+    PyObject* h = sh ? PyNumber_Rshift(o, sh) : nullptr;
+    Py_XDECREF(sh);
+    if (!h) {
+        clear_error();
+        return false;
+    }
+    long long hi = PyLong_AsLongLongAndOverflow(h, &overflow);
+    Py_DECREF(h);
+    if (overflow || PyErr_Occurred()) {
+        clear_error();
+        return false;
+    }
+    *out = static_cast<__int128>(static_cast<unsigned __int128>(static_cast<__int128>(hi)) << 64) + static_cast<__int128>(lo);
+    return true;
 }
 
 PyObject* CallView::arg(int i) const {
@@ -165,6 +216,11 @@ void CallView::get_int_list(int i, std::vector<int64_t>& out_v) const {
     }
 }
 
+bool CallView::str_equals(int i, const char* str) const {
+    PyObject* v = arg(i);
+    return v && PyUnicode_Check(v) && PyUnicode_CompareWithASCIIString(v, str) == 0;
+}
+
 PyObject* CallView::out_tensor(int k) const {
     if (is_tensor(out)) return k == 0 ? out : nullptr;
     if (PyTuple_Check(out) || PyList_Check(out)) {
@@ -205,74 +261,57 @@ bool is_floating_call(const CallView& call) {
 
 namespace {
 
+
 int64_t out_numel(const CallView& call) {
     PyObject* o = call.out_tensor(0);
     if (!o) throw FormulaError("op returned no tensor");
     return numel_of(o);
 }
 
-// Stored elements of a sparse tensor (its _nnz()).
-int64_t nnz_of(PyObject* t) {
-    PyObject* v = PyObject_CallMethod(t, "_nnz", nullptr);
-    if (!v) {
-        clear_error();
-        throw FormulaError("expected a sparse tensor");
-    }
-    if (!PyLong_Check(v)) {
-        Py_DECREF(v);
-        throw SymbolicShape{};
-    }
-    int64_t n = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    return n;
+Cost done(Count flops, Count macs = 0, Count masked = 0) {
+    Cost c;
+    c.flops = flops.v;
+    c.macs = macs.v;
+    c.masked_macs = masked.v;
+    return c;
 }
 
 Cost matmul(const int* p, const CallView& call) {
     PyObject* a = call.tensor(p[0]);
     PyObject* b = call.tensor(p[1]);
-    Cost c;
+    Count macs;
     if (p[3] == 1) {  // outer product
-        c.macs = numel_of(a) * numel_of(b);
-    } else if (p[3] == 4) {  // sparse a: one product per stored element of a and column of b
-        read_shape(b, s_b);
-        c.macs = nnz_of(a) * (s_b.empty() ? 1 : s_b.back());
+        macs = Count(numel_of(a)) * numel_of(b);
     } else {
         read_shape(a, s_a);
         read_shape(b, s_b);
         if (p[3] == 2) {  // a @ b.T with b [n, k] (linear weights)
             if (s_b.empty()) throw FormulaError("linear weight has no dimensions");
-            c.macs = numel_of(a) * s_b[0];
+            macs = Count(numel_of(a)) * s_b[0];
         } else if (p[3] == 3 && s_a.size() == 3 && s_b.size() == 2) {
             // grouped mm, a [G, M, K] with b [K, N_total] split along N: one K-long dot product
             // per output element
             PyObject* o = call.out_tensor(0);
             if (!o) throw FormulaError("grouped mm returned no tensor");
-            c.macs = numel_of(o) * s_a[2];
+            macs = Count(numel_of(o)) * s_a[2];
         } else {  // a [..., m, k] @ b [..., k, n] (or a vector b: n = 1)
-            c.macs = numel_of(a) * (s_b.size() >= 2 ? s_b.back() : 1);
+            macs = Count(numel_of(a)) * (s_b.size() >= 2 ? s_b.back() : 1);
         }
     }
-    if (p[4] >= 0) {  // one such product per gradient the output mask requests
-        std::vector<int64_t> mask;
-        call.get_int_list(p[4], mask);
-        int64_t requested = mask.empty() ? 1 : 0;
-        for (int64_t m : mask) requested += m != 0;
-        c.macs *= requested;
-    }
-    c.flops = 2 * c.macs;
-    if (call.has_tensor(p[2])) c.flops += out_numel(call);
-    return c;
+    Count flops = 2 * macs;
+    if (call.has_tensor(p[2])) flops += out_numel(call);
+    return done(flops, macs);
 }
 
-int64_t conv_forward_macs(PyObject* x, PyObject* weight) {
+Count conv_forward_macs(PyObject* x, PyObject* weight) {
     // Normal: x is the output [N, C_out, *S_out], weight [C_out, C_in/g, *k]
     // Transposed: x is the input [N, C_in, *S_in], weight [C_in, C_out/g, *k]
     // MACs = numel(x) / channels(x) * numel(weight), and channels(x) == weight.shape[0].
     read_shape(weight, s_b);
     if (s_b.empty() || s_b[0] == 0) return 0;
-    int64_t per_channel = 1;
+    Count per_channel = 1;
     for (size_t i = 1; i < s_b.size(); ++i) per_channel *= s_b[i];
-    return numel_of(x) * per_channel;
+    return Count(numel_of(x)) * per_channel;
 }
 
 Cost conv(const int* p, const CallView& call) {
@@ -281,12 +320,11 @@ Cost conv(const int* p, const CallView& call) {
     bool transposed = p[4] != 0 || call.get_bool(p[3], false);
     PyObject* out = call.out_tensor(0);
     if (!out) throw FormulaError("convolution returned no tensor");
-    Cost c;
-    c.macs = conv_forward_macs(transposed ? input : out, weight);
-    c.flops = 2 * c.macs;
+    Count macs = conv_forward_macs(transposed ? input : out, weight);
+    Count flops = 2 * macs;
     int64_t per_out = (call.has_tensor(p[2]) ? 1 : 0) + p[5];  // bias add, fused epilogue (relu, add)
-    if (per_out) c.flops += per_out * numel_of(out);
-    return c;
+    if (per_out) flops += Count(per_out) * numel_of(out);
+    return done(flops, macs);
 }
 
 Cost conv_backward(const int* p, const CallView& call) {
@@ -298,23 +336,22 @@ Cost conv_backward(const int* p, const CallView& call) {
     call.get_int_list(p[4], mask);
     if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
     while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
-    int64_t fwd = conv_forward_macs(transposed ? input : grad_out, weight);
-    Cost c;
-    c.macs = fwd * (mask[0] + mask[1]);  // grad_input and grad_weight each cost one forward
-    c.flops = 2 * c.macs;
-    if (mask[2]) c.flops += numel_of(grad_out);  // grad_bias: a sum over grad_out
-    return c;
+    Count fwd = conv_forward_macs(transposed ? input : grad_out, weight);
+    Count macs = fwd * (mask[0] + mask[1]);  // grad_input and grad_weight each cost one forward
+    Count flops = 2 * macs;
+    if (mask[2]) flops += numel_of(grad_out);  // grad_bias: a sum over grad_out
+    return done(flops, macs);
 }
 
 // Number of (query, key) pairs a causal mask keeps, for one head. Row i keeps keys
 // j <= i + shift (shift = 0 top-left, sk - sq bottom-right), clamped to [0, sk].
-int64_t causal_kept(int64_t sq, int64_t sk, bool bottom_right) {
+Count causal_kept(int64_t sq, int64_t sk, bool bottom_right) {
     if (sq <= 0 || sk <= 0) return 0;
     int64_t shift = bottom_right ? sk - sq : 0;
     int64_t a = std::min(sq, std::max<int64_t>(0, -shift));          // rows before a keep 0
     int64_t b = std::min(sq, std::max<int64_t>(a, sk - shift - 1));  // rows from b keep sk
-    int64_t partial = (b - a) * (shift + 1) + (a + b - 1) * (b - a) / 2;
-    return partial + (sq - b) * sk;
+    Count partial = Count(b - a) * (shift + 1) + Count(a + b - 1) * (b - a) / 2;
+    return partial + Count(sq - b) * sk;
 }
 
 Cost attention(const int* p, const CallView& call) {
@@ -327,7 +364,8 @@ Cost attention(const int* p, const CallView& call) {
     read_shape(q, s_a);
     read_shape(k, s_b);
     read_shape(v, s_c);
-    int64_t batch, heads, sq, sk, dqk, dv;
+    Count batch;
+    int64_t heads, sq, sk, dqk, dv;
     if (p[1] == 0) {  // [..., H, S, D]
         if (s_a.size() < 3) throw FormulaError("attention query needs [..., H, S, D]");
         heads = last(s_a, 3);
@@ -347,14 +385,13 @@ Cost attention(const int* p, const CallView& call) {
         dv = last(s_c, 1);
     }
     bool backward = p[5] != 0;
-    int64_t scores = batch * heads * sq * sk;
-    int64_t per_score_macs = backward ? 3 * dqk + 2 * dv : dqk + dv;
-    Cost c;
-    c.macs = scores * per_score_macs;
+    Count scores = batch * heads * sq * sk;
+    Count per_score_macs = backward ? Count(3) * dqk + Count(2) * dv : Count(dqk) + dv;
+    Count macs = scores * per_score_macs;
     // Non-matmul work per score: forward scale + softmax (6); backward softmax recompute and
     // gradient (5); an additive mask adds one.
-    c.flops = 2 * c.macs + scores * (backward ? 5 : 6);
-    if (!backward && call.has_tensor(p[4])) c.flops += scores;
+    Count flops = 2 * macs + scores * (backward ? 5 : 6);
+    if (!backward && call.has_tensor(p[4])) flops += scores;
     bool causal = false, bottom_right = false;
     if (p[2] >= 0) {
         if (p[3] == 0) {
@@ -365,28 +402,26 @@ Cost attention(const int* p, const CallView& call) {
             bottom_right = t == 2;
         }
     }
+    Count masked = 0;
     if (causal) {
-        int64_t kept = batch * heads * causal_kept(sq, sk, bottom_right);
-        c.masked_macs = (scores - kept) * per_score_macs;
+        Count kept = batch * heads * causal_kept(sq, sk, bottom_right);
+        masked = (scores - kept) * per_score_macs;
     }
-    return c;
+    return done(flops, macs, masked);
 }
 
 Cost elementwise(const int* p, const CallView& call) {
-    Cost c;
-    if (p[0] != 0 && is_floating_call(call)) {
-        c.flops = p[0] * out_numel(call);
-        if (p[1] >= 0) c.flops *= call.get_int(p[1], 1);  // cost scales with an int argument (mvlgamma's p)
-    }
-    return c;
+    if (p[0] == 0 || !is_floating_call(call)) return Cost{};
+    Count flops = Count(p[0]) * out_numel(call);
+    if (p[1] >= 0) flops *= call.get_int(p[1], 1);  // cost scales with an int argument (mvlgamma's p)
+    return done(flops);
 }
 
 Cost reduce(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[1]);
-    Cost c;
-    if (!is_floating_call(call)) return c;
-    if (p[3] >= 0 && !call.get_bool(p[3], false)) return c;  // e.g. index_put without accumulate: a copy
-    int64_t counted;
+    if (!is_floating_call(call)) return Cost{};
+    if (p[3] >= 0 && !call.get_bool(p[3], false)) return Cost{};  // e.g. index_put without accumulate: a copy
+    Count counted;
     if (p[5]) {  // the diagonal of the last two dims (trace): batch * min(rows, cols)
         read_shape(input, s_a);
         if (s_a.size() < 2) throw FormulaError("expected a matrix");
@@ -395,25 +430,23 @@ Cost reduce(const int* p, const CallView& call) {
     } else {
         counted = numel_of(input);
     }
-    c.flops = p[0] * counted;
+    Count flops = Count(p[0]) * counted;
     if (p[2]) {
         PyObject* o = call.out_tensor(p[4]);
         if (!o) throw FormulaError("reduction returned too few tensors");
-        c.flops += p[2] * numel_of(o);
+        flops += Count(p[2]) * numel_of(o);
     }
-    return c;
+    return done(flops);
 }
 
 Cost norm(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[0]);
-    Cost c;
-    if (!dtype_info(input).floating) return c;
+    if (!dtype_info(input).floating) return Cost{};
     int64_t per = p[3];
     if (p[4] >= 0 && !call.get_bool(p[4], true)) per = p[5];
     per += call.has_tensor(p[1]) ? 1 : 0;
     per += call.has_tensor(p[2]) ? 1 : 0;
-    c.flops = per * numel_of(input);
-    return c;
+    return done(Count(per) * numel_of(input));
 }
 
 Cost norm_backward(const int* p, const CallView& call) {
@@ -422,16 +455,15 @@ Cost norm_backward(const int* p, const CallView& call) {
     call.get_int_list(p[1], mask);
     if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
     while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
-    Cost c;
-    c.flops = numel_of(grad) * (mask[0] * p[2] + mask[1] * p[3] + mask[2] * p[4]);
-    return c;
+    Count per = Count(mask[0]) * p[2] + Count(mask[1]) * p[3] + Count(mask[2]) * p[4];
+    return done(Count(numel_of(grad)) * per);
 }
 
 Cost pool(const int* p, const CallView& call) {
     std::vector<int64_t> kernel;
     call.get_int_list(p[0], kernel);
     int rank = p[1];
-    int64_t window = 1;
+    Count window = 1;
     if (kernel.size() == 1) {
         for (int i = 0; i < rank; ++i) window *= kernel[0];
     } else {
@@ -439,39 +471,35 @@ Cost pool(const int* p, const CallView& call) {
     }
     PyObject* counted = p[2] < 0 ? call.out_tensor(0) : call.tensor(p[2]);
     if (!counted) throw FormulaError("pool returned no tensor");
-    Cost c;
-    if (dtype_info(counted).floating) c.flops = window * numel_of(counted);
-    return c;
+    if (!dtype_info(counted).floating) return Cost{};
+    return done(window * numel_of(counted));
 }
 
 Cost foreach_(const int* p, const CallView& call) {
     PyObject* lst = call.arg(p[0]);
-    Cost c;
     if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a tensor list");
     Py_ssize_t n = PySequence_Fast_GET_SIZE(lst);
     PyObject** items = PySequence_Fast_ITEMS(lst);
-    int64_t total = 0;
+    Count total = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
         if (is_tensor(items[i]) && dtype_info(items[i]).floating) total += numel_of(items[i]);
     }
-    c.flops = p[1] * total;
-    return c;
+    return done(Count(p[1]) * total);
 }
 
 // _native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias,
 //                              proj_weight, proj_bias, mask, ...): query [B, L, E], key [B, S, E].
 // Counted on `lq` query tokens, `lk` key tokens and `pairs` (query, key) pairs: B*L, B*S and
 // B*L*S for dense inputs; for a nested input, the valid tokens and the sum of L_i * S_i.
-Cost mha_block(int64_t lq, int64_t lk, int64_t pairs, int64_t e, int64_t heads, bool qkv_bias, bool proj_bias) {
-    Cost c;
-    c.macs = lq * e * e             // q projection
-             + 2 * lk * e * e       // k and v projections
-             + 2 * pairs * e        // QK^T and attention x V, summed over heads (H * D = E)
-             + lq * e * e;          // output projection
-    c.flops = 2 * c.macs + 6 * heads * pairs;
-    if (qkv_bias) c.flops += lq * e + 2 * lk * e;
-    if (proj_bias) c.flops += lq * e;
-    return c;
+Cost mha_block(Count lq, Count lk, Count pairs, Count e, Count heads, bool qkv_bias, bool proj_bias) {
+    Count macs = lq * e * e         // q projection
+                 + 2 * lk * e * e   // k and v projections
+                 + 2 * pairs * e    // QK^T and attention x V, summed over heads (H * D = E)
+                 + lq * e * e;      // output projection
+    Count flops = 2 * macs + 6 * heads * pairs;
+    if (qkv_bias) flops += lq * e + 2 * lk * e;
+    if (proj_bias) flops += lq * e;
+    return done(flops, macs);
 }
 
 // A self-attention input [B, L, E], or a nested tensor of B sequences [L_i, E]: its tokens
@@ -523,8 +551,8 @@ Cost mha(const int* p, const CallView& call) {
     read_shape(call.tensor(1), s_b);
     if (s_a.size() != 3 || s_b.size() != 3) throw FormulaError("expected [B, L, E] inputs");
     int64_t heads = call.get_int(4, 1);
-    return mha_block(s_a[0] * s_a[1], s_a[0] * s_b[1], s_a[0] * s_a[1] * s_b[1], s_a[2], heads, call.has_tensor(6),
-                     call.has_tensor(8));
+    return mha_block(Count(s_a[0]) * s_a[1], Count(s_a[0]) * s_b[1], Count(s_a[0]) * s_a[1] * s_b[1], s_a[2], heads,
+                     call.has_tensor(6), call.has_tensor(8));
 }
 
 // _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
@@ -537,18 +565,19 @@ Cost encoder_layer(const int* p, const CallView& call) {
     sequence_sizes(call.tensor(0), t, pairs, e);
     int64_t heads = call.get_int(2, 1);
     read_shape(call.tensor(14), s_b);  // ffn_weight_1 [F, E]
-    int64_t f = s_b[0];
-    Cost c = mha_block(t, t, pairs, e, heads, call.has_tensor(4), call.has_tensor(6));
-    int64_t ffn_macs = 2 * t * e * f;
-    c.macs += ffn_macs;
-    c.flops += 2 * ffn_macs;
-    if (call.has_tensor(15)) c.flops += t * f;
-    if (call.has_tensor(17)) c.flops += t * e;
+    Count f = s_b[0];
+    Cost attn = mha_block(t, t, pairs, e, heads, call.has_tensor(4), call.has_tensor(6));
+    Count macs = attn.macs, flops = attn.flops;
+    Count ffn_macs = 2 * Count(t) * e * f;
+    macs += ffn_macs;
+    flops += 2 * ffn_macs;
+    if (call.has_tensor(15)) flops += Count(t) * f;
+    if (call.has_tensor(17)) flops += Count(t) * e;
     bool gelu = call.get_bool(7, false);
-    c.flops += t * f * (gelu ? p[0] : p[1]);  // activation cost from the declaration
-    c.flops += 2 * t * e * p[2];              // two layer norms (affine included)
-    c.flops += 2 * t * e;                     // two residual adds
-    return c;
+    flops += Count(t) * f * (gelu ? p[0] : p[1]);  // activation cost from the declaration
+    flops += 2 * Count(t) * e * p[2];              // two layer norms (affine included)
+    flops += 2 * Count(t) * e;                     // two residual adds
+    return done(flops, macs);
 }
 
 // A fused recurrent layer: every (step, batch) row multiplies the input by w_ih [G*H, I] and the
@@ -595,10 +624,8 @@ Cost rnn_flat(const int* p, const CallView& call) {
     if (hidden <= 0 || gh % hidden != 0) throw FormulaError("unexpected RNN weight shapes");
     int64_t rows = numel_of(input) / in_features;  // steps * batch (packed: total tokens)
     int64_t layer_dirs = matrices_gh / 2;          // w_ih and w_hh of each layer and direction
-    Cost c;
-    c.macs = rows * weight_numel * p[3];
-    c.flops = 2 * c.macs + rows * hidden * layer_dirs * gate_cost(p, gh / hidden);
-    return c;
+    Count macs = Count(rows) * weight_numel * p[3];
+    return done(2 * macs + Count(rows) * hidden * layer_dirs * gate_cost(p, gh / hidden), macs);
 }
 
 Cost rnn(const int* p, const CallView& call) {
@@ -607,11 +634,413 @@ Cost rnn(const int* p, const CallView& call) {
     read_shape(call.tensor(p[1]), s_a);
     read_shape(call.tensor(p[2]), s_b);
     if (s_a.size() != 2 || s_b.size() != 2 || s_a[1] == 0 || s_b[1] == 0) throw FormulaError("expected 2-d RNN weights");
-    int64_t rows = numel_of(input) / s_a[1];  // steps * batch
-    Cost c;
-    c.macs = rows * (s_a[0] * s_a[1] + s_b[0] * s_b[1]) * p[3];
-    c.flops = 2 * c.macs + rows * s_b[1] * gate_cost(p, s_b[0] / s_b[1]);
-    return c;
+    Count rows = numel_of(input) / s_a[1];  // steps * batch
+    Count macs = rows * (Count(s_a[0]) * s_a[1] + Count(s_b[0]) * s_b[1]) * p[3];
+    return done(2 * macs + rows * s_b[1] * gate_cost(p, s_b[0] / s_b[1]), macs);
+}
+
+// ----- FFT ---------------------------------------------------------------------------------------
+
+// floor(2^16 * log2(n)) for n >= 1, exactly, by the bit-by-bit binary logarithm on a Q62
+// mantissa (each squaring truncated). The Python reference runs the same integer steps.
+int64_t log2_q16(int64_t n) {
+    if (n <= 1) return 0;
+    int e = 63 - __builtin_clzll(static_cast<unsigned long long>(n));
+    unsigned __int128 m = static_cast<unsigned __int128>(static_cast<uint64_t>(n)) << (62 - e);  // [1, 2) in Q62
+    const unsigned __int128 two = static_cast<unsigned __int128>(1) << 63;
+    int64_t frac = 0;
+    for (int i = 0; i < 16; ++i) {
+        m = (m * m) >> 62;
+        frac <<= 1;
+        if (m >= two) {
+            m >>= 1;
+            frac |= 1;
+        }
+    }
+    return (static_cast<int64_t>(e) << 16) | frac;
+}
+
+// FFTW's convention: a complex transform of n points costs 5 n log2 n; real input or output half.
+// numel(signal) = batch * n, so the cost is 5 * numel * log2 n (/ 2).
+Cost fft(const int* p, const CallView& call) {
+    PyObject* x = p[0] < 0 ? call.out_tensor(0) : call.tensor(p[0]);
+    if (!x) throw FormulaError("fft returned no tensor");
+    read_shape(x, s_a);
+    std::vector<int64_t> dims;
+    call.get_int_list(p[1], dims);
+    int64_t nd = static_cast<int64_t>(s_a.size());
+    int64_t n = 1;
+    for (int64_t d : dims) {
+        if (d < 0) d += nd;
+        if (d < 0 || d >= nd) throw FormulaError("fft dim out of range");
+        n *= s_a[d];  // at most numel: fits
+    }
+    Count scaled = Count(5) * numel_of(x) * log2_q16(n);
+    return done(scaled >> (16 + (p[2] ? 1 : 0)));
+}
+
+// ----- dense linear algebra (LAPACK Working Note 41; Golub & Van Loan) ---------------------------
+
+enum LinalgKind {
+    LA_FACTOR_SYM = 0,        // Cholesky, LDL^T: n^3/3
+    LA_FACTOR_LU,             // LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3, k = min(m, n)
+    LA_TRI_SOLVE,             // one triangular solve: n^2 per right-hand side column
+    LA_FACTORED_SOLVE,        // two triangular solves (from LU, Cholesky, LDL): 2n^2 per column
+    LA_SOLVE,                 // LU + two triangular solves
+    LA_INVERSE,               // 2n^3 (getrf + getri)
+    LA_INVERSE_FROM_CHOLESKY, // 2n^3/3 (potri)
+    LA_QR,                    // geqrf 2k^2 (max(m,n) - k/3) + forming Q by mode (p3 = mode arg)
+    LA_HOUSEHOLDER_PRODUCT,   // orgqr: Q m x n from k reflectors: 4mnk - 2(m+n)k^2 + 4k^3/3
+    LA_APPLY_Q,               // ormqr on C m x n, k reflectors: 4mnk - 2nk^2 (left), - 2mk^2 (right)
+    LA_EIGH,                  // symmetric: 4n^3/3 values, 9n^3 with vectors (p3 = compute_v arg)
+    LA_EIG,                   // unsymmetric QR algorithm with vectors: 25n^3
+    LA_EIGVALS,               // values only: 10n^3
+    LA_SVD,                   // Golub-Reinsch (p3 = compute_uv arg, p4 = full_matrices arg)
+    LA_PINV,                  // SVD (or eigh when hermitian, p3) + V S^+ U^H: 2 m n k
+    LA_LSTSQ,                 // QR + Q^T B + triangular solve: QR + (4 m k - k^2) per column of X
+    LA_MATRIX_EXP,            // degree-18 Taylor: five n x n products, 10n^3
+};
+
+struct Matrix {
+    Count batch = 1;
+    int64_t m = 0, n = 0;
+};
+
+Matrix matrix_of(PyObject* t) {
+    read_shape(t, s_a);
+    if (s_a.size() < 2) throw FormulaError("expected a matrix [..., m, n]");
+    Matrix r;
+    for (size_t i = 0; i + 2 < s_a.size(); ++i) r.batch *= s_a[i];
+    r.m = s_a[s_a.size() - 2];
+    r.n = s_a.back();
+    return r;
+}
+
+Count lu_flops(Count m, Count n) {
+    Count k = m < n ? m : n;
+    return (6 * m * n * k - 3 * (m + n) * k * k + 2 * k * k * k) / 3;
+}
+
+Count qr_flops(Count m, Count n) {
+    Count k = m < n ? m : n, big = m < n ? n : m;
+    return (6 * k * k * big - 2 * k * k * k) / 3;
+}
+
+Count householder_flops(Count m, Count n, Count k) {
+    return (12 * m * n * k - 6 * (m + n) * k * k + 4 * k * k * k) / 3;
+}
+
+// Golub-Reinsch SVD of m x n (counted on the tall orientation).
+Count svd_flops(Count m, Count n, bool uv, bool full) {
+    Count big = m < n ? n : m, k = m < n ? m : n;
+    if (!uv) return (12 * big * k * k - 4 * k * k * k) / 3;
+    if (full) return 4 * big * big * k + 8 * big * k * k + 9 * k * k * k;
+    return 14 * big * k * k + 8 * k * k * k;
+}
+
+Cost linalg(const int* p, const CallView& call) {
+    PyObject* a = call.tensor(p[0]);
+    if (!dtype_info(a).floating) return Cost{};
+    Matrix A = matrix_of(a);
+    Count m = A.m, n = A.n, k = A.m < A.n ? A.m : A.n;
+    Count per;  // per matrix of the batch
+    switch (p[1]) {
+        case LA_FACTOR_SYM:
+            per = n * n * n / 3;
+            break;
+        case LA_FACTOR_LU:
+            per = lu_flops(m, n);
+            break;
+        case LA_TRI_SOLVE:
+        case LA_FACTORED_SOLVE:
+        case LA_SOLVE: {
+            PyObject* x = call.out_tensor(0);
+            if (!x) throw FormulaError("solve returned no tensor");
+            Count columns_n = Count(numel_of(x)) * n;  // n^2 per column: numel(X) = columns * n
+            Count solves = p[1] == LA_TRI_SOLVE ? columns_n : 2 * columns_n;
+            return done(solves + (p[1] == LA_SOLVE ? A.batch * lu_flops(n, n) : Count(0)));
+        }
+        case LA_INVERSE:
+            per = 2 * n * n * n;
+            break;
+        case LA_INVERSE_FROM_CHOLESKY:
+            per = 2 * n * n * n / 3;
+            break;
+        case LA_QR:
+            per = qr_flops(m, n);
+            if (call.str_equals(p[3], "complete")) {
+                per += householder_flops(m, m, k);
+            } else if (!call.str_equals(p[3], "r") && p[3] >= 0) {  // "reduced" (the default)
+                per += householder_flops(m, k, k);
+            }
+            break;
+        case LA_HOUSEHOLDER_PRODUCT: {
+            read_shape(call.tensor(p[2]), s_b);
+            per = householder_flops(m, n, s_b.empty() ? 1 : s_b.back());
+            break;
+        }
+        case LA_APPLY_Q: {
+            read_shape(call.tensor(p[2]), s_b);  // tau [..., k]
+            Count reflectors = s_b.empty() ? 1 : s_b.back();
+            PyObject* out = call.out_tensor(0);
+            if (!out) throw FormulaError("ormqr returned no tensor");
+            Matrix C = matrix_of(out);
+            bool left = call.get_bool(p[3], true);
+            Count cm = C.m, cn = C.n;
+            Count apply = 4 * cm * cn * reflectors - 2 * (left ? cn : cm) * reflectors * reflectors;
+            return done(C.batch * apply);
+        }
+        case LA_EIGH:
+            per = call.get_bool(p[3], true) ? 9 * n * n * n : 4 * n * n * n / 3;
+            break;
+        case LA_EIG:
+            per = 25 * n * n * n;
+            break;
+        case LA_EIGVALS:
+            per = 10 * n * n * n;
+            break;
+        case LA_SVD:
+            per = svd_flops(m, n, call.get_bool(p[3], true), call.get_bool(p[4], false));
+            break;
+        case LA_PINV:
+            per = (call.get_bool(p[3], false) ? 9 * n * n * n : svd_flops(m, n, true, false)) + 2 * m * n * k;
+            break;
+        case LA_LSTSQ: {
+            PyObject* x = call.out_tensor(0);
+            if (!x) throw FormulaError("lstsq returned no tensor");
+            Count columns = A.n ? Count(numel_of(x)) / n : Count(0);  // X [..., n, columns]
+            return done(A.batch * qr_flops(m, n) + columns * (4 * m * k - k * k));
+        }
+        case LA_MATRIX_EXP:
+            per = 10 * n * n * n;
+            break;
+        default:
+            throw FormulaError("unknown linear algebra kind");
+    }
+    return done(A.batch * per);
+}
+
+// ----- _trilinear (nn.Bilinear) ----------------------------------------------------------------
+
+// _trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim): each input is unsqueezed
+// at its expand dims; out = sum over sumdim of i1 * i2 * i3. MACs = the terms of that sum (the
+// product of every dim's size); PyTorch evaluates it as two contractions, and the second (with
+// i3, over the summed dims i3 holds) adds 2 FLOPs per term of its own.
+Cost trilinear(const int* p, const CallView& call) {
+    std::vector<int64_t> shapes[3], expand[3], sumdim;
+    int64_t total = -1;
+    for (int t = 0; t < 3; ++t) {
+        read_shape(call.tensor(p[0] + t), shapes[t]);
+        call.get_int_list(p[1] + t, expand[t]);
+        int64_t r = static_cast<int64_t>(shapes[t].size() + expand[t].size());
+        if (total >= 0 && r != total) throw FormulaError("_trilinear ranks disagree");
+        total = r;
+    }
+    call.get_int_list(p[1] + 3, sumdim);
+    // Sizes of each input after unsqueezing (1 at expanded dims).
+    std::vector<int64_t> full[3];
+    std::vector<bool> is_exp(total, false);
+    for (int t = 0; t < 3; ++t) {
+        is_exp.assign(total, false);
+        for (int64_t d : expand[t]) {
+            if (d < 0 || d >= total) throw FormulaError("_trilinear expand dim out of range");
+            is_exp[d] = true;
+        }
+        size_t src = 0;
+        for (int64_t d = 0; d < total; ++d) {
+            if (is_exp[d]) {
+                full[t].push_back(1);
+            } else {
+                if (src >= shapes[t].size()) throw FormulaError("_trilinear shapes disagree");
+                full[t].push_back(shapes[t][src++]);
+            }
+        }
+    }
+    std::vector<bool> summed(total, false);
+    for (int64_t d : sumdim) {
+        if (d < 0 || d >= total) throw FormulaError("_trilinear sum dim out of range");
+        summed[d] = true;
+    }
+    int64_t unroll = call.get_int(p[1] + 4, 1);
+    Count terms = 1, second = 1;
+    for (int64_t d = 0; d < total; ++d) {
+        int64_t size = std::max({full[0][d], full[1][d], full[2][d]});
+        terms *= size;
+        // Summed in the first contraction (i1 with i2): the summed dims i3 is expanded at (is_exp
+        // holds i3's, the last filled); the second contraction (with i3) runs over the rest.
+        bool summed_first = summed[d] && is_exp[d] && d != unroll;
+        if (!summed_first) second *= size;
+    }
+    return done(2 * terms + 2 * second, terms);
+}
+
+// ----- pairwise distances ----------------------------------------------------------------------
+
+double arg_double(const CallView& call, int i, double dflt) {
+    PyObject* v = call.arg(i);
+    if (!v) return dflt;
+    if (PyFloat_Check(v)) return PyFloat_AS_DOUBLE(v);
+    if (PyLong_Check(v)) return static_cast<double>(as_int(v));
+    throw FormulaError("argument " + std::to_string(i) + " is not a number");
+}
+
+// FLOPs per (pair, coordinate) and per pair for a p-norm distance, forward or backward.
+void distance_costs(double pn, bool backward, int64_t& per_term, int64_t& per_pair) {
+    bool inf = std::isinf(pn) && pn > 0;
+    if (!backward) {
+        per_term = (pn == 0 || pn == 1 || pn == 2 || inf) ? 3 : 4;  // sub, |.|/square/compare, add (+ pow)
+        per_pair = (pn == 2 || !(pn == 0 || pn == 1 || inf)) ? 1 : 0;  // the root
+    } else {
+        per_term = pn == 1 ? 3 : pn == 2 ? 4 : inf ? 5 : 6;  // diff, its weight, times grad, accumulate
+        per_pair = 0;
+    }
+}
+
+// p3 kind: 0 forward, 1 backward (x1, x2 at p0, p1; x2 -1: all pairs within x1, as pdist),
+// 2 the matmul path of Euclidean cdist (_euclidean_dist).
+Cost distance(const int* p, const CallView& call) {
+    PyObject* x1 = call.tensor(p[0]);
+    if (!dtype_info(x1).floating) return Cost{};
+    read_shape(x1, s_a);
+    if (s_a.size() < 2) throw FormulaError("expected [..., P, M] points");
+    int64_t rows1 = s_a[s_a.size() - 2], dim = s_a.back();
+    Count batch = 1;
+    for (size_t i = 0; i + 2 < s_a.size(); ++i) batch *= s_a[i];
+    Count pairs;
+    Count rows2 = 0;
+    if (p[1] >= 0) {
+        read_shape(call.tensor(p[1]), s_b);
+        if (s_b.size() < 2) throw FormulaError("expected [..., R, M] points");
+        rows2 = s_b[s_b.size() - 2];
+        PyObject* out = call.out_tensor(0);  // the broadcast batch
+        Count out_batch = 1;
+        if (out && p[3] != 1) {
+            read_shape(out, s_c);
+            for (size_t i = 0; i + 2 < s_c.size(); ++i) out_batch *= s_c[i];
+            batch = out_batch;
+        }
+        pairs = batch * rows1 * rows2;
+    } else {
+        pairs = batch * Count(rows1) * (rows1 > 0 ? rows1 - 1 : 0) / 2;
+    }
+    if (p[3] == 2) {
+        // [x1, |x1|^2, 1] @ [-2 x2, 1, |x2|^2]^T, the two squared norms, then clamp and sqrt.
+        Count macs = pairs * (dim + 2);
+        Count norms = 2 * batch * (Count(rows1) + rows2) * dim;
+        return done(2 * macs + norms + 2 * pairs, macs);
+    }
+    int64_t per_term, per_pair;
+    distance_costs(arg_double(call, p[2], 2.0), p[3] == 1, per_term, per_pair);
+    return done(pairs * dim * per_term + pairs * per_pair);
+}
+
+// ----- embedding bag ---------------------------------------------------------------------------
+
+// p0 rows: the tensor whose last dim is the embedding size D (weight forward, grad backward);
+// p1 indices; p2 mode arg (0 sum, 1 mean, 2 max); p3 per_sample_weights; p4 kind (0 forward,
+// 1 gradient of the table, 2 gradient of the per-sample weights).
+Cost embedding_bag(const int* p, const CallView& call) {
+    PyObject* rows = call.tensor(p[0]);
+    if (!dtype_info(rows).floating) return Cost{};
+    read_shape(rows, s_a);
+    if (s_a.empty()) throw FormulaError("expected [..., D] rows");
+    Count looked_up = Count(numel_of(call.tensor(p[1]))) * s_a.back();  // indices x D
+    int64_t mode = call.get_int(p[2], 0);
+    bool weighted = call.has_tensor(p[3]);
+    if (p[4] == 2) return done(2 * looked_up);  // a D-long dot product per index
+    // One add (sum, mean) or compare (max) per looked-up element, one multiply per weight.
+    Count flops = looked_up * (1 + (weighted ? 1 : 0));
+    if (mode == 1) {
+        if (p[4] == 0) {
+            PyObject* o = call.out_tensor(0);
+            if (o) flops += numel_of(o);  // divide each bag by its size
+        } else {
+            flops += looked_up;  // scale each gradient row by 1 / bag size
+        }
+    }
+    return done(flops);
+}
+
+// ----- grid sampling ---------------------------------------------------------------------------
+
+// Per sampled element (output forward, grad_output backward): the interpolation's cost (p4 for
+// bilinear / trilinear, p5 bicubic; nearest 0), once per gradient in backward; plus p6 per grid
+// coordinate (unnormalize and pad).
+Cost grid_sampler(const int* p, const CallView& call) {
+    PyObject* counted = p[0] < 0 ? call.out_tensor(0) : call.tensor(p[0]);
+    if (!counted) throw FormulaError("grid sampler returned no tensor");
+    if (!dtype_info(counted).floating) return Cost{};
+    int64_t mode = call.get_int(p[2], 0);
+    int64_t per = mode == 0 ? p[4] : mode == 2 ? p[5] : 0;
+    int64_t passes = 1;
+    if (p[0] >= 0) {  // backward: grad_input and grad_grid as requested
+        std::vector<int64_t> mask;
+        call.get_int_list(p[3], mask);
+        if (mask.empty()) mask.assign(2, 1);
+        while (mask.size() < 2) mask.push_back(0);
+        passes = mask[0] + mask[1];
+    }
+    Count flops = Count(numel_of(counted)) * per * passes + Count(numel_of(call.tensor(p[1]))) * p[6];
+    return done(flops);
+}
+
+// ----- fused linear + cross-entropy (F.linear_cross_entropy's chunked custom ops) -----------------
+
+// logits = input [N, D] @ weight [V, D]^T, their log-softmax loss, and, when the op precomputes
+// them (flags at p3, p3+1, p3+2), grad_input = dlogits @ W and grad_weight = dlogits^T @ input
+// (one more N x V x D product each) and grad_bias (a sum over N).
+Cost linear_cross_entropy(const int* p, const CallView& call) {
+    PyObject* input = call.tensor(p[0]);
+    if (!dtype_info(input).floating) return Cost{};
+    read_shape(call.tensor(p[1]), s_b);
+    if (s_b.size() != 2) throw FormulaError("expected a [classes, features] weight");
+    Count classes = s_b[0], features = s_b[1];
+    Count logits = s_b[1] ? Count(numel_of(input)) / features * classes : Count(0);
+    bool gi = false, gw = false, gb = false;
+    if (p[3] >= 0) {
+        gi = call.get_bool(p[3], false);
+        gw = call.get_bool(p[3] + 1, false);
+        gb = call.get_bool(p[3] + 2, false);
+    }
+    bool bias = call.has_tensor(p[2]);
+    Count macs = logits * features * (1 + (gi ? 1 : 0) + (gw ? 1 : 0));
+    Count flops = 2 * macs + logits * p[4];
+    if (bias) flops += logits;                  // bias add
+    if (gi || gw || gb) flops += logits * p[5];  // softmax - one-hot, scaled
+    if (gb) flops += logits;                    // grad_bias: a sum over the rows
+    return done(flops, macs);
+}
+
+// ----- sparse (CSR) x dense products ------------------------------------------------------------
+
+// One MAC per stored element of the sparse operand per column of the dense one (its last dim),
+// once per gradient requested (backward); plus p3 FLOPs per stored element (scaling, adds).
+Cost sparse_matmul(const int* p, const CallView& call) {
+    PyObject* sparse = call.tensor(p[0]);
+    if (!dtype_info(sparse).floating) return Cost{};
+    static PyObject* str_nnz = PyUnicode_InternFromString("_nnz");
+    PyObject* r = PyObject_CallMethodNoArgs(sparse, str_nnz);
+    if (!r) {
+        clear_error();
+        throw FormulaError("sparse operand has no _nnz()");
+    }
+    int64_t nnz = PyLong_Check(r) ? as_int(r) : -1;  // as_int throws for a SymInt: Python path
+    Py_DECREF(r);
+    if (nnz < 0) throw FormulaError("sparse operand has no _nnz()");
+    read_shape(sparse, s_a);
+    Count stored = nnz;  // per batch for a batched CSR tensor
+    for (size_t i = 0; i + 2 < s_a.size(); ++i) stored *= s_a[i];
+    read_shape(call.tensor(p[1]), s_b);
+    int64_t passes = 1;
+    if (p[2] >= 0) {
+        std::vector<int64_t> mask;
+        call.get_int_list(p[2], mask);
+        if (mask.empty()) mask.assign(2, 1);
+        while (mask.size() < 2) mask.push_back(0);
+        passes = mask[0] + mask[1];
+    }
+    Count macs = stored * (s_b.empty() ? 1 : s_b.back()) * passes;
+    return done(2 * macs + stored * p[3], macs);
 }
 
 }  // namespace
@@ -648,6 +1077,22 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return encoder_layer(p, call);
         case F_RNN:
             return rnn(p, call);
+        case F_FFT:
+            return fft(p, call);
+        case F_LINALG:
+            return linalg(p, call);
+        case F_TRILINEAR:
+            return trilinear(p, call);
+        case F_DISTANCE:
+            return distance(p, call);
+        case F_EMBEDDING_BAG:
+            return embedding_bag(p, call);
+        case F_GRID_SAMPLER:
+            return grid_sampler(p, call);
+        case F_LINEAR_CROSS_ENTROPY:
+            return linear_cross_entropy(p, call);
+        case F_SPARSE_MATMUL:
+            return sparse_matmul(p, call);
         default:
             throw FormulaError("unknown family");
     }

@@ -20,7 +20,7 @@ enum Family : int {
     F_ZERO = 0,        // views and metadata: nothing computed, nothing moved
     F_MOVE,            // data movement: bytes only
     F_UNSUPPORTED,     // no formula: bytes and calls recorded, listed as unsupported
-    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped, 4 sparse a)
+    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped)
                        // p4=output_mask (products = requested gradients)
     F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg) p4=always transposed
                        // p5=FLOPs per output element of a fused epilogue (relu, add)
@@ -38,6 +38,15 @@ enum Family : int {
     F_ENCODER_LAYER,   // _transformer_encoder_layer_fwd
     F_RNN,             // p0=input p1=w_ih p2=w_hh p3=products per weight p4,p6,p7=FLOPs per hidden unit
                        // and step for LSTM, GRU, plain RNN p5=flat weight list (cuDNN layout)
+    F_FFT,             // p0=signal (-1: output 0) p1=dim arg p2=half (1: real input or output)
+    F_LINALG,          // p0=matrix p1=kind (LinalgKind) p2=second operand p3,p4=flag args
+    F_TRILINEAR,       // p0=i1 (i2, i3 follow) p1=expand1 (expand2, expand3, sumdim, unroll_dim follow)
+    F_DISTANCE,        // p0=x1 p1=x2 (-1: pairs within x1) p2=p arg p3=kind (0 forward, 1 backward, 2 mm)
+    F_EMBEDDING_BAG,   // p0=rows (last dim D) p1=indices p2=mode arg p3=per_sample_weights p4=kind
+    F_GRID_SAMPLER,    // p0=counted (-1: output 0) p1=grid p2=mode arg p3=output_mask p4..p6=costs
+    F_LINEAR_CROSS_ENTROPY,  // p0=input p1=weight [V, D] p2=bias p3=first compute-grad flag arg
+                             // p4=FLOPs per logit (loss) p5=FLOPs per logit (gradient)
+    F_SPARSE_MATMUL,   // p0=sparse CSR arg p1=dense arg p2=output_mask p3=FLOPs per stored element
     F_COUNT
 };
 
@@ -45,24 +54,73 @@ inline const char* family_name(int f) {
     static const char* names[] = {"zero",        "move",   "unsupported", "matmul",   "conv",
                                   "conv_backward", "attention", "elementwise", "reduce", "norm",
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
-                                  "rnn"};
+                                  "rnn",         "fft",    "linalg",      "trilinear", "distance",
+                                  "embedding_bag", "grid_sampler",
+                                  "linear_cross_entropy", "sparse_matmul"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 
 constexpr int kMaxParams = 8;
 
-// Raised when a shape holds a symbolic size: the Python reference handles those.
-struct SymbolicShape {};
+// Raised when the compiled families cannot compute a call exactly; the Python reference (SymInts,
+// Python ints of any size) computes it instead.
+struct NeedsPython {};
+// A shape holds a symbolic size.
+struct SymbolicShape : NeedsPython {};
+// A count (or an intermediate product) leaves the 128-bit range.
+struct Overflow : NeedsPython {};
 // Raised when arguments do not fit the declaration: the call is reported as unsupported.
 struct FormulaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-struct Cost {
-    int64_t flops = 0;
-    int64_t macs = 0;
-    int64_t masked_macs = 0;  // MACs a causal-aware kernel would skip (attention only)
+// A checked 128-bit integer: every family computes in it, so no product of int64 sizes can wrap.
+// Arithmetic that would leave the range throws Overflow (the Python path takes over).
+struct Count {
+    __int128 v = 0;
+    Count() = default;
+    Count(__int128 x) : v(x) {}
+    Count(long long x) : v(x) {}
+    Count(long x) : v(x) {}
+    Count(int x) : v(x) {}
+    Count(bool x) : v(x) {}
+    Count(unsigned long x) : v(x) {}
+    Count(unsigned long long x) : v(x) {}
 };
+inline Count operator*(Count a, Count b) {
+    // Two 64-bit factors (the usual case: sizes) cannot overflow 128 bits: skip the check.
+    if (a.v == static_cast<int64_t>(a.v) && b.v == static_cast<int64_t>(b.v)) return a.v * b.v;
+    __int128 r;
+    if (__builtin_mul_overflow(a.v, b.v, &r)) throw Overflow{};
+    return r;
+}
+inline Count operator+(Count a, Count b) {
+    __int128 r;
+    if (__builtin_add_overflow(a.v, b.v, &r)) throw Overflow{};
+    return r;
+}
+inline Count operator-(Count a, Count b) {
+    __int128 r;
+    if (__builtin_sub_overflow(a.v, b.v, &r)) throw Overflow{};
+    return r;
+}
+inline Count operator/(Count a, Count b) { return b.v ? Count(a.v / b.v) : Count(0); }  // sizes: >= 0
+inline Count operator>>(Count a, int s) { return a.v >> s; }
+inline Count& operator+=(Count& a, Count b) { return a = a + b; }
+inline Count& operator*=(Count& a, Count b) { return a = a * b; }
+inline bool operator<(Count a, Count b) { return a.v < b.v; }
+inline bool operator>(Count a, Count b) { return a.v > b.v; }
+inline bool operator==(Count a, Count b) { return a.v == b.v; }
+
+struct Cost {
+    __int128 flops = 0;
+    __int128 macs = 0;
+    __int128 masked_macs = 0;  // MACs a causal-aware kernel would skip (attention only)
+};
+
+// Exact conversions between 128-bit integers and Python ints.
+PyObject* py_from_int128(__int128 v);                 // new reference, or nullptr with an error set
+bool int128_from_py(PyObject* o, __int128* out);      // false (no error set) when it does not fit
 
 struct DtypeInfo {
     int64_t itemsize = 0;
@@ -100,6 +158,7 @@ const DtypeInfo& dtype_info(PyObject* tensor);
 
 // Shape of a tensor as int64s; throws SymbolicShape for symbolic sizes.
 void read_shape(PyObject* tensor, std::vector<int64_t>& dims);
+// Number of elements; throws Overflow when the logical size does not fit int64.
 int64_t numel_of(PyObject* tensor);
 
 // The arguments of one op call, with keyword fallback by schema name.
@@ -116,6 +175,8 @@ struct CallView {
     int64_t get_int(int i, int64_t dflt) const;
     void get_int_list(int i, std::vector<int64_t>& v) const;
     PyObject* out_tensor(int k) const;       // k-th tensor of the result, or nullptr
+    // A string argument equal to `s` (false when absent or not a string).
+    bool str_equals(int i, const char* s) const;
 };
 
 Cost compute_cost(int family, const int* p, const CallView& call);

@@ -22,10 +22,17 @@ py::tuple compute(py::handle func, py::handle args, py::handle kwargs, py::handl
     try {
         fd::Cost c = fd::compute_cost(family, params, call);
         if (fd::raise_deferred()) throw py::error_already_set();  // Ctrl-C inside a shape read
-        return py::make_tuple(c.flops, c.macs, c.masked_macs);
+        // Python ints of any size: counts may pass 2^63.
+        py::object flops = py::reinterpret_steal<py::object>(fd::py_from_int128(c.flops));
+        py::object macs = py::reinterpret_steal<py::object>(fd::py_from_int128(c.macs));
+        py::object masked = py::reinterpret_steal<py::object>(fd::py_from_int128(c.masked_macs));
+        if (!flops || !macs || !masked) throw py::error_already_set();
+        return py::make_tuple(flops, macs, masked);
     } catch (const fd::SymbolicShape&) {
         if (fd::raise_deferred()) throw py::error_already_set();
         throw py::value_error("symbolic shape");
+    } catch (const fd::Overflow&) {
+        throw py::value_error("count past 128 bits");
     } catch (const fd::FormulaError& e) {
         if (fd::raise_deferred()) throw py::error_already_set();
         throw py::value_error(e.what());

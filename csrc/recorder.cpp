@@ -189,44 +189,12 @@ int refresh_ops_impl() {
     return 0;
 }
 
-// A Python int as a signed 128-bit value; false (error cleared) when it is not an int or does not fit.
-bool py_to_i128(PyObject* v, __int128& out) {
-    int overflow = 0;
-    long long small = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (small == -1 && PyErr_Occurred()) {
-        clear_error();
-        return false;
-    }
-    if (!overflow) {
-        out = small;
-        return true;
-    }
-    // Wider than 64 bits: split into high and low 64-bit halves.
-    PyObject* shift = PyLong_FromLong(64);
-    PyObject* mask = PyLong_FromUnsignedLongLong(~0ULL);
-    PyObject* hi = PyNumber_Rshift(v, shift);
-    PyObject* lo = PyNumber_And(v, mask);
-    bool ok = false;
-    if (hi && lo) {
-        long long h = PyLong_AsLongLongAndOverflow(hi, &overflow);
-        unsigned long long l = PyLong_AsUnsignedLongLong(lo);
-        if (!overflow && !PyErr_Occurred() && h < (1LL << 62) && h > -(1LL << 62)) {
-            out = (static_cast<__int128>(h) << 64) | static_cast<__int128>(l);
-            ok = true;
-        }
-    }
-    Py_XDECREF(shift);
-    Py_XDECREF(mask);
-    Py_XDECREF(hi);
-    Py_XDECREF(lo);
-    clear_error();
-    return ok;
-}
-
 // ----- bytes ------------------------------------------------------------------------------------
 
 int64_t nbytes(PyObject* t) {
-    return numel_of(t) * dtype_info(t).itemsize;
+    int64_t r;
+    if (__builtin_mul_overflow(numel_of(t), dtype_info(t).itemsize, &r)) throw Overflow{};  // Python path
+    return r;
 }
 
 int64_t nbytes_of_value(PyObject* v) {
@@ -240,7 +208,7 @@ int64_t nbytes_of_value(PyObject* v) {
             if (!is_tensor(item)) continue;
             Py_INCREF(item);
             try {
-                total += nbytes(item);
+                if (__builtin_add_overflow(total, nbytes(item), &total)) throw Overflow{};
             } catch (...) {
                 Py_DECREF(item);
                 throw;
@@ -257,14 +225,14 @@ int64_t bytes_read(const OpEntry& e, PyObject* args, PyObject* kwargs) {
     Py_ssize_t n = PyTuple_GET_SIZE(args);
     for (Py_ssize_t i = 0; i < n; ++i) {
         if (i == e.overwritten_arg) continue;
-        total += nbytes_of_value(PyTuple_GET_ITEM(args, i));
+        if (__builtin_add_overflow(total, nbytes_of_value(PyTuple_GET_ITEM(args, i)), &total)) throw Overflow{};
     }
     if (kwargs && PyDict_GET_SIZE(kwargs)) {
         PyObject *key, *value;
         Py_ssize_t pos = 0;
         while (PyDict_Next(kwargs, &pos, &key, &value)) {
             if (key == globals().str_out || PyUnicode_CompareWithASCIIString(key, "out") == 0) continue;  // out= is written
-            total += nbytes_of_value(value);
+            if (__builtin_add_overflow(total, nbytes_of_value(value), &total)) throw Overflow{};
         }
     }
     return total;
@@ -513,19 +481,16 @@ struct RecorderState {
         }
     }
 
-    // A user formula's cost (Python ints of any size up to 2**126, converted by the caller).
+    // A user formula's cost (Python ints converted to 128 bits by the caller).
     void add_wide(int scope, int phase, int op, const i128 (&v)[5], OpTime& t) {
-        Cost none;
-        add(scope, phase, op, none, 0, 0, t);
-        Stats& s = table[(static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op)];
-        s.flops += v[0];
-        s.macs += v[1];
-        s.masked_macs += v[2];
-        s.read += v[3];
-        s.written += v[4];
+        Cost c;
+        c.flops = v[0];
+        c.macs = v[1];
+        c.masked_macs = v[2];
+        add(scope, phase, op, c, v[3], v[4], t);
     }
 
-    void add(int scope, int phase, int op, const Cost& c, int64_t read, int64_t written, OpTime& t) {
+    void add(int scope, int phase, int op, const Cost& c, i128 read, i128 written, OpTime& t) {
         uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
         Stats& s = table[key];
         s.seconds += t.seconds;
@@ -651,7 +616,7 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
     }
     i128 v[5] = {0, 0, 0, 0, 0};
     bool ok = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 5;
-    for (int i = 0; ok && i < 5; ++i) ok = py_to_i128(PyTuple_GET_ITEM(r, i), v[i]);
+    for (int i = 0; ok && i < 5; ++i) ok = int128_from_py(PyTuple_GET_ITEM(r, i), &v[i]);
     if (ok) {
         st->add_wide(scope, phase, op, v, t);
     } else {
@@ -697,15 +662,15 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     }
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
-    int64_t read = 0, written = 0;
+    i128 read = 0, written = 0;
     bool use_python = st->python_formulas;
     if (!use_python) {
         try {
             read = bytes_read(e, args, kwargs);
             written = nbytes_of_value(out);
             cost = compute_cost(e.family, e.params, call);
-        } catch (const SymbolicShape&) {
-            use_python = true;  // sizes are SymInts: the Python reference evaluates them
+        } catch (const NeedsPython&) {
+            use_python = true;  // SymInt sizes, or past 128 bits: the Python reference (Python ints)
         } catch (const FormulaError& err) {
             if (!error_deferred()) st->note_error(op, err.what());
             cost = Cost{};
@@ -713,13 +678,18 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
     }
     if (use_python && !error_deferred()) {
         PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
-        long long f = 0, m = 0, mm = 0, rd = 0, wr = 0;
-        if (r && PyArg_ParseTuple(r, "LLLLL", &f, &m, &mm, &rd, &wr)) {
-            cost.flops = f;
-            cost.macs = m;
-            cost.masked_macs = mm;
-            read = rd;
-            written = wr;
+        PyObject *f, *m, *mm, *rd, *wr;  // Python ints of any size
+        bool bytes_ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(rd, &read) &&
+                        int128_from_py(wr, &written);
+        bool ok = bytes_ok && int128_from_py(f, &cost.flops) && int128_from_py(m, &cost.macs) &&
+                  int128_from_py(mm, &cost.masked_macs);
+        if (!ok) {  // a count past 128 bits is reported against the op, never wrapped
+            if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "count past 128 bits");
+            cost = Cost{};
+            if (!bytes_ok) read = written = 0;
+        }
+        if (ok) {
+            // priced
         } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
             PyObject *etype, *evalue, *etb;
             PyErr_Fetch(&etype, &evalue, &etb);

@@ -14,9 +14,8 @@ FAMILY_PARAMS = {
     "move": (),
     "unsupported": (),
     # kind: 0 a@b (b[..., k, n]), 1 outer, 2 a@b.T (b[n, k]), 3 grouped (MoE experts: 2d x 3d,
-    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N), 4 sparse a (nnz(a) x b's
-    # last dim); output_mask: the products are counted once per gradient requested
-    "matmul": ("a", "b", "bias", "kind", "output_mask"),
+    # 3d x 3d and 2d x 2d contract as a@b; 3d x 2d splits b along N)
+    "matmul": ("a", "b", "bias", "kind"),
     # always_transposed: 1 for the transposed-only kernels; cost_out: a fused epilogue per output
     # element (relu 1, add + relu 3)
     "conv": ("input", "weight", "bias", "transposed", "always_transposed", "cost_out"),
@@ -38,10 +37,52 @@ FAMILY_PARAMS = {
     # gate_cost / gru_cost / rnn_cost: per hidden unit and step for 4, 3 and 1 gates; weights: the
     # cuDNN/MIOpen flat weight list (then w_ih and w_hh are not read)
     "rnn": ("input", "w_ih", "w_hh", "products", "gate_cost", "weights", "gru_cost", "rnn_cost"),
+    # signal: the tensor holding the logical signal (-1: output 0, for complex-to-real); dim: the
+    # transformed dims argument; half: 1 for a real input or output (r2c, c2r)
+    "fft": ("signal", "dim", "half"),
+    # kind: one of the LA_* counts below; other: a second operand (tau for Householder products);
+    # flag, flag2: the argument that selects what is computed (QR mode, compute_v, compute_uv,
+    # full_matrices, hermitian, left)
+    "linalg": ("matrix", "kind", "other", "flag", "flag2"),
+    "trilinear": ("i1", "expand1"),  # i2, i3 follow i1; expand2, expand3, sumdim, unroll_dim follow expand1
+    # x2 -1: all pairs within x1 (pdist); kind: 0 forward, 1 backward, 2 Euclidean by matmul
+    "distance": ("x1", "x2", "p", "kind"),
+    # rows: tensor whose last dim is the embedding size; kind: 0 forward, 1 table gradient,
+    # 2 per-sample-weights gradient
+    "embedding_bag": ("rows", "indices", "mode", "per_sample_weights", "kind"),
+    # counted: output (-1, forward) or grad_output; costs per counted element by interpolation mode
+    # (nearest 0), coord_cost per grid coordinate
+    "grid_sampler": ("counted", "grid", "mode", "output_mask", "linear_cost", "cubic_cost", "coord_cost"),
+    # grads: position of compute_input_grad (weight and bias flags follow; -1: loss only); costs per logit
+    "linear_cross_entropy": ("input", "weight", "bias", "grads", "cost", "grad_cost"),
+    "sparse_matmul": ("sparse", "dense", "output_mask", "cost"),  # MACs: stored elements x dense.shape[-1]
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
-                    "times", "only_if", "weights"}
+                    "times", "only_if", "weights", "signal", "dim", "matrix", "other", "flag", "flag2", "i1",
+                    "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
+                    "sparse", "dense"}
+
+# Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
+# csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
+LA_FACTOR_SYM = 0           # Cholesky, LDL^T: n^3/3
+LA_FACTOR_LU = 1            # LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3 (2n^3/3 square)
+LA_TRI_SOLVE = 2            # triangular solve: n^2 per right-hand side column
+LA_FACTORED_SOLVE = 3       # solve from a factorization (two triangular solves): 2n^2 per column
+LA_SOLVE = 4                # LU + 2n^2 per column
+LA_INVERSE = 5              # 2n^3
+LA_INVERSE_FROM_CHOLESKY = 6  # 2n^3/3
+LA_QR = 7                   # Householder QR 2k^2 (max(m,n) - k/3), + forming Q per mode
+LA_HOUSEHOLDER_PRODUCT = 8  # Q (m x n) from k reflectors: 4mnk - 2(m+n)k^2 + 4k^3/3
+LA_APPLY_Q = 9              # Q or Q^T times C (m x n): 4mnk - 2nk^2 (left), 4mnk - 2mk^2 (right)
+LA_EIGH = 10                # symmetric eigensolver: 4n^3/3 values, 9n^3 with vectors
+LA_EIG = 11                 # general eigensolver with vectors: 25n^3
+LA_EIGVALS = 12             # general eigenvalues only: 10n^3
+LA_SVD = 13                 # Golub-Reinsch SVD (m >= n; transposed otherwise): values 4mn^2 - 4n^3/3,
+                            # thin U, V 14mn^2 + 8n^3, full U, V 4m^2n + 8mn^2 + 9n^3
+LA_PINV = 14                # thin SVD (eigh with vectors when hermitian) + V S^+ U^H: 2mnk
+LA_LSTSQ = 15               # QR + Q^T B + triangular solve: QR + (4mk - k^2) per column of X
+LA_MATRIX_EXP = 16          # degree-18 Taylor polynomial: five n x n products, 10n^3
 
 # Per-element costs used more than once.
 SOFTMAX = 5          # max, subtract, exp, sum, divide
@@ -159,15 +200,6 @@ OPS = [
     # grad [N, out] @ weight [out, in]; backward_weights(grad_output, input, weight, bias_defined):
     # grad^T @ input, N * out * in MACs, read from grad and the weight's shape (its bias sum not counted)
     ("mkldnn_linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
-    # Sparse products: one MAC per stored element of the sparse operand and dense column.
-    # sparse_sampled_addmm(self (sparse [m, n]), mat1 [m, k], mat2 [k, n]): a k-long dot per stored
-    # element (the beta/alpha scaling of the stored values is not counted);
-    # _sparse_mm_reduce_impl(self (sparse [m, k]), other [k, n], reduce);
-    # _sparse_mm_reduce_impl_backward(self, grad_out [m, n], weight, reduce, arg_out, output_mask[2]):
-    # the sampled grad_self and self^T @ grad_out, one product each when requested.
-    ("sparse_sampled_addmm", "matmul", {"a": 0, "b": 1, "kind": 4}),
-    ("_sparse_mm_reduce_impl", "matmul", {"a": 0, "b": 1, "kind": 4}),
-    ("_sparse_mm_reduce_impl_backward", "matmul", {"a": 0, "b": 1, "kind": 4, "output_mask": 5}),
     ("mkldnn_linear_backward_input", "matmul", {"a": 1, "b": 2}),
     ("mkldnn_linear_backward_weights", "matmul", {"a": 0, "b": 2}),
     ("convolution_backward", "conv_backward",
@@ -414,6 +446,83 @@ OPS = [
     ("_fused_adamw", "foreach", {"tensors": 0, "cost": 14}),  # + decoupled weight decay p *= 1 - lr*wd
     ("_fused_sgd", "foreach", {"tensors": 0, "cost": 3}),     # momentum: b = m*b + g (2), p -= lr*b (1)
     ("_fused_adagrad", "foreach", {"tensors": 0, "cost": 6}),
+    # ---- FFT (FFTW convention: 5 n log2 n per complex transform, half for real input/output) ------
+    ("_fft_c2c", "fft", {"signal": 0, "dim": 1}),
+    ("_fft_r2c", "fft", {"signal": 0, "dim": 1, "half": 1}),
+    ("_fft_c2r", "fft", {"dim": 1, "half": 1}),  # the signal is the real output (last_dim_size long)
+    # ---- dense linear algebra (LAPACK Working Note 41; Golub & Van Loan) ----------------------------
+    ("cholesky linalg_cholesky_ex linalg_ldl_factor_ex", "linalg", {"matrix": 0, "kind": LA_FACTOR_SYM}),
+    ("linalg_lu_factor_ex linalg_lu _linalg_det _linalg_slogdet", "linalg", {"matrix": 0, "kind": LA_FACTOR_LU}),
+    ("triangular_solve", "linalg", {"matrix": 1, "kind": LA_TRI_SOLVE}),
+    ("linalg_solve_triangular", "linalg", {"matrix": 0, "kind": LA_TRI_SOLVE}),
+    ("linalg_lu_solve linalg_ldl_solve", "linalg", {"matrix": 0, "kind": LA_FACTORED_SOLVE}),
+    ("cholesky_solve lu_solve", "linalg", {"matrix": 1, "kind": LA_FACTORED_SOLVE}),
+    ("_linalg_solve_ex", "linalg", {"matrix": 0, "kind": LA_SOLVE}),
+    ("linalg_inv_ex", "linalg", {"matrix": 0, "kind": LA_INVERSE}),
+    ("cholesky_inverse", "linalg", {"matrix": 0, "kind": LA_INVERSE_FROM_CHOLESKY}),
+    ("linalg_qr", "linalg", {"matrix": 0, "kind": LA_QR, "flag": 1}),
+    ("geqrf", "linalg", {"matrix": 0, "kind": LA_QR}),  # the reflectors only: no Q formed
+    ("linalg_householder_product", "linalg", {"matrix": 0, "kind": LA_HOUSEHOLDER_PRODUCT, "other": 1}),
+    ("ormqr", "linalg", {"matrix": 0, "kind": LA_APPLY_Q, "other": 1, "flag": 3}),
+    ("_linalg_eigh", "linalg", {"matrix": 0, "kind": LA_EIGH, "flag": 2}),
+    ("linalg_eig", "linalg", {"matrix": 0, "kind": LA_EIG}),
+    # linalg_eigvals is composite (counted by its parts: with any dispatch mode active it computes
+    # the vectors too, through linalg_eig); its out= kernel computes the values only.
+    ("linalg_eigvals.out", "linalg", {"matrix": 0, "kind": LA_EIGVALS}),
+    ("_linalg_svd", "linalg", {"matrix": 0, "kind": LA_SVD, "flag": 2, "flag2": 1}),
+    ("linalg_pinv linalg_pinv.rcond_tensor", "linalg", {"matrix": 0, "kind": LA_PINV, "flag": 2}),
+    ("linalg_pinv.atol_rtol_float linalg_pinv.atol_rtol_tensor", "linalg", {"matrix": 0, "kind": LA_PINV, "flag": 3}),
+    ("linalg_lstsq", "linalg", {"matrix": 0, "kind": LA_LSTSQ, "other": 1}),
+    ("linalg_matrix_exp", "linalg", {"matrix": 0, "kind": LA_MATRIX_EXP}),
+    ("linalg_cross", "elementwise", {"cost": 3}),  # each component a1*b2 - a2*b1
+    ("lu_unpack", "move", {}),  # P, L, U from the packed factors and pivots: copies
+    ("_linalg_check_errors", "zero", {}),  # reads the info codes LAPACK returned: no arithmetic
+    # ---- nn.Bilinear and other contractions -----------------------------------------------------------
+    ("_trilinear", "trilinear", {"i1": 0, "expand1": 3}),
+    # ---- pairwise distances ---------------------------------------------------------------------------
+    ("_cdist_forward", "distance", {"x1": 0, "x2": 1, "p": 2}),
+    ("_cdist_backward", "distance", {"x1": 1, "x2": 2, "p": 3, "kind": 1}),
+    ("_euclidean_dist", "distance", {"x1": 0, "x2": 1, "kind": 2}),
+    ("_pdist_forward", "distance", {"x1": 0, "p": 1}),
+    ("_pdist_backward", "distance", {"x1": 1, "p": 2, "kind": 1}),
+    # ---- embedding bag --------------------------------------------------------------------------------
+    ("_embedding_bag _embedding_bag_forward_only", "embedding_bag",
+     {"rows": 0, "indices": 1, "mode": 4, "per_sample_weights": 6}),
+    ("_embedding_bag_backward", "embedding_bag",
+     {"rows": 0, "indices": 1, "mode": 8, "per_sample_weights": 10, "kind": 1}),
+    ("_embedding_bag_dense_backward _embedding_bag_sparse_backward", "embedding_bag",
+     {"rows": 0, "indices": 1, "mode": 7, "per_sample_weights": 8, "kind": 1}),
+    ("_embedding_bag_per_sample_weights_backward", "embedding_bag", {"rows": 0, "indices": 2, "mode": 5, "kind": 2}),
+    # ---- grid sampling: interpolation as the upsample ops (9 bilinear, 21 trilinear, 35 bicubic) ------
+    ("grid_sampler_2d _grid_sampler_2d_cpu_fallback", "grid_sampler",
+     {"grid": 1, "mode": 2, "linear_cost": 9, "cubic_cost": 35, "coord_cost": 3}),
+    ("cudnn_grid_sampler", "grid_sampler", {"grid": 1, "linear_cost": 9, "coord_cost": 3}),
+    ("grid_sampler_3d", "grid_sampler", {"grid": 1, "mode": 2, "linear_cost": 21, "coord_cost": 3}),
+    ("grid_sampler_2d_backward", "grid_sampler",
+     {"counted": 0, "grid": 2, "mode": 3, "output_mask": 6, "linear_cost": 9, "cubic_cost": 35, "coord_cost": 3}),
+    ("_grid_sampler_2d_cpu_fallback_backward", "grid_sampler",
+     {"counted": 0, "grid": 2, "mode": 3, "linear_cost": 9, "cubic_cost": 35, "coord_cost": 3}),
+    ("grid_sampler_3d_backward", "grid_sampler",
+     {"counted": 0, "grid": 2, "mode": 3, "output_mask": 6, "linear_cost": 21, "coord_cost": 3}),
+    ("cudnn_grid_sampler_backward", "grid_sampler", {"counted": 2, "grid": 1, "linear_cost": 9, "coord_cost": 3}),
+    # ---- weight norm: w = g * v / |v| (norm over every dim but `dim`) ---------------------------------
+    # forward: square and add per element of v, sqrt and g / norm per norm, one multiply per element
+    ("_weight_norm_interface", "reduce", {"input": 0, "cost": 3, "out_index": 1, "cost_out": 2}),
+    # backward: grad_g = sum(grad_w * v) / norm (2 per element, 1 per norm); grad_v =
+    # g / norm * (grad_w - v * grad_g / norm) (3 per element, 2 per norm)
+    ("_weight_norm_interface_backward", "reduce", {"input": 0, "cost": 5, "out_index": 1, "cost_out": 3}),
+    # ---- F.linear_cross_entropy's chunked custom ops: logits, log-softmax loss (5 per logit as
+    # _log_softmax) and, precomputed in forward, softmax - one-hot (2 per logit) and the gradients --------
+    ("torch_nn::_linear_cross_entropy_batch_chunked", "linear_cross_entropy",
+     {"input": 0, "weight": 1, "bias": 3, "grads": 12, "cost": SOFTMAX, "grad_cost": 2}),
+    ("torch_nn::_linear_cross_entropy_batch_chunked_no_reduction", "linear_cross_entropy",
+     {"input": 0, "weight": 1, "bias": 3, "cost": SOFTMAX, "grad_cost": 2}),
+    # ---- sparse CSR x dense: one MAC per stored element per dense column ----------------------------
+    # sampled_addmm: mat1 @ mat2 at self's stored positions (k MACs each), then beta*self + alpha*(.)
+    ("sparse_sampled_addmm", "sparse_matmul", {"sparse": 0, "dense": 1, "cost": 3}),
+    ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
+    # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
+    ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
 ]
 
 

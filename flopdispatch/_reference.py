@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from . import _ops
 from ._ops import FAMILY_PARAMS
 
 
@@ -118,11 +119,6 @@ def matmul(p, c):
     a, b = c.tensor(p["a"]), c.tensor(p["b"])
     if p["kind"] == 1:
         macs = numel(a) * numel(b)
-    elif p["kind"] == 4:  # sparse a: its stored elements times b's columns
-        if a.layout == torch.strided:
-            raise ValueError("expected a sparse tensor")
-        sb = shape(b)
-        macs = _concrete(a._nnz()) * (sb[-1] if sb else 1)
     elif p["kind"] == 2:
         macs = numel(a) * shape(b)[0]
     elif p["kind"] == 3 and len(shape(a)) == 3 and len(shape(b)) == 2:
@@ -130,9 +126,6 @@ def matmul(p, c):
     else:
         sb = shape(b)
         macs = numel(a) * (sb[-1] if len(sb) >= 2 else 1)
-    if p["output_mask"] >= 0:
-        mask = c.arg(p["output_mask"])
-        macs *= sum(bool(m) for m in mask) if mask else 1
     flops = 2 * macs + (_out_numel(c) if c.has_tensor(p["bias"]) else 0)
     return flops, macs, 0
 
@@ -352,6 +345,242 @@ def rnn(p, c):
     return 2 * macs + steps_times_batch * w_hh[1] * _gate_cost(p, w_hh[0] // w_hh[1]), macs, 0
 
 
+# ---- FFT ----------------------------------------------------------------------------------------
+
+def log2_q16(n):
+    """floor(2**16 * log2(n)), by the same integer steps as the C++ (bit-by-bit binary logarithm
+    on a mantissa kept to 62 fractional bits, truncated at each squaring)."""
+    if n <= 1:
+        return 0
+    e = n.bit_length() - 1
+    m = n << (62 - e)  # in [1, 2) with 62 fractional bits
+    frac = 0
+    for _ in range(16):
+        m = (m * m) >> 62
+        frac <<= 1
+        if m >= 1 << 63:
+            m >>= 1
+            frac |= 1
+    return (e << 16) | frac
+
+
+def fft(p, c):
+    x = c.outputs()[0] if p["signal"] < 0 else c.tensor(p["signal"])
+    s = shape(x)
+    n = 1
+    for d in _int_list(c.arg(p["dim"])):
+        n *= s[d]  # negative dims index from the end, as in the op
+    return (5 * numel(x) * log2_q16(n)) >> (16 + (1 if p["half"] else 0)), 0, 0
+
+
+# ---- dense linear algebra -------------------------------------------------------------------------
+
+def _lu(m, n):
+    k = min(m, n)
+    return (6 * m * n * k - 3 * (m + n) * k * k + 2 * k ** 3) // 3
+
+
+def _qr(m, n):
+    k = min(m, n)
+    return (6 * k * k * max(m, n) - 2 * k ** 3) // 3
+
+
+def _householder(m, n, k):
+    return (12 * m * n * k - 6 * (m + n) * k * k + 4 * k ** 3) // 3
+
+
+def _svd(m, n, uv, full):
+    big, k = max(m, n), min(m, n)
+    if not uv:
+        return (12 * big * k * k - 4 * k ** 3) // 3
+    if full:
+        return 4 * big * big * k + 8 * big * k * k + 9 * k ** 3
+    return 14 * big * k * k + 8 * k ** 3
+
+
+def _flag(c, pos, default):
+    v = c.arg(pos)
+    return default if v is None else bool(v)
+
+
+def linalg(p, c):
+    a = c.tensor(p["matrix"])
+    if not _floating(a):
+        return 0, 0, 0
+    sa = shape(a)
+    if len(sa) < 2:
+        raise ValueError("expected a matrix [..., m, n]")
+    batch, m, n = math.prod(sa[:-2]), sa[-2], sa[-1]
+    k, kind = min(m, n), p["kind"]
+    if kind in (_ops.LA_TRI_SOLVE, _ops.LA_FACTORED_SOLVE, _ops.LA_SOLVE):
+        columns_n = _out_numel(c) * n
+        flops = columns_n if kind == _ops.LA_TRI_SOLVE else 2 * columns_n
+        return flops + (batch * _lu(n, n) if kind == _ops.LA_SOLVE else 0), 0, 0
+    if kind == _ops.LA_APPLY_Q:
+        reflectors = (shape(c.tensor(p["other"])) or [1])[-1]
+        sc = shape(c.outputs()[0])
+        cm, cn = sc[-2], sc[-1]
+        left = _flag(c, p["flag"], True)
+        return math.prod(sc[:-2]) * (4 * cm * cn * reflectors - 2 * (cn if left else cm) * reflectors ** 2), 0, 0
+    if kind == _ops.LA_LSTSQ:
+        columns = _out_numel(c) // n if n else 0
+        return batch * _qr(m, n) + columns * (4 * m * k - k * k), 0, 0
+    if kind == _ops.LA_FACTOR_SYM:
+        per = n ** 3 // 3
+    elif kind == _ops.LA_FACTOR_LU:
+        per = _lu(m, n)
+    elif kind == _ops.LA_INVERSE:
+        per = 2 * n ** 3
+    elif kind == _ops.LA_INVERSE_FROM_CHOLESKY:
+        per = 2 * n ** 3 // 3
+    elif kind == _ops.LA_QR:
+        per = _qr(m, n)
+        mode = c.arg(p["flag"])
+        if mode == "complete":
+            per += _householder(m, m, k)
+        elif mode != "r" and p["flag"] >= 0:  # "reduced", the default
+            per += _householder(m, k, k)
+    elif kind == _ops.LA_HOUSEHOLDER_PRODUCT:
+        per = _householder(m, n, (shape(c.tensor(p["other"])) or [1])[-1])
+    elif kind == _ops.LA_EIGH:
+        per = 9 * n ** 3 if _flag(c, p["flag"], True) else 4 * n ** 3 // 3
+    elif kind == _ops.LA_EIG:
+        per = 25 * n ** 3
+    elif kind == _ops.LA_EIGVALS:
+        per = 10 * n ** 3
+    elif kind == _ops.LA_SVD:
+        per = _svd(m, n, _flag(c, p["flag"], True), _flag(c, p["flag2"], False))
+    elif kind == _ops.LA_PINV:
+        per = (9 * n ** 3 if _flag(c, p["flag"], False) else _svd(m, n, True, False)) + 2 * m * n * k
+    elif kind == _ops.LA_MATRIX_EXP:
+        per = 10 * n ** 3
+    else:
+        raise ValueError("unknown linear algebra kind")
+    return batch * per, 0, 0
+
+
+# ---- _trilinear ---------------------------------------------------------------------------------
+
+def trilinear(p, c):
+    i, e = p["i1"], p["expand1"]
+    tensors = [shape(c.tensor(i + t)) for t in range(3)]
+    expands = [set(_int_list(c.arg(e + t))) for t in range(3)]
+    total = len(tensors[0]) + len(expands[0])
+    full = []
+    for s, ex in zip(tensors, expands):
+        it = iter(s)
+        full.append([1 if d in ex else next(it) for d in range(total)])
+    summed = set(_int_list(c.arg(e + 3)))
+    unroll = c.arg(e + 4)
+    unroll = 1 if unroll is None else unroll
+    terms = second = 1
+    for d in range(total):
+        size = max(f[d] for f in full)
+        terms *= size
+        if not (d in summed and d in expands[2] and d != unroll):
+            second *= size
+    return 2 * terms + 2 * second, terms, 0
+
+
+# ---- pairwise distances ---------------------------------------------------------------------------
+
+def distance(p, c):
+    x1 = c.tensor(p["x1"])
+    if not _floating(x1):
+        return 0, 0, 0
+    s1 = shape(x1)
+    rows1, dim, batch = s1[-2], s1[-1], math.prod(s1[:-2])
+    rows2 = 0
+    if p["x2"] >= 0:
+        rows2 = shape(c.tensor(p["x2"]))[-2]
+        outs = c.outputs()
+        if outs and p["kind"] != 1:
+            batch = math.prod(shape(outs[0])[:-2])
+        pairs = batch * rows1 * rows2
+    else:
+        pairs = batch * rows1 * max(rows1 - 1, 0) // 2
+    if p["kind"] == 2:
+        macs = pairs * (dim + 2)
+        return 2 * macs + 2 * batch * (rows1 + rows2) * dim + 2 * pairs, macs, 0
+    pn = c.arg(p["p"])
+    pn = 2.0 if pn is None else float(pn)
+    inf = pn == math.inf
+    if p["kind"] == 1:
+        per_term, per_pair = (3 if pn == 1 else 4 if pn == 2 else 5 if inf else 6), 0
+    else:
+        simple = pn in (0, 1, 2) or inf
+        per_term = 3 if simple else 4
+        per_pair = 1 if (pn == 2 or not simple) else 0
+    return pairs * dim * per_term + pairs * per_pair, 0, 0
+
+
+# ---- embedding bag --------------------------------------------------------------------------------
+
+def embedding_bag(p, c):
+    rows = c.tensor(p["rows"])
+    if not _floating(rows):
+        return 0, 0, 0
+    looked_up = numel(c.tensor(p["indices"])) * shape(rows)[-1]
+    mode = c.arg(p["mode"]) or 0
+    if p["kind"] == 2:
+        return 2 * looked_up, 0, 0
+    flops = looked_up * (2 if c.has_tensor(p["per_sample_weights"]) else 1)
+    if mode == 1:
+        if p["kind"] == 0:
+            outs = c.outputs()
+            flops += numel(outs[0]) if outs else 0
+        else:
+            flops += looked_up
+    return flops, 0, 0
+
+
+# ---- grid sampling --------------------------------------------------------------------------------
+
+def grid_sampler(p, c):
+    counted = c.outputs()[0] if p["counted"] < 0 else c.tensor(p["counted"])
+    if not _floating(counted):
+        return 0, 0, 0
+    mode = c.arg(p["mode"]) or 0
+    per = {0: p["linear_cost"], 2: p["cubic_cost"]}.get(mode, 0)
+    passes = 1
+    if p["counted"] >= 0:
+        passes = sum(int(bool(x)) for x in _output_mask(c.arg(p["output_mask"]))[:2])
+    return numel(counted) * per * passes + numel(c.tensor(p["grid"])) * p["coord_cost"], 0, 0
+
+
+# ---- fused linear + cross-entropy ------------------------------------------------------------------
+
+def linear_cross_entropy(p, c):
+    inp = c.tensor(p["input"])
+    if not _floating(inp):
+        return 0, 0, 0
+    classes, features = shape(c.tensor(p["weight"]))
+    logits = numel(inp) // features * classes if features else 0
+    gi = gw = gb = False
+    if p["grads"] >= 0:
+        gi, gw, gb = (bool(c.arg(p["grads"] + i)) for i in range(3))
+    macs = logits * features * (1 + int(gi) + int(gw))
+    flops = 2 * macs + logits * p["cost"]
+    flops += logits if c.has_tensor(p["bias"]) else 0
+    flops += logits * p["grad_cost"] if (gi or gw or gb) else 0
+    flops += logits if gb else 0
+    return flops, macs, 0
+
+
+# ---- sparse (CSR) x dense products ---------------------------------------------------------------
+
+def sparse_matmul(p, c):
+    sparse = c.tensor(p["sparse"])
+    if not _floating(sparse):
+        return 0, 0, 0
+    stored = _concrete(sparse._nnz()) * math.prod(shape(sparse)[:-2])
+    passes = 1
+    if p["output_mask"] >= 0:
+        passes = sum(int(bool(x)) for x in _output_mask(c.arg(p["output_mask"]))[:2])
+    macs = stored * (shape(c.tensor(p["dense"])) or [1])[-1] * passes
+    return 2 * macs + stored * p["cost"], macs, 0
+
+
 def _zero(p, c):
     return 0, 0, 0
 
@@ -361,6 +590,9 @@ FAMILIES = {
     "conv_backward": conv_backward, "attention": attention, "elementwise": elementwise,
     "reduce": reduce, "norm": norm, "norm_backward": norm_backward, "pool": pool,
     "foreach": foreach, "mha": mha, "encoder_layer": encoder_layer, "rnn": rnn,
+    "fft": fft, "linalg": linalg, "trilinear": trilinear, "distance": distance,
+    "embedding_bag": embedding_bag, "grid_sampler": grid_sampler,
+    "linear_cross_entropy": linear_cross_entropy, "sparse_matmul": sparse_matmul,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

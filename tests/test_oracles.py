@@ -1320,6 +1320,278 @@ def scalar_loss_out(dtype, reduction, shape):
     return meta(shape if reduction == 0 else (), dtype=dtype)
 
 
+# ---- FFT, dense linear algebra, _trilinear, distances, embedding bag, grid sampling, weight norm --
+
+C64 = torch.complex64
+LINALG_DTYPES = [torch.float32, torch.float64, C64, torch.int64]
+
+
+@builder("_fft_c2c", "_fft_r2c", "_fft_c2r")
+def build_fft(name, draw):
+    shape = list(shapes(draw, min_dims=1, max_dims=4, min_side=1, max_side=9))
+    nd = len(shape)
+    dim = sorted(draw(st.sets(st.integers(0, nd - 1), min_size=1, max_size=nd)))
+    last = dim[-1]
+    if draw(st.booleans()):
+        dim = [d - nd for d in dim]  # negative dims index from the end
+    op = overload_of(name)
+    if name == "_fft_c2c":
+        args = (meta(shape, dtype=C64), dim, 0, draw(st.booleans()))
+        fallback = lambda: meta(shape, dtype=C64)  # noqa: E731
+    elif name == "_fft_r2c":
+        onesided = draw(st.booleans())
+        out_shape = list(shape)
+        if onesided:
+            out_shape[last] = shape[last] // 2 + 1
+        args = (meta(shape), dim, 0, onesided)
+        fallback = lambda: meta(out_shape, dtype=C64)  # noqa: E731
+    else:  # c2r: the real output is last_dim_size long along the last transformed dim
+        in_shape = list(shape)
+        in_shape[last] = shape[last] // 2 + 1
+        args = (meta(in_shape, dtype=C64), dim, 0, shape[last])
+        fallback = lambda: meta(shape)  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+def _matrix(draw, square, dtype, batch=None, m=None, n=None):
+    batch = list(batch if batch is not None else dims(draw, draw(st.integers(0, 2)), 1, 3))
+    m = m if m is not None else draw(st.integers(1, 7))
+    n = m if square else (n if n is not None else draw(st.integers(1, 7)))
+    return meta(batch + [m, n], dtype=dtype), batch, m, n
+
+
+SINGLE_MATRIX = {  # name: (square, extra positional args drawn from these options)
+    "cholesky": (True, [[False, True]]),
+    "linalg_cholesky_ex": (True, []),
+    "linalg_ldl_factor_ex": (True, []),
+    "linalg_lu_factor_ex": (False, []),
+    "linalg_lu": (False, []),
+    "_linalg_det": (True, []),
+    "_linalg_slogdet": (True, []),
+    "linalg_inv_ex": (True, []),
+    "cholesky_inverse": (True, [[False, True]]),
+    "linalg_eig": (True, []),
+    "linalg_matrix_exp": (True, []),
+    "_linalg_eigh": (True, [["L", "U"], [True, False]]),
+    "_linalg_svd": (False, [[False, True], [True, False]]),
+    "linalg_qr": (False, [["reduced", "complete", "r"]]),
+    "geqrf": (False, []),
+    "linalg_pinv": (False, [[1e-5], [False, True]]),
+}
+
+
+@builder(*SINGLE_MATRIX)
+def build_single_matrix(name, draw):
+    square, extras = SINGLE_MATRIX[name]
+    dtype = draw(st.sampled_from(LINALG_DTYPES))
+    a, batch, m, n = _matrix(draw, square, dtype)
+    n_extra = draw(st.integers(0, len(extras)))  # trailing arguments may be left to their defaults
+    args = (a,) + tuple(draw(st.sampled_from(o)) for o in extras[:n_extra])
+    op = overload_of(name)
+    return op, args, {}, run_or(op, args, {}, lambda: (meta(batch + [m, n], dtype=dtype),))
+
+
+@builder("linalg_eigvals.out")
+def build_eigvals_out(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    a, batch, m, n = _matrix(draw, True, dtype)
+    values = meta(batch + [n], dtype=torch.complex64 if dtype == torch.float32 else torch.complex128)
+    return aten.linalg_eigvals.out, (a,), {"out": values}, values
+
+
+@builder("linalg_pinv.atol_rtol_float", "linalg_pinv.atol_rtol_tensor", "linalg_pinv.rcond_tensor")
+def build_pinv_overloads(name, draw):
+    dtype = draw(st.sampled_from(LINALG_DTYPES))
+    a, batch, m, n = _matrix(draw, False, dtype)
+    op = overload_of(name)
+    hermitian = draw(st.booleans())
+    if name == "linalg_pinv.rcond_tensor":
+        args, kwargs = (a, meta(())), {}
+        if draw(st.booleans()):
+            args = args + (hermitian,)
+    else:
+        args, kwargs = (a,), ({"hermitian": hermitian} if draw(st.booleans()) else {})
+    return op, args, kwargs, run_or(op, args, kwargs, lambda: meta(batch + [n, m], dtype=dtype))
+
+
+SOLVES = ["triangular_solve", "linalg_solve_triangular", "linalg_lu_solve", "linalg_ldl_solve", "cholesky_solve",
+          "lu_solve", "_linalg_solve_ex"]
+
+
+@builder(*SOLVES)
+def build_solve(name, draw):
+    dtype = draw(st.sampled_from(LINALG_DTYPES))
+    a, batch, n, _ = _matrix(draw, True, dtype)
+    k = draw(st.integers(1, 6))
+    left = draw(st.booleans()) if name in ("linalg_solve_triangular", "linalg_lu_solve", "_linalg_solve_ex") else True
+    b = meta(batch + ([n, k] if left else [k, n]), dtype=dtype)
+    piv = meta(batch + [n], dtype=torch.int32)
+    op = overload_of(name)
+    kwargs = {}
+    if name == "triangular_solve":
+        args = (b, a, draw(st.booleans()))
+    elif name == "linalg_solve_triangular":
+        args, kwargs = (a, b), {"upper": draw(st.booleans()), "left": left}
+    elif name == "linalg_lu_solve":
+        args, kwargs = (a, piv, b), {"left": left}
+    elif name == "linalg_ldl_solve":
+        args = (a, piv, b)
+    elif name == "cholesky_solve":
+        args = (b, a)
+    elif name == "lu_solve":
+        args = (b, a, piv)
+    else:
+        args, kwargs = (a, b), {"left": left}
+    return op, args, kwargs, run_or(op, args, kwargs, lambda: (meta(b.shape, dtype=dtype),))
+
+
+@builder("linalg_householder_product", "ormqr")
+def build_householder(name, draw):
+    dtype = draw(st.sampled_from(LINALG_DTYPES))
+    m = draw(st.integers(1, 7))
+    n = draw(st.integers(1, m))
+    k = draw(st.integers(1, n))
+    batch = dims(draw, draw(st.integers(0, 2)), 1, 3)
+    tau = meta(batch + [k], dtype=dtype)
+    op = overload_of(name)
+    if name == "linalg_householder_product":
+        args = (meta(batch + [m, n], dtype=dtype), tau)
+        return op, args, {}, run_or(op, args, {}, lambda: meta(batch + [m, n], dtype=dtype))
+    left = draw(st.booleans())
+    cols = draw(st.integers(1, 6))
+    c_shape = batch + ([m, cols] if left else [cols, m])
+    args = (meta(batch + [m, n], dtype=dtype), tau, meta(c_shape, dtype=dtype), left, draw(st.booleans()))
+    return op, args, {}, run_or(op, args, {}, lambda: meta(c_shape, dtype=dtype))
+
+
+@builder("linalg_lstsq")
+def build_lstsq(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
+    a, batch, m, n = _matrix(draw, False, dtype)
+    r = draw(st.integers(1, 5))
+    b = meta(batch + [m, r], dtype=dtype)
+    op = overload_of(name)
+    fallback = lambda: (meta(batch + [n, r], dtype=dtype), meta(0), meta(0, dtype=torch.int64), meta(0))  # noqa: E731
+    return op, (a, b), {}, run_or(op, (a, b), {}, fallback)
+
+
+@builder("_trilinear")
+def build_trilinear(name, draw):
+    rank = draw(st.integers(1, 4))
+    sizes = dims(draw, rank, 1, 5)
+    expands = [sorted(draw(st.sets(st.integers(0, rank - 1), max_size=rank - 1))) for _ in range(3)]
+    tensors = [meta([s for d, s in enumerate(sizes) if d not in e]) for e in expands]
+    sumdim = sorted(draw(st.sets(st.integers(0, rank - 1), max_size=rank)))
+    unroll = draw(st.integers(0, rank - 1))
+    args = (*tensors, *expands, sumdim, unroll)
+    op = overload_of(name)
+    fallback = lambda: meta([1 if d in sumdim else s for d, s in enumerate(sizes)])  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+@builder("_cdist_forward", "_cdist_backward", "_euclidean_dist", "_pdist_forward", "_pdist_backward")
+def build_distance(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
+    batch = dims(draw, draw(st.integers(0, 2)), 1, 3) if "pdist" not in name else []
+    p_, r, m = dims(draw, 3, 1, 6)
+    pn = draw(st.sampled_from([0.0, 1.0, 2.0, 1.5, 3.0, math.inf]))
+    x1, x2 = meta(batch + [p_, m], dtype=dtype), meta(batch + [r, m], dtype=dtype)
+    op = overload_of(name)
+    if name == "_cdist_forward":
+        args, out_shape = (x1, x2, pn, None), batch + [p_, r]
+    elif name == "_euclidean_dist":
+        args, out_shape = (x1, x2), batch + [p_, r]
+    elif name == "_cdist_backward":
+        args, out_shape = (meta(batch + [p_, r], dtype=dtype), x1, x2, pn, meta(batch + [p_, r], dtype=dtype)), x1.shape
+    elif name == "_pdist_forward":
+        args, out_shape = (x1, pn), [p_ * (p_ - 1) // 2]
+    else:
+        pairs = meta(p_ * (p_ - 1) // 2, dtype=dtype)
+        args, out_shape = (pairs, x1, pn, pairs), x1.shape
+    return op, args, {}, run_or(op, args, {}, lambda: meta(out_shape, dtype=dtype))
+
+
+EMBEDDING_BAG = ["_embedding_bag", "_embedding_bag_forward_only", "_embedding_bag_backward",
+                 "_embedding_bag_dense_backward", "_embedding_bag_sparse_backward",
+                 "_embedding_bag_per_sample_weights_backward"]
+
+
+@builder(*EMBEDDING_BAG)
+def build_embedding_bag(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
+    vocab, d, length, bags = dims(draw, 4, 1, 6)
+    mode = draw(st.sampled_from([0, 1, 2]))
+    weighted = mode == 0 and draw(st.booleans())
+    idx, offsets = meta(length, dtype=torch.int64), meta(bags, dtype=torch.int64)
+    psw = meta(length, dtype=dtype) if weighted else None
+    grad, weight = meta(bags, d, dtype=dtype), meta(vocab, d, dtype=dtype)
+    ints = lambda n: meta(n, dtype=torch.int64)  # noqa: E731
+    op = overload_of(name)
+    if name in ("_embedding_bag", "_embedding_bag_forward_only"):
+        args = (weight, idx, offsets, False, mode, False, psw)
+        fallback = lambda: (meta(bags, d, dtype=dtype), ints(length), ints(bags), ints(bags))  # noqa: E731
+    elif name == "_embedding_bag_backward":
+        args = (grad, idx, offsets, ints(length), ints(bags), ints(bags), vocab, False, mode, False, psw)
+        fallback = lambda: meta(vocab, d, dtype=dtype)  # noqa: E731
+    elif name == "_embedding_bag_dense_backward":
+        args = (grad, idx, ints(length), ints(bags), ints(bags), vocab, False, mode, psw)
+        fallback = lambda: meta(vocab, d, dtype=dtype)  # noqa: E731
+    elif name == "_embedding_bag_sparse_backward":
+        args = (grad, idx, offsets, ints(length), ints(bags), vocab, False, mode, psw)
+        fallback = lambda: meta(vocab, d, dtype=dtype)  # noqa: E731
+    else:
+        args = (grad, weight, idx, offsets, ints(length), 0)
+        fallback = lambda: meta(length, dtype=dtype)  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+GRID_SAMPLERS = ["grid_sampler_2d", "_grid_sampler_2d_cpu_fallback", "cudnn_grid_sampler", "grid_sampler_3d",
+                 "grid_sampler_2d_backward", "_grid_sampler_2d_cpu_fallback_backward", "grid_sampler_3d_backward",
+                 "cudnn_grid_sampler_backward"]
+
+
+@builder(*GRID_SAMPLERS)
+def build_grid_sampler(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.float16]))
+    rank = 3 if "3d" in name else 2
+    n, c = dims(draw, 2, 1, 3)
+    spatial_in, spatial_out = dims(draw, rank, 1, 5), dims(draw, rank, 1, 5)
+    inp, grid = meta([n, c] + spatial_in, dtype=dtype), meta([n] + spatial_out + [rank], dtype=dtype)
+    grad = meta([n, c] + spatial_out, dtype=dtype)
+    mode = draw(st.sampled_from([0, 1] if rank == 3 else [0, 1, 2]))
+    op = overload_of(name)
+    if name == "cudnn_grid_sampler":
+        args = (inp, grid)
+    elif name == "cudnn_grid_sampler_backward":
+        args = (inp, grid, grad)
+    elif name.endswith("_backward"):
+        args = (grad, inp, grid, mode, 0, False)
+        if "fallback" not in name:
+            args += ([draw(st.booleans()), draw(st.booleans())],)
+    else:
+        args = (inp, grid, mode, 0, False)
+    if name.endswith("_backward"):
+        fallback = lambda: (meta(inp.shape, dtype=dtype), meta(grid.shape, dtype=dtype))  # noqa: E731
+    else:
+        fallback = lambda: meta(grad.shape, dtype=dtype)  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+@builder("_weight_norm_interface", "_weight_norm_interface_backward")
+def build_weight_norm(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.int64]))
+    shape = dims(draw, draw(st.integers(1, 4)), 1, 5)
+    dim = draw(st.integers(0, len(shape) - 1))
+    small = [s if i == dim else 1 for i, s in enumerate(shape)]
+    v, g = meta(shape, dtype=dtype), meta(small, dtype=dtype)
+    op = overload_of(name)
+    if name == "_weight_norm_interface":
+        args = (v, g, dim)
+    else:
+        args = (meta(shape, dtype=dtype), v, g, meta(small, dtype=dtype), dim)
+    return op, args, {}, run_or(op, args, {}, lambda: (meta(shape, dtype=dtype), meta(small, dtype=dtype)))
+
+
 @builder("_ctc_loss", "_ctc_loss_backward")
 def build_ctc(name, draw):
     t, n, c, s_ = dims(draw, 4, 1, 6)
@@ -1556,19 +1828,72 @@ def sparse_call(name, draw):
     return aten._sparse_mm_reduce_impl_backward.default, args, {}, result, nnz * n * sum(mask)
 
 
-@builder("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "_sparse_mm_reduce_impl_backward")
-def build_sparse(name, draw):
-    return sparse_call(name, draw)[:4]
-
-
 @settings(max_examples=20, **SETTINGS)
 @given(data=st.data())
 def test_sparse_products_count_stored_elements(data):
     name = data.draw(st.sampled_from(["sparse_sampled_addmm", "_sparse_mm_reduce_impl",
                                       "_sparse_mm_reduce_impl_backward"]))
     op, args, kwargs, out, want = sparse_call(name, data.draw)
-    flops, macs, _ = check(op, args, kwargs, out, family="matmul")
-    assert (flops, macs) == (2 * want, want)
+    flops, macs, _ = check(op, args, kwargs, out, family="sparse_matmul")
+    extra = 3 * args[0]._nnz() if name == "sparse_sampled_addmm" else 0  # beta*self + alpha*(.) per stored element
+    assert (flops, macs) == (2 * want + extra, want)
+
+
+@builder("_ctc_loss", "_ctc_loss_backward")
+def build_ctc(name, draw):
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    t, n, c, s = dims(draw, 4, 1, 6)
+    batched = draw(st.booleans())
+    lp = meta([t, n, c] if batched else [t, c], dtype=dtype)
+    targets = meta([n, s] if batched else [s], dtype=torch.int64)
+    lengths = ([t] * n, [s] * n) if batched else ([t], [s])
+    alpha_shape = ([n] if batched else []) + [t, 2 * s + 1]
+    op = overload_of(name)
+    if name == "_ctc_loss":
+        args = (lp, targets, *lengths, 0, False)
+        fallback = lambda: (meta([n] if batched else [], dtype=dtype), meta(alpha_shape, dtype=dtype))  # noqa: E731
+    else:
+        nll = meta([n] if batched else [], dtype=dtype)
+        args = (meta(nll.shape, dtype=dtype), lp, targets, *lengths, nll, meta(alpha_shape, dtype=dtype), 0, False)
+        fallback = lambda: meta(lp.shape, dtype=dtype)  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+@builder("torch_nn::_linear_cross_entropy_batch_chunked", "torch_nn::_linear_cross_entropy_batch_chunked_no_reduction")
+def build_linear_cross_entropy(name, draw):
+    import torch.nn.modules.linear_cross_entropy  # noqa: F401 - registers the torch_nn custom ops
+
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    n, d, v = dims(draw, 3, 1, 8)
+    x, w, t = meta(n, d, dtype=dtype), meta(v, d, dtype=dtype), meta(n, dtype=torch.int64)
+    bias = meta(v, dtype=dtype) if draw(st.booleans()) else None
+    op = getattr(torch.ops.torch_nn, name.partition("::")[2]).default
+    if name.endswith("no_reduction"):
+        args = (x, w, t, bias, None, -100, 4, "auto", dtype)
+        fallback = lambda: meta(n, dtype=dtype)  # noqa: E731
+    else:
+        flags = [draw(st.booleans()) for _ in range(3)]
+        args = (x, w, t, bias, None, "mean", -100, 0.0, 4, "auto", dtype, False, *flags)
+        fallback = lambda: (meta((), dtype=dtype), meta(n, d, dtype=dtype), meta(v, d, dtype=dtype), meta(v, dtype=dtype))  # noqa: E731
+    return op, args, {}, run_or(op, args, {}, fallback)
+
+
+@builder("sparse_sampled_addmm", "_sparse_mm_reduce_impl", "_sparse_mm_reduce_impl_backward")
+def build_sparse_matmul(name, draw):
+    m, k, n = dims(draw, 3, 1, 6)
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    cols = n if name == "sparse_sampled_addmm" else k  # sampled: self [m, n]; sparse.mm: self [m, k]
+    dense_mask = torch.rand(m, cols) < draw(st.sampled_from([0.0, 0.3, 1.0]))
+    sparse = (torch.rand(m, cols, dtype=dtype) * dense_mask).to_sparse_csr()  # CPU: a real nnz
+    op = overload_of(name)
+    if name == "sparse_sampled_addmm":
+        args = (sparse, torch.rand(m, k, dtype=dtype), torch.rand(k, n, dtype=dtype))
+    elif name == "_sparse_mm_reduce_impl":
+        args = (sparse, torch.rand(k, n, dtype=dtype), draw(st.sampled_from(["sum", "mean", "amax"])))
+    else:
+        args = (sparse, torch.rand(m, n, dtype=dtype), torch.rand(k, n, dtype=dtype), "sum",
+                torch.zeros(0, dtype=torch.int64), [draw(st.booleans()), draw(st.booleans())])
+    return op, args, {}, run_or(op, args, {}, lambda: (torch.zeros(m, n, dtype=dtype),))
 
 
 # Any other declared elementwise op or reduction gets the schema-driven builder.
