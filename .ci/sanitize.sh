@@ -15,6 +15,7 @@ trap 'rm -rf "$work"' EXIT
 cp -r flopdispatch "$work/flopdispatch"
 rm -f "$work"/flopdispatch/_C*.so
 cp -r tests "$work/tests"
+cp README.md "$work/README.md"  # tests that run the README's examples
 "$python" -c "import pybind11" 2>/dev/null || { echo "sanitize.sh needs pybind11 in this environment (pip install pybind11)" >&2; exit 2; }
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 includes=$("$python" -m pybind11 --includes)
@@ -37,12 +38,17 @@ log="$work/sanitizer"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:log_path=$log.asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$log.ubsan"
 # The tests of the core's hazards: new ops first seen inside callbacks (the op table), threads,
-# nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes.
+# nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes; user
+# formulas (op-table refresh), higher-order ops, nested tensors (decomposition) and the new families.
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   selection=(tests/test_reliability.py
-             "tests/test_behaviour.py"
-             "tests/test_phases.py")
+             tests/test_behaviour.py
+             tests/test_phases.py
+             tests/test_user_formulas.py
+             tests/test_hops.py
+             tests/test_nested.py
+             tests/test_new_families.py)
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \
