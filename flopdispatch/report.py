@@ -324,6 +324,14 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
             (fmt.header("params"), "right", fmt.cell(report.params)),
             (fmt.header("MACs"), "right", fmt.cell(total.macs)),
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
+    # "self": the work run directly in each module, not in a child; with the "(outside root)" row
+    # the column adds up to the total (reports written before exclusive counts have no column)
+    own = getattr(report, "has_exclusive", False)
+    own_metric = "flops" if metric == "params" else metric
+    own_unit = "B" if own_metric == "bytes" else ""
+    if own:
+        cols += [("self\n" + fmt.header(_METRIC_LABEL[own_metric], own_unit), "right",
+                  fmt.cell(_value(total, own_metric), own_unit))]
     cols += [(h, "right", fmt.cell(_value(report.phase(p), metric), unit)) for p, h in phase_cols]
     cols += [(fmt.header("bytes", "B"), "right", fmt.cell(total.bytes, "B")),
              ("FLOP/B", "right", _intensity(total)),
@@ -342,6 +350,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
                  Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
                  fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
+        if own:
+            cells.append(fmt.cell(_value(report.module(name, exclusive=True), own_metric), own_unit))
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
         cells += [fmt.cell(shown.bytes, "B"), _intensity(shown), _pct(v, whole)]
         if timed:
@@ -353,6 +363,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         out_bytes, out_v = total.bytes - root.bytes, whole - _value(root, metric)
         if out_flops or out_bytes:
             cells = ["(outside root)", "", "", fmt.cell(out_macs), fmt.cell(out_flops)]
+            if own:
+                cells.append(fmt.cell(_value(total, own_metric) - _value(root, own_metric), own_unit))
             cells += [fmt.cell(_value(report.phase(p), metric) - _value(report.display_counts("", p)[0], metric), unit)
                       for p, _ in phase_cols]
             cells += [fmt.cell(out_bytes, "B"), _quotient(out_flops, out_bytes),
