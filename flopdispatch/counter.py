@@ -264,6 +264,10 @@ class count(TotalsShortcuts):
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
         self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
+        # With a model: whether one of its modules ran, else the first other module that did (a
+        # warning at exit: counting one instance while running another leaves every row at zero).
+        self._tree_ids = set()
+        self._watch = {"tree_ran": False, "foreign": None}
 
     # ----- module registry -------------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ class count(TotalsShortcuts):
             self._names.append(name)
             self._types.append(type(module).__name__)
             self._index_by_name[name] = idx
+            self._tree_ids.add(id(module))
             params = subtree[id(module)].values()
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
             for p in module._parameters.values():
@@ -312,6 +317,8 @@ class count(TotalsShortcuts):
                 self._register_tree(self._model)
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
+            if self._model is not None:
+                self._handles.append(modules.register_module_forward_pre_hook(self._watch_hook()))
             if user.has_module_formulas():
                 self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
@@ -337,7 +344,29 @@ class count(TotalsShortcuts):
         finally:
             self._active = False
             self._cleanup()
+        watch = self._watch
+        if exc_type is None and not watch["tree_ran"] and watch["foreign"] is not None:
+            warnings.warn(f"flopdispatch.count(model): the counted {self._types[0]} never ran, but other "
+                          f"modules did (first a {watch['foreign']}): their work is outside the model, and "
+                          "every module row is zero. Count the instance you run (a deepcopy is another "
+                          "instance).", UserWarning, stacklevel=2)
         return False
+
+    def _watch_hook(self):
+        """A module pre-hook noting whether the counted model's modules run (one dict lookup a
+        module call until one of them does, then a flag test)."""
+        watch, tree, owner = self._watch, self._tree_ids, threading.get_ident()
+
+        def hook(module, args):
+            if watch["tree_ran"]:
+                return None
+            if id(module) in tree:
+                watch["tree_ran"] = True
+            elif watch["foreign"] is None and threading.get_ident() == owner:
+                watch["foreign"] = type(module).__name__
+            return None
+
+        return hook
 
     def _cleanup(self):
         _hops.restore_fullgraph(self._fullgraph)
@@ -587,9 +616,15 @@ class count(TotalsShortcuts):
             "module_self_ops": module_self_ops,
         }
 
-    def table(self, depth: int = 2) -> str:
-        """A readable tree table of modules down to `depth` levels below the root."""
-        return format_table(self, depth=depth)
+    def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
+        """A readable table, as the command line's ``--depth --by --sort --units`` draw it.
+
+        depth: module levels below the root (an int >= 0; "all" or None: every level).
+        by: "module" (the tree, with a "self" column: work run in the module itself, not in a
+        child), "op" or "phase". sort: None (model order), "flops", "macs", "bytes" or "params".
+        units: "auto" (SI prefixes) or one fixed prefix, "K", "M", "G", "T" or "P".
+        """
+        return format_table(self, depth=depth, by=by, sort=sort, units=units)
 
     def __repr__(self):
         if self._mode is None:

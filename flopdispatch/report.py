@@ -88,6 +88,25 @@ def _fixed(n, power: int) -> str:
     return f"{'-' if n < 0 else ''}{q // 100:,}.{q % 100:02d}"
 
 
+def parse_depth(depth) -> Optional[int]:
+    """A table depth: an int >= 0 (module levels below the root), or None / "all" for every level.
+
+    Negative levels are an error (``--depth -1`` and ``table(depth=-1)`` alike), not "all"."""
+    if depth is None:
+        return None
+    if isinstance(depth, str):
+        text = depth.strip().lower()
+        if text in ("all", "max"):
+            return None
+        try:
+            depth = int(text)
+        except ValueError:
+            raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {depth!r}") from None
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {depth!r}")
+    return depth
+
+
 def _ratio(a, b) -> float:
     """a / b for numbers of any size (b != 0): an int quotient too large for a float is +-inf."""
     try:
@@ -543,8 +562,11 @@ def print_report(report, file, *, fancy: Optional[bool] = None, **options) -> No
             console.print(r)
 
 
-def format_table(counter, depth: int = 2) -> str:
-    """The module tree (down to `depth` levels) with params, MACs, FLOPs, bytes and % of FLOPs."""
+def format_table(counter, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
+    """The table of a count (the command line's display options; see the module docstring)."""
     from .schema import Report
 
-    return render_text(Report.from_count(counter), depth=depth, summary=False)
+    depth = parse_depth(depth)
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    return render_text(Report.from_count(counter), depth=depth, by=by, sort=sort, units=units, summary=False)
