@@ -94,6 +94,7 @@ def parse_depth(depth) -> Optional[int]:
     Negative levels are an error (``--depth -1`` and ``table(depth=-1)`` alike), not "all"."""
     if depth is None:
         return None
+    given = depth
     if isinstance(depth, str):
         text = depth.strip().lower()
         if text in ("all", "max"):
@@ -103,7 +104,7 @@ def parse_depth(depth) -> Optional[int]:
         except ValueError:
             raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {depth!r}") from None
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {depth!r}")
+        raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {given!r}")
     return depth
 
 
