@@ -61,6 +61,7 @@ import datetime
 import json
 import math
 import platform
+import re
 from typing import Any, Dict, List, Optional
 
 from .counter import PHASES, Counts, ModuleCounts, TotalsShortcuts
@@ -73,6 +74,9 @@ COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "
 _TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
 # The validator builds Counts positionally when its first fields are COUNT_FIELDS, in this order.
 _POSITIONAL = tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
+
+
+_INT_LIST = re.compile(r"\[\n *(\d+(?:,\n *\d+)*)\n *\]")
 
 
 class ReportError(ValueError):
@@ -313,7 +317,12 @@ class Report(TotalsShortcuts):
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=str)
+        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        # lists of integers (the modules' self_ops rows) on one line each: a third of the file's
+        # size for a model's own ops; JSON strings hold no raw newline, so only lists can match
+        if indent is None:
+            return text
+        return _INT_LIST.sub(lambda m: "[" + ", ".join(n.strip() for n in m.group(1).split(",")) + "]", text)
 
     def save(self, path) -> None:
         """Write the report as JSON (``flopdispatch.report/1``)."""

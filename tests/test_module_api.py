@@ -227,3 +227,14 @@ def test_warns_when_the_counted_model_never_ran():
         with fd.count() as c:  # no model: the first module is the root
             other(torch.randn(2, 4))
     assert caught == []
+
+
+def test_saved_report_writes_self_ops_rows_on_one_line(tmp_path):
+    c = _forward_count()
+    report = fd.Report.from_count(c)
+    text = report.to_json()
+    # block 0's own two matmuls: 2 calls, 2 * 72 = 144 FLOPs, 72 MACs
+    row = '"aten::mm": [2, 144, 72, '
+    assert text.count(row) == 2  # blocks 0 and 1, one line each
+    assert fd.Report.from_dict(json.loads(text)) == report
+    assert json.loads(text) == json.loads(report.to_json(indent=None))
