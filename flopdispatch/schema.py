@@ -330,6 +330,22 @@ class Report(TotalsShortcuts):
             f.write(self.to_json())
             f.write("\n")
 
+    def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto",
+              summary: bool = False) -> str:
+        """The table ``flopdispatch show`` prints (same options as ``count.table``); with
+        ``summary=True`` the header lines too."""
+        from .report import UNITS, parse_depth, render_text
+
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+        return render_text(self, depth=parse_depth(depth), by=by, sort=sort, units=units, summary=summary)
+
+    def save_html(self, path) -> None:
+        """Write the self-contained HTML page (``--html``)."""
+        from .htmlreport import write_html
+
+        write_html(self, path)
+
     # ----- the count API -----------------------------------------------------------------------
 
     @property

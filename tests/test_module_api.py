@@ -238,3 +238,17 @@ def test_saved_report_writes_self_ops_rows_on_one_line(tmp_path):
     assert text.count(row) == 2  # blocks 0 and 1, one line each
     assert fd.Report.from_dict(json.loads(text)) == report
     assert json.loads(text) == json.loads(report.to_json(indent=None))
+
+
+def test_report_renders_tables_and_the_page_from_python(tmp_path):
+    c = _forward_count()
+    report = fd.Report.from_count(c)
+    assert report.table(depth="all") == c.table(depth="all")
+    assert report.table(by="op", units="K") == c.table(by="op", units="K")
+    assert report.table(summary=True) == render_text(report)
+    with pytest.raises(ValueError, match="level count"):
+        report.table(depth=-1)
+    report.save_html(tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or page.lower().startswith("<!doctype html>")
+    assert "MatmulBlock" in page
