@@ -33,7 +33,7 @@ import time
 import traceback
 from typing import List, Optional
 
-from .report import SORTS, UNITS, VIEWS, print_report, render_text, terminal_safe
+from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
 
 PROG = "flopdispatch"
 
@@ -90,15 +90,10 @@ def _input_arg(text: str):
 
 
 def _depth_arg(text: str):
-    if text.lower() in ("all", "max", "-1"):
-        return None
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a level count (0, 1, 2...) or 'all', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a level count (0, 1, 2...) or 'all', got {text!r}")
-    return value
+        return parse_depth(text)  # -1 is an error, as in count.table(depth=-1)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _config_value(text: str):

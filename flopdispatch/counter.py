@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import warnings
 from typing import Dict, Optional
 
 import torch
@@ -263,6 +264,10 @@ class count(TotalsShortcuts):
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
         self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
+        # With a model: whether one of its modules ran, else the first other module that did (a
+        # warning at exit: counting one instance while running another leaves every row at zero).
+        self._tree_ids = set()
+        self._watch = {"tree_ran": False, "foreign": None}
 
     # ----- module registry -------------------------------------------------------------------------
 
@@ -278,6 +283,7 @@ class count(TotalsShortcuts):
             self._names.append(name)
             self._types.append(type(module).__name__)
             self._index_by_name[name] = idx
+            self._tree_ids.add(id(module))
             params = subtree[id(module)].values()
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
             for p in module._parameters.values():
@@ -311,6 +317,8 @@ class count(TotalsShortcuts):
                 self._register_tree(self._model)
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
+            if self._model is not None:
+                self._handles.append(modules.register_module_forward_pre_hook(self._watch_hook()))
             if user.has_module_formulas():
                 self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
@@ -336,7 +344,29 @@ class count(TotalsShortcuts):
         finally:
             self._active = False
             self._cleanup()
+        watch = self._watch
+        if exc_type is None and not watch["tree_ran"] and watch["foreign"] is not None:
+            warnings.warn(f"flopdispatch.count(model): the counted {self._types[0]} never ran, but other "
+                          f"modules did (first a {watch['foreign']}): their work is outside the model, and "
+                          "every module row is zero. Count the instance you run (a deepcopy is another "
+                          "instance).", UserWarning, stacklevel=2)
         return False
+
+    def _watch_hook(self):
+        """A module pre-hook noting whether the counted model's modules run (one dict lookup a
+        module call until one of them does, then a flag test)."""
+        watch, tree, owner = self._watch, self._tree_ids, threading.get_ident()
+
+        def hook(module, args):
+            if watch["tree_ran"]:
+                return None
+            if id(module) in tree:
+                watch["tree_ran"] = True
+            elif watch["foreign"] is None and threading.get_ident() == owner:
+                watch["foreign"] = type(module).__name__
+            return None
+
+        return hook
 
     def _cleanup(self):
         _hops.restore_fullgraph(self._fullgraph)
@@ -358,7 +388,7 @@ class count(TotalsShortcuts):
         for s in range(1, len(scopes)):
             parent, module = scopes[s]
             on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
-        total, by_phase, by_op, by_scope = _Acc(), {}, {}, {}
+        total, by_phase, by_op, by_scope, by_scope_op = _Acc(), {}, {}, {}, {}
         unsupported, reasons = {}, {}
         for scope, phase, op, calls, flops, macs, masked, read, written in rows:
             values = (flops, macs, masked, read, written, calls)
@@ -368,6 +398,7 @@ class count(TotalsShortcuts):
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((name, phase_name), _Acc()).add(values)
             by_scope.setdefault((scope, phase_name), _Acc()).add(values)
+            by_scope_op.setdefault((scope, phase_name, name), _Acc()).add(values)
             if family == "unsupported":
                 unsupported[name] = unsupported.get(name, 0) + calls
                 reasons[name] = _core.unsupported_reason(name)
@@ -387,9 +418,15 @@ class count(TotalsShortcuts):
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
             by_scope.setdefault((scope, phase_name), _Acc()).add(values)
+            by_scope_op.setdefault((scope, phase_name, ops[op][0]), _Acc()).add(values)
+        # The module whose own code ran each scope's ops (None: outside every module); a recursive
+        # call's scope is its module's own, so exclusive counts of all modules plus the work
+        # outside them add up to the total.
+        innermost = [None] + [scopes[s][1] if scopes[s][1] >= 0 else None for s in range(1, len(scopes))]
         # Per-module roll-ups are made on first use (_modules): reading totals stays cheap.
-        return {"total": total, "phase": by_phase, "op": by_op, "scope": by_scope, "on_path": on_path,
-                "module": None, "unsupported": unsupported, "reasons": reasons}
+        return {"total": total, "phase": by_phase, "op": by_op, "scope": by_scope, "scope_op": by_scope_op,
+                "on_path": on_path, "innermost": innermost, "module": None, "self": None,
+                "unsupported": unsupported, "reasons": reasons}
 
     def _modules(self):
         """{(module index, phase or None): inclusive accumulator}, rolled up once per result."""
@@ -402,6 +439,31 @@ class count(TotalsShortcuts):
                     by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
             res["module"] = by_module
         return res["module"]
+
+    def _self_modules(self):
+        """{(module index, phase or None): exclusive accumulator}: the ops run directly in each
+        module's own code (not in a child module), rolled up once per result."""
+        res = self._res()
+        if res["self"] is None:
+            by_module = {}
+            for (scope, phase_name), acc in res["scope"].items():
+                m = res["innermost"][scope]
+                if m is not None:
+                    by_module.setdefault((m, None), _Acc()).add(acc.v)
+                    by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
+            res["self"] = by_module
+        return res["self"]
+
+    def _check_phase(self, phase):
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+
+    def _module_index(self, name):
+        if not isinstance(name, str) or name not in self._index_by_name:
+            close = [n for n in self._names if name and isinstance(name, str) and name in n][:5]
+            hint = f"; similar: {close}" if close else ""
+            raise KeyError(f"no module named {name!r} was tracked{hint}")
+        return self._index_by_name[name]
 
     def _res(self):
         if self._results is not None:
@@ -443,26 +505,45 @@ class count(TotalsShortcuts):
         acc = self._res()["phase"].get(name)
         return acc.counts() if acc else Counts()
 
-    def module(self, name: str = "", phase: Optional[str] = None) -> ModuleCounts:
-        """Inclusive counts of a module by name (``""`` is the root), optionally for one phase."""
-        if name not in self._index_by_name:
-            close = [n for n in self._names if name and name in n][:5]
-            hint = f"; similar: {close}" if close else ""
-            raise KeyError(f"no module named {name!r} was tracked{hint}")
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-        idx = self._index_by_name[name]
-        acc = self._modules().get((idx, phase)) or _Acc()
+    def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
+        """Counts of a module by name (``""`` is the root), optionally for one phase.
+
+        Inclusive (its children's work too) by default; ``exclusive=True``: only the ops run
+        directly in its own code (a functional ``@`` or SDPA in its ``forward``), not in a child.
+        The exclusive counts of every module plus the work outside all modules add up to the total.
+        ``params`` is the subtree's parameters either way.
+        """
+        idx = self._module_index(name)
+        self._check_phase(phase)
+        table = self._self_modules() if exclusive else self._modules()
+        acc = table.get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
                           trainable_params=trainable)
 
-    def ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
-        """Per aten op: {'aten::mm': {calls, flops, macs, bytes_read, bytes_written}}, by FLOPs."""
+    def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
+            exclusive: bool = False) -> Dict[str, dict]:
+        """Per aten op: {'aten::mm': {calls, flops, macs, bytes_read, bytes_written}}, by FLOPs.
+
+        ``phase``: one phase only. ``module``: only the ops run in that module's subtree
+        (``exclusive=True``: only those run directly in its own code, not in a child).
+        """
+        self._check_phase(phase)
+        if exclusive and module is None:
+            raise ValueError("ops(exclusive=True) needs a module name")
         merged: Dict[str, _Acc] = {}
-        for (name, ph), acc in self._res()["op"].items():
-            if phase is None or ph == phase:
-                merged.setdefault(name, _Acc()).add(acc.v)
+        res = self._res()
+        if module is None:
+            for (name, ph), acc in res["op"].items():
+                if phase is None or ph == phase:
+                    merged.setdefault(name, _Acc()).add(acc.v)
+        else:
+            idx = self._module_index(module)
+            for (scope, ph, name), acc in res["scope_op"].items():
+                if phase is not None and ph != phase:
+                    continue
+                if (res["innermost"][scope] == idx) if exclusive else (idx in res["on_path"][scope]):
+                    merged.setdefault(name, _Acc()).add(acc.v)
         out = {}
         for name, acc in sorted(merged.items(), key=lambda kv: (-kv[1].v[0], -kv[1].v[3] - kv[1].v[4], kv[0])):
             c = acc.counts()
@@ -485,8 +566,9 @@ class count(TotalsShortcuts):
 
         Besides totals, phases, modules (inclusive, with type and params), ops and the unsupported
         ops: ``params``/``trainable_params`` of the root, ``module_phases`` ({module: {phase:
-        counts}}, phases that ran in it) and ``op_phases`` ({phase: {op: counts}}, causal_macs
-        included). ``flopdispatch.Report.from_count`` builds the saved report from this.
+        counts}}, phases that ran in it), ``op_phases`` ({phase: {op: counts}}, causal_macs
+        included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
+        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). ``flopdispatch.Report.from_count`` builds the saved report from this.
         """
         res = self._res()
         from . import __version__
@@ -502,6 +584,21 @@ class count(TotalsShortcuts):
         op_phases = {}
         for (name, ph), acc in sorted(res["op"].items(), key=lambda kv: (-kv[1].v[0], kv[0][0])):
             op_phases.setdefault(ph, {})[name] = acc.counts().as_dict()
+        # Each module's own ops (exclusive), compact: {phase: {op: [calls, flops, macs, bytes_read,
+        # bytes_written, causal_macs]}}, rows with calls only; inclusive per-module ops are the sum
+        # over the subtree, so the size is one row per (innermost module, phase, op) that ran.
+        self_ops = {}
+        for (scope, ph, name), acc in res["scope_op"].items():
+            m = res["innermost"][scope]
+            if m is not None and acc.v[5]:
+                c = acc.counts()
+                self_ops.setdefault(m, {}).setdefault(ph, {})[name] = [
+                    c.calls, c.flops, c.macs, c.bytes_read, c.bytes_written, c.causal_macs]
+        module_self_ops = {}
+        for n in self._names:
+            split = self_ops.get(self._index_by_name[n], {})
+            module_self_ops[n] = {p: dict(sorted(split[p].items(), key=lambda kv: (-kv[1][1], kv[0])))
+                                  for p in PHASES if p in split}
         return {
             "schema": "flopdispatch.counts/1",
             "torch_version": torch.__version__,
@@ -516,11 +613,18 @@ class count(TotalsShortcuts):
             "trainable_params": self.trainable_params,
             "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
+            "module_self_ops": module_self_ops,
         }
 
-    def table(self, depth: int = 2) -> str:
-        """A readable tree table of modules down to `depth` levels below the root."""
-        return format_table(self, depth=depth)
+    def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
+        """A readable table, as the command line's ``--depth --by --sort --units`` draw it.
+
+        depth: module levels below the root (an int >= 0; "all" or None: every level).
+        by: "module" (the tree, with a "self" column: work run in the module itself, not in a
+        child), "op" or "phase". sort: None (model order), "flops", "macs", "bytes" or "params".
+        units: "auto" (SI prefixes) or one fixed prefix, "K", "M", "G", "T" or "P".
+        """
+        return format_table(self, depth=depth, by=by, sort=sort, units=units)
 
     def __repr__(self):
         if self._mode is None:

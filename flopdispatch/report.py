@@ -88,6 +88,26 @@ def _fixed(n, power: int) -> str:
     return f"{'-' if n < 0 else ''}{q // 100:,}.{q % 100:02d}"
 
 
+def parse_depth(depth) -> Optional[int]:
+    """A table depth: an int >= 0 (module levels below the root), or None / "all" for every level.
+
+    Negative levels are an error (``--depth -1`` and ``table(depth=-1)`` alike), not "all"."""
+    if depth is None:
+        return None
+    given = depth
+    if isinstance(depth, str):
+        text = depth.strip().lower()
+        if text in ("all", "max"):
+            return None
+        try:
+            depth = int(text)
+        except ValueError:
+            raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {depth!r}") from None
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"expected a level count (0, 1, 2...) or 'all', got {given!r}")
+    return depth
+
+
 def _ratio(a, b) -> float:
     """a / b for numbers of any size (b != 0): an int quotient too large for a float is +-inf."""
     try:
@@ -324,6 +344,14 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
             (fmt.header("params"), "right", fmt.cell(report.params)),
             (fmt.header("MACs"), "right", fmt.cell(total.macs)),
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
+    # "self": the work run directly in each module, not in a child; with the "(outside root)" row
+    # the column adds up to the total (reports written before exclusive counts have no column)
+    own = getattr(report, "has_exclusive", False)
+    own_metric = "flops" if metric == "params" else metric
+    own_unit = "B" if own_metric == "bytes" else ""
+    if own:
+        cols += [("self\n" + fmt.header(_METRIC_LABEL[own_metric], own_unit), "right",
+                  fmt.cell(_value(total, own_metric), own_unit))]
     cols += [(h, "right", fmt.cell(_value(report.phase(p), metric), unit)) for p, h in phase_cols]
     cols += [(fmt.header("bytes", "B"), "right", fmt.cell(total.bytes, "B")),
              ("FLOP/B", "right", _intensity(total)),
@@ -342,6 +370,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
                  Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
                  fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
+        if own:
+            cells.append(fmt.cell(_value(report.module(name, exclusive=True), own_metric), own_unit))
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
         cells += [fmt.cell(shown.bytes, "B"), _intensity(shown), _pct(v, whole)]
         if timed:
@@ -353,6 +383,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         out_bytes, out_v = total.bytes - root.bytes, whole - _value(root, metric)
         if out_flops or out_bytes:
             cells = ["(outside root)", "", "", fmt.cell(out_macs), fmt.cell(out_flops)]
+            if own:
+                cells.append(fmt.cell(_value(total, own_metric) - _value(root, own_metric), own_unit))
             cells += [fmt.cell(_value(report.phase(p), metric) - _value(report.display_counts("", p)[0], metric), unit)
                       for p, _ in phase_cols]
             cells += [fmt.cell(out_bytes, "B"), _quotient(out_flops, out_bytes),
@@ -531,8 +563,11 @@ def print_report(report, file, *, fancy: Optional[bool] = None, **options) -> No
             console.print(r)
 
 
-def format_table(counter, depth: int = 2) -> str:
-    """The module tree (down to `depth` levels) with params, MACs, FLOPs, bytes and % of FLOPs."""
+def format_table(counter, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
+    """The table of a count (the command line's display options; see the module docstring)."""
     from .schema import Report
 
-    return render_text(Report.from_count(counter), depth=depth, summary=False)
+    depth = parse_depth(depth)
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    return render_text(Report.from_count(counter), depth=depth, by=by, sort=sort, units=units, summary=False)

@@ -61,6 +61,7 @@ import datetime
 import json
 import math
 import platform
+import re
 from typing import Any, Dict, List, Optional
 
 from .counter import PHASES, Counts, ModuleCounts, TotalsShortcuts
@@ -73,6 +74,9 @@ COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "
 _TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
 # The validator builds Counts positionally when its first fields are COUNT_FIELDS, in this order.
 _POSITIONAL = tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
+
+
+_INT_LIST = re.compile(r"\[\n *(\d+(?:,\n *\d+)*)\n *\]")
 
 
 class ReportError(ValueError):
@@ -94,11 +98,22 @@ def _counts_json(c: Counts) -> dict:
 class _Entry:
     """One module or op of a report: its counts, phase split and (modules) type and params."""
 
-    __slots__ = ("name", "type", "params", "trainable_params", "counts", "phases")
+    __slots__ = ("name", "type", "params", "trainable_params", "counts", "phases", "self_ops")
 
-    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0):
+    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0, self_ops=None):
         self.name, self.counts, self.phases = name, counts, phases
         self.type, self.params, self.trainable_params = type, params, trainable_params
+        # modules: the ops run directly in the module, {phase: {op: [6 ints in SELF_OP_FIELDS order]}};
+        # None in a report written before exclusive counts existed
+        self.self_ops = self_ops
+
+
+SELF_OP_FIELDS = ("calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs")
+"""The order of the numbers in a module's ``self_ops`` rows."""
+
+
+def _self_ops_json(self_ops):
+    return {p: {op: list(row) for op, row in ops.items()} for p, ops in self_ops.items()}
 
 
 def default_meta(**extra) -> dict:
@@ -136,6 +151,7 @@ class Report(TotalsShortcuts):
         self.unsupported: Dict[str, int] = unsupported
         self.unsupported_reasons: Dict[str, str] = reasons
         self._display = self._children = None
+        self._self_cache = {}
 
     # ----- construction ------------------------------------------------------------------------
 
@@ -210,7 +226,8 @@ class Report(TotalsShortcuts):
                                   type=v.string(m.get("type", ""), f"{where}.type"),
                                   params=v.integer(m.get("params", 0), f"{where}.params"),
                                   trainable_params=v.integer(m.get("trainable_params", 0),
-                                                             f"{where}.trainable_params")))
+                                                             f"{where}.trainable_params"),
+                                  self_ops=v.self_ops(m["self_ops"], f"{where}.self_ops") if "self_ops" in m else None))
         v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
         ops, op_names = [], set()
         for i, o in enumerate(v.array(data.get("ops", []), "ops")):
@@ -244,11 +261,13 @@ class Report(TotalsShortcuts):
             if not meta:
                 meta = {k: data[k] for k in ("torch_version", "flopdispatch_version") if k in data}
             module_phases = data.get("module_phases", {})
+            module_self_ops = data.get("module_self_ops")
             modules = []
             for name, m in data.get("modules", {}).items():
                 modules.append(_Entry(name, _counts(m), {p: _counts(c) for p, c in module_phases.get(name, {}).items()},
                                       type=m.get("type", ""), params=m.get("params", 0),
-                                      trainable_params=m.get("trainable_params", 0)))
+                                      trainable_params=m.get("trainable_params", 0),
+                                      self_ops=None if module_self_ops is None else module_self_ops.get(name, {})))
             op_phases = data.get("op_phases")
             ops = []
             if op_phases is not None:
@@ -288,7 +307,8 @@ class Report(TotalsShortcuts):
             "totals": _counts_json(self.totals),
             "phases": {p: _counts_json(c) for p, c in self._phases.items()},
             "modules": [{"name": m.name, "type": m.type, "params": m.params, "trainable_params": m.trainable_params,
-                         **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()}}
+                         **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()},
+                         **({} if m.self_ops is None else {"self_ops": _self_ops_json(m.self_ops)})}
                         for m in self._modules],
             "ops": [{"name": o.name, **_counts_json(o.counts),
                      "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
@@ -297,13 +317,34 @@ class Report(TotalsShortcuts):
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=str)
+        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        # lists of integers (the modules' self_ops rows) on one line each: a third of the file's
+        # size for a model's own ops; JSON strings hold no raw newline, so only lists can match
+        if indent is None:
+            return text
+        return _INT_LIST.sub(lambda m: "[" + ", ".join(n.strip() for n in m.group(1).split(",")) + "]", text)
 
     def save(self, path) -> None:
         """Write the report as JSON (``flopdispatch.report/1``)."""
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.to_json())
             f.write("\n")
+
+    def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto",
+              summary: bool = False) -> str:
+        """The table ``flopdispatch show`` prints (same options as ``count.table``); with
+        ``summary=True`` the header lines too."""
+        from .report import UNITS, parse_depth, render_text
+
+        if units not in UNITS:
+            raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+        return render_text(self, depth=parse_depth(depth), by=by, sort=sort, units=units, summary=summary)
+
+    def save_html(self, path) -> None:
+        """Write the self-contained HTML page (``--html``)."""
+        from .htmlreport import write_html
+
+        write_html(self, path)
 
     # ----- the count API -----------------------------------------------------------------------
 
@@ -321,13 +362,38 @@ class Report(TotalsShortcuts):
             raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
         return self._phases.get(name, Counts())
 
-    def module(self, name: str = "", phase: Optional[str] = None) -> ModuleCounts:
+    @property
+    def has_exclusive(self) -> bool:
+        """Whether the report has each module's own ops (exclusive counts, per-module ops):
+        reports written by flopdispatch before they existed do not."""
+        return bool(self._modules) and all(m.self_ops is not None for m in self._modules)
+
+    def _need_exclusive(self):
+        if not self.has_exclusive:
+            raise ValueError("this report has no per-module ops (exclusive counts): it was written by an "
+                             "older flopdispatch")
+
+    def _self_counts(self, name: str, phase: Optional[str]) -> Counts:
+        key = (name, phase)
+        c = self._self_cache.get(key)
+        if c is None:
+            rows = [row for p, ops in self._by_name[name].self_ops.items() if phase is None or p == phase
+                    for row in ops.values()]
+            c = self._self_cache[key] = _sum(Counts(**dict(zip(SELF_OP_FIELDS, row))) for row in rows)
+        return c
+
+    def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
+        """A module's counts (inclusive; ``exclusive=True``: its own ops only, without seconds)."""
         if name not in self._by_name:
             raise KeyError(f"no module named {name!r} in this report")
         if phase is not None and phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         m = self._by_name[name]
-        c = m.counts if phase is None else m.phases.get(phase, Counts())
+        if exclusive:
+            self._need_exclusive()
+            c = self._self_counts(name, phase)
+        else:
+            c = m.counts if phase is None else m.phases.get(phase, Counts())
         return ModuleCounts(**_counts_json(c), name=name, type=m.type, params=m.params,
                             trainable_params=m.trainable_params)
 
@@ -366,10 +432,33 @@ class Report(TotalsShortcuts):
                 table[m.name] = (Counts(**_counts_json(c)), False)
         return table
 
-    def ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
-        """Per op: {calls, flops, macs, bytes_read, bytes_written, causal_macs}, by FLOPs."""
+    def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
+            exclusive: bool = False) -> Dict[str, dict]:
+        """Per op: {calls, flops, macs, bytes_read, bytes_written, causal_macs}, by FLOPs.
+
+        ``module``: the ops of that module's subtree (the modules named below it), or with
+        ``exclusive=True`` its own ops only.
+        """
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        if exclusive and module is None:
+            raise ValueError("ops(exclusive=True) needs a module name")
         rows = []
-        for o in self._ops:
+        if module is not None:
+            if module not in self._by_name:
+                raise KeyError(f"no module named {module!r} in this report")
+            self._need_exclusive()
+            prefix = module + "."
+            names = [module] if exclusive else [n for n in self._by_name
+                                                if n == module or not module or n.startswith(prefix)]
+            merged: Dict[str, list] = {}
+            for n in names:
+                for p, ops in self._by_name[n].self_ops.items():
+                    if phase is None or p == phase:
+                        for op, row in ops.items():
+                            merged.setdefault(op, []).append(Counts(**dict(zip(SELF_OP_FIELDS, row))))
+            rows = [(op, _sum(cs)) for op, cs in merged.items()]
+        for o in self._ops if module is None else ():
             c = o.counts if phase is None else o.phases.get(phase)
             if c is not None and (phase is None or c.calls):
                 rows.append((o.name, c))
@@ -473,6 +562,20 @@ class _Validator:
         if len(out) != len(x):
             unknown = sorted(set(x) - set(PHASES))
             raise ReportError(f"{where}: unknown phase {_short(unknown[0])}")
+        return out
+
+    def self_ops(self, x, where):
+        """{phase: {op: [len(SELF_OP_FIELDS) integers]}}."""
+        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        out = {}
+        for p, ops in x.items():
+            self.check(p in PHASES, f"{where}: unknown phase {_short(p)}")
+            self.check(isinstance(ops, dict), f"{where}.{p}: expected an object, got {_short(ops)}")
+            rows = out[p] = {}
+            for op, row in ops.items():
+                self.check(isinstance(row, list) and len(row) == len(SELF_OP_FIELDS),
+                           f"{where}.{p}[{_short(op)}]: expected a list of {len(SELF_OP_FIELDS)} counts, got {_short(row)}")
+                rows[op] = [self.integer(n, f"{where}.{p}[{_short(op)}][{i}]") for i, n in enumerate(row)]
         return out
 
     def meta(self, x):
