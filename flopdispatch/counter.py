@@ -318,7 +318,9 @@ class count(TotalsShortcuts):
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
             if self._model is not None:
-                self._handles.append(modules.register_module_forward_pre_hook(self._watch_hook()))
+                watch_hook = self._watch_hook()
+                watch_hook.handle = modules.register_module_forward_pre_hook(watch_hook)
+                self._handles.append(watch_hook.handle)
             if user.has_module_formulas():
                 self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
             self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
@@ -353,8 +355,8 @@ class count(TotalsShortcuts):
         return False
 
     def _watch_hook(self):
-        """A module pre-hook noting whether the counted model's modules run (one dict lookup a
-        module call until one of them does, then a flag test)."""
+        """A module pre-hook noting whether the counted model's modules run (one set lookup a
+        module call until one of them does; then it removes itself)."""
         watch, tree, owner = self._watch, self._tree_ids, threading.get_ident()
 
         def hook(module, args):
@@ -362,6 +364,7 @@ class count(TotalsShortcuts):
                 return None
             if id(module) in tree:
                 watch["tree_ran"] = True
+                hook.handle.remove()  # torch iterates over a copy of the hooks: safe here
             elif watch["foreign"] is None and threading.get_ident() == owner:
                 watch["foreign"] = type(module).__name__
             return None
