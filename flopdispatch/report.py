@@ -341,7 +341,7 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
     phase_cols = _phase_columns(report, metric, fmt, phases)
     unit = "B" if metric == "bytes" else ""
     cols = [("module", "left", "total"), ("type", "left", ""),
-            (fmt.header("params"), "right", fmt.cell(report.params)),
+            ("params", "right", human(report.params)),  # params keep their own units: see _summary
             (fmt.header("MACs"), "right", fmt.cell(total.macs)),
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
     # "self": the work run directly in each module, not in a child; with the "(outside root)" row
@@ -369,7 +369,7 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         label = _label(name, level, guides, fancy)
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
                  Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
-                 fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
+                 human(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
         if own:
             cells.append(fmt.cell(_value(report.module(name, exclusive=True), own_metric), own_unit))
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
@@ -456,8 +456,10 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     head = f"flopdispatch: {target}" if target else "flopdispatch"
     if meta.get("mode") == "model" and meta.get("train") is not None:
         head += " (forward + backward)" if meta["train"] else " (forward)"
+    # --units fixes the prefix of the work figures (FLOPs, MACs, bytes); a parameter count keeps its own
+    # human prefix ("12.3 K params", not "0.01 M params"), exact below 1000
     parts = [fmt.text(t.flops, "FLOPs"), fmt.text(t.macs, "MACs"), fmt.text(t.bytes, "B") + " moved",
-             f"{_intensity(t)} FLOP/B", fmt.text(report.params, "") + " params" if report.params else "no params",
+             f"{_intensity(t)} FLOP/B", human(report.params) + " params" if report.params else "no params",
              f"{t.calls:,} op calls"]
     if isinstance(meta.get("duration_s"), (int, float)):
         parts.append(f"{meta['duration_s']:.2f} s")
