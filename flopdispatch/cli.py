@@ -542,6 +542,31 @@ def _pick_loss(out):
     return t.sum()
 
 
+class _DropKnownHFWarning:
+    """While the model runs: drop transformers' "`loss_type=None` ... unrecognized" warning, which
+    every model class outside its loss table logs when given labels (the default causal-LM loss is
+    what --train means). Only that message, only from transformers' own logger, only meanwhile."""
+
+    LOGGER = "transformers.modeling_utils"
+
+    def filter(self, record) -> bool:
+        try:
+            return not record.getMessage().startswith("`loss_type=None` was set in the config")
+        except Exception:  # noqa: BLE001 - a record that cannot format is not ours to judge
+            return True
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger(self.LOGGER)
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self)
+        return False
+
+
 def cmd_model(args, argv) -> int:
     import torch
 
@@ -602,7 +627,7 @@ def cmd_model(args, argv) -> int:
     model.train(args.train)
     t0 = time.perf_counter()
     try:
-        with count(model, timing=args.timing) as c, Progress(c, sys.stderr):
+        with count(model, timing=args.timing) as c, Progress(c, sys.stderr), _DropKnownHFWarning():
             if args.train:
                 _pick_loss(model(*inputs, **kwargs)).backward()
             else:

@@ -359,3 +359,37 @@ def test_units_fix_the_work_figures_but_params_keep_their_own_prefix():
     root = next(line for line in text.splitlines() if line.startswith("(root)"))
     assert root.split()[:5] == ["(root)", "Linear", "10.1", "K", "0.01"]
     assert "params (M)" not in text
+
+
+def test_model_train_drops_only_transformers_loss_type_warning(tmp_path):
+    pytest.importorskip("transformers")
+    r = _cli("model", "hf:gpt2", "--config", "n_layer=1", "n_embd=64", "n_head=4", "vocab_size=100",
+             "n_positions=32", "bos_token_id=0", "eos_token_id=0", "--train", "-q", "--json", tmp_path / "g.json")
+    assert r.returncode == 0, r.stderr
+    assert "loss_type" not in r.stderr
+    assert json.loads((tmp_path / "g.json").read_text())["phases"]["backward"]["flops"] > 0
+
+
+def test_the_hf_warning_filter_is_local_and_drops_that_message_alone():
+    import logging
+
+    from flopdispatch.cli import _DropKnownHFWarning
+
+    logger = logging.getLogger(_DropKnownHFWarning.LOGGER)
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with _DropKnownHFWarning():
+            logger.warning("`loss_type=None` was set in the config but it is unrecognized. Using the default loss")
+            logger.warning("something else")
+        logger.warning("`loss_type=None` was set in the config but it is unrecognized. after")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["something else", "`loss_type=None` was set in the config but it is unrecognized. after"]
+    assert not any(isinstance(f, _DropKnownHFWarning) for f in logger.filters)
