@@ -78,12 +78,20 @@ class Counts:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleCounts(Counts):
-    """Inclusive counts of one module (its children included), with its parameter counts."""
+    """Inclusive counts of one module (its children included), with its parameter counts.
+
+    ``params``: the subtree's parameters (as ``module.parameters()``: a tied tensor counts in each
+    module holding it). ``shared_params``: those of them a module earlier in model order holds too
+    (tied weights: GPT-2's ``lm_head`` shares ``transformer.wte``'s); ``params - shared_params``
+    counts each tensor once, in the first module holding it, so siblings' figures add up to at
+    most their parent's and the root's is ``params``.
+    """
 
     name: str = ""
     type: str = ""
     params: int = 0
     trainable_params: int = 0
+    shared_params: int = 0
 
 
 class _Acc:
@@ -259,7 +267,7 @@ class count(TotalsShortcuts):
         self._active = False
         self._entered = False
         self._results = None
-        self._names, self._types, self._params = [], [], []
+        self._names, self._types, self._params, self._shared_params = [], [], [], []
         self._index_by_name: Dict[str, int] = {}
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
@@ -275,6 +283,7 @@ class count(TotalsShortcuts):
         mode = self._mode
         named = list(root.named_modules())
         subtree = _subtree_params([m for _, m in named])
+        added = []
         for name, module in named:
             parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
             idx = mode.add_module(module, parent)
@@ -286,9 +295,20 @@ class count(TotalsShortcuts):
             self._tree_ids.add(id(module))
             params = subtree[id(module)].values()
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
+            self._shared_params.append(0)
+            added.append((idx, name, module))
             for p in module._parameters.values():
                 if p is not None:
                     self._param_owner.setdefault(id(p), idx)
+        # Tied weights: a subtree's tensors first held (model order) by a module outside it
+        for idx, name, module in added:
+            prefix = name + "."
+            shared = 0
+            for pid, (numel, _) in subtree[id(module)].items():
+                owner = self._names[self._param_owner[pid]]
+                if name and owner != name and not owner.startswith(prefix):
+                    shared += numel
+            self._shared_params[idx] = shared
         self._root_seen = True
 
     def _on_unknown_module(self, module):
@@ -522,7 +542,7 @@ class count(TotalsShortcuts):
         acc = table.get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
-                          trainable_params=trainable)
+                          trainable_params=trainable, shared_params=self._shared_params[idx])
 
     def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
             exclusive: bool = False) -> Dict[str, dict]:
