@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--timing", action="store_true",
                          help="also time each op (CPU clock or CUDA events; the counter itself is not timed): "
                               "adds time and GFLOP/s columns")
+    measure.add_argument("--ignore", action="append", default=[], metavar="TYPE_OR_NAME",
+                         help="leave a module's work (forward and backward) out of every figure: a type "
+                              "name (Embedding) or a qualified module name (lm_head); repeatable; the "
+                              "report states what was ignored")
 
     parser = _Parser(prog=PROG, description="Exact FLOPs, MACs and bytes for PyTorch code, per module, op and phase.",
                      epilog="See 'flopdispatch COMMAND --help'. Reports: run prints on stderr, the others on stdout.")
@@ -388,7 +392,7 @@ def cmd_run(args, argv) -> int:
     if quiet_stdout is not None:
         quiet_stdout.__enter__()
     try:
-        with count(timing=args.timing) as c:
+        with count(timing=args.timing, ignore=args.ignore) as c:
             progress = Progress(c, sys.stderr).redirect().start()
             try:
                 if args.module:
@@ -625,9 +629,13 @@ def cmd_model(args, argv) -> int:
             kwargs["decoder_input_ids"] = inputs[0]
 
     model.train(args.train)
+    try:
+        counter = count(model, timing=args.timing, ignore=args.ignore)
+    except ValueError as e:
+        raise CLIError(f"--ignore: {e}") from None
     t0 = time.perf_counter()
     try:
-        with count(model, timing=args.timing) as c, Progress(c, sys.stderr), _DropKnownHFWarning():
+        with counter as c, Progress(c, sys.stderr), _DropKnownHFWarning():
             if args.train:
                 _pick_loss(model(*inputs, **kwargs)).backward()
             else:
@@ -683,7 +691,11 @@ def cmd_demo(args, argv) -> int:
     model = GPT(device=device)
     idx = torch.randint(0, 50257, (batch, seq), device=device)
     t0 = time.perf_counter()
-    with count(model, timing=args.timing) as c:
+    try:
+        counter = count(model, timing=args.timing, ignore=args.ignore)
+    except ValueError as e:
+        raise CLIError(f"--ignore: {e}") from None
+    with counter as c:
         loss = model(idx, targets=idx)
         loss.backward()
     meta = default_meta(mode="demo", target=f"GPT-2 small training step, {batch} x {seq} tokens",

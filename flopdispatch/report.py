@@ -361,6 +361,9 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         cols += [("time ms", "right", f"{total.seconds * 1e3:.1f}"),
                  ("GFLOP/s", "right", _rate(total))]
     t = _table(fancy, cols)
+    ignored = report.meta.get("ignored")
+    ignored = {n for n in ignored["modules"] if isinstance(n, str)} if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list) \
+        else ()
     for name, level, guides in _module_rows(report, depth, sort):
         m = report.module(name)
         shown, rolled = report.display_counts(name)
@@ -368,7 +371,8 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         share = _share(v, whole)
         label = _label(name, level, guides, fancy)
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
-                 Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
+                 Text(terminal_safe(m.type) + ("*" if rolled else "") + (" (ignored)" if name in ignored else ""),
+                      style="dim" if fancy else None),
                  human(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
         if own:
             cells.append(fmt.cell(_value(report.module(name, exclusive=True), own_metric), own_unit))
@@ -464,6 +468,13 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     if isinstance(meta.get("duration_s"), (int, float)):
         parts.append(f"{meta['duration_s']:.2f} s")
     lines = [head + ": " + ", ".join(p.replace("  ", " ").strip() for p in parts)]
+    ignored = meta.get("ignored")
+    if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list):
+        names = [terminal_safe(str(n)) or "(root)" for n in ignored["modules"]]
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        lines.append(f"  ignored (not in any figure): {shown or 'no module matched'}: "
+                     f"{fmt.text(ignored.get('flops', 0), 'FLOPs')}, {fmt.text(ignored.get('macs', 0), 'MACs')}, "
+                     f"{ignored.get('calls', 0):,} op calls")
     extra = []
     if meta.get("devices"):
         extra.append("device " + ", ".join(map(str, meta["devices"])))

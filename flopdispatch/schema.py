@@ -165,6 +165,11 @@ class Report(TotalsShortcuts):
         data = counter.to_dict()
         full_meta = default_meta(mode="api")
         full_meta.update(meta or {})
+        if "ignored" in data:  # count(ignore=...): what was left out, stated in the report
+            ig = data["ignored"]
+            full_meta["ignored"] = {"modules": list(ig["modules"]),
+                                    **{k: ig["totals"][k] for k in ("flops", "macs", "bytes_read", "bytes_written",
+                                                                    "calls")}}
         return cls._from_counts(data, full_meta, "count.to_dict()")
 
     @classmethod
