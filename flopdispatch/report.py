@@ -472,9 +472,10 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list):
         names = [terminal_safe(str(n)) or "(root)" for n in ignored["modules"]]
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        num = {k: ignored.get(k) if type(ignored.get(k)) is int else 0 for k in ("flops", "macs", "calls")}
         lines.append(f"  ignored (not in any figure): {shown or 'no module matched'}: "
-                     f"{fmt.text(ignored.get('flops', 0), 'FLOPs')}, {fmt.text(ignored.get('macs', 0), 'MACs')}, "
-                     f"{ignored.get('calls', 0):,} op calls")
+                     f"{fmt.text(num['flops'], 'FLOPs')}, {fmt.text(num['macs'], 'MACs')}, "
+                     f"{num['calls']:,} op calls")
     extra = []
     if meta.get("devices"):
         extra.append("device " + ", ".join(map(str, meta["devices"])))

@@ -107,3 +107,12 @@ def test_cli_ignore_is_repeatable_and_a_bad_name_is_an_error(tmp_path):
         "calls": 1}
     r = cli("model", "lm:build", "--input", "3x4", "--ignore", "Linear", "--ignore", "nope")
     assert r.returncode == 2 and "--ignore" in r.stderr and "'nope'" in r.stderr
+
+
+def test_a_hostile_ignored_meta_does_not_break_the_summary(tmp_path):
+    c = _run(["lm_head"])
+    data = fd.Report.from_count(c).to_dict()
+    data["meta"]["ignored"] = {"modules": [["x"], "lm_head"], "flops": "many", "macs": None, "calls": 1.5}
+    (tmp_path / "h.json").write_text(json.dumps(data))
+    text = render_text(fd.Report.load(tmp_path / "h.json"))
+    assert "ignored (not in any figure): ['x'], lm_head: 0 FLOPs, 0 MACs, 0 op calls" in text
