@@ -206,6 +206,12 @@ table.ops th.sorted::after { content: " \25BE"; }
     if (meta[k] !== undefined && meta[k] !== null && meta[k] !== "") { metaBits.push([k, Array.isArray(meta[k]) ? meta[k].join(", ") : String(meta[k])]); }
   });
   if (Array.isArray(meta.command)) { metaBits.push(["command", meta.command.join(" ")]); }
+  // count(ignore=...): the modules whose work is in no figure of this page, and how much it was
+  if (meta.ignored && Array.isArray(meta.ignored.modules)) {
+    var ig = meta.ignored, igFlops = typeof ig.flops === "number" ? ig.flops : 0;
+    metaBits.push(["ignored (not in any figure)", ig.modules.map(function (n) { return n === "" ? "(root)" : String(n); }).join(", ") +
+                   ": " + si(igFlops) + " FLOPs"]);
+  }
   var metaEl = document.getElementById("meta");
   metaBits.forEach(function (kv, i) {
     if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }

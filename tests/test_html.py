@@ -323,3 +323,14 @@ def test_page_parameter_shares_of_tied_weights_add_up_to_100_percent(browser, tm
     browser.call("Page.navigate", url="about:blank")
     _load(browser, path.as_uri() + "#metric=params&focus=head")
     assert "40 tied to an earlier module's, counted there" in browser.js("document.getElementById('details').innerText")
+
+
+def test_page_states_the_ignored_modules(browser, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 10, bias=False))
+    with fd.count(model, ignore=["1"]) as c:
+        model(torch.ones(3, 4))
+    path = tmp_path / "ignored.html"
+    write_html(fd.Report.from_count(c), path)
+    _load(browser, path.as_uri())
+    # ignored "1": 3 * 4 * 10 = 120 MACs = 240 FLOPs
+    assert "ignored (not in any figure) 1: 240 FLOPs" in browser.js("document.getElementById('meta').innerText")
