@@ -12,7 +12,8 @@ auto|K|M|G|T|P, --by module|op|phase, --json PATH (PATH "-" writes the JSON to s
 of the table), --html PATH, -q/--quiet (no table).
 
 Where the report goes: ``run`` prints it on stderr, after the script has finished, so that the
-script's own stdout stays as it was (pipe it as usual); ``model``, ``show`` and ``demo`` print on
+script's own stdout stays as it was (pipe it as usual); with ``run --json -`` the script's stdout
+goes to stderr instead, so that stdout carries the JSON alone; ``model``, ``show`` and ``demo`` print on
 stdout. On a terminal the table has colours and tree guides and a long ``run`` shows a live
 progress line on stderr; otherwise it is plain text.
 
@@ -31,6 +32,7 @@ import runpy
 import sys
 import time
 import traceback
+import zipfile
 from typing import List, Optional
 
 from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--timing", action="store_true",
                          help="also time each op (CPU clock or CUDA events; the counter itself is not timed): "
                               "adds time and GFLOP/s columns")
+    measure.add_argument("--ignore", action="append", default=[], metavar="TYPE_OR_NAME",
+                         help="leave a module's work (forward and backward) out of every figure: a type "
+                              "name (Embedding) or a qualified module name (lm_head); repeatable; the "
+                              "report states what was ignored")
 
     parser = _Parser(prog=PROG, description="Exact FLOPs, MACs and bytes for PyTorch code, per module, op and phase.",
                      epilog="See 'flopdispatch COMMAND --help'. Reports: run prints on stderr, the others on stdout.")
@@ -291,6 +297,59 @@ def _trim_traceback(tb):
     return tb
 
 
+def _run_script(path):
+    """Run the file at `path` as __main__ as ``python path`` does: ``__file__`` is the absolute path,
+    ``sys.argv[0]`` stays as typed (runpy.run_path would make both the path it is given)."""
+    import builtins
+    import types
+
+    absolute = os.path.abspath(path)
+    with open(absolute, "rb") as f:
+        source = f.read()
+    code = compile(source, absolute, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=absolute, __cached__=None, __loader__=None, __package__=None, __spec__=None,
+                         __builtins__=builtins)
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main  # pickling a class the script defines finds it, as under python
+    try:
+        exec(code, main.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+class _StdoutToStderr:
+    """``run --json -``: while the script runs, what it writes to stdout (print, C code, child processes
+    sharing the descriptor) goes to stderr, so stdout carries the JSON report alone."""
+
+    def __enter__(self):
+        self.stream, self.fd, self.saved_fd = sys.stdout, None, None
+        try:
+            sys.stdout.flush()
+            fd, err = sys.stdout.fileno(), sys.stderr.fileno()
+            sys.stderr.flush()
+            self.saved_fd = os.dup(fd)
+            os.dup2(err, fd)
+            self.fd = fd
+        except (AttributeError, OSError, ValueError):  # no real descriptors (captured): Python writes only
+            pass
+        sys.stdout = sys.stderr
+        return self
+
+    def __exit__(self, *exc):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        sys.stdout = self.stream
+        if self.saved_fd is not None:
+            os.dup2(self.saved_fd, self.fd)
+            os.close(self.saved_fd)
+        return False
+
+
 def cmd_run(args, argv) -> int:
     from .counter import count
     from .progress import Progress
@@ -329,13 +388,18 @@ def cmd_run(args, argv) -> int:
     found, probe = _probe_root()
     exit_code, error = 0, None
     t0 = time.perf_counter()
+    quiet_stdout = _StdoutToStderr() if args.json == "-" else None
+    if quiet_stdout is not None:
+        quiet_stdout.__enter__()
     try:
-        with count(timing=args.timing) as c:
+        with count(timing=args.timing, ignore=args.ignore) as c:
             progress = Progress(c, sys.stderr).redirect().start()
             try:
                 if args.module:
                     runpy.run_module(args.module, run_name="__main__", alter_sys=True)
-                else:
+                elif os.path.isfile(target) and not zipfile.is_zipfile(target):
+                    _run_script(target)
+                else:  # a directory or zip with __main__.py
                     runpy.run_path(target, run_name="__main__")
             except SystemExit as e:
                 code = e.code
@@ -359,6 +423,8 @@ def cmd_run(args, argv) -> int:
                 progress.stop()
     finally:
         duration = time.perf_counter() - t0
+        if quiet_stdout is not None:
+            quiet_stdout.__exit__(None, None, None)
         probe.remove()
         sys.argv[:] = saved_argv
         sys.path[:] = saved_path
@@ -480,6 +546,31 @@ def _pick_loss(out):
     return t.sum()
 
 
+class _DropKnownHFWarning:
+    """While the model runs: drop transformers' "`loss_type=None` ... unrecognized" warning, which
+    every model class outside its loss table logs when given labels (the default causal-LM loss is
+    what --train means). Only that message, only from transformers' own logger, only meanwhile."""
+
+    LOGGER = "transformers.modeling_utils"
+
+    def filter(self, record) -> bool:
+        try:
+            return not record.getMessage().startswith("`loss_type=None` was set in the config")
+        except Exception:  # noqa: BLE001 - a record that cannot format is not ours to judge
+            return True
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger(self.LOGGER)
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self)
+        return False
+
+
 def cmd_model(args, argv) -> int:
     import torch
 
@@ -538,9 +629,13 @@ def cmd_model(args, argv) -> int:
             kwargs["decoder_input_ids"] = inputs[0]
 
     model.train(args.train)
+    try:
+        counter = count(model, timing=args.timing, ignore=args.ignore)
+    except ValueError as e:
+        raise CLIError(f"--ignore: {e}") from None
     t0 = time.perf_counter()
     try:
-        with count(model, timing=args.timing) as c, Progress(c, sys.stderr):
+        with counter as c, Progress(c, sys.stderr), _DropKnownHFWarning():
             if args.train:
                 _pick_loss(model(*inputs, **kwargs)).backward()
             else:
@@ -596,7 +691,11 @@ def cmd_demo(args, argv) -> int:
     model = GPT(device=device)
     idx = torch.randint(0, 50257, (batch, seq), device=device)
     t0 = time.perf_counter()
-    with count(model, timing=args.timing) as c:
+    try:
+        counter = count(model, timing=args.timing, ignore=args.ignore)
+    except ValueError as e:
+        raise CLIError(f"--ignore: {e}") from None
+    with counter as c:
         loss = model(idx, targets=idx)
         loss.backward()
     meta = default_meta(mode="demo", target=f"GPT-2 small training step, {batch} x {seq} tokens",

@@ -9,7 +9,7 @@ import dataclasses
 import threading
 import time
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -78,12 +78,20 @@ class Counts:
 
 @dataclasses.dataclass(frozen=True)
 class ModuleCounts(Counts):
-    """Inclusive counts of one module (its children included), with its parameter counts."""
+    """Inclusive counts of one module (its children included), with its parameter counts.
+
+    ``params``: the subtree's parameters (as ``module.parameters()``: a tied tensor counts in each
+    module holding it). ``shared_params``: those of them a module earlier in model order holds too
+    (tied weights: GPT-2's ``lm_head`` shares ``transformer.wte``'s); ``params - shared_params``
+    counts each tensor once, in the first module holding it, so siblings' figures add up to at
+    most their parent's and the root's is ``params``.
+    """
 
     name: str = ""
     type: str = ""
     params: int = 0
     trainable_params: int = 0
+    shared_params: int = 0
 
 
 class _Acc:
@@ -247,9 +255,28 @@ class count(TotalsShortcuts):
     """
 
     def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False,
-                 timing: bool = False):
+                 timing: bool = False, ignore=()):
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"count(model): expected a torch.nn.Module, got {type(model).__name__}")
+        # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
+        if isinstance(ignore, (str, type)):
+            ignore = [ignore]
+        ignore = list(ignore)
+        for item in ignore:
+            if not (isinstance(item, str) or (isinstance(item, type) and issubclass(item, torch.nn.Module))):
+                raise TypeError(f"count(ignore=...): expected nn.Module types or module names, got {item!r}")
+        self._ignore_types = tuple(i for i in ignore if isinstance(i, type))
+        self._ignore_names = {i for i in ignore if isinstance(i, str)}
+        if model is not None and self._ignore_names:
+            known = {n for n, _ in model.named_modules()} | {type(m).__name__ for m in model.modules()}
+            missing = sorted(self._ignore_names - known)
+            if missing:
+                import difflib
+
+                close = difflib.get_close_matches(missing[0], sorted(known), n=3)
+                raise ValueError(f"count(ignore=...): no module named {missing[0]!r} (nor of that type) in the model"
+                                 + (f" (close: {', '.join(map(repr, close))})" if close else ""))
+        self._ignored_idx = set()
         self._model = model
         self._python_formulas = bool(python_formulas)
         self._timing = bool(timing)
@@ -259,7 +286,7 @@ class count(TotalsShortcuts):
         self._active = False
         self._entered = False
         self._results = None
-        self._names, self._types, self._params = [], [], []
+        self._names, self._types, self._params, self._shared_params = [], [], [], []
         self._index_by_name: Dict[str, int] = {}
         self._param_owner: Dict[int, int] = {}
         self._root_seen = False
@@ -275,6 +302,7 @@ class count(TotalsShortcuts):
         mode = self._mode
         named = list(root.named_modules())
         subtree = _subtree_params([m for _, m in named])
+        added = []
         for name, module in named:
             parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
             idx = mode.add_module(module, parent)
@@ -286,9 +314,23 @@ class count(TotalsShortcuts):
             self._tree_ids.add(id(module))
             params = subtree[id(module)].values()
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
+            self._shared_params.append(0)
+            added.append((idx, name, module))
+            if ((self._ignore_types and isinstance(module, self._ignore_types)) or name in self._ignore_names
+                    or type(module).__name__ in self._ignore_names):
+                self._ignored_idx.add(idx)
             for p in module._parameters.values():
                 if p is not None:
                     self._param_owner.setdefault(id(p), idx)
+        # Tied weights: a subtree's tensors first held (model order) by a module outside it
+        for idx, name, module in added:
+            prefix = name + "."
+            shared = 0
+            for pid, (numel, _) in subtree[id(module)].items():
+                owner = self._names[self._param_owner[pid]]
+                if name and owner != name and not owner.startswith(prefix):
+                    shared += numel
+            self._shared_params[idx] = shared
         self._root_seen = True
 
     def _on_unknown_module(self, module):
@@ -393,18 +435,28 @@ class count(TotalsShortcuts):
             on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
         total, by_phase, by_op, by_scope, by_scope_op = _Acc(), {}, {}, {}, {}
         unsupported, reasons = {}, {}
+        # count(ignore=...): the work run inside an ignored module (forward and backward) goes to a
+        # separate bucket, out of every total, phase, op and module figure
+        ignored_idx = self._ignored_idx
+        ignored_scope = [bool(ignored_idx.intersection(path)) for path in on_path] if ignored_idx else None
+        ignored = {"total": _Acc(), "phase": {}, "op": {}}
         for scope, phase, op, calls, flops, macs, masked, read, written in rows:
             values = (flops, macs, masked, read, written, calls)
             name, family = ops[op]
             phase_name = PHASES[phase]
+            if family == "unsupported":
+                unsupported[name] = unsupported.get(name, 0) + calls
+                reasons[name] = _core.unsupported_reason(name)
+            if ignored_scope is not None and ignored_scope[scope]:
+                ignored["total"].add(values)
+                ignored["phase"].setdefault(phase_name, _Acc()).add(values)
+                ignored["op"].setdefault(name, _Acc()).add(values)
+                continue
             total.add(values)
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((name, phase_name), _Acc()).add(values)
             by_scope.setdefault((scope, phase_name), _Acc()).add(values)
             by_scope_op.setdefault((scope, phase_name, name), _Acc()).add(values)
-            if family == "unsupported":
-                unsupported[name] = unsupported.get(name, 0) + calls
-                reasons[name] = _core.unsupported_reason(name)
         for op, (message, failed_calls) in errors.items():  # calls whose formula failed
             name = ops[op][0] if op in ops else str(op)
             unsupported[name] = unsupported.get(name, 0) + failed_calls
@@ -417,6 +469,11 @@ class count(TotalsShortcuts):
         for scope, phase, op, seconds in timed:
             values = (0, 0, 0, 0, 0, 0, seconds)
             phase_name = PHASES[phase]
+            if ignored_scope is not None and ignored_scope[scope]:
+                ignored["total"].add(values)
+                ignored["phase"].setdefault(phase_name, _Acc()).add(values)
+                ignored["op"].setdefault(ops[op][0], _Acc()).add(values)
+                continue
             total.add(values)
             by_phase.setdefault(phase_name, _Acc()).add(values)
             by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
@@ -429,7 +486,7 @@ class count(TotalsShortcuts):
         # Per-module roll-ups are made on first use (_modules): reading totals stays cheap.
         return {"total": total, "phase": by_phase, "op": by_op, "scope": by_scope, "scope_op": by_scope_op,
                 "on_path": on_path, "innermost": innermost, "module": None, "self": None,
-                "unsupported": unsupported, "reasons": reasons}
+                "unsupported": unsupported, "reasons": reasons, "ignored": ignored}
 
     def _modules(self):
         """{(module index, phase or None): inclusive accumulator}, rolled up once per result."""
@@ -481,6 +538,29 @@ class count(TotalsShortcuts):
         return self._res()["total"].counts()
 
     @property
+    def ignored_modules(self) -> List[str]:
+        """Names of the modules ``count(ignore=...)`` matched (their subtrees' work is in ``ignored``)."""
+        return [self._names[i] for i in sorted(self._ignored_idx)]
+
+    def ignored(self, phase: Optional[str] = None) -> Counts:
+        """The work run inside ignored modules (forward and backward), left out of ``totals``,
+        phases, ops and every module's counts (an ignored module's row is zero)."""
+        self._check_phase(phase)
+        bucket = self._res()["ignored"]
+        acc = bucket["total"] if phase is None else bucket["phase"].get(phase)
+        return acc.counts() if acc else Counts()
+
+    def ignored_ops(self) -> Dict[str, dict]:
+        """Per aten op, the ignored work: {'aten::embedding': {calls, flops, ...}}, by FLOPs."""
+        rows = sorted(self._res()["ignored"]["op"].items(), key=lambda kv: (-kv[1].v[0], kv[0]))
+        out = {}
+        for name, acc in rows:
+            c = acc.counts()
+            out[name] = {"calls": c.calls, "flops": c.flops, "macs": c.macs, "bytes_read": c.bytes_read,
+                         "bytes_written": c.bytes_written}
+        return out
+
+    @property
     def wall_seconds(self) -> float:
         """Wall-clock seconds of the whole block (counter included), for comparison with
         ``totals.seconds`` (the ops alone, with ``timing=True``)."""
@@ -522,7 +602,7 @@ class count(TotalsShortcuts):
         acc = table.get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
-                          trainable_params=trainable)
+                          trainable_params=trainable, shared_params=self._shared_params[idx])
 
     def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
             exclusive: bool = False) -> Dict[str, dict]:
@@ -617,6 +697,10 @@ class count(TotalsShortcuts):
             "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
             "module_self_ops": module_self_ops,
+            **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
+                            "phases": {p: self.ignored(p).as_dict() for p in PHASES
+                                       if p in res["ignored"]["phase"]},
+                            "ops": self.ignored_ops()}} if self._ignored_idx else {}),
         }
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:

@@ -101,7 +101,7 @@ table.ops th.sorted::after { content: " \25BE"; }
   // be Infinity past 1e308). Arithmetic uses doubles scaled by 10^-SHIFT (SHIFT > 0 only when a count
   // has more than 300 digits), so shares and widths stay right; si() writes numbers at their true
   // size, and "exact_" + key keeps each stored count's exact digits for display.
-  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params"];
+  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params"];
   var SHIFT = 0;
   function countObjects() {
     var out = [R];
@@ -206,6 +206,12 @@ table.ops th.sorted::after { content: " \25BE"; }
     if (meta[k] !== undefined && meta[k] !== null && meta[k] !== "") { metaBits.push([k, Array.isArray(meta[k]) ? meta[k].join(", ") : String(meta[k])]); }
   });
   if (Array.isArray(meta.command)) { metaBits.push(["command", meta.command.join(" ")]); }
+  // count(ignore=...): the modules whose work is in no figure of this page, and how much it was
+  if (meta.ignored && Array.isArray(meta.ignored.modules)) {
+    var ig = meta.ignored, igFlops = typeof ig.flops === "number" ? ig.flops : 0;
+    metaBits.push(["ignored (not in any figure)", ig.modules.map(function (n) { return n === "" ? "(root)" : String(n); }).join(", ") +
+                   ": " + si(igFlops) + " FLOPs"]);
+  }
   var metaEl = document.getElementById("meta");
   metaBits.forEach(function (kv, i) {
     if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
@@ -241,7 +247,8 @@ table.ops th.sorted::after { content: " \25BE"; }
     }
   }
   function value(n) {
-    if (state.metric === "params") { return n.m.params || 0; }
+    // a tied tensor counts once, in the first module holding it: siblings add up to their parent
+    if (state.metric === "params") { return (n.m.params || 0) - (n.m.shared_params || 0); }
     return state.phase === "all" ? get(n.c, state.metric) : get(n.pc[state.phase], state.metric);
   }
   function totalValue() {
@@ -325,7 +332,8 @@ table.ops th.sorted::after { content: " \25BE"; }
     function row(k, v) { var tr = el("tr"); tr.appendChild(el("td", {}, k)); tr.appendChild(el("td", {}, v)); t.appendChild(tr); }
     var total = totalValue(), parent = n.parent;
     row("type", (n.m.type || "") + (n.rolled ? " (not called itself: sum of its children)" : ""));
-    row("params", si(n.m.params) + (n.m.trainable_params !== n.m.params ? " (" + si(n.m.trainable_params) + " trainable)" : ""));
+    row("params", si(n.m.params) + (n.m.trainable_params !== n.m.params ? " (" + si(n.m.trainable_params) + " trainable)" : "") +
+        (n.m.shared_params ? "; " + si(n.m.shared_params) + " tied to an earlier module's, counted there" : ""));
     row("FLOPs", si(m.flops));
     row("MACs", si(m.macs) + (m.causal_macs !== m.macs ? " (causal-aware " + si(m.causal_macs) + ")" : ""));
     row("bytes", si(bytesOf(m), "B") + " (read " + si(m.bytes_read, "B") + ", written " + si(m.bytes_written, "B") + ")");

@@ -341,7 +341,7 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
     phase_cols = _phase_columns(report, metric, fmt, phases)
     unit = "B" if metric == "bytes" else ""
     cols = [("module", "left", "total"), ("type", "left", ""),
-            (fmt.header("params"), "right", fmt.cell(report.params)),
+            ("params", "right", human(report.params)),  # params keep their own units: see _summary
             (fmt.header("MACs"), "right", fmt.cell(total.macs)),
             (fmt.header("FLOPs"), "right", fmt.cell(total.flops))]
     # "self": the work run directly in each module, not in a child; with the "(outside root)" row
@@ -361,6 +361,9 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         cols += [("time ms", "right", f"{total.seconds * 1e3:.1f}"),
                  ("GFLOP/s", "right", _rate(total))]
     t = _table(fancy, cols)
+    ignored = report.meta.get("ignored")
+    ignored = {n for n in ignored["modules"] if isinstance(n, str)} if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list) \
+        else ()
     for name, level, guides in _module_rows(report, depth, sort):
         m = report.module(name)
         shown, rolled = report.display_counts(name)
@@ -368,8 +371,9 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         share = _share(v, whole)
         label = _label(name, level, guides, fancy)
         cells = [Text(label, style=_style(fancy, share, shown.calls == 0)),
-                 Text(terminal_safe(m.type) + ("*" if rolled else ""), style="dim" if fancy else None),
-                 fmt.cell(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
+                 Text(terminal_safe(m.type) + ("*" if rolled else "") + (" (ignored)" if name in ignored else ""),
+                      style="dim" if fancy else None),
+                 human(m.params), fmt.cell(shown.macs), fmt.cell(shown.flops)]
         if own:
             cells.append(fmt.cell(_value(report.module(name, exclusive=True), own_metric), own_unit))
         cells += [fmt.cell(_value(report.display_counts(name, p)[0], metric), unit) for p, _ in phase_cols]
@@ -456,12 +460,22 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     head = f"flopdispatch: {target}" if target else "flopdispatch"
     if meta.get("mode") == "model" and meta.get("train") is not None:
         head += " (forward + backward)" if meta["train"] else " (forward)"
+    # --units fixes the prefix of the work figures (FLOPs, MACs, bytes); a parameter count keeps its own
+    # human prefix ("12.3 K params", not "0.01 M params"), exact below 1000
     parts = [fmt.text(t.flops, "FLOPs"), fmt.text(t.macs, "MACs"), fmt.text(t.bytes, "B") + " moved",
-             f"{_intensity(t)} FLOP/B", fmt.text(report.params, "") + " params" if report.params else "no params",
+             f"{_intensity(t)} FLOP/B", human(report.params) + " params" if report.params else "no params",
              f"{t.calls:,} op calls"]
     if isinstance(meta.get("duration_s"), (int, float)):
         parts.append(f"{meta['duration_s']:.2f} s")
     lines = [head + ": " + ", ".join(p.replace("  ", " ").strip() for p in parts)]
+    ignored = meta.get("ignored")
+    if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list):
+        names = [terminal_safe(str(n)) or "(root)" for n in ignored["modules"]]
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        num = {k: ignored.get(k) if type(ignored.get(k)) is int else 0 for k in ("flops", "macs", "calls")}
+        lines.append(f"  ignored (not in any figure): {shown or 'no module matched'}: "
+                     f"{fmt.text(num['flops'], 'FLOPs')}, {fmt.text(num['macs'], 'MACs')}, "
+                     f"{num['calls']:,} op calls")
     extra = []
     if meta.get("devices"):
         extra.append("device " + ", ".join(map(str, meta["devices"])))

@@ -39,6 +39,8 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
               "causal_macs": int, "calls": int,
               "seconds": float}               # optional: measured op time (count(..., timing=True))
     MODULE = {"name": "h.0", "type": "Block", "params": int, "trainable_params": int,
+              "shared_params": int,            # optional (absent: 0): of params, those tied to an
+                                               # earlier module's (ModuleCounts.shared_params)
               **COUNTS,                        # inclusive: children's work included
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
@@ -98,11 +100,13 @@ def _counts_json(c: Counts) -> dict:
 class _Entry:
     """One module or op of a report: its counts, phase split and (modules) type and params."""
 
-    __slots__ = ("name", "type", "params", "trainable_params", "counts", "phases", "self_ops")
+    __slots__ = ("name", "type", "params", "trainable_params", "shared_params", "counts", "phases", "self_ops")
 
-    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0, self_ops=None):
+    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0, self_ops=None,
+                 shared_params=0):
         self.name, self.counts, self.phases = name, counts, phases
         self.type, self.params, self.trainable_params = type, params, trainable_params
+        self.shared_params = shared_params
         # modules: the ops run directly in the module, {phase: {op: [6 ints in SELF_OP_FIELDS order]}};
         # None in a report written before exclusive counts existed
         self.self_ops = self_ops
@@ -161,6 +165,11 @@ class Report(TotalsShortcuts):
         data = counter.to_dict()
         full_meta = default_meta(mode="api")
         full_meta.update(meta or {})
+        if "ignored" in data:  # count(ignore=...): what was left out, stated in the report
+            ig = data["ignored"]
+            full_meta["ignored"] = {"modules": list(ig["modules"]),
+                                    **{k: ig["totals"][k] for k in ("flops", "macs", "bytes_read", "bytes_written",
+                                                                    "calls")}}
         return cls._from_counts(data, full_meta, "count.to_dict()")
 
     @classmethod
@@ -227,6 +236,7 @@ class Report(TotalsShortcuts):
                                   params=v.integer(m.get("params", 0), f"{where}.params"),
                                   trainable_params=v.integer(m.get("trainable_params", 0),
                                                              f"{where}.trainable_params"),
+                                  shared_params=v.integer(m.get("shared_params", 0), f"{where}.shared_params"),
                                   self_ops=v.self_ops(m["self_ops"], f"{where}.self_ops") if "self_ops" in m else None))
         v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
         ops, op_names = [], set()
@@ -267,6 +277,7 @@ class Report(TotalsShortcuts):
                 modules.append(_Entry(name, _counts(m), {p: _counts(c) for p, c in module_phases.get(name, {}).items()},
                                       type=m.get("type", ""), params=m.get("params", 0),
                                       trainable_params=m.get("trainable_params", 0),
+                                      shared_params=m.get("shared_params", 0),
                                       self_ops=None if module_self_ops is None else module_self_ops.get(name, {})))
             op_phases = data.get("op_phases")
             ops = []
@@ -307,6 +318,7 @@ class Report(TotalsShortcuts):
             "totals": _counts_json(self.totals),
             "phases": {p: _counts_json(c) for p, c in self._phases.items()},
             "modules": [{"name": m.name, "type": m.type, "params": m.params, "trainable_params": m.trainable_params,
+                         **({"shared_params": m.shared_params} if m.shared_params else {}),
                          **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()},
                          **({} if m.self_ops is None else {"self_ops": _self_ops_json(m.self_ops)})}
                         for m in self._modules],
@@ -395,7 +407,7 @@ class Report(TotalsShortcuts):
         else:
             c = m.counts if phase is None else m.phases.get(phase, Counts())
         return ModuleCounts(**_counts_json(c), name=name, type=m.type, params=m.params,
-                            trainable_params=m.trainable_params)
+                            trainable_params=m.trainable_params, shared_params=m.shared_params)
 
     def display_counts(self, name: str = "", phase: Optional[str] = None):
         """(counts, rolled_up) of a module as tables and pictures show it.

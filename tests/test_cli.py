@@ -302,3 +302,94 @@ def test_demo_keeps_its_options_and_uses_the_new_table(tmp_path, capsys):
     assert fd.Report.load(tmp_path / "demo.json").meta["mode"] == "demo"
     code, out, err = _main(capsys, "demo", "--seq", "2000")
     assert code == 2 and "--seq between 1 and 1024" in err
+
+
+# ----- issue 13 item 7: run's __file__ and argv, --json - on a clean stdout, params units ------------------
+
+WHERE_AM_I = textwrap.dedent('''
+    import os, sys, pickle
+    import torch
+    class Point:  # pickled by reference to __main__, as under plain python
+        pass
+    print("file", __file__, "argv0", sys.argv[0], "name", __name__, flush=True)
+    os.write(1, b"raw fd write\\n")  # C-level writes to descriptor 1 too
+    assert type(pickle.loads(pickle.dumps(Point()))) is Point
+    torch.nn.Linear(3, 4)(torch.ones(2, 3))
+''')
+
+
+def _cli_in(cwd, *args):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "flopdispatch", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_run_gives_the_script_file_and_argv_as_plain_python_does(tmp_path):
+    (tmp_path / "where.py").write_text(WHERE_AM_I)
+    plain = subprocess.run([sys.executable, "where.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert plain.returncode == 0, plain.stderr
+    r = _cli_in(tmp_path, "run", "-q", "where.py")
+    assert r.returncode == 0, r.stderr
+    # __file__ absolute, sys.argv[0] as typed: the same lines as `python where.py`
+    assert r.stdout == plain.stdout == f"file {tmp_path / 'where.py'} argv0 where.py name __main__\nraw fd write\n"
+
+
+def test_run_json_dash_keeps_the_scripts_stdout_out_of_the_json(tmp_path):
+    (tmp_path / "where.py").write_text(WHERE_AM_I)
+    r = _cli_in(tmp_path, "run", "--json", "-", "where.py")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)  # stdout is the JSON alone
+    # Linear(3, 4) on 2 rows: 2 * 3 * 4 = 24 MACs; params 3 * 4 + 4 = 16
+    assert data["totals"]["macs"] == 24 and data["params"] == 16
+    # the script's prints (Python and raw descriptor writes) went to stderr, before the table
+    assert r.stderr.index("file ") < r.stderr.index("raw fd write") < r.stderr.index("flopdispatch: where.py")
+
+
+def test_units_fix_the_work_figures_but_params_keep_their_own_prefix():
+    from flopdispatch.report import render_text
+
+    model = nn.Linear(100, 100)  # params 100 * 100 + 100 = 10100
+    with fd.count(model) as c:
+        model(torch.ones(1, 100))
+    text = render_text(fd.Report.from_count(c), units="M")
+    # MACs 1 * 100 * 100 = 10000 = 0.01 M under --units M; the params stay "10.1 K", not "0.01 M params"
+    assert text.splitlines()[0].startswith("flopdispatch: 0.02 MFLOPs, 0.01 MMACs,")
+    assert "10.1 K params" in text and "0.01 M params" not in text
+    root = next(line for line in text.splitlines() if line.startswith("(root)"))
+    assert root.split()[:5] == ["(root)", "Linear", "10.1", "K", "0.01"]
+    assert "params (M)" not in text
+
+
+def test_model_train_drops_only_transformers_loss_type_warning(tmp_path):
+    pytest.importorskip("transformers")
+    r = _cli("model", "hf:gpt2", "--config", "n_layer=1", "n_embd=64", "n_head=4", "vocab_size=100",
+             "n_positions=32", "bos_token_id=0", "eos_token_id=0", "--train", "-q", "--json", tmp_path / "g.json")
+    assert r.returncode == 0, r.stderr
+    assert "loss_type" not in r.stderr
+    assert json.loads((tmp_path / "g.json").read_text())["phases"]["backward"]["flops"] > 0
+
+
+def test_the_hf_warning_filter_is_local_and_drops_that_message_alone():
+    import logging
+
+    from flopdispatch.cli import _DropKnownHFWarning
+
+    logger = logging.getLogger(_DropKnownHFWarning.LOGGER)
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with _DropKnownHFWarning():
+            logger.warning("`loss_type=None` was set in the config but it is unrecognized. Using the default loss")
+            logger.warning("something else")
+        logger.warning("`loss_type=None` was set in the config but it is unrecognized. after")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["something else", "`loss_type=None` was set in the config but it is unrecognized. after"]
+    assert not any(isinstance(f, _DropKnownHFWarning) for f in logger.filters)

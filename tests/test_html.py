@@ -271,3 +271,66 @@ def test_icicle_hover_switch_and_zoom_in_headless_chromium(browser, tmp_path):
     assert cdp.js("document.getElementById('details').dataset.focus") == "h.0"
     value = int(cdp.js("document.querySelector('.box[data-module=\"h.0.fc\"]').dataset.value"))
     assert value == c.module("h.0.fc", phase="backward").bytes
+
+
+# ----- issue 13 item 7: tied weights count once in the page's parameter shares -----------------------------
+
+class _TiedLM(torch.nn.Module):
+    """Embedding(10, 4) and a bias-free Linear(4, 10) head sharing its weight (as GPT-2's lm_head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 4))
+        self.head = torch.nn.Linear(4, 10, bias=False)
+        self.head.weight = self.body[0].weight
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def _tied_report():
+    model = _TiedLM()
+    with fd.count(model) as c:
+        model(torch.tensor([[1, 2]]))
+    return c, fd.Report.from_count(c)
+
+
+def test_tied_weights_are_counted_once_in_the_first_module_holding_them(tmp_path):
+    c, report = _tied_report()
+    # embedding 10 * 4 = 40, body.1 4 * 4 + 4 = 20, root 40 + 20 = 60 (the tied 40 once)
+    assert [c.module(n).params for n in ("", "body", "body.0", "body.1", "head")] == [60, 60, 40, 20, 40]
+    # the head holds the embedding's tensor: all 40 of its params were counted in body.0 first
+    assert [c.module(n).shared_params for n in ("", "body", "body.0", "body.1", "head")] == [0, 0, 0, 0, 40]
+    # root's children, each tensor once: (60 - 0) + (40 - 40) = 60 = the root's, not 100 (167%)
+    assert sum(c.module(n).params - c.module(n).shared_params for n in ("body", "head")) == c.module("").params
+    saved = tmp_path / "tied.json"
+    report.save(saved)
+    data = json.loads(saved.read_text())
+    assert [m.get("shared_params", 0) for m in data["modules"]] == [0, 0, 0, 0, 40]  # written when nonzero
+    assert fd.Report.load(saved).module("head").shared_params == 40
+
+
+def test_page_parameter_shares_of_tied_weights_add_up_to_100_percent(browser, tmp_path):
+    _, report = _tied_report()
+    path = tmp_path / "tied.html"
+    write_html(report, path)
+    _load(browser, path.as_uri() + "#metric=params")
+    values = {n: int(browser.js(f"document.querySelector('.box[data-module=\"{n}\"]').dataset.value"))
+              for n in ("", "body")}
+    assert values == {"": 60, "body": 60}  # body holds every tensor once: 100% of the root
+    # the head's 40 params are body.0's tensor: it adds 0 (no box), not another 67%
+    assert browser.js("document.querySelector('.box[data-module=\"head\"]').classList.contains('hidden')")
+    browser.call("Page.navigate", url="about:blank")
+    _load(browser, path.as_uri() + "#metric=params&focus=head")
+    assert "40 tied to an earlier module's, counted there" in browser.js("document.getElementById('details').innerText")
+
+
+def test_page_states_the_ignored_modules(browser, tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 10, bias=False))
+    with fd.count(model, ignore=["1"]) as c:
+        model(torch.ones(3, 4))
+    path = tmp_path / "ignored.html"
+    write_html(fd.Report.from_count(c), path)
+    _load(browser, path.as_uri())
+    # ignored "1": 3 * 4 * 10 = 120 MACs = 240 FLOPs
+    assert "ignored (not in any figure) 1: 240 FLOPs" in browser.js("document.getElementById('meta').innerText")
