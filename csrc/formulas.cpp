@@ -239,6 +239,20 @@ PyObject* CallView::out_tensor(int k) const {
 
 namespace {
 
+// Item i of a list or tuple, held (a new reference) for the scope: reading a tensor's shape may run
+// Python, so no pointer into the sequence's item array is kept across it.
+class HeldItem {
+  public:
+    HeldItem(PyObject* seq, Py_ssize_t i) : p_(Py_NewRef(PySequence_Fast_GET_ITEM(seq, i))) {}
+    ~HeldItem() { Py_DECREF(p_); }
+    HeldItem(const HeldItem&) = delete;
+    HeldItem& operator=(const HeldItem&) = delete;
+    PyObject* get() const { return p_; }
+
+  private:
+    PyObject* p_;
+};
+
 thread_local std::vector<int64_t> s_a, s_b, s_c;
 
 int64_t last(const std::vector<int64_t>& d, int from_end) {
@@ -478,11 +492,10 @@ Cost pool(const int* p, const CallView& call) {
 Cost foreach_(const int* p, const CallView& call) {
     PyObject* lst = call.arg(p[0]);
     if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a tensor list");
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(lst);
-    PyObject** items = PySequence_Fast_ITEMS(lst);
     Count total = 0;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        if (is_tensor(items[i]) && dtype_info(items[i]).floating) total += numel_of(items[i]);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(lst); ++i) {
+        HeldItem item(lst, i);  // a size read may run Python (a tensor subclass): no pointer into the list
+        if (is_tensor(item.get()) && dtype_info(item.get()).floating) total += numel_of(item.get());
     }
     return done(Count(p[1]) * total);
 }
@@ -597,13 +610,12 @@ Cost rnn_flat(const int* p, const CallView& call) {
     PyObject* input = call.tensor(p[0]);
     PyObject* lst = call.arg(p[5]);
     if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a weight list");
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(lst);
-    PyObject** items = PySequence_Fast_ITEMS(lst);
     int64_t weight_numel = 0, gh = -1, in_features = -1, matrices_gh = 0, hidden = -1, second_cols = -1;
     int seen = 0;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        if (!is_tensor(items[i])) throw FormulaError("weight list holds a non-tensor");
-        read_shape(items[i], s_a);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(lst); ++i) {
+        HeldItem item(lst, i);  // a shape read may run Python: no pointer into the list across it
+        if (!is_tensor(item.get())) throw FormulaError("weight list holds a non-tensor");
+        read_shape(item.get(), s_a);
         if (s_a.size() != 2) continue;  // biases
         if (seen == 0) {
             gh = s_a[0];
