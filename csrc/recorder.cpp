@@ -140,20 +140,28 @@ void release_entry_refs(OpEntry& e) {
     e.arg_names.clear();
 }
 
-// The op's id, resolving it on first sight; -1 with a Python error set when it cannot be resolved.
-int resolve_op(PyObject* func) {
-    auto& idx = op_index();
-    auto it = idx.find(func);
-    if (it != idx.end()) return it->second;
-    PyObject* r = PyObject_CallOneArg(g_resolver, func);  // Python: other threads may run meanwhile
-    if (!r) return -1;
+// A fresh entry from the resolver's answer for `func`; nullptr with a Python error set when the
+// resolver fails or answers something malformed. The resolver is Python: other threads may run.
+std::unique_ptr<OpEntry> ask_resolver(PyObject* func) {
+    PyObject* r = PyObject_CallOneArg(g_resolver, func);
+    if (!r) return nullptr;
     auto e = std::make_unique<OpEntry>();
     bool ok = parse_resolution(r, *e);
     Py_DECREF(r);
     if (!ok) {
         release_entry_refs(*e);
-        return -1;
+        return nullptr;
     }
+    return e;
+}
+
+// The op's id, resolving it on first sight; -1 with a Python error set when it cannot be resolved.
+int resolve_op(PyObject* func) {
+    auto& idx = op_index();
+    auto it = idx.find(func);
+    if (it != idx.end()) return it->second;
+    auto e = ask_resolver(func);
+    if (!e) return -1;
     // Resolved meanwhile by another thread (the resolver ran Python): keep the published entry.
     it = idx.find(func);
     if (it != idx.end()) {
@@ -174,15 +182,8 @@ int refresh_ops_impl() {
     static std::vector<std::unique_ptr<const OpEntry>> retired;
     std::vector<std::pair<PyObject*, int>> known(op_index().begin(), op_index().end());
     for (const auto& kv : known) {
-        PyObject* r = PyObject_CallOneArg(g_resolver, kv.first);
-        if (!r) return -1;
-        auto fresh = std::make_unique<OpEntry>();
-        bool ok = parse_resolution(r, *fresh);
-        Py_DECREF(r);
-        if (!ok) {
-            release_entry_refs(*fresh);
-            return -1;
-        }
+        auto fresh = ask_resolver(kv.first);
+        if (!fresh) return -1;
         retired.push_back(std::move(op_table()[kv.second]));
         op_table()[kv.second] = std::move(fresh);
     }
