@@ -13,8 +13,7 @@ from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 from .schema import Report, ReportError
 from .user import Cost, formula, remove_formula
-
-__version__ = "0.1.0"
+from ._version import __version__
 __all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
            "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
            "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__"]

@@ -349,4 +349,5 @@ def compiled_cost(func, args, kwargs, out):
 _sequence_nr = getattr(torch._C._autograd, "_get_sequence_nr", None)
 _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_nr)
 _C.set_user_hook(user.user_cost)
+user._ON_CHANGE.append(refresh)  # fd.formula / remove_formula refresh the op table
 _C.set_decompose_hook(_decompose)

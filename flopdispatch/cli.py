@@ -35,6 +35,7 @@ import traceback
 import zipfile
 from typing import List, Optional
 
+from ._version import __version__
 from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
 
 PROG = "flopdispatch"
@@ -170,8 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Exact FLOPs, MACs and bytes for PyTorch code, per module, op and phase.",
                      epilog="See 'flopdispatch COMMAND --help'. Reports: run prints on stderr, the others on stdout.")
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"flopdispatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

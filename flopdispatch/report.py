@@ -15,6 +15,9 @@ sorting by them) appear when more than one phase ran.
 Names and metadata are data from a file: every string shown passes through ``terminal_safe``
 (control and format characters as visible escapes). Plain-text tables are drawn by a linear
 renderer (``_PlainTable``, rich's layout); rich draws terminal tables of up to 2,000 rows.
+
+The renderers import nothing of the counter or the saved report: they read any object with the
+report API (``Report``), so the imports point one way (``tests/test_imports.py``).
 """
 from __future__ import annotations
 
@@ -575,13 +578,3 @@ def print_report(report, file, *, fancy: Optional[bool] = None, **options) -> No
             file.flush()
         else:
             console.print(r)
-
-
-def format_table(counter, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
-    """The table of a count (the command line's display options; see the module docstring)."""
-    from .schema import Report
-
-    depth = parse_depth(depth)
-    if units not in UNITS:
-        raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
-    return render_text(Report.from_count(counter), depth=depth, by=by, sort=sort, units=units, summary=False)

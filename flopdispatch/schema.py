@@ -66,7 +66,12 @@ import platform
 import re
 from typing import Any, Dict, List, Optional
 
-from .counter import PHASES, Counts, ModuleCounts, TotalsShortcuts
+import torch
+
+from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
+from ._version import __version__
+from .htmlreport import write_html
+from .report import UNITS, parse_depth, render_text, terminal_safe
 
 SCHEMA = "flopdispatch.report/1"
 COUNTS_SCHEMA = "flopdispatch.counts/1"
@@ -122,10 +127,6 @@ def _self_ops_json(self_ops):
 
 def default_meta(**extra) -> dict:
     """The metadata every report carries, plus ``extra`` (None values dropped)."""
-    import torch
-
-    from . import __version__
-
     meta = {
         "flopdispatch_version": __version__,
         "torch_version": torch.__version__,
@@ -346,16 +347,12 @@ class Report(TotalsShortcuts):
               summary: bool = False) -> str:
         """The table ``flopdispatch show`` prints (same options as ``count.table``); with
         ``summary=True`` the header lines too."""
-        from .report import UNITS, parse_depth, render_text
-
         if units not in UNITS:
             raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
         return render_text(self, depth=parse_depth(depth), by=by, sort=sort, units=units, summary=summary)
 
     def save_html(self, path) -> None:
         """Write the self-contained HTML page (``--html``)."""
-        from .htmlreport import write_html
-
         write_html(self, path)
 
     # ----- the count API -----------------------------------------------------------------------
@@ -491,8 +488,6 @@ class Report(TotalsShortcuts):
 
     def __repr__(self):
         t = self.totals
-        from .report import terminal_safe
-
         return (f"<flopdispatch.Report {terminal_safe(self.meta.get('target') or '')} flops={t.flops} "
                 f"macs={t.macs} bytes={t.bytes}>")
 

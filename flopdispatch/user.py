@@ -126,10 +126,15 @@ def remove_formula(target) -> bool:
     return found
 
 
-def _refresh():
-    from . import _core  # the op table's cached resolutions must see the change
+_ON_CHANGE = []
+"""Callables run after every change of the op formulas: ``_core`` adds its op table's refresh
+(the cached resolutions must see the change) when it loads. A listener, not an import of ``_core``:
+``_core`` imports this module, so imports point one way."""
 
-    _core.refresh()
+
+def _refresh():
+    for listener in _ON_CHANGE:
+        listener()
 
 
 def op_formula(name: str, overload: Optional[str]) -> Optional[_Formula]:
