@@ -434,10 +434,13 @@ struct RecorderState {
         return idx >= 0 && idx < static_cast<long>(module_parent.size()) ? home_scope(static_cast<int>(idx)) : 0;
     }
 
+    // The index of a registered module; an unregistered one is offered to module_cb (count()
+    // without a model adopts it as a new root) only at top level, when no module is on the stack:
+    // one called from inside a tracked module stays with its caller and costs no call into Python.
     int module_index(PyObject* module) {
         auto it = module_ids.find(module);
         if (it != module_ids.end()) return it->second;
-        if (!module_cb) return -1;
+        if (!module_cb || !stack.empty()) return -1;
         PyObject* r = PyObject_CallOneArg(module_cb, module);
         if (!r) {
             clear_error();

@@ -149,12 +149,69 @@ def _leave_mode(mode, exc_type, exc, tb):
         pd.set_is_in_mode_without_ignore_compile_internals(flags[2])
 
 
+def _root_items(model):
+    """count(model)'s argument as [(key, module)]: key None for one model; names for several."""
+    if model is None:
+        return []
+    if isinstance(model, torch.nn.Module):
+        return [(None, model)]
+    if isinstance(model, dict):
+        items = list(model.items())
+        for key, _ in items:
+            if not isinstance(key, str) or not key or "." in key:
+                raise ValueError(f"count({{...}}): root names are non-empty strings without '.', got {key!r}")
+    elif isinstance(model, (list, tuple)):
+        items = [(None, m) for m in model]
+    else:
+        raise TypeError(f"count(model): expected a torch.nn.Module, or a dict or list of them, "
+                        f"got {type(model).__name__}")
+    if not items:
+        raise ValueError("count(model): an empty dict or list of models; give at least one, or none at all")
+    for key, m in items:
+        if not isinstance(m, torch.nn.Module):
+            raise TypeError(f"count(model): expected torch.nn.Module values, got {type(m).__name__}"
+                            + (f" for {key!r}" if key is not None else ""))
+    if all(key is None for key, _ in items):  # a list: named by class, as the roots count() adopts
+        keys = []
+        for _, m in items:
+            keys.append(_class_key(type(m).__name__, keys))
+        items = [(k, m) for k, (_, m) in zip(keys, items)]
+    # One module, one row: the same object twice, or a root inside another root's tree, is an error
+    # (the counts of a module can belong to one name only).
+    where = {}
+    for key, m in items:
+        for rel, sub in m.named_modules():
+            where.setdefault(id(sub), (key, rel))
+    for key, m in items:
+        first_key, rel = where[id(m)]
+        if first_key != key:
+            inside = f"'{first_key}.{rel}' (inside root '{first_key}')" if rel else f"root '{first_key}'"
+            raise ValueError(f"count({{...}}): root {key!r} is the same module as {inside}: a module "
+                             "is counted under one name; give it once")
+    return items
+
+
+def _class_key(type_name: str, taken) -> str:
+    """A root's name from its class: 'Linear', then 'Linear#2', 'Linear#3'..."""
+    key, n = type_name, 1
+    while key in taken:
+        n += 1
+        key = f"{type_name}#{n}"
+    return key
+
+
 class count(TotalsShortcuts):
     """Count FLOPs, MACs and bytes of everything run inside the block.
 
-    ``with count(model) as c: model(x)``. With a model, module names are relative to it (``""`` is
-    the model itself); without one, the first (outermost) module entered becomes the root. Work
-    outside the model's tree is the "other" phase. A count belongs to the thread that enters it:
+    ``with count(model) as c: model(x)``: module names relative to the model (``""`` is the model).
+    Several models: ``count({"G": g, "D": d})`` (or a list, named by class like the roots below):
+    each model is a root, its names prefixed by its key (``"D"``, ``"D.0"``), and ``""`` is all
+    the models together (their parameters counted once). Without a model, every top-level module
+    that runs (called while no counted module is running) becomes a root with its tree: one root
+    is named as a model given alone (``""``, ``"layer1"``); from the second on, each is named by its
+    class (``"Generator"``, ``"Linear#2"``: a variable's name is not knowable) and ``""`` is all of
+    them. Work outside every root (a loss, data preparation) is in no module row; with models
+    given it is the "other" phase. A count belongs to the thread that enters it:
     other threads' ops, module calls and optimizer steps are not in it (README, "Guarantees").
     ``python_formulas=True`` costs ops with the pure-Python reference (slower; for comparisons).
     ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
@@ -163,10 +220,9 @@ class count(TotalsShortcuts):
     A ``count`` is entered once; its results stay readable after the block.
     """
 
-    def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False,
+    def __init__(self, model=None, *, python_formulas: bool = False,
                  timing: bool = False, ignore=()):
-        if model is not None and not isinstance(model, torch.nn.Module):
-            raise TypeError(f"count(model): expected a torch.nn.Module, got {type(model).__name__}")
+        roots = _root_items(model)
         # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
         if isinstance(ignore, (str, type)):
             ignore = [ignore]
@@ -176,8 +232,9 @@ class count(TotalsShortcuts):
                 raise TypeError(f"count(ignore=...): expected nn.Module types or module names, got {item!r}")
         self._ignore_types = tuple(i for i in ignore if isinstance(i, type))
         self._ignore_names = {i for i in ignore if isinstance(i, str)}
-        if model is not None and self._ignore_names:
-            known = {n for n, _ in model.named_modules()} | {type(m).__name__ for m in model.modules()}
+        if roots and self._ignore_names:
+            known = {(f"{key}.{n}" if n else key) if key else n for key, m in roots for n, _ in m.named_modules()}
+            known |= {type(s).__name__ for _, m in roots for s in m.modules()}
             missing = sorted(self._ignore_names - known)
             if missing:
                 import difflib
@@ -186,7 +243,7 @@ class count(TotalsShortcuts):
                 raise ValueError(f"count(ignore=...): no module named {missing[0]!r} (nor of that type) in the model"
                                  + (f" (close: {', '.join(map(repr, close))})" if close else ""))
         self._ignored_idx = set()
-        self._model = model
+        self._model_roots = roots  # [(key or None, module)] given; dropped at exit
         self._python_formulas = bool(python_formulas)
         self._timing = bool(timing)
         self._wall = [0.0, 0.0]
@@ -195,59 +252,133 @@ class count(TotalsShortcuts):
         self._active = False
         self._entered = False
         self._results = None
-        self._names, self._types, self._params, self._shared_params = [], [], [], []
+        # The module registry. Lists indexed by the recorder's module index: each module's name
+        # relative to its root, its root (an index into _root_keys; -1 for the row of all roots),
+        # type, (params, trainable params) and tied params. Public names are derived (_rename).
+        self._rel, self._root_of, self._types, self._params, self._shared_params = [], [], [], [], []
+        self._root_keys: List[str] = []     # root names ("" for one unnamed root)
+        self._root_modules = []             # the root modules (kept alive while counting: the recorder
+                                            # knows modules by address)
+        self._all_roots = None              # module index of "" = all roots, once there are several
+        self._prefixed = bool(roots) and roots[0][0] is not None  # names carry the root's key
+        self._names: List[str] = []         # public names, display order ("" first)
+        self._name_of: List[str] = []       # public name by module index
         self._index_by_name: Dict[str, int] = {}
         self._param_owner: Dict[int, int] = {}
-        self._root_seen = False
+        self._all_params: Dict[int, tuple] = {}  # id(param) -> (numel, trainable) over every root
         self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
-        # With a model: whether one of its modules ran, else the first other module that did (a
+        # With models: whether one of their modules ran, else the first other module that did (a
         # warning at exit: counting one instance while running another leaves every row at zero).
         self._tree_ids = set()
         self._watch = {"tree_ran": False, "foreign": None}
 
     # ----- module registry -------------------------------------------------------------------------
+    # Each root's tree is registered once, in named_modules() order, when counting starts (models
+    # given) or when its first call reaches the recorder at top level (count() without a model).
+    # Several roots: one more row, "", stands for all of them; it is never entered itself, and
+    # _collect puts it on the path of every scope inside a root, so it sums the roots' work.
 
-    def _register_tree(self, root: torch.nn.Module):
+    def _register_tree(self, root: torch.nn.Module, key: Optional[str]) -> int:
+        """Register `root` and its not-yet-registered descendants; returns the root's index."""
         mode = self._mode
         named = list(root.named_modules())
         subtree = _subtree_params([m for _, m in named])
-        added = []
-        for name, module in named:
-            parent = self._index_by_name[name.rpartition(".")[0]] if name else -1
-            idx = mode.add_module(module, parent)
-            if idx != len(self._names):
-                continue  # already registered under another name
-            self._names.append(name)
+        r = len(self._root_keys)
+        self._root_keys.append(key if key is not None else "")
+        self._root_modules.append(root)
+        index_of, skipped, added = {}, set(), []
+        for rel, module in named:
+            parent_rel = rel.rpartition(".")[0]
+            if rel and parent_rel in skipped:
+                skipped.add(rel)  # below a module another root holds: named there (first root wins)
+                continue
+            idx = mode.add_module(module, index_of[parent_rel] if rel else -1)
+            if idx != len(self._rel):
+                skipped.add(rel)  # already registered (a module another root holds too)
+                continue
+            index_of[rel] = idx
+            self._rel.append(rel)
+            self._root_of.append(r)
             self._types.append(type(module).__name__)
-            self._index_by_name[name] = idx
             self._tree_ids.add(id(module))
             params = subtree[id(module)].values()
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
             self._shared_params.append(0)
-            added.append((idx, name, module))
-            if ((self._ignore_types and isinstance(module, self._ignore_types)) or name in self._ignore_names
-                    or type(module).__name__ in self._ignore_names):
+            added.append((idx, rel, module))
+            full = (f"{key}.{rel}" if rel else key) if key is not None else rel
+            names = (full,) if self._prefixed or key is None else (full, rel)  # count(): either form
+            if ((self._ignore_types and isinstance(module, self._ignore_types))
+                    or any(n in self._ignore_names for n in names) or type(module).__name__ in self._ignore_names):
                 self._ignored_idx.add(idx)
             for p in module._parameters.values():
                 if p is not None:
                     self._param_owner.setdefault(id(p), idx)
-        # Tied weights: a subtree's tensors first held (model order) by a module outside it
-        for idx, name, module in added:
-            prefix = name + "."
+        # Tied weights: a subtree's tensors first held (model order) by a module outside it; for a
+        # root, by an earlier root
+        for idx, rel, module in added:
+            prefix = rel + "."
             shared = 0
             for pid, (numel, _) in subtree[id(module)].items():
-                owner = self._names[self._param_owner[pid]]
-                if name and owner != name and not owner.startswith(prefix):
+                owner = self._param_owner[pid]
+                inside = self._root_of[owner] == r and (not rel or self._rel[owner] == rel
+                                                        or self._rel[owner].startswith(prefix))
+                if not inside:
                     shared += numel
             self._shared_params[idx] = shared
-        self._root_seen = True
+        self._all_params.update(subtree[id(root)])
+        if len(self._root_keys) > 1 or self._prefixed:
+            self._add_all_roots_row()
+        self._rename()
+        return index_of.get("", -1)
+
+    def _add_all_roots_row(self):
+        """The row "" of several roots: their parameters counted once, their work summed (_collect)."""
+        if self._all_roots is None:
+            # a placeholder object: the recorder wants an object to know a module by; never entered
+            self._all_roots_key = object()
+            self._all_roots = self._mode.add_module(self._all_roots_key, -1)
+            self._rel.append("")
+            self._root_of.append(-1)
+            self._types.append("")
+            self._params.append((0, 0))
+            self._shared_params.append(0)
+            self._prefixed = True
+        params = self._all_params.values()
+        self._params[self._all_roots] = (sum(n for n, _ in params), sum(n for n, trainable in params if trainable))
+        n = len(self._root_keys)
+        self._types[self._all_roots] = f"{n} model" + ("s" if n != 1 else "")
+
+    def _rename(self):
+        """Public names from the registry: a root's key prefixes its modules once names are prefixed."""
+        keys, rel = self._root_keys, self._rel
+        if self._prefixed:
+            self._name_of = [("" if r < 0 else f"{keys[r]}.{n}" if n else keys[r])
+                             for r, n in zip(self._root_of, rel)]
+        else:
+            self._name_of = list(rel)
+        order = list(range(len(rel)))
+        if self._all_roots is not None:  # "" first, then each root's tree in registration order
+            order.remove(self._all_roots)
+            order.insert(0, self._all_roots)
+        self._names = [self._name_of[i] for i in order]
+        self._index_by_name = {self._name_of[i]: i for i in order}
 
     def _on_unknown_module(self, module):
-        """Called by the recorder for a module it does not know: adopt the first one as root."""
-        if self._root_seen:
+        """Called by the recorder for an unregistered module called at top level (no counted module
+        running): without models given, it becomes a new root. With models, nothing is adopted."""
+        if self._model_roots:
             return -1
-        self._register_tree(module)
-        return 0
+        key = None
+        if self._root_keys:  # a second root: every root is named by its class from now on
+            if not self._prefixed:
+                self._root_keys[0] = _class_key(self._types[0], ())
+            key = _class_key(type(module).__name__, self._root_keys)
+        return self._register_tree(module, key)
+
+    @property
+    def roots(self) -> List[str]:
+        """The roots' names: ``[""]`` for one model (given or adopted), the keys for several."""
+        return [k for k in self._root_keys] if self._prefixed else list(self._root_keys[:1])
 
     def _on_accumulate_grad(self, node):
         variable = getattr(node, "variable", None)
@@ -261,14 +392,16 @@ class count(TotalsShortcuts):
         self._entered = True
         mode = self._mode = _CountingMode()
         try:
-            mode.configure(self._model is not None, self._on_unknown_module, self._on_accumulate_grad)
+            # with models given, nothing is adopted: no call into Python for modules outside them
+            given = bool(self._model_roots)
+            mode.configure(given, None if given else self._on_unknown_module, self._on_accumulate_grad)
             mode.use_python_formulas(self._python_formulas)
             mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
-            if self._model is not None:
-                self._register_tree(self._model)
+            for key, root in self._model_roots:
+                self._register_tree(root, key)
             modules = torch.nn.modules.module
             self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
-            if self._model is not None:
+            if self._model_roots:
                 watch_hook = self._watch_hook()
                 watch_hook.handle = modules.register_module_forward_pre_hook(watch_hook)
                 self._handles.append(watch_hook.handle)
@@ -299,7 +432,9 @@ class count(TotalsShortcuts):
             self._cleanup()
         watch = self._watch
         if exc_type is None and not watch["tree_ran"] and watch["foreign"] is not None:
-            warnings.warn(f"flopdispatch.count(model): the counted {self._types[0]} never ran, but other "
+            what = f"the counted {self._types[0]}" if not self._prefixed else \
+                f"none of the counted models ({', '.join(self._root_keys)})"
+            warnings.warn(f"flopdispatch.count(model): {what} never ran, but other "
                           f"modules did (first a {watch['foreign']}): their work is outside the model, and "
                           "every module row is zero. Count the instance you run (a deepcopy is another "
                           "instance).", UserWarning, stacklevel=2)
@@ -331,7 +466,8 @@ class count(TotalsShortcuts):
         if self._mode is not None:
             self._results = self._collect()
             self._mode.detach()
-        self._model = None  # keep names and numbers, not the user's objects
+        # keep names and numbers, not the user's objects
+        self._model_roots, self._root_modules, self._all_roots_key = [], [], None
 
     # ----- results ----------------------------------------------------------------------------------
 
@@ -342,6 +478,8 @@ class count(TotalsShortcuts):
         for s in range(1, len(scopes)):
             parent, module = scopes[s]
             on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
+        if self._all_roots is not None:  # several roots: "" (all of them) holds every scope inside one
+            on_path = [()] + [(self._all_roots,) + path for path in on_path[1:]]
         total, by_phase, by_op, by_scope, by_scope_op = _Acc(), {}, {}, {}, {}
         unsupported, reasons = {}, {}
         # count(ignore=...): the work run inside an ignored module (forward and backward) goes to a
@@ -449,7 +587,7 @@ class count(TotalsShortcuts):
     @property
     def ignored_modules(self) -> List[str]:
         """Names of the modules ``count(ignore=...)`` matched (their subtrees' work is in ``ignored``)."""
-        return [self._names[i] for i in sorted(self._ignored_idx)]
+        return [self._name_of[i] for i in sorted(self._ignored_idx)]
 
     def ignored(self, phase: Optional[str] = None) -> Counts:
         """The work run inside ignored modules (forward and backward), left out of ``totals``,
@@ -478,16 +616,22 @@ class count(TotalsShortcuts):
 
     @property
     def params(self) -> int:
-        """Parameters of the root module (0 when no module ran)."""
-        return self._params[0][0] if self._params else 0
+        """Parameters of the root module, or of all roots together, each tensor once (0 when no
+        module ran)."""
+        return self._params[self._root_row()][0] if self._params else 0
 
     @property
     def trainable_params(self) -> int:
-        return self._params[0][1] if self._params else 0
+        return self._params[self._root_row()][1] if self._params else 0
+
+    def _root_row(self) -> int:
+        """The module index of "": the one root, or the row of all roots."""
+        return 0 if self._all_roots is None else self._all_roots
 
     @property
     def module_names(self):
-        """Tracked module names, in ``named_modules()`` order (``""`` is the root)."""
+        """Tracked module names, in ``named_modules()`` order (``""`` is the root, or all roots
+        first, then each root's tree)."""
         return list(self._names)
 
     def phase(self, name: str) -> Counts:
@@ -560,7 +704,8 @@ class count(TotalsShortcuts):
         ops: ``params``/``trainable_params`` of the root, ``module_phases`` ({module: {phase:
         counts}}, phases that ran in it), ``op_phases`` ({phase: {op: counts}}, causal_macs
         included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
-        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). ``flopdispatch.Report.from_count`` builds the saved report from this.
+        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). With several
+        roots, ``roots`` lists their names (the modules of depth one) and ``params`` counts all of them. ``flopdispatch.Report.from_count`` builds the saved report from this.
         """
         res = self._res()
         def phase_split(idx):
@@ -604,6 +749,7 @@ class count(TotalsShortcuts):
             "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
             "module_self_ops": module_self_ops,
+            **({"roots": self.roots} if self._prefixed else {}),  # several roots: their names
             **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
                             "phases": {p: self.ignored(p).as_dict() for p in PHASES
                                        if p in res["ignored"]["phase"]},

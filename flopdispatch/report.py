@@ -471,6 +471,11 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     if isinstance(meta.get("duration_s"), (int, float)):
         parts.append(f"{meta['duration_s']:.2f} s")
     lines = [head + ": " + ", ".join(p.replace("  ", " ").strip() for p in parts)]
+    roots = [r for r in getattr(report, "roots", ()) if r]
+    if roots:  # several roots: one line naming each with its parameters and work
+        rows = [(r, report.module(r), report.display_counts(r)[0]) for r in roots]
+        lines.append(f"  {len(roots)} model{'s' if len(roots) > 1 else ''}: " + "; ".join(
+            f"{r} ({m.type}, {human(m.params)} params, {fmt.text(shown.flops, 'FLOPs')})" for r, m, shown in rows))
     ignored = meta.get("ignored")
     if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list):
         names = [terminal_safe(str(n)) or "(root)" for n in ignored["modules"]]

@@ -26,14 +26,18 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
         "exit_code": 0, "error": "ValueError: ..." # run mode: the script's exit and exception
         ...                                        # mode-specific: "inputs", "train", "config"
       },
-      "params": 124439808,            # parameters of the root module (0 when no module ran)
+      "params": 124439808,            # parameters of the root module, or of all roots together
+                                      # (each tensor once; 0 when no module ran)
       "trainable_params": 124439808,
       "totals": COUNTS,               # everything counted
       "phases": {"forward": COUNTS, "backward": COUNTS, "optimizer": COUNTS, "other": COUNTS},
                                       # only the phases that ran; they add up to "totals"
       "modules": [MODULE, ...],       # named_modules() order; "" is the root (first)
       "ops": [OP, ...],               # by FLOPs, largest first
-      "unsupported": [{"op": "aten::xyz", "calls": 3, "reason": "no formula declared"}, ...]
+      "unsupported": [{"op": "aten::xyz", "calls": 3, "reason": "no formula declared"}, ...],
+      "roots": ["G", "D"]             # optional: several roots (count({"G": g, "D": d}), or
+                                      # count() seeing several top-level modules): their names,
+                                      # modules of depth one; "" is then all of them together
     }
     COUNTS = {"flops": int, "macs": int, "bytes_read": int, "bytes_written": int,
               "causal_macs": int, "calls": int,
@@ -143,8 +147,11 @@ class Report(TotalsShortcuts):
     Build one with ``Report.from_count(c)``, ``Report.load(path)`` or ``Report.from_dict(data)``.
     """
 
-    def __init__(self, *, meta, params, trainable_params, totals, phases, modules, ops, unsupported, reasons):
+    def __init__(self, *, meta, params, trainable_params, totals, phases, modules, ops, unsupported, reasons,
+                 roots=None):
         self.meta: Dict[str, Any] = meta
+        # several roots (count({"G": g, "D": d})): their names, the modules of depth one; one root: [""]
+        self.roots: List[str] = list(roots) if roots else ([""] if modules else [])
         self.params: int = params
         self.trainable_params: int = trainable_params
         self.totals: Counts = totals
@@ -260,10 +267,16 @@ class Report(TotalsShortcuts):
                 raise ReportError(f"{where}: duplicate op {_short(op)}")
             unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
             reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
+        roots = None
+        if "roots" in data:  # several roots: names of depth one, listed modules, each once
+            roots = [v.string(r, f"roots[{i}]") for i, r in enumerate(v.array(data["roots"], "roots"))]
+            for i, r in enumerate(roots):
+                v.check(r and "." not in r and r in seen, f"roots[{i}]: {_short(r)} is not a module of depth one")
+            v.check(len(set(roots)) == len(roots), "roots: a name is listed twice")
         return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
                    trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
                    totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                   reasons=reasons)
+                   reasons=reasons, roots=roots)
 
     @classmethod
     def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
@@ -297,7 +310,7 @@ class Report(TotalsShortcuts):
             report = cls(meta=meta, params=params, trainable_params=trainable, totals=_counts(data["totals"]),
                          phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
                          unsupported=dict(data.get("unsupported", {})),
-                         reasons=dict(data.get("unsupported_reasons", {})))
+                         reasons=dict(data.get("unsupported_reasons", {})), roots=data.get("roots"))
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
             raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
@@ -327,6 +340,7 @@ class Report(TotalsShortcuts):
                      "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
             "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
                             for op, calls in sorted(self.unsupported.items())],
+            **({"roots": list(self.roots)} if self.roots not in ([], [""]) else {}),
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
