@@ -475,7 +475,8 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     if roots:  # several roots: one line naming each with its parameters and work
         rows = [(r, report.module(r), report.display_counts(r)[0]) for r in roots]
         lines.append(f"  {len(roots)} model{'s' if len(roots) > 1 else ''}: " + "; ".join(
-            f"{r} ({m.type}, {human(m.params)} params, {fmt.text(shown.flops, 'FLOPs')})" for r, m, shown in rows))
+            f"{r} ({'' if r.partition('#')[0] == m.type else m.type + ', '}{human(m.params)} params, "
+            f"{fmt.text(shown.flops, 'FLOPs')})" for r, m, shown in rows))  # a root named by its class: once
     ignored = meta.get("ignored")
     if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list):
         names = [terminal_safe(str(n)) or "(root)" for n in ignored["modules"]]

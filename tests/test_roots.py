@@ -324,13 +324,14 @@ def test_cli_run_of_a_gan_script_reports_both_models(tmp_path, capsys):
     assert main(["run", "--depth", "1", "--json", str(out), "--html", str(page), str(script)]) == 0
     captured = capsys.readouterr()
     assert captured.out == "done\n"
-    assert "2 models: Generator (Generator, 212 params" in captured.err
-    assert "Discriminator (Discriminator, 97 params" in captured.err
     data = json.loads(out.read_text())
+    mods = {m["name"]: m for m in data["modules"]}
+    # the header names each model once (named by its class: no type repeated), its params and FLOPs
+    assert (f"2 models: Generator (212 params, {fd.human(mods['Generator']['flops'], 'FLOPs')}); "
+            f"Discriminator (97 params, {fd.human(mods['Discriminator']['flops'], 'FLOPs')})") in captured.err
     assert data["roots"] == ["Generator", "Discriminator"] and data["params"] == 212 + 97
     names = [m["name"] for m in data["modules"]]
     assert "Generator.net.0" in names and "Discriminator.net.2" in names
-    mods = {m["name"]: m for m in data["modules"]}
     # D forward, per step: real and fake once each in D's loss, fake again in G's: 3 * 400 = 1200
     # MACs (5*4*16 + 5*16*1 = 400 each), over 2 steps: 2400
     assert mods["Discriminator"]["phases"]["forward"]["macs"] == 2 * 3 * 400
