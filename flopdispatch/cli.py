@@ -432,7 +432,8 @@ def cmd_run(args, argv) -> int:
     except (OSError, ValueError):
         pass
     meta = default_meta(mode="run", target=label, command=_command_line(argv), duration_s=round(duration, 3),
-                        exit_code=exit_code, error=error, model_class=found.get("model_class"),
+                        exit_code=exit_code, error=error,
+                        model_class=found.get("model_class") if len(c.roots) <= 1 else None,  # several: see roots
                         dtypes=found.get("dtypes"))
     if found.get("devices"):
         meta.update(_device_meta(found["devices"]))
