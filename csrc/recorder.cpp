@@ -867,6 +867,25 @@ PyObject* Recorder_add_module(PyObject* self, PyObject* const* argv, Py_ssize_t 
     return PyLong_FromLong(idx);
 }
 
+// alias_module(module, index) -> index: `module` counts as the registered module `index` from now
+// on (count() without a model: a parameter-free module made anew at top level, such as a loss
+// module built in every step, joins the root of its class and structure instead of adding one).
+PyObject* Recorder_alias_module(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "alias_module(module, index)");
+        return nullptr;
+    }
+    RecorderState* st = state(self);
+    long idx = PyLong_AsLong(argv[1]);
+    if (PyErr_Occurred()) return nullptr;
+    if (idx < 0 || idx >= static_cast<long>(st->module_parent.size())) {
+        PyErr_SetString(PyExc_ValueError, "alias_module: no registered module has this index");
+        return nullptr;
+    }
+    auto it = st->module_ids.emplace(argv[0], static_cast<int>(idx)).first;  // a known module keeps its index
+    return PyLong_FromLong(it->second);
+}
+
 // configure(model_given, module_cb, param_cb): also makes the calling thread the owner.
 PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
     if (nargs != 3) {
@@ -1039,6 +1058,8 @@ PyMethodDef Recorder_methods[] = {
      METH_FASTCALL, "Forward hook: leave a module scope."},
     {"add_module", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_add_module)),
      METH_FASTCALL, "Register a module and its canonical parent index; returns its index."},
+    {"alias_module", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_alias_module)),
+     METH_FASTCALL, "Count a module object as an already registered module index; returns the index."},
     {"configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_configure)),
      METH_FASTCALL, "configure(model_given, module_cb, param_cb)."},
     {"set_optimizer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_set_optimizer)),

@@ -174,7 +174,7 @@ def _root_items(model):
     if all(key is None for key, _ in items):  # a list: named by class, as the roots count() adopts
         keys = []
         for _, m in items:
-            keys.append(_class_key(type(m).__name__, keys))
+            keys.append(_class_key(type(m).__name__, set(keys)))
         items = [(k, m) for k, (_, m) in zip(keys, items)]
     # One module, one row: the same object twice, or a root inside another root's tree, is an error
     # (the counts of a module can belong to one name only).
@@ -191,12 +191,16 @@ def _root_items(model):
     return items
 
 
-def _class_key(type_name: str, taken) -> str:
-    """A root's name from its class: 'Linear', then 'Linear#2', 'Linear#3'..."""
-    key, n = type_name, 1
+def _class_key(type_name: str, taken, counters=None) -> str:
+    """A root's name from its class: 'Linear', then 'Linear#2', 'Linear#3'... (`taken`: a set of
+    names; `counters`: {class name: last suffix tried}, so that naming n roots stays linear)."""
+    n = counters.get(type_name, 1) if counters is not None else 1
+    key = type_name if n == 1 else f"{type_name}#{n}"
     while key in taken:
         n += 1
         key = f"{type_name}#{n}"
+    if counters is not None:
+        counters[type_name] = n
     return key
 
 
@@ -261,9 +265,9 @@ class count(TotalsShortcuts):
                                             # knows modules by address)
         self._all_roots = None              # module index of "" = all roots, once there are several
         self._prefixed = bool(roots) and roots[0][0] is not None  # names carry the root's key
-        self._names: List[str] = []         # public names, display order ("" first)
-        self._name_of: List[str] = []       # public name by module index
-        self._index_by_name: Dict[str, int] = {}
+        self._naming_cache = (None, [], [], {})  # see _naming
+        self._key_set, self._key_counters = set(), {}  # count() naming roots by class (_class_key)
+        self._stateless_roots = {}  # count(): ((name, type), ...) of a parameter-free root -> its indices
         self._param_owner: Dict[int, int] = {}
         self._all_params: Dict[int, tuple] = {}  # id(param) -> (numel, trainable) over every root
         self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
@@ -328,7 +332,6 @@ class count(TotalsShortcuts):
         self._all_params.update(subtree[id(root)])
         if len(self._root_keys) > 1 or self._prefixed:
             self._add_all_roots_row()
-        self._rename()
         return index_of.get("", -1)
 
     def _add_all_roots_row(self):
@@ -348,32 +351,68 @@ class count(TotalsShortcuts):
         n = len(self._root_keys)
         self._types[self._all_roots] = f"{n} model" + ("s" if n != 1 else "")
 
-    def _rename(self):
-        """Public names from the registry: a root's key prefixes its modules once names are prefixed."""
+    def _naming(self):
+        """(names in display order, name by module index, {name: index}): public names from the
+        registry, a root's key prefixing its modules once names are prefixed. Made when read, once
+        per change of the registry (registering stays linear in the new tree's size)."""
+        key = (len(self._rel), self._prefixed)
+        if self._naming_cache[0] == key:
+            return self._naming_cache[1:]
         keys, rel = self._root_keys, self._rel
         if self._prefixed:
-            self._name_of = [("" if r < 0 else f"{keys[r]}.{n}" if n else keys[r])
-                             for r, n in zip(self._root_of, rel)]
+            name_of = [("" if r < 0 else f"{keys[r]}.{n}" if n else keys[r]) for r, n in zip(self._root_of, rel)]
         else:
-            self._name_of = list(rel)
+            name_of = list(rel)
         order = list(range(len(rel)))
         if self._all_roots is not None:  # "" first, then each root's tree in registration order
             order.remove(self._all_roots)
             order.insert(0, self._all_roots)
-        self._names = [self._name_of[i] for i in order]
-        self._index_by_name = {self._name_of[i]: i for i in order}
+        names = [name_of[i] for i in order]
+        self._naming_cache = (key, names, name_of, {n: i for n, i in zip(names, order)})
+        return self._naming_cache[1:]
+
+    @property
+    def _names(self) -> List[str]:
+        return self._naming()[0]
+
+    @property
+    def _name_of(self) -> List[str]:
+        return self._naming()[1]
+
+    @property
+    def _index_by_name(self) -> Dict[str, int]:
+        return self._naming()[2]
 
     def _on_unknown_module(self, module):
         """Called by the recorder for an unregistered module called at top level (no counted module
         running): without models given, it becomes a new root. With models, nothing is adopted."""
         if self._model_roots:
             return -1
+        # A parameter-free module of the class and structure of an earlier parameter-free root (a
+        # loss module built anew in every step) joins that root: nothing tells such modules apart,
+        # and a root per step would grow the table without bound.
+        shape = None
+        if next(module.parameters(), None) is None:
+            shape = tuple((rel, type(sub)) for rel, sub in module.named_modules())
+            indices = self._stateless_roots.get(shape)
+            if indices is not None:
+                for (_, sub), idx in zip(module.named_modules(), indices):
+                    self._mode.alias_module(sub, idx)
+                self._root_modules.append(module)  # known by address: kept alive while counting
+                return indices[0]
         key = None
         if self._root_keys:  # a second root: every root is named by its class from now on
             if not self._prefixed:
-                self._root_keys[0] = _class_key(self._types[0], ())
-            key = _class_key(type(module).__name__, self._root_keys)
-        return self._register_tree(module, key)
+                self._root_keys[0] = _class_key(self._types[0], self._key_set, self._key_counters)
+                self._key_set.add(self._root_keys[0])
+            key = _class_key(type(module).__name__, self._key_set, self._key_counters)
+            self._key_set.add(key)
+        first = len(self._rel)
+        idx = self._register_tree(module, key)
+        if shape is not None and len(self._rel) - first - (self._all_roots is not None and self._all_roots >= first) \
+                == len(shape):  # the whole tree is new (no module shared with another root)
+            self._stateless_roots[shape] = [i for i in range(first, len(self._rel)) if i != self._all_roots]
+        return idx
 
     @property
     def roots(self) -> List[str]:

@@ -181,6 +181,35 @@ def test_count_without_a_model_names_by_class_deduplicated():
     assert one.roots == [""] and one.module_names == ["", "0"] and one.module("0").macs == 18
 
 
+def test_a_loss_module_made_in_every_step_is_one_root():
+    m, x = nn.Linear(4, 4), torch.randn(2, 4)
+    with fd.count() as c:
+        for _ in range(50):
+            nn.MSELoss()(m(x), x).backward()  # a new, parameter-free module each step
+        nn.MSELoss(reduction="sum")(m(x), x)  # the same class and structure: the same root
+        nn.Sequential(nn.Linear(4, 4))(x)      # holds parameters: a root of its own
+        nn.Sequential(nn.Linear(4, 4))(x)      # another instance: another root
+    assert c.roots == ["Linear", "MSELoss", "Sequential", "Sequential#2"]
+    # every MSELoss call in the one row: 51 aten::mse_loss calls, each 3 FLOPs per element of 2 x 4
+    # (subtract, square, add into the reduction): 51 * 3 * 8 = 1224
+    assert c.module("MSELoss", "forward").calls == 51
+    assert c.module("MSELoss", "forward").flops == 51 * 3 * 8
+    assert c.module("Linear", "forward").macs == 51 * 2 * 4 * 4  # 32 per call
+    assert c.module("Sequential").macs == c.module("Sequential#2").macs == 32
+    assert c.params == 3 * 20
+
+
+def test_alias_module_rejects_an_unknown_index():
+    from flopdispatch.counter import _CountingMode
+
+    mode = _CountingMode()
+    with pytest.raises(ValueError, match="no registered module"):
+        mode.alias_module(nn.ReLU(), 0)
+    assert mode.add_module(nn.ReLU(), -1) == 0
+    other = nn.ReLU()
+    assert mode.alias_module(other, 0) == 0 and mode.add_module(other, -1) == 0  # known now
+
+
 def test_list_of_models_is_named_by_class():
     a, b = nn.Linear(3, 4), nn.Linear(4, 2)
     with fd.count([a, b]) as c:
