@@ -309,10 +309,7 @@ class count(TotalsShortcuts):
             self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
             self._shared_params.append(0)
             added.append((idx, rel, module))
-            full = (f"{key}.{rel}" if rel else key) if key is not None else rel
-            names = (full,) if self._prefixed or key is None else (full, rel)  # count(): either form
-            if ((self._ignore_types and isinstance(module, self._ignore_types))
-                    or any(n in self._ignore_names for n in names) or type(module).__name__ in self._ignore_names):
+            if (self._ignore_types or self._ignore_names) and self._is_ignored(module, rel, key):
                 self._ignored_idx.add(idx)
             for p in module._parameters.values():
                 if p is not None:
@@ -333,6 +330,19 @@ class count(TotalsShortcuts):
         if len(self._root_keys) > 1 or self._prefixed:
             self._add_all_roots_row()
         return index_of.get("", -1)
+
+    def _is_ignored(self, module, rel: str, key: Optional[str]) -> bool:
+        """Whether count(ignore=...) names `module` (its root's key `key`, its name `rel` in it):
+        by type, type name, or qualified name; with models given the public (prefixed) name,
+        without, either the name in its root or the prefixed one."""
+        if self._ignore_types and isinstance(module, self._ignore_types):
+            return True
+        names = self._ignore_names
+        if not names:
+            return False
+        full = (f"{key}.{rel}" if rel else key) if key is not None else rel
+        return (full in names or type(module).__name__ in names
+                or (not self._model_roots and rel in names))
 
     def _add_all_roots_row(self):
         """The row "" of several roots: their parameters counted once, their work summed (_collect)."""
