@@ -270,6 +270,7 @@ class count(TotalsShortcuts):
         self._stateless_roots = {}  # count(): ((name, type), ...) of a parameter-free root -> its indices
         self._param_owner: Dict[int, int] = {}
         self._all_params: Dict[int, tuple] = {}  # id(param) -> (numel, trainable) over every root
+        self._all_sums = [0, 0]  # their numels: (params, trainable params) of "" with several roots
         self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
         # With models: whether one of their modules ran, else the first other module that did (a
         # warning at exit: counting one instance while running another leaves every row at zero).
@@ -326,7 +327,10 @@ class count(TotalsShortcuts):
                 if not inside:
                     shared += numel
             self._shared_params[idx] = shared
+        new = [v for pid, v in subtree[id(root)].items() if pid not in self._all_params]
         self._all_params.update(subtree[id(root)])
+        self._all_sums[0] += sum(n for n, _ in new)
+        self._all_sums[1] += sum(n for n, trainable in new if trainable)
         if len(self._root_keys) > 1 or self._prefixed:
             self._add_all_roots_row()
         return index_of.get("", -1)
@@ -356,8 +360,7 @@ class count(TotalsShortcuts):
             self._params.append((0, 0))
             self._shared_params.append(0)
             self._prefixed = True
-        params = self._all_params.values()
-        self._params[self._all_roots] = (sum(n for n, _ in params), sum(n for n, trainable in params if trainable))
+        self._params[self._all_roots] = tuple(self._all_sums)
         n = len(self._root_keys)
         self._types[self._all_roots] = f"{n} model" + ("s" if n != 1 else "")
 
@@ -427,7 +430,7 @@ class count(TotalsShortcuts):
     @property
     def roots(self) -> List[str]:
         """The roots' names: ``[""]`` for one model (given or adopted), the keys for several."""
-        return [k for k in self._root_keys] if self._prefixed else list(self._root_keys[:1])
+        return list(self._root_keys) if self._prefixed else self._root_keys[:1]
 
     def _on_accumulate_grad(self, node):
         variable = getattr(node, "variable", None)
