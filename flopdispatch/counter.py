@@ -9,7 +9,7 @@ import dataclasses
 import threading
 import time
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -224,7 +224,8 @@ class count(TotalsShortcuts):
     A ``count`` is entered once; its results stay readable after the block.
     """
 
-    def __init__(self, model=None, *, python_formulas: bool = False,
+    def __init__(self, model: Union[torch.nn.Module, Mapping[str, torch.nn.Module], Sequence[torch.nn.Module], None] = None,
+                 *, python_formulas: bool = False,
                  timing: bool = False, ignore=()):
         roots = _root_items(model)
         # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
@@ -694,7 +695,7 @@ class count(TotalsShortcuts):
         return acc.counts() if acc else Counts()
 
     def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
-        """Counts of a module by name (``""`` is the root), optionally for one phase.
+        """Counts of a module by name (``""`` is the root, or all roots), optionally for one phase.
 
         Inclusive (its children's work too) by default; ``exclusive=True``: only the ops run
         directly in its own code (a functional ``@`` or SDPA in its ``forward``), not in a child.

@@ -236,6 +236,15 @@ def test_a_shared_module_belongs_to_the_first_root_and_its_params_count_once():
     assert c.module("G.0").macs == 2 * 48 and c.module("").macs == c.totals.macs == 144
 
 
+def test_a_dict_of_one_model_is_still_named_under_its_key():
+    m = nn.Sequential(nn.Linear(3, 2))
+    with fd.count({"policy": m}) as c:
+        m(torch.randn(4, 3))
+    assert c.roots == ["policy"] and c.module_names == ["", "policy", "policy.0"]
+    assert c.module("").type == "1 model" and c.module("policy.0").macs == 4 * 3 * 2  # 24
+    assert c.params == c.module("policy").params == 3 * 2 + 2
+
+
 def test_same_module_twice_or_a_root_inside_another_is_an_error():
     m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
     with pytest.raises(ValueError, match="root 'B' is the same module as root 'A'"):
