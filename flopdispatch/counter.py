@@ -155,7 +155,7 @@ def _root_items(model):
         return []
     if isinstance(model, torch.nn.Module):
         return [(None, model)]
-    if isinstance(model, dict):
+    if isinstance(model, Mapping):
         items = list(model.items())
         for key, _ in items:
             if not isinstance(key, str) or not key or "." in key:
@@ -224,8 +224,8 @@ class count(TotalsShortcuts):
     A ``count`` is entered once; its results stay readable after the block.
     """
 
-    def __init__(self, model: Union[torch.nn.Module, Mapping[str, torch.nn.Module], Sequence[torch.nn.Module], None] = None,
-                 *, python_formulas: bool = False,
+    def __init__(self, model: Union[torch.nn.Module, Mapping[str, torch.nn.Module],
+                                    Sequence[torch.nn.Module], None] = None, *, python_formulas: bool = False,
                  timing: bool = False, ignore=()):
         roots = _root_items(model)
         # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
@@ -758,7 +758,8 @@ class count(TotalsShortcuts):
         counts}}, phases that ran in it), ``op_phases`` ({phase: {op: counts}}, causal_macs
         included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
         bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). With several
-        roots, ``roots`` lists their names (the modules of depth one) and ``params`` counts all of them. ``flopdispatch.Report.from_count`` builds the saved report from this.
+        roots, ``roots`` lists their names (the modules of depth one) and ``params`` counts all of
+        them. ``flopdispatch.Report.from_count`` builds the saved report from this.
         """
         res = self._res()
         def phase_split(idx):
