@@ -15,6 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import _core, _hops, user
+from . import activations as _activations
 from .report import format_table
 
 PHASES = ("forward", "backward", "optimizer", "other")
@@ -92,6 +93,7 @@ class ModuleCounts(Counts):
     params: int = 0
     trainable_params: int = 0
     shared_params: int = 0
+    saved_bytes: Optional[int] = None  # count(activations=True): bytes saved for backward in forward
 
 
 class _Acc:
@@ -255,7 +257,7 @@ class count(TotalsShortcuts):
     """
 
     def __init__(self, model: Optional[torch.nn.Module] = None, *, python_formulas: bool = False,
-                 timing: bool = False, ignore=()):
+                 timing: bool = False, ignore=(), activations: bool = False):
         if model is not None and not isinstance(model, torch.nn.Module):
             raise TypeError(f"count(model): expected a torch.nn.Module, got {type(model).__name__}")
         # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
@@ -277,6 +279,8 @@ class count(TotalsShortcuts):
                 raise ValueError(f"count(ignore=...): no module named {missing[0]!r} (nor of that type) in the model"
                                  + (f" (close: {', '.join(map(repr, close))})" if close else ""))
         self._ignored_idx = set()
+        # activations=True: bytes of tensors saved for backward, per module (flopdispatch.activations)
+        self._activations = _activations.SavedTracker() if activations else None
         self._model = model
         self._python_formulas = bool(python_formulas)
         self._timing = bool(timing)
@@ -322,6 +326,8 @@ class count(TotalsShortcuts):
             for p in module._parameters.values():
                 if p is not None:
                     self._param_owner.setdefault(id(p), idx)
+            if self._activations is not None:
+                self._activations.add_state(module)
         # Tied weights: a subtree's tensors first held (model order) by a module outside it
         for idx, name, module in added:
             prefix = name + "."
@@ -371,6 +377,8 @@ class count(TotalsShortcuts):
             self._handles.append(register_optimizer_step_pre_hook(mode.optimizer_enter))
             self._handles.append(register_optimizer_step_post_hook(mode.optimizer_exit))
             _hops.register(_CountingMode)
+            if self._activations is not None:
+                self._activations.start(mode.where)
             mode.__enter__()
             self._fullgraph = _hops.allow_eager_fullgraph()
         except BaseException:
@@ -414,6 +422,8 @@ class count(TotalsShortcuts):
         return hook
 
     def _cleanup(self):
+        if self._activations is not None:
+            self._activations.stop()
         _hops.restore_fullgraph(self._fullgraph)
         self._fullgraph = None
         for h in self._handles:
@@ -594,15 +604,57 @@ class count(TotalsShortcuts):
         Inclusive (its children's work too) by default; ``exclusive=True``: only the ops run
         directly in its own code (a functional ``@`` or SDPA in its ``forward``), not in a child.
         The exclusive counts of every module plus the work outside all modules add up to the total.
-        ``params`` is the subtree's parameters either way.
+        ``params`` is the subtree's parameters either way. ``saved_bytes`` (with
+        ``count(activations=True)``; None otherwise, and for phases other than forward): bytes of
+        activations saved for backward during its forward (``saved_bytes`` of the count).
         """
         idx = self._module_index(name)
         self._check_phase(phase)
         table = self._self_modules() if exclusive else self._modules()
         acc = table.get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
+        saved = self._saved_by_module()[1 if exclusive else 0].get(idx, 0) \
+            if self._activations is not None and phase in (None, "forward") else None
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
-                          trainable_params=trainable, shared_params=self._shared_params[idx])
+                          trainable_params=trainable, shared_params=self._shared_params[idx], saved_bytes=saved)
+
+    # ----- activation memory (count(activations=True)) ---------------------------------------------
+
+    def _saved_skip(self):
+        """The scopes inside ignored modules (their saved bytes are left out like their work), or None."""
+        if not self._ignored_idx:
+            return None
+        on_path, ignored = self._res()["on_path"], self._ignored_idx
+        return lambda scope: bool(ignored.intersection(on_path[scope]))
+
+    def _saved_by_module(self):
+        """({module index: inclusive saved bytes}, {module index: exclusive}), once per result."""
+        res = self._res()
+        if res.get("saved") is None:
+            res["saved"] = self._activations.per_module(res["on_path"], res["innermost"], self._saved_skip())
+        return res["saved"]
+
+    def _saved_summary(self):
+        return _activations.summary(self._activations, self._saved_skip()) or {}
+
+    @property
+    def saved_bytes(self) -> Optional[int]:
+        """Bytes of activations autograd saved for backward during the block's forward work
+        (``count(activations=True)``; None otherwise): each storage once, parameters and buffers
+        excluded, checkpointed regions as their inputs. README "Activation memory"."""
+        return self._saved_summary().get("saved_bytes")
+
+    @property
+    def saved_peak_bytes(self) -> Optional[int]:
+        """The most activation bytes saved for backward alive at once during the block, in bytes
+        (None without ``activations=True``)."""
+        return self._saved_summary().get("saved_peak_bytes")
+
+    @property
+    def saved_param_bytes(self) -> Optional[int]:
+        """Bytes of parameters and buffers autograd saved (a linear's weight): model state, not
+        in ``saved_bytes`` (None without ``activations=True``)."""
+        return self._saved_summary().get("saved_param_bytes")
 
     def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
             exclusive: bool = False) -> Dict[str, dict]:
@@ -697,6 +749,10 @@ class count(TotalsShortcuts):
             "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
             "module_self_ops": module_self_ops,
+            **({"activations": {**self._saved_summary(), "modules": {
+                n: {"saved_bytes": self.module(n).saved_bytes,
+                    "self_saved_bytes": self.module(n, exclusive=True).saved_bytes} for n in self._names}}}
+               if self._activations is not None else {}),
             **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
                             "phases": {p: self.ignored(p).as_dict() for p in PHASES
                                        if p in res["ignored"]["phase"]},
