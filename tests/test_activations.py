@@ -333,3 +333,76 @@ def test_report_json_round_trip_and_validation(tmp_path):
     data["activations"] = {"saved_bytes": -1, "saved_peak_bytes": 0, "saved_param_bytes": 0}
     with pytest.raises(fd.ReportError, match="activations.saved_bytes"):
         fd.Report.from_dict(data)
+
+
+# ----- a Llama-shaped layer in bf16 on meta, against the closed form (README "Activation memory") --
+
+class LlamaAttention(nn.Module):
+    def __init__(self, h, a, flash):
+        super().__init__()
+        self.a, self.flash = a, flash
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(h, h, bias=False) for _ in range(4))
+
+    def forward(self, x, cos, sin):
+        b, s, h = x.shape
+        q, k, v = (p(x).view(b, s, self.a, h // self.a).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        half = h // self.a // 2
+        q, k = (t * cos + torch.cat((-t[..., half:], t[..., :half]), -1) * sin for t in (q, k))  # rotary
+        if self.flash:  # the kernel that keeps O and the log-sum-exp instead of the s x s probabilities
+            y = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, is_causal=True)[0]
+        else:           # SDPA on meta: the math path
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(y.transpose(1, 2).reshape(b, s, h))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, h, f):
+        super().__init__()
+        self.gate_proj, self.up_proj = nn.Linear(h, f, bias=False), nn.Linear(h, f, bias=False)
+        self.down_proj, self.act = nn.Linear(f, h, bias=False), nn.SiLU()
+
+    def forward(self, x):
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))  # SwiGLU
+
+
+class LlamaLayer(nn.Module):
+    def __init__(self, h=4096, a=32, f=11008, flash=False):
+        super().__init__()
+        self.input_layernorm, self.post_attention_layernorm = nn.RMSNorm(h, eps=1e-5), nn.RMSNorm(h, eps=1e-5)
+        self.self_attn, self.mlp = LlamaAttention(h, a, flash), LlamaMLP(h, f)
+
+    def forward(self, x, cos, sin):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def llama_layer_saved(b, s, h, a, f, flash):
+    with torch.device("meta"):
+        layer = LlamaLayer(h, a, f, flash).to(torch.bfloat16)
+        x = torch.randn(b, s, h, dtype=torch.bfloat16, requires_grad=True)
+        cos, sin = torch.randn(2, s, h // a, dtype=torch.bfloat16)
+    with fd.count(layer, activations=True) as c:
+        layer(x, cos, sin)
+    return c
+
+
+@pytest.mark.parametrize("b,s,h,a,f", [(1, 4096, 4096, 32, 11008), (2, 64, 256, 4, 688), (3, 40, 96, 6, 256)])
+def test_llama_layer_bf16_on_meta_matches_the_closed_form(b, s, h, a, f):
+    # bf16 (2 bytes). Both attention kernels share:
+    #   2 RMSNorms (torch's, computed in fp32): the fp32 copy of the input (4sbh, kept by pow and by
+    #     the mul with rsqrt), the normalised fp32 tensor (4sbh, kept by the mul with the weight) and
+    #     rsqrt (4sb): 2 x (8sbh + 4sb)
+    #   the q/k/v projections' input (one tensor, 2sbh); gate/up's input (2sbh)
+    #   SwiGLU: SiLU's input (2sbf), the product's two inputs (4sbf), down_proj's input (2sbf): 8sbf
+    #   rotary: cos and sin, [s, h/a] each, kept by the muls (2 x 2s(h/a))
+    common = 2 * (8 * s * b * h + 4 * s * b) + 2 * s * b * h + 2 * s * b * h + 8 * s * b * f + 2 * 2 * s * (h // a)
+    # flash: q and k after rotary and v (6sbh), the output O, also o_proj's input (2sbh), and the
+    # log-sum-exp, fp32 [b, a, s] (4asb)
+    flash = common + 6 * s * b * h + 2 * s * b * h + 4 * a * s * b
+    # math (SDPA on meta; bf16 is computed in fp32): fp32 copies of q*sqrt(scale), k*sqrt(scale)
+    # and v (12sbh), the fp32 probabilities (4as^2b), and o_proj's input, a copy (2sbh)
+    math = common + 12 * s * b * h + 4 * a * s * s * b + 2 * s * b * h
+    assert llama_layer_saved(b, s, h, a, f, flash=True).saved_bytes == flash
+    assert llama_layer_saved(b, s, h, a, f, flash=False).saved_bytes == math
+    if (b, s, h, a, f) == (1, 4096, 4096, 32, 11008):  # the README's figures
+        assert (flash, math) == (833_126_400, 3_080_749_056)
