@@ -84,7 +84,10 @@ def _pack(t):
         return t
     notes = []
     for tracker in trackers:
-        key = tracker._note(t)
+        try:
+            key = tracker._note(t)
+        except Exception:  # noqa: BLE001 - bookkeeping never breaks the program's autograd
+            key = None
         if key is not None:
             notes.append((tracker, key))
     return _Saved(t, notes) if notes else t

@@ -406,3 +406,27 @@ def test_llama_layer_bf16_on_meta_matches_the_closed_form(b, s, h, a, f):
     assert llama_layer_saved(b, s, h, a, f, flash=False).saved_bytes == math
     if (b, s, h, a, f) == (1, 4096, 4096, 32, 11008):  # the README's figures
         assert (flash, math) == (833_126_400, 3_080_749_056)
+
+
+def test_cli_model_activations_flag(tmp_path, monkeypatch, capsys):
+    from flopdispatch.cli import main
+
+    (tmp_path / "act_models.py").write_text(
+        "import torch.nn as nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out_json = tmp_path / "r.json"
+    code = main(["model", "act_models:build", "--input", "2x8", "--train", "--activations", "--json",
+                 str(out_json), "--depth", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "saved for backward: 320 B of activations" in out
+    header = next(line for line in out.splitlines() if line.startswith("module"))
+    assert header.rstrip().endswith("act.")  # the column: "saved" above "act."
+    # the input needs no grad: the first linear keeps x (4 * 2 * 8 = 64), GELU its input (4 * 2 * 16 =
+    # 128), the second linear its input (128): 320
+    data = json.loads(out_json.read_text())
+    assert data["activations"]["saved_bytes"] == 64 + 128 + 128 == 320
+    code = main(["model", "act_models:build", "--input", "2x8", "--train", "--json", str(out_json)])
+    assert code == 0 and "activations" not in json.loads(out_json.read_text())
