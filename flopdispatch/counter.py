@@ -253,6 +253,9 @@ class count(TotalsShortcuts):
     ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
     call; CUDA: events around it, synchronised once when results are read), so that modules and
     phases get seconds, FLOP/s and a roofline comparison; the counter's own work is never timed.
+    ``activations=True`` also records the bytes autograd saves for backward during forward, per
+    module (``saved_bytes``, ``saved_peak_bytes``, ``saved_param_bytes``; ``flopdispatch.activations``);
+    off by default, and then nothing is installed.
     A ``count`` is entered once; its results stay readable after the block.
     """
 
