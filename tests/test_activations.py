@@ -430,3 +430,38 @@ def test_cli_model_activations_flag(tmp_path, monkeypatch, capsys):
     assert data["activations"]["saved_bytes"] == 64 + 128 + 128 == 320
     code = main(["model", "act_models:build", "--input", "2x8", "--train", "--json", str(out_json)])
     assert code == 0 and "activations" not in json.loads(out_json.read_text())
+
+
+def test_fake_tensors_have_storages_too():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+        x = torch.randn(2, 8)
+        with fd.count(mlp, activations=True) as c:
+            mlp(x).sum().backward()
+    # x (64), GELU's input (128), the last linear's input (128); the last weight (4 * 64 = 256)
+    assert (c.saved_bytes, c.saved_peak_bytes, c.saved_param_bytes) == (320, 320, 256)
+
+
+def test_another_threads_saves_are_not_in_the_count():
+    import threading
+
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+    other = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            other(torch.randn(2, 8)).sum().backward()
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        with fd.count(mlp, activations=True) as c:
+            for _ in range(20):
+                mlp(torch.randn(2, 8)).sum().backward()
+    finally:
+        stop.set()
+        worker.join()
+    assert c.saved_bytes == 20 * 320 and c.saved_peak_bytes == 320
