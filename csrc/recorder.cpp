@@ -632,14 +632,8 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
     Py_DECREF(r);
 }
 
-// Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
-// BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
-void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
-    const OpEntry& e = op_entry(op);  // immovable and immutable: safe across calls into Python
-    if (e.family == F_ZERO && !e.user) return;
-
-    // Phase and scope.
-    int phase, scope;
+// The phase and module scope of work run now (an op, or a tensor saved for backward).
+inline void locate(RecorderState* st, int& phase, int& scope) {
     PyObject* node = PyObject_CallNoArgs(g_current_node);
     if (!node) {
         clear_error();
@@ -656,6 +650,16 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
         phase = st->in_optimizer ? P_OPTIMIZER : (st->model_given ? P_OTHER : P_FORWARD);
     }
     Py_DECREF(node);
+}
+
+// Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
+// BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
+void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+    const OpEntry& e = op_entry(op);  // immovable and immutable: safe across calls into Python
+    if (e.family == F_ZERO && !e.user) return;
+
+    int phase, scope;
+    locate(st, phase, scope);
 
     if (kwargs == Py_None) kwargs = nullptr;
     if (e.user) {
@@ -971,6 +975,15 @@ PyObject* Recorder_times(PyObject* self, PyObject*) {
     return Py_BuildValue("(NN)", host, events);
 }
 
+// where() -> (scope, phase) of work run now on this thread, as an op would be recorded
+// (saved-activation tracking asks it when autograd saves a tensor).
+PyObject* Recorder_where(PyObject* self, PyObject*) {
+    int phase, scope;
+    locate(state(self), phase, scope);
+    if (raise_deferred()) return nullptr;
+    return Py_BuildValue("(ii)", scope, phase);
+}
+
 // Forget the module stack and the callbacks (end of a counting block).
 PyObject* Recorder_detach(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
@@ -1076,6 +1089,7 @@ PyMethodDef Recorder_methods[] = {
      "configure_timing(enabled, cuda_event): time each op call (CUDA ops with recorded events)."},
     {"times", Recorder_times, METH_NOARGS, "Return (host op seconds rows, CUDA event-pair rows)."},
     {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
+    {"where", Recorder_where, METH_NOARGS, "Return (scope, phase) of work run now."},
     {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
     {nullptr, nullptr, 0, nullptr}};
 

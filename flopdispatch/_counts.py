@@ -76,6 +76,7 @@ class ModuleCounts(Counts):
     params: int = 0
     trainable_params: int = 0
     shared_params: int = 0
+    saved_bytes: Optional[int] = None  # count(activations=True): bytes saved for backward in forward
 
 
 

@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="leave a module's work (forward and backward) out of every figure: a type "
                               "name (Embedding) or a qualified module name (lm_head); repeatable; the "
                               "report states what was ignored")
+    measure.add_argument("--activations", action="store_true",
+                         help="also record the bytes autograd saves for backward (activation memory), per "
+                              "module: a 'saved act.' column (useful with --train or a training script)")
 
     parser = _Parser(prog=PROG, description="Exact FLOPs, MACs and bytes for PyTorch code, per module, op and phase.",
                      epilog="See 'flopdispatch COMMAND --help'. Reports: run prints on stderr, the others on stdout.")
@@ -391,7 +394,7 @@ def cmd_run(args, argv) -> int:
     if quiet_stdout is not None:
         quiet_stdout.__enter__()
     try:
-        with count(timing=args.timing, ignore=args.ignore) as c:
+        with count(timing=args.timing, ignore=args.ignore, activations=args.activations) as c:
             progress = Progress(c, sys.stderr).redirect().start()
             try:
                 if args.module:
@@ -630,7 +633,7 @@ def cmd_model(args, argv) -> int:
 
     model.train(args.train)
     try:
-        counter = count(model, timing=args.timing, ignore=args.ignore)
+        counter = count(model, timing=args.timing, ignore=args.ignore, activations=args.activations)
     except ValueError as e:
         raise CLIError(f"--ignore: {e}") from None
     t0 = time.perf_counter()
@@ -692,7 +695,7 @@ def cmd_demo(args, argv) -> int:
     idx = torch.randint(0, 50257, (batch, seq), device=device)
     t0 = time.perf_counter()
     try:
-        counter = count(model, timing=args.timing, ignore=args.ignore)
+        counter = count(model, timing=args.timing, ignore=args.ignore, activations=args.activations)
     except ValueError as e:
         raise CLIError(f"--ignore: {e}") from None
     with counter as c:

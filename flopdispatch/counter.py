@@ -15,6 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import _core, _hops, user
+from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from ._version import __version__
 from .schema import Report
@@ -221,12 +222,15 @@ class count(TotalsShortcuts):
     ``timing=True`` also measures each op's execution time (CPU: a steady clock around the op
     call; CUDA: events around it, synchronised once when results are read), so that modules and
     phases get seconds, FLOP/s and a roofline comparison; the counter's own work is never timed.
+    ``activations=True`` also records the bytes autograd saves for backward during forward, per
+    module (``saved_bytes``, ``saved_peak_bytes``, ``saved_param_bytes``; ``flopdispatch.activations``);
+    off by default, and then nothing is installed.
     A ``count`` is entered once; its results stay readable after the block.
     """
 
     def __init__(self, model: Union[torch.nn.Module, Mapping[str, torch.nn.Module],
                                     Sequence[torch.nn.Module], None] = None, *, python_formulas: bool = False,
-                 timing: bool = False, ignore=()):
+                 timing: bool = False, ignore=(), activations: bool = False):
         roots = _root_items(model)
         # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
         if isinstance(ignore, (str, type)):
@@ -249,6 +253,8 @@ class count(TotalsShortcuts):
                                  + (f" (close: {', '.join(map(repr, close))})" if close else ""))
         self._ignored_idx = set()
         self._model_roots = roots  # [(key or None, module)] given; dropped at exit
+        # activations=True: bytes of tensors saved for backward, per module (flopdispatch.activations)
+        self._activations = _activations.SavedTracker() if activations else None
         self._python_formulas = bool(python_formulas)
         self._timing = bool(timing)
         self._wall = [0.0, 0.0]
@@ -316,6 +322,8 @@ class count(TotalsShortcuts):
             for p in module._parameters.values():
                 if p is not None:
                     self._param_owner.setdefault(id(p), idx)
+            if self._activations is not None:
+                self._activations.add_state(module)
         # Tied weights: a subtree's tensors first held (model order) by a module outside it; for a
         # root, by an earlier root
         for idx, rel, module in added:
@@ -466,6 +474,8 @@ class count(TotalsShortcuts):
             self._handles.append(register_optimizer_step_pre_hook(mode.optimizer_enter))
             self._handles.append(register_optimizer_step_post_hook(mode.optimizer_exit))
             _hops.register(_CountingMode)
+            if self._activations is not None:
+                self._activations.start(mode.where)
             mode.__enter__()
             self._fullgraph = _hops.allow_eager_fullgraph()
         except BaseException:
@@ -511,6 +521,8 @@ class count(TotalsShortcuts):
         return hook
 
     def _cleanup(self):
+        if self._activations is not None:
+            self._activations.stop()
         _hops.restore_fullgraph(self._fullgraph)
         self._fullgraph = None
         for h in self._handles:
@@ -700,15 +712,57 @@ class count(TotalsShortcuts):
         Inclusive (its children's work too) by default; ``exclusive=True``: only the ops run
         directly in its own code (a functional ``@`` or SDPA in its ``forward``), not in a child.
         The exclusive counts of every module plus the work outside all modules add up to the total.
-        ``params`` is the subtree's parameters either way.
+        ``params`` is the subtree's parameters either way. ``saved_bytes`` (with
+        ``count(activations=True)``; None otherwise, and for phases other than forward): bytes of
+        activations saved for backward during its forward (``saved_bytes`` of the count).
         """
         idx = self._module_index(name)
         self._check_phase(phase)
         table = self._self_modules() if exclusive else self._modules()
         acc = table.get((idx, phase)) or _Acc()
         total, trainable = self._params[idx]
+        saved = self._saved_by_module()[1 if exclusive else 0].get(idx, 0) \
+            if self._activations is not None and phase in (None, "forward") else None
         return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
-                          trainable_params=trainable, shared_params=self._shared_params[idx])
+                          trainable_params=trainable, shared_params=self._shared_params[idx], saved_bytes=saved)
+
+    # ----- activation memory (count(activations=True)) ---------------------------------------------
+
+    def _saved_skip(self):
+        """The scopes inside ignored modules (their saved bytes are left out like their work), or None."""
+        if not self._ignored_idx:
+            return None
+        on_path, ignored = self._res()["on_path"], self._ignored_idx
+        return lambda scope: bool(ignored.intersection(on_path[scope]))
+
+    def _saved_by_module(self):
+        """({module index: inclusive saved bytes}, {module index: exclusive}), once per result."""
+        res = self._res()
+        if res.get("saved") is None:
+            res["saved"] = self._activations.per_module(res["on_path"], res["innermost"], self._saved_skip())
+        return res["saved"]
+
+    def _saved_summary(self):
+        return _activations.summary(self._activations, self._saved_skip()) or {}
+
+    @property
+    def saved_bytes(self) -> Optional[int]:
+        """Bytes of activations autograd saved for backward during the block's forward work
+        (``count(activations=True)``; None otherwise): each storage once, parameters and buffers
+        excluded, checkpointed regions as their inputs. README "Activation memory"."""
+        return self._saved_summary().get("saved_bytes")
+
+    @property
+    def saved_peak_bytes(self) -> Optional[int]:
+        """The most activation bytes saved for backward alive at once during the block, in bytes
+        (None without ``activations=True``)."""
+        return self._saved_summary().get("saved_peak_bytes")
+
+    @property
+    def saved_param_bytes(self) -> Optional[int]:
+        """Bytes of parameters and buffers autograd saved (a linear's weight): model state, not
+        in ``saved_bytes`` (None without ``activations=True``)."""
+        return self._saved_summary().get("saved_param_bytes")
 
     def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
             exclusive: bool = False) -> Dict[str, dict]:
@@ -804,6 +858,10 @@ class count(TotalsShortcuts):
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
             "module_self_ops": module_self_ops,
             **({"roots": self.roots} if self._prefixed else {}),  # several roots: their names
+            **({"activations": {**self._saved_summary(), "modules": {
+                n: {"saved_bytes": self.module(n).saved_bytes,
+                    "self_saved_bytes": self.module(n, exclusive=True).saved_bytes} for n in self._names}}}
+               if self._activations is not None else {}),
             **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
                             "phases": {p: self.ignored(p).as_dict() for p in PHASES
                                        if p in res["ignored"]["phase"]},

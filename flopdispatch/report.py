@@ -363,6 +363,10 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
     if timed:
         cols += [("time ms", "right", f"{total.seconds * 1e3:.1f}"),
                  ("GFLOP/s", "right", _rate(total))]
+    # count(activations=True): bytes saved for backward (inclusive; a container: its children's)
+    saved = _saved_display(report)
+    if saved is not None:
+        cols += [("saved\n" + fmt.header("act.", "B"), "right", fmt.cell(report.activations["saved_bytes"], "B"))]
     t = _table(fancy, cols)
     ignored = report.meta.get("ignored")
     ignored = {n for n in ignored["modules"] if isinstance(n, str)} if isinstance(ignored, dict) and isinstance(ignored.get("modules"), list) \
@@ -383,12 +387,15 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
         cells += [fmt.cell(shown.bytes, "B"), _intensity(shown), _pct(v, whole)]
         if timed:
             cells += [f"{shown.seconds * 1e3:.1f}", _rate(shown)]
+        if saved is not None:
+            cells.append(fmt.cell(saved[name], "B"))
         t.add_row(*cells)
     if report.module_names:
         root = report.display_counts("")[0]
         out_flops, out_macs = total.flops - root.flops, total.macs - root.macs
         out_bytes, out_v = total.bytes - root.bytes, whole - _value(root, metric)
-        if out_flops or out_bytes:
+        out_saved = report.activations["saved_bytes"] - saved[""] if saved is not None else 0
+        if out_flops or out_bytes or out_saved:
             cells = ["(outside root)", "", "", fmt.cell(out_macs), fmt.cell(out_flops)]
             if own:
                 cells.append(fmt.cell(_value(total, own_metric) - _value(root, own_metric), own_unit))
@@ -398,8 +405,26 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
                       _pct(out_v, whole)]
             if timed:
                 cells += [f"{(total.seconds - root.seconds) * 1e3:.1f}", ""]
+            if saved is not None:
+                cells.append(fmt.cell(out_saved, "B"))
             t.add_row(*[Text(c, style="italic") if fancy and i == 0 else c for i, c in enumerate(cells)])
     return t
+
+
+def _saved_display(report):
+    """{module: saved activation bytes as the tree shows them} (a container that never ran shows
+    the sum of its children's, as display_counts does), or None when not measured."""
+    if getattr(report, "activations", None) is None:
+        return None
+    out = {}
+    names = report.module_names
+    kids = {}
+    for n in names[1:]:
+        kids.setdefault(n.rpartition(".")[0], []).append(n)
+    for n in reversed(names):  # children before parents
+        rolled = report.display_counts(n)[1]
+        out[n] = sum(out[k] for k in kids[n]) if rolled else (report.module(n).saved_bytes or 0)
+    return out
 
 
 def _op_table(report, fancy, sort, fmt, phases=True):
@@ -497,6 +522,11 @@ def _summary(report, fmt: _Fmt) -> List[str]:
     phases = [p for p in report.phases_run if report.phase(p).flops]
     if len(phases) > 1:
         lines.append("  " + ", ".join(f"{p} {fmt.text(report.phase(p).flops, 'FLOPs')}" for p in phases))
+    act = getattr(report, "activations", None)
+    if act is not None:
+        lines.append(f"  saved for backward: {fmt.text(act['saved_bytes'], 'B')} of activations (peak "
+                     f"{fmt.text(act['saved_peak_bytes'], 'B')} alive at once), "
+                     f"{fmt.text(act['saved_param_bytes'], 'B')} of parameters and buffers")
     if t.causal_macs != t.macs:
         lines.append(f"  causal-aware: {fmt.text(t.causal_macs, 'MACs')} of {fmt.text(t.macs, 'MACs')} "
                      f"({_pct(t.macs - t.causal_macs, t.macs)}% of MACs fall on masked positions)")

@@ -35,9 +35,11 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
       "modules": [MODULE, ...],       # named_modules() order; "" is the root (first)
       "ops": [OP, ...],               # by FLOPs, largest first
       "unsupported": [{"op": "aten::xyz", "calls": 3, "reason": "no formula declared"}, ...],
-      "roots": ["G", "D"]             # optional: several roots (count({"G": g, "D": d}), or
+      "roots": ["G", "D"],            # optional: several roots (count({"G": g, "D": d}), or
                                       # count() seeing several top-level modules): their names,
                                       # modules of depth one; "" is then all of them together
+      "activations": {"saved_bytes": int, "saved_peak_bytes": int, "saved_param_bytes": int}
+                                      # optional: count(activations=True) only (absent: not measured)
     }
     COUNTS = {"flops": int, "macs": int, "bytes_read": int, "bytes_written": int,
               "causal_macs": int, "calls": int,
@@ -45,6 +47,8 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
     MODULE = {"name": "h.0", "type": "Block", "params": int, "trainable_params": int,
               "shared_params": int,            # optional (absent: 0): of params, those tied to an
                                                # earlier module's (ModuleCounts.shared_params)
+              "saved_bytes": int, "self_saved_bytes": int,  # optional, with "activations": bytes
+                                               # saved for backward, inclusive and the module's own
               **COUNTS,                        # inclusive: children's work included
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
@@ -109,17 +113,23 @@ def _counts_json(c: Counts) -> dict:
 class _Entry:
     """One module or op of a report: its counts, phase split and (modules) type and params."""
 
-    __slots__ = ("name", "type", "params", "trainable_params", "shared_params", "counts", "phases", "self_ops")
+    __slots__ = ("name", "type", "params", "trainable_params", "shared_params", "counts", "phases", "self_ops",
+                 "saved")
 
     def __init__(self, name, counts, phases, type="", params=0, trainable_params=0, self_ops=None,
-                 shared_params=0):
+                 shared_params=0, saved=None):
         self.name, self.counts, self.phases = name, counts, phases
         self.type, self.params, self.trainable_params = type, params, trainable_params
         self.shared_params = shared_params
         # modules: the ops run directly in the module, {phase: {op: [6 ints in SELF_OP_FIELDS order]}};
         # None in a report written before exclusive counts existed
         self.self_ops = self_ops
+        # modules, with activation memory measured: (saved bytes inclusive, exclusive); else None
+        self.saved = saved
 
+
+ACTIVATION_FIELDS = ("saved_bytes", "saved_peak_bytes", "saved_param_bytes")
+"""The report's ``activations`` object (count(activations=True)): totals in bytes."""
 
 SELF_OP_FIELDS = ("calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs")
 """The order of the numbers in a module's ``self_ops`` rows."""
@@ -148,7 +158,7 @@ class Report(TotalsShortcuts):
     """
 
     def __init__(self, *, meta, params, trainable_params, totals, phases, modules, ops, unsupported, reasons,
-                 roots=None):
+                 roots=None, activations=None):
         self.meta: Dict[str, Any] = meta
         # several roots (count({"G": g, "D": d})): their names, the modules of depth one; one root: [""]
         self.roots: List[str] = list(roots) if roots else ([""] if modules else [])
@@ -164,6 +174,8 @@ class Report(TotalsShortcuts):
         self.unsupported_reasons: Dict[str, str] = reasons
         self._display = self._children = None
         self._self_cache = {}
+        # count(activations=True): {"saved_bytes", "saved_peak_bytes", "saved_param_bytes"}; else None
+        self.activations: Optional[Dict[str, int]] = activations
 
     # ----- construction ------------------------------------------------------------------------
 
@@ -245,7 +257,8 @@ class Report(TotalsShortcuts):
                                   trainable_params=v.integer(m.get("trainable_params", 0),
                                                              f"{where}.trainable_params"),
                                   shared_params=v.integer(m.get("shared_params", 0), f"{where}.shared_params"),
-                                  self_ops=v.self_ops(m["self_ops"], f"{where}.self_ops") if "self_ops" in m else None))
+                                  self_ops=v.self_ops(m["self_ops"], f"{where}.self_ops") if "self_ops" in m else None,
+                                  saved=v.saved(m, where)))
         v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
         ops, op_names = [], set()
         for i, o in enumerate(v.array(data.get("ops", []), "ops")):
@@ -273,10 +286,11 @@ class Report(TotalsShortcuts):
             for i, r in enumerate(roots):
                 v.check(r and "." not in r and r in seen, f"roots[{i}]: {_short(r)} is not a module of depth one")
             v.check(len(set(roots)) == len(roots), "roots: a name is listed twice")
+        activations = v.activations(data["activations"]) if "activations" in data else None
         return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
                    trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
                    totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                   reasons=reasons, roots=roots)
+                   reasons=reasons, roots=roots, activations=activations)
 
     @classmethod
     def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
@@ -286,13 +300,17 @@ class Report(TotalsShortcuts):
                 meta = {k: data[k] for k in ("torch_version", "flopdispatch_version") if k in data}
             module_phases = data.get("module_phases", {})
             module_self_ops = data.get("module_self_ops")
+            act = data.get("activations")
+            saved = act.get("modules", {}) if act is not None else None
             modules = []
             for name, m in data.get("modules", {}).items():
                 modules.append(_Entry(name, _counts(m), {p: _counts(c) for p, c in module_phases.get(name, {}).items()},
                                       type=m.get("type", ""), params=m.get("params", 0),
                                       trainable_params=m.get("trainable_params", 0),
                                       shared_params=m.get("shared_params", 0),
-                                      self_ops=None if module_self_ops is None else module_self_ops.get(name, {})))
+                                      self_ops=None if module_self_ops is None else module_self_ops.get(name, {}),
+                                      saved=None if saved is None else (saved[name]["saved_bytes"],
+                                                                        saved[name]["self_saved_bytes"])))
             op_phases = data.get("op_phases")
             ops = []
             if op_phases is not None:
@@ -310,7 +328,8 @@ class Report(TotalsShortcuts):
             report = cls(meta=meta, params=params, trainable_params=trainable, totals=_counts(data["totals"]),
                          phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
                          unsupported=dict(data.get("unsupported", {})),
-                         reasons=dict(data.get("unsupported_reasons", {})), roots=data.get("roots"))
+                         reasons=dict(data.get("unsupported_reasons", {})), roots=data.get("roots"),
+                         activations=None if act is None else {k: act[k] for k in ACTIVATION_FIELDS})
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
             raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
@@ -333,6 +352,7 @@ class Report(TotalsShortcuts):
             "phases": {p: _counts_json(c) for p, c in self._phases.items()},
             "modules": [{"name": m.name, "type": m.type, "params": m.params, "trainable_params": m.trainable_params,
                          **({"shared_params": m.shared_params} if m.shared_params else {}),
+                         **({} if m.saved is None else {"saved_bytes": m.saved[0], "self_saved_bytes": m.saved[1]}),
                          **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()},
                          **({} if m.self_ops is None else {"self_ops": _self_ops_json(m.self_ops)})}
                         for m in self._modules],
@@ -341,6 +361,7 @@ class Report(TotalsShortcuts):
             "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
                             for op, calls in sorted(self.unsupported.items())],
             **({"roots": list(self.roots)} if self.roots not in ([], [""]) else {}),
+            **({} if self.activations is None else {"activations": dict(self.activations)}),
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
@@ -417,8 +438,24 @@ class Report(TotalsShortcuts):
             c = self._self_counts(name, phase)
         else:
             c = m.counts if phase is None else m.phases.get(phase, Counts())
+        saved = m.saved[1 if exclusive else 0] if m.saved is not None and phase in (None, "forward") else None
         return ModuleCounts(**_counts_json(c), name=name, type=m.type, params=m.params,
-                            trainable_params=m.trainable_params, shared_params=m.shared_params)
+                            trainable_params=m.trainable_params, shared_params=m.shared_params, saved_bytes=saved)
+
+    @property
+    def saved_bytes(self) -> Optional[int]:
+        """Activation bytes saved for backward (``count(activations=True)``; None: not measured)."""
+        return None if self.activations is None else self.activations["saved_bytes"]
+
+    @property
+    def saved_peak_bytes(self) -> Optional[int]:
+        """The most saved activation bytes alive at once, in bytes (None: not measured)."""
+        return None if self.activations is None else self.activations["saved_peak_bytes"]
+
+    @property
+    def saved_param_bytes(self) -> Optional[int]:
+        """Parameter and buffer bytes autograd saved, apart from activations (None: not measured)."""
+        return None if self.activations is None else self.activations["saved_param_bytes"]
 
     def display_counts(self, name: str = "", phase: Optional[str] = None):
         """(counts, rolled_up) of a module as tables and pictures show it.
@@ -584,6 +621,17 @@ class _Validator:
             unknown = sorted(set(x) - set(PHASES))
             raise ReportError(f"{where}: unknown phase {_short(unknown[0])}")
         return out
+
+    def saved(self, m, where):
+        """A module's (saved_bytes, self_saved_bytes), both or neither; None when absent."""
+        if "saved_bytes" not in m and "self_saved_bytes" not in m:
+            return None
+        return (self.integer(m.get("saved_bytes"), f"{where}.saved_bytes"),
+                self.integer(m.get("self_saved_bytes"), f"{where}.self_saved_bytes"))
+
+    def activations(self, x):
+        self.check(isinstance(x, dict), f"activations: expected an object, got {_short(x)}")
+        return {k: self.integer(x.get(k), f"activations.{k}") for k in ACTIVATION_FIELDS}
 
     def self_ops(self, x, where):
         """{phase: {op: [len(SELF_OP_FIELDS) integers]}}."""
