@@ -26,7 +26,6 @@ FLOPDISPATCH_TRACEBACK=1 for the traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import runpy
 import sys
@@ -35,6 +34,8 @@ import traceback
 import zipfile
 from typing import List, Optional
 
+from .inputs import SpecError, parse_input
+from .models import BuildError, parse_config
 from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
 
 PROG = "flopdispatch"
@@ -57,36 +58,10 @@ class _Parser(argparse.ArgumentParser):
 
 # ----- argument types ---------------------------------------------------------------------------
 
-_DTYPE_ALIASES = {"f32": "float32", "fp32": "float32", "float": "float32", "f16": "float16", "fp16": "float16",
-                  "half": "float16", "bf16": "bfloat16", "f64": "float64", "fp64": "float64", "double": "float64",
-                  "i64": "int64", "long": "int64", "i32": "int32", "int": "int32", "i8": "int8", "u8": "uint8"}
-
-
-def parse_input(text: str):
-    """'1x3x224x224' or '1x1024:int64' -> ((1, 1024), torch.int64); ValueError with a reason."""
-    import torch
-
-    shape_text, _, dtype_text = text.partition(":")
-    dims = shape_text.lower().split("x") if shape_text else []
-    if not dims or not all(d.strip().isdigit() for d in dims):
-        raise ValueError(f"bad --input {text!r}: expected a shape like 1x3x224x224, "
-                         "optionally :dtype (e.g. 1x128:int64)")
-    shape = tuple(int(d) for d in dims)
-    if any(d == 0 for d in shape):
-        raise ValueError(f"bad --input {text!r}: sizes must be positive")
-    dtype = torch.float32
-    if dtype_text:
-        name = _DTYPE_ALIASES.get(dtype_text.lower(), dtype_text.lower())
-        dtype = getattr(torch, name, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"bad --input {text!r}: unknown dtype {dtype_text!r} (e.g. float32, bfloat16, int64)")
-    return shape, dtype
-
-
 def _input_arg(text: str):
     try:
         shape, dtype = parse_input(text)
-    except ValueError as e:
+    except SpecError as e:
         raise argparse.ArgumentTypeError(str(e).replace("bad --input ", "bad shape ")) from None
     return text, shape, dtype
 
@@ -96,51 +71,6 @@ def _depth_arg(text: str):
         return parse_depth(text)  # -1 is an error, as in count.table(depth=-1)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _config_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text[:1] in "[{":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass
-    return text
-
-
-def parse_config(items: List[str]) -> dict:
-    """--config entries: key=value pairs (int/float/bool/none/JSON parsed) or paths of JSON files."""
-    out = {}
-    for item in items or []:
-        if "=" in item:
-            key, _, value = item.partition("=")
-            if not key.isidentifier():
-                raise CLIError(f"bad --config {item!r}: expected key=value with a config attribute name")
-            out[key] = _config_value(value)
-        elif item.endswith(".json") or os.path.isfile(item):
-            try:
-                with open(item, encoding="utf-8") as f:
-                    data = json.load(f)
-            except FileNotFoundError:
-                raise CLIError(f"--config {item}: no such file") from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise CLIError(f"--config {item}: not a JSON config ({type(e).__name__})") from None
-            if not isinstance(data, dict):
-                raise CLIError(f"--config {item}: expected a JSON object of config attributes")
-            data.pop("model_type", None)
-            out.update(data)
-        else:
-            raise CLIError(f"bad --config {item!r}: expected key=value or a config.json path")
-    return out
 
 
 # ----- the parser -------------------------------------------------------------------------------
@@ -448,76 +378,6 @@ def cmd_run(args, argv) -> int:
 
 # ----- model -------------------------------------------------------------------------------------
 
-def _hf_model(model_type, overrides, device):
-    try:
-        import transformers
-    except ImportError:
-        raise CLIError("hf: specs need transformers (pip install transformers)") from None
-    import torch
-
-    if not model_type:
-        raise CLIError("bad SPEC 'hf:': give a model type, e.g. hf:gpt2 or hf:llama")
-    try:
-        config = transformers.AutoConfig.for_model(model_type, **overrides)
-    except (ValueError, KeyError):
-        raise CLIError(f"bad SPEC 'hf:{model_type}': unknown Hugging Face model type {model_type!r} "
-                       "(e.g. gpt2, llama, mistral, bert, t5, vit)") from None
-    except Exception as e:  # noqa: BLE001 - a config that rejects an override
-        raise CLIError(f"hf:{model_type}: the config rejected --config: {type(e).__name__}: {_first_line(e)}") from None
-    last = None
-    with torch.device(device):
-        for auto in ("AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel"):
-            try:
-                return getattr(transformers, auto).from_config(config), config
-            except ValueError as e:  # this auto class has no mapping for the config
-                last = e
-            except Exception as e:  # noqa: BLE001
-                raise CLIError(f"hf:{model_type}: building the model failed: {type(e).__name__}: {_first_line(e)}",
-                               code=1) from None
-    raise CLIError(f"hf:{model_type}: no model class for this config ({_first_line(last)})", code=1)
-
-
-def _factory_model(spec, device):
-    import importlib
-
-    import torch
-
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr or not all(p.isidentifier() for p in module_name.split(".") + attr.split(".")):
-        raise CLIError(f"bad SPEC {spec!r}: expected hf:<model_type> or package.module:factory")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise CLIError(f"bad SPEC {spec!r}: no module named {module_name!r}") from None
-        raise CLIError(f"importing {module_name} failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    except Exception as e:  # noqa: BLE001
-        raise CLIError(f"importing {module_name} failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise CLIError(f"bad SPEC {spec!r}: {module_name} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise CLIError(f"bad SPEC {spec!r}: {attr} is not callable")
-    try:
-        with torch.device(device):
-            model = obj()
-    except Exception as e:  # noqa: BLE001
-        raise CLIError(f"{spec}() failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    if not isinstance(model, torch.nn.Module):
-        raise CLIError(f"{spec}() returned {type(model).__name__}, not a torch.nn.Module")
-    if any(t.device.type != torch.device(device).type for t in list(model.parameters()) + list(model.buffers())):
-        model = model.to(device)
-    return model
-
-
-def _first_line(e) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def _pick_loss(out):
     import torch
 
@@ -574,6 +434,7 @@ class _DropKnownHFWarning:
 def cmd_model(args, argv) -> int:
     import torch
 
+    from .models import _factory_model, _first_line, _hf_model
     from .counter import count
     from .progress import Progress
     from .schema import Report, default_meta
@@ -761,7 +622,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return COMMANDS[args.command](args, argv)
+        try:
+            return COMMANDS[args.command](args, argv)
+        except SpecError as e:  # a bad spec, input or config: the user's to fix
+            raise CLIError(str(e)) from None
+        except BuildError as e:  # the model's own code failed to build it
+            raise CLIError(str(e), code=1) from None
     except CLIError as e:
         try:
             sys.stdout.flush()
