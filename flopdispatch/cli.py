@@ -34,7 +34,7 @@ import traceback
 import zipfile
 from typing import List, Optional
 
-from .inputs import SpecError, parse_input
+from .inputs import SpecError, parse_dtype, parse_input, parse_input_spec
 from .models import BuildError, parse_config
 from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
 
@@ -60,10 +60,19 @@ class _Parser(argparse.ArgumentParser):
 
 def _input_arg(text: str):
     try:
-        shape, dtype = parse_input(text)
+        return parse_input_spec(text)
     except SpecError as e:
         raise argparse.ArgumentTypeError(str(e).replace("bad --input ", "bad shape ")) from None
-    return text, shape, dtype
+
+
+def _dtype_arg(text: str):
+    try:
+        dtype = parse_dtype(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not dtype.is_floating_point:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a floating dtype (bf16, fp16, fp32)")
+    return dtype
 
 
 def _depth_arg(text: str):
@@ -117,11 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
                                        "hf:<model_type> (Hugging Face config, no weights) or "
                                        "package.module:factory (called with no arguments).")
     model.add_argument("spec", metavar="SPEC")
-    model.add_argument("--input", dest="inputs", action="append", type=_input_arg, default=[], metavar="SHAPE[:DTYPE]",
-                       help="an input tensor, e.g. 1x3x224x224 (float32) or 1x1024:int64; repeat for more "
-                            "positional inputs (hf: default 1x128:int64 token ids below the vocab size)")
+    model.add_argument("--input", dest="inputs", action="append", type=_input_arg, default=[],
+                       metavar="[NAME=]SHAPE[:DTYPE]",
+                       help="an input tensor, e.g. 1x3x224x224 (floats in the model's dtype) or 1x1024:int64; "
+                            "NAME=SHAPE[:DTYPE] passes it by name (attention_mask=1x128:int64); repeatable "
+                            "(hf: models take one positional input, the others by name; default: 1x128 "
+                            "token ids below the vocab size, pixels or audio features from the config)")
     model.add_argument("--config", action="extend", nargs="+", default=[], metavar="KEY=VALUE|FILE.json",
-                       help="hf: config overrides (ints, floats, true/false parsed) or a config.json")
+                       help="hf: config attributes (ints, floats, true/false parsed; an unknown key is an "
+                            "error) or a config.json")
+    model.add_argument("--dtype", type=_dtype_arg, default=None, metavar="bf16|fp16|fp32",
+                       help="the model's floating dtype, and its float inputs' unless they give one "
+                            "(default: the model's own; hf: float32, bf16 for mixture-of-experts on meta)")
     model.add_argument("--device", default="meta", help="meta (default: no memory, no compute), cpu or cuda")
     model.add_argument("--train", action="store_true",
                        help="forward + backward (loss: output.loss if present, else the sum of the first tensor)")
@@ -434,8 +450,10 @@ class _DropKnownHFWarning:
 def cmd_model(args, argv) -> int:
     import torch
 
-    from .models import _factory_model, _first_line, _hf_model
     from .counter import count
+    from .inputs import is_hf_model, make_inputs
+    from .models import (build_from, complete_hf_inputs, default_inputs, meta_hint, read_config_items,
+                         uses_grouped_mm_experts)
     from .progress import Progress
     from .schema import Report, default_meta
 
@@ -447,47 +465,20 @@ def cmd_model(args, argv) -> int:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda: CUDA is not available here")
     _check_output_paths(args)
-    config = None
-    if spec.startswith("hf:"):
-        model, config = _hf_model(spec[3:], parse_config(args.config), device)
-    else:
-        if ":" not in spec:
-            raise CLIError(f"bad SPEC {spec!r}: expected hf:<model_type> or package.module:factory")
-        if args.config:
-            raise CLIError("--config applies to hf: specs only")
-        model = _factory_model(spec, device)
-
+    files, overrides = read_config_items(args.config)
+    model = build_from(spec, overrides, files, device, args.dtype)
+    hf = is_hf_model(model)
     specs = list(args.inputs)
-    vocab = getattr(config, "vocab_size", None) if config is not None else None
     if not specs:
-        if config is None:
+        specs = default_inputs(model) if hf else []
+        if not specs:
             raise CLIError(f"{spec}: give the model's inputs with --input SHAPE[:DTYPE] (e.g. --input 1x3x224x224)")
-        if vocab:
-            context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-            seq = min(128, context or 128)
-            text = f"1x{seq}:int64"
-        elif getattr(config, "image_size", None) and getattr(config, "num_channels", None):
-            size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-            text = f"1x{config.num_channels}x{size}x{size}"
-        else:
-            raise CLIError(f"{spec}: give the model's inputs with --input SHAPE[:DTYPE]")
-        specs = [(text,) + parse_input(text)]
-    inputs = []
-    for text, shape, dtype in specs:
-        if dtype.is_floating_point or dtype.is_complex:
-            inputs.append(torch.randn(shape, dtype=dtype, device=device))
-        elif dtype == torch.bool:
-            inputs.append(torch.ones(shape, dtype=dtype, device=device))
-        else:
-            high = vocab or 1
-            inputs.append(torch.randint(0, high, shape, dtype=dtype, device=device))
-    kwargs = {}
-    if config is not None and not inputs[0].is_floating_point():
-        if args.train and type(model).__name__.endswith(("LMHeadModel", "ForCausalLM", "ForConditionalGeneration",
-                                                         "ForMaskedLM")):
-            kwargs["labels"] = inputs[0]
-        elif getattr(config, "is_encoder_decoder", False):
-            kwargs["decoder_input_ids"] = inputs[0]
+    if hf and args.dtype is None and uses_grouped_mm_experts(model) and torch.device(device).type == "meta":
+        print(f"{PROG}: note: {spec} runs in bfloat16 on meta (the meta kernel of its grouped expert matmuls "
+              "takes bf16 only; --device cpu for float32)", file=sys.stderr)
+    args_in, kwargs = make_inputs(model, specs, device=device)
+    if hf:
+        complete_hf_inputs(model, args_in, kwargs, args.train)
 
     model.train(args.train)
     try:
@@ -498,27 +489,31 @@ def cmd_model(args, argv) -> int:
     try:
         with counter as c, Progress(c, sys.stderr), _DropKnownHFWarning():
             if args.train:
-                _pick_loss(model(*inputs, **kwargs)).backward()
+                _pick_loss(model(*args_in, **kwargs)).backward()
             else:
                 with torch.no_grad():
-                    model(*inputs, **kwargs)
+                    model(*args_in, **kwargs)
     except CLIError:
         raise
     except Exception as e:  # noqa: BLE001
         if os.environ.get("FLOPDISPATCH_TRACEBACK"):
             raise
-        raise CLIError(f"running {spec} failed: {type(e).__name__}: {_first_line(e)} "
+        raise CLIError(f"running {spec} failed: {type(e).__name__}: {_one_line(e)}{meta_hint(e, device)} "
                        "(FLOPDISPATCH_TRACEBACK=1 shows the traceback)", code=1) from None
     duration = time.perf_counter() - t0
-    tensors = list(model.parameters()) + list(model.buffers()) + inputs
+    tensors = list(model.parameters()) + list(model.buffers()) + list(args_in) + list(kwargs.values())
     meta = default_meta(mode="model", target=spec, command=_command_line(argv), duration_s=round(duration, 3),
-                        inputs=[s[0] for s in specs], train=bool(args.train), model_class=type(model).__name__,
-                        config=parse_config(args.config) or None,
+                        inputs=[s if isinstance(s, str) else s.text for s in specs], train=bool(args.train),
+                        model_class=type(model).__name__, config={**files, **overrides} or None,
                         dtypes=sorted({str(t.dtype).replace("torch.", "") for t in tensors}))
     meta.update(_device_meta(sorted({str(t.device) for t in tensors}) or [device]))
     report = Report.from_count(c, meta=meta)
     _emit(report, args, sys.stdout)
     return 0
+
+
+def _one_line(e) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 # ----- show, demo --------------------------------------------------------------------------------
