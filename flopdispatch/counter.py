@@ -713,6 +713,15 @@ class count(TotalsShortcuts):
         """
         return format_table(self, depth=depth, by=by, sort=sort, units=units)
 
+    def to_pandas(self, by: str = "module"):
+        """A pandas DataFrame (pandas is optional): by="module", one row per (module, phase) with
+        inclusive and ``self_*`` counts; by="op", one row per (module, phase, op) of each module's own
+        ops. Work outside every module is in ``"(outside root)"`` rows, so own work adds up to the
+        totals. See ``flopdispatch.frames``."""
+        from .schema import Report
+
+        return Report.from_count(self).to_pandas(by)
+
     def __repr__(self):
         if self._mode is None:
             return "<flopdispatch.count (not entered)>"

@@ -358,6 +358,12 @@ class Report(TotalsShortcuts):
 
         write_html(self, path)
 
+    def to_pandas(self, by: str = "module"):
+        """A pandas DataFrame of the counts (pandas is optional; see ``count.to_pandas``)."""
+        from .frames import to_pandas
+
+        return to_pandas(self, by)
+
     # ----- the count API -----------------------------------------------------------------------
 
     @property
