@@ -4,6 +4,7 @@
     flopdispatch model SPEC [options]                count a model built from a spec, no code
         SPEC: hf:<model_type> (a Hugging Face config, e.g. hf:llama --config num_hidden_layers=2)
               package.module:factory (called with no arguments, returns an nn.Module)
+        (models.py builds them and inputs.py makes the --input tensors, for the Python API too)
     flopdispatch show REPORT.json [options]          render a saved report again
     flopdispatch demo [options]                      a GPT-2-small training step on the meta device
 
@@ -19,8 +20,8 @@ progress line on stderr; otherwise it is plain text.
 
 Exit status: ``run`` exits with the script's status (its ``sys.exit`` code; 1 with the
 traceback when it raised; the report of the work done before is still printed). Bad input (a
-missing script, a bad SPEC, a bad --input, an unreadable report) is one line on stderr and
-status 2; a model that fails to build or run is one line and status 1 (set
+missing script, a bad SPEC, --config key, --input or --dtype, an unreadable report) is one line on
+stderr and status 2; a model that fails to build or run is one line and status 1 (set
 FLOPDISPATCH_TRACEBACK=1 for the traceback).
 """
 from __future__ import annotations
@@ -123,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", parents=[display, measure], help="count a model from a config or a factory",
                            description="Count one call (or a training step) of a model built from SPEC: "
-                                       "hf:<model_type> (Hugging Face config, no weights) or "
+                                       "hf:<model_type> (Hugging Face config, random weights, nothing "
+                                       "downloaded: decoders as the causal LM, encoders as the base model, "
+                                       "encoder-decoders whole; or a class name, hf:BertForMaskedLM) or "
                                        "package.module:factory (called with no arguments).")
     model.add_argument("spec", metavar="SPEC")
     model.add_argument("--input", dest="inputs", action="append", type=_input_arg, default=[],

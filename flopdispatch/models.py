@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import re
 import os
 import sys
 from typing import List, Optional, Tuple
@@ -114,13 +115,15 @@ def _resolve_model_type(name: str):
                 getattr(config_class, "model_type", ""):
             return config_class.model_type, cls
     hub = "/" in name
-    probe = key.rsplit("/", 1)[-1]
-    close = [folded[m] for m in difflib.get_close_matches(probe, list(folded), n=3, cutoff=0.6)]
+    probe = key.rsplit("/", 1)[-1]  # a Hub id's model name: Llama-3.1-8B, Qwen2.5-7B, bert-base-uncased
+    stem = re.match(r"[a-z]*[0-9]?", probe).group()
+    close = [folded[m] for m in difflib.get_close_matches(probe, list(folded), n=3, cutoff=0.6)
+             or (difflib.get_close_matches(stem, list(folded), n=3, cutoff=0.8) if stem else [])]
     hint = f"; did you mean {', '.join('hf:' + c for c in close)}?" if close else ""
     what = f"{name!r} looks like a Hub id" if hub else f"unknown Hugging Face model type {name!r}"
     raise SpecError(f"bad SPEC 'hf:{name}': {what}{hint} (hf: takes a model type, {_EXAMPLES}, or a "
                     "transformers class name; Hub ids are not fetched and nothing is downloaded: give the "
-                    "sizes with --config KEY=VALUE or a config.json)")
+                    "sizes with --config KEY=VALUE, or the model's config.json: hf: --config config.json)")
 
 
 def _known_keys(config_class, default) -> set:
@@ -140,7 +143,6 @@ def _read_by_modeling_code(config_class) -> set:
     """Attributes the family's modeling code reads with a default, ``getattr(config, "head_dim",
     None)``, without declaring them in its config class (Qwen2's head_dim): keys it honours."""
     import importlib.util
-    import re
 
     module = config_class.__module__.replace(".configuration_", ".modeling_")
     try:
