@@ -6,8 +6,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
-import re
 import os
+import re
 import sys
 from typing import List, Optional, Tuple
 
@@ -109,7 +109,10 @@ def _resolve_model_type(name: str):
     if key in folded:
         return folded[key], None
     if name.isidentifier() and name[:1].isupper():
-        cls = getattr(transformers, name, None) if hasattr(transformers, name) else None
+        try:
+            cls = getattr(transformers, name, None)
+        except Exception:  # noqa: BLE001 - a lazily imported class whose backend is missing
+            cls = None
         config_class = getattr(cls, "config_class", None)
         if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel) and \
                 getattr(config_class, "model_type", ""):
