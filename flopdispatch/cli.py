@@ -480,8 +480,9 @@ def cmd_model(args, argv) -> int:
         print(f"{PROG}: note: {spec} runs in bfloat16 on meta (the meta kernel of its grouped expert matmuls "
               "takes bf16 only; --device cpu for float32)", file=sys.stderr)
     args_in, kwargs = make_inputs(model, specs, device=device)
+    texts = [s if isinstance(s, str) else s.text for s in specs]
     if hf:
-        complete_hf_inputs(model, args_in, kwargs, args.train)
+        texts += complete_hf_inputs(model, args_in, kwargs, args.train)
 
     model.train(args.train)
     try:
@@ -506,7 +507,7 @@ def cmd_model(args, argv) -> int:
     duration = time.perf_counter() - t0
     tensors = list(model.parameters()) + list(model.buffers()) + list(args_in) + list(kwargs.values())
     meta = default_meta(mode="model", target=spec, command=_command_line(argv), duration_s=round(duration, 3),
-                        inputs=[s if isinstance(s, str) else s.text for s in specs], train=bool(args.train),
+                        inputs=texts, train=bool(args.train),
                         model_class=type(model).__name__, config={**files, **overrides} or None,
                         dtypes=sorted({str(t.dtype).replace("torch.", "") for t in tensors}))
     meta.update(_device_meta(sorted({str(t.device) for t in tensors}) or [device]))

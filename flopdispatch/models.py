@@ -388,20 +388,31 @@ def default_inputs(model) -> List[str]:
     return []
 
 
-def complete_hf_inputs(model, args: list, kwargs: dict, train: bool) -> None:
+def complete_hf_inputs(model, args: list, kwargs: dict, train: bool) -> List[str]:
     """Fill in what a transformers model needs besides its main input, in place: an
-    encoder-decoder's decoder ids (the input ids, if not given) and, for ``train``, ``labels`` (the
-    ids the model predicts) where the model has an LM head that takes them."""
+    encoder-decoder's decoder ids (the input ids, or for a speech model 1 x 128 ids, when not
+    given) and, for ``train``, ``labels`` (the ids the model predicts) where the model has an LM
+    head that takes them. Returns the specs of the decoder ids it added (for the report)."""
+    import torch
+
     config = getattr(model, "config", None)
     if config is None:
-        return
+        return []
+    added = []
     main = args[0] if args else kwargs.get(getattr(model, "main_input_name", "input_ids"))
-    ids = main if main is not None and not main.is_floating_point() else None
-    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" not in kwargs and ids is not None \
-            and not (train and "labels" in kwargs):
-        kwargs["decoder_input_ids"] = ids
+    ids = main if isinstance(main, torch.Tensor) and not main.is_floating_point() else None
+    encoder_decoder = getattr(config, "is_encoder_decoder", False)
+    if encoder_decoder and "decoder_input_ids" not in kwargs and not (train and "labels" in kwargs):
+        if ids is not None:
+            kwargs["decoder_input_ids"] = ids
+        elif isinstance(main, torch.Tensor) and main.dim() >= 1:  # features or pixels in: ids for the decoder
+            seq = min(128, int(getattr(config, "max_target_positions", 128) or 128))
+            kwargs["decoder_input_ids"] = torch.zeros(main.shape[0], seq, dtype=torch.int64, device=main.device)
+        if "decoder_input_ids" in kwargs:
+            added.append("decoder_input_ids=" + "x".join(map(str, kwargs["decoder_input_ids"].shape)) + ":int64")
     if train and "labels" not in kwargs:
-        target = kwargs.get("decoder_input_ids") if getattr(config, "is_encoder_decoder", False) else ids
+        target = kwargs.get("decoder_input_ids") if encoder_decoder else ids
         if target is not None and type(model).__name__.endswith(
                 ("LMHeadModel", "ForCausalLM", "ForConditionalGeneration", "ForMaskedLM")):
             kwargs["labels"] = target
+    return added

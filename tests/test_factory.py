@@ -454,3 +454,20 @@ def test_to_pandas_with_pandas():
     assert int(df.self_flops.sum()) == c.flops
     ops = c.to_pandas(by="op")
     assert int(ops.groupby("op").flops.sum()["aten::addmm"]) == c.ops()["aten::addmm"]["flops"]
+
+
+@needs_hf
+def test_cli_encoder_decoders_get_decoder_ids_stated_in_the_report(capsys, tmp_path):
+    path = tmp_path / "w.json"
+    code, out, err = _main(capsys, "model", "hf:whisper", "--config", "encoder_layers=1", "decoder_layers=1",
+                           "--input", "2x80x3000", "--json", path, "-q")
+    assert code == 0, err
+    data = json.loads(path.read_text())
+    assert data["meta"]["inputs"] == ["2x80x3000", "decoder_input_ids=2x128:int64"]  # added for the decoder
+    # default Whisper vocabulary 51865, d_model 384: the output projection makes 2 * 128 * 384 * 51865 MACs
+    proj = next(m for m in data["modules"] if m["name"] == "proj_out")
+    assert proj["macs"] == 2 * 128 * 384 * 51865
+    code, out, err = _main(capsys, "model", "hf:t5", "--config", "num_layers=1", "--input", "1x16:int64",
+                           "--json", path, "-q")
+    assert code == 0, err
+    assert json.loads(path.read_text())["meta"]["inputs"] == ["1x16:int64", "decoder_input_ids=1x16:int64"]
