@@ -9,15 +9,16 @@
     c = fd.profile(fd.build_model("hf:llama", {"num_hidden_layers": 2}), "1x128:int64")
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
+from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .inputs import SpecError
 from .models import build_model
-from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 from .schema import Report, ReportError
 from .user import Cost, formula, remove_formula
 
 __version__ = "0.1.0"
-__all__ = ["count", "profile", "build_model", "SpecError", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
-           "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
-           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__"]
+__all__ = ["count", "profile", "build_model", "SpecError", "Counts", "ModuleCounts", "PHASES", "human",
+           "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline",
+           "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula",
+           "__version__"]
