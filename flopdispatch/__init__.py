@@ -6,14 +6,19 @@
     print(c.macs, c.flops, c.module("layer1").flops)
     print(c.table())
     fd.Report.from_count(c).save("run.json")   # flopdispatch show run.json
+    c = fd.profile(fd.build_model("hf:llama", {"num_hidden_layers": 2}), "1x128:int64")
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
 from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
+from .inputs import SpecError
+from .models import build_model
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 from .schema import Report, ReportError
 from .user import Cost, formula, remove_formula
 from ._version import __version__
-__all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
-           "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
-           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__"]
+
+__all__ = ["count", "profile", "build_model", "SpecError", "Counts", "ModuleCounts", "PHASES", "human",
+           "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline",
+           "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula",
+           "__version__"]

@@ -4,6 +4,7 @@
     flopdispatch model SPEC [options]                count a model built from a spec, no code
         SPEC: hf:<model_type> (a Hugging Face config, e.g. hf:llama --config num_hidden_layers=2)
               package.module:factory (called with no arguments, returns an nn.Module)
+        (models.py builds them and inputs.py makes the --input tensors, for the Python API too)
     flopdispatch show REPORT.json [options]          render a saved report again
     flopdispatch demo [options]                      a GPT-2-small training step on the meta device
 
@@ -19,14 +20,13 @@ progress line on stderr; otherwise it is plain text.
 
 Exit status: ``run`` exits with the script's status (its ``sys.exit`` code; 1 with the
 traceback when it raised; the report of the work done before is still printed). Bad input (a
-missing script, a bad SPEC, a bad --input, an unreadable report) is one line on stderr and
-status 2; a model that fails to build or run is one line and status 1 (set
+missing script, a bad SPEC, --config key, --input or --dtype, an unreadable report) is one line on
+stderr and status 2; a model that fails to build or run is one line and status 1 (set
 FLOPDISPATCH_TRACEBACK=1 for the traceback).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import runpy
 import sys
@@ -36,6 +36,8 @@ import zipfile
 from typing import List, Optional
 
 from ._version import __version__
+from .inputs import SpecError, parse_dtype, parse_input, parse_input_spec
+from .models import BuildError, parse_config
 from .report import SORTS, UNITS, VIEWS, parse_depth, print_report, render_text, terminal_safe
 
 PROG = "flopdispatch"
@@ -58,38 +60,21 @@ class _Parser(argparse.ArgumentParser):
 
 # ----- argument types ---------------------------------------------------------------------------
 
-_DTYPE_ALIASES = {"f32": "float32", "fp32": "float32", "float": "float32", "f16": "float16", "fp16": "float16",
-                  "half": "float16", "bf16": "bfloat16", "f64": "float64", "fp64": "float64", "double": "float64",
-                  "i64": "int64", "long": "int64", "i32": "int32", "int": "int32", "i8": "int8", "u8": "uint8"}
-
-
-def parse_input(text: str):
-    """'1x3x224x224' or '1x1024:int64' -> ((1, 1024), torch.int64); ValueError with a reason."""
-    import torch
-
-    shape_text, _, dtype_text = text.partition(":")
-    dims = shape_text.lower().split("x") if shape_text else []
-    if not dims or not all(d.strip().isdigit() for d in dims):
-        raise ValueError(f"bad --input {text!r}: expected a shape like 1x3x224x224, "
-                         "optionally :dtype (e.g. 1x128:int64)")
-    shape = tuple(int(d) for d in dims)
-    if any(d == 0 for d in shape):
-        raise ValueError(f"bad --input {text!r}: sizes must be positive")
-    dtype = torch.float32
-    if dtype_text:
-        name = _DTYPE_ALIASES.get(dtype_text.lower(), dtype_text.lower())
-        dtype = getattr(torch, name, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"bad --input {text!r}: unknown dtype {dtype_text!r} (e.g. float32, bfloat16, int64)")
-    return shape, dtype
-
-
 def _input_arg(text: str):
     try:
-        shape, dtype = parse_input(text)
-    except ValueError as e:
+        return parse_input_spec(text)
+    except SpecError as e:
         raise argparse.ArgumentTypeError(str(e).replace("bad --input ", "bad shape ")) from None
-    return text, shape, dtype
+
+
+def _dtype_arg(text: str):
+    try:
+        dtype = parse_dtype(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not dtype.is_floating_point:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a floating dtype (bf16, fp16, fp32)")
+    return dtype
 
 
 def _depth_arg(text: str):
@@ -97,51 +82,6 @@ def _depth_arg(text: str):
         return parse_depth(text)  # -1 is an error, as in count.table(depth=-1)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _config_value(text: str):
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    if text[:1] in "[{":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            pass
-    return text
-
-
-def parse_config(items: List[str]) -> dict:
-    """--config entries: key=value pairs (int/float/bool/none/JSON parsed) or paths of JSON files."""
-    out = {}
-    for item in items or []:
-        if "=" in item:
-            key, _, value = item.partition("=")
-            if not key.isidentifier():
-                raise CLIError(f"bad --config {item!r}: expected key=value with a config attribute name")
-            out[key] = _config_value(value)
-        elif item.endswith(".json") or os.path.isfile(item):
-            try:
-                with open(item, encoding="utf-8") as f:
-                    data = json.load(f)
-            except FileNotFoundError:
-                raise CLIError(f"--config {item}: no such file") from None
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise CLIError(f"--config {item}: not a JSON config ({type(e).__name__})") from None
-            if not isinstance(data, dict):
-                raise CLIError(f"--config {item}: expected a JSON object of config attributes")
-            data.pop("model_type", None)
-            out.update(data)
-        else:
-            raise CLIError(f"bad --config {item!r}: expected key=value or a config.json path")
-    return out
 
 
 # ----- the parser -------------------------------------------------------------------------------
@@ -186,14 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", parents=[display, measure], help="count a model from a config or a factory",
                            description="Count one call (or a training step) of a model built from SPEC: "
-                                       "hf:<model_type> (Hugging Face config, no weights) or "
+                                       "hf:<model_type> (Hugging Face config, random weights, nothing "
+                                       "downloaded: decoders as the causal LM, encoders as the base model, "
+                                       "encoder-decoders whole; or a class name, hf:BertForMaskedLM) or "
                                        "package.module:factory (called with no arguments).")
     model.add_argument("spec", metavar="SPEC")
-    model.add_argument("--input", dest="inputs", action="append", type=_input_arg, default=[], metavar="SHAPE[:DTYPE]",
-                       help="an input tensor, e.g. 1x3x224x224 (float32) or 1x1024:int64; repeat for more "
-                            "positional inputs (hf: default 1x128:int64 token ids below the vocab size)")
+    model.add_argument("--input", dest="inputs", action="append", type=_input_arg, default=[],
+                       metavar="[NAME=]SHAPE[:DTYPE]",
+                       help="an input tensor, e.g. 1x3x224x224 (floats in the model's dtype) or 1x1024:int64; "
+                            "NAME=SHAPE[:DTYPE] passes it by name (attention_mask=1x128:int64); repeatable "
+                            "(hf: models take one positional input, the others by name; default: 1x128 "
+                            "token ids below the vocab size, pixels or audio features from the config)")
     model.add_argument("--config", action="extend", nargs="+", default=[], metavar="KEY=VALUE|FILE.json",
-                       help="hf: config overrides (ints, floats, true/false parsed) or a config.json")
+                       help="hf: config attributes (ints, floats, true/false parsed; an unknown key is an "
+                            "error) or a config.json")
+    model.add_argument("--dtype", type=_dtype_arg, default=None, metavar="bf16|fp16|fp32",
+                       help="the model's floating dtype, and its float inputs' unless they give one "
+                            "(default: the model's own; hf: float32, bf16 for mixture-of-experts on meta)")
     model.add_argument("--device", default="meta", help="meta (default: no memory, no compute), cpu or cuda")
     model.add_argument("--train", action="store_true",
                        help="forward + backward (loss: output.loss if present, else the sum of the first tensor)")
@@ -451,76 +400,6 @@ def cmd_run(args, argv) -> int:
 
 # ----- model -------------------------------------------------------------------------------------
 
-def _hf_model(model_type, overrides, device):
-    try:
-        import transformers
-    except ImportError:
-        raise CLIError("hf: specs need transformers (pip install transformers)") from None
-    import torch
-
-    if not model_type:
-        raise CLIError("bad SPEC 'hf:': give a model type, e.g. hf:gpt2 or hf:llama")
-    try:
-        config = transformers.AutoConfig.for_model(model_type, **overrides)
-    except (ValueError, KeyError):
-        raise CLIError(f"bad SPEC 'hf:{model_type}': unknown Hugging Face model type {model_type!r} "
-                       "(e.g. gpt2, llama, mistral, bert, t5, vit)") from None
-    except Exception as e:  # noqa: BLE001 - a config that rejects an override
-        raise CLIError(f"hf:{model_type}: the config rejected --config: {type(e).__name__}: {_first_line(e)}") from None
-    last = None
-    with torch.device(device):
-        for auto in ("AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModel"):
-            try:
-                return getattr(transformers, auto).from_config(config), config
-            except ValueError as e:  # this auto class has no mapping for the config
-                last = e
-            except Exception as e:  # noqa: BLE001
-                raise CLIError(f"hf:{model_type}: building the model failed: {type(e).__name__}: {_first_line(e)}",
-                               code=1) from None
-    raise CLIError(f"hf:{model_type}: no model class for this config ({_first_line(last)})", code=1)
-
-
-def _factory_model(spec, device):
-    import importlib
-
-    import torch
-
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr or not all(p.isidentifier() for p in module_name.split(".") + attr.split(".")):
-        raise CLIError(f"bad SPEC {spec!r}: expected hf:<model_type> or package.module:factory")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            raise CLIError(f"bad SPEC {spec!r}: no module named {module_name!r}") from None
-        raise CLIError(f"importing {module_name} failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    except Exception as e:  # noqa: BLE001
-        raise CLIError(f"importing {module_name} failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise CLIError(f"bad SPEC {spec!r}: {module_name} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise CLIError(f"bad SPEC {spec!r}: {attr} is not callable")
-    try:
-        with torch.device(device):
-            model = obj()
-    except Exception as e:  # noqa: BLE001
-        raise CLIError(f"{spec}() failed: {type(e).__name__}: {_first_line(e)}", code=1) from None
-    if not isinstance(model, torch.nn.Module):
-        raise CLIError(f"{spec}() returned {type(model).__name__}, not a torch.nn.Module")
-    if any(t.device.type != torch.device(device).type for t in list(model.parameters()) + list(model.buffers())):
-        model = model.to(device)
-    return model
-
-
-def _first_line(e) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def _pick_loss(out):
     import torch
 
@@ -578,6 +457,9 @@ def cmd_model(args, argv) -> int:
     import torch
 
     from .counter import count
+    from .inputs import is_hf_model, make_inputs
+    from .models import (build_from, complete_hf_inputs, default_inputs, meta_hint, read_config_items,
+                         uses_grouped_mm_experts)
     from .progress import Progress
     from .schema import Report, default_meta
 
@@ -589,47 +471,21 @@ def cmd_model(args, argv) -> int:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda: CUDA is not available here")
     _check_output_paths(args)
-    config = None
-    if spec.startswith("hf:"):
-        model, config = _hf_model(spec[3:], parse_config(args.config), device)
-    else:
-        if ":" not in spec:
-            raise CLIError(f"bad SPEC {spec!r}: expected hf:<model_type> or package.module:factory")
-        if args.config:
-            raise CLIError("--config applies to hf: specs only")
-        model = _factory_model(spec, device)
-
+    files, overrides = read_config_items(args.config)
+    model = build_from(spec, overrides, files, device, args.dtype)
+    hf = is_hf_model(model)
     specs = list(args.inputs)
-    vocab = getattr(config, "vocab_size", None) if config is not None else None
     if not specs:
-        if config is None:
+        specs = default_inputs(model) if hf else []
+        if not specs:
             raise CLIError(f"{spec}: give the model's inputs with --input SHAPE[:DTYPE] (e.g. --input 1x3x224x224)")
-        if vocab:
-            context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-            seq = min(128, context or 128)
-            text = f"1x{seq}:int64"
-        elif getattr(config, "image_size", None) and getattr(config, "num_channels", None):
-            size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-            text = f"1x{config.num_channels}x{size}x{size}"
-        else:
-            raise CLIError(f"{spec}: give the model's inputs with --input SHAPE[:DTYPE]")
-        specs = [(text,) + parse_input(text)]
-    inputs = []
-    for text, shape, dtype in specs:
-        if dtype.is_floating_point or dtype.is_complex:
-            inputs.append(torch.randn(shape, dtype=dtype, device=device))
-        elif dtype == torch.bool:
-            inputs.append(torch.ones(shape, dtype=dtype, device=device))
-        else:
-            high = vocab or 1
-            inputs.append(torch.randint(0, high, shape, dtype=dtype, device=device))
-    kwargs = {}
-    if config is not None and not inputs[0].is_floating_point():
-        if args.train and type(model).__name__.endswith(("LMHeadModel", "ForCausalLM", "ForConditionalGeneration",
-                                                         "ForMaskedLM")):
-            kwargs["labels"] = inputs[0]
-        elif getattr(config, "is_encoder_decoder", False):
-            kwargs["decoder_input_ids"] = inputs[0]
+    if hf and args.dtype is None and uses_grouped_mm_experts(model) and torch.device(device).type == "meta":
+        print(f"{PROG}: note: {spec} runs in bfloat16 on meta (the meta kernel of its grouped expert matmuls "
+              "takes bf16 only; --device cpu for float32)", file=sys.stderr)
+    args_in, kwargs = make_inputs(model, specs, device=device)
+    texts = [s if isinstance(s, str) else s.text for s in specs]
+    if hf:
+        texts += complete_hf_inputs(model, args_in, kwargs, args.train)
 
     model.train(args.train)
     try:
@@ -640,27 +496,31 @@ def cmd_model(args, argv) -> int:
     try:
         with counter as c, Progress(c, sys.stderr), _DropKnownHFWarning():
             if args.train:
-                _pick_loss(model(*inputs, **kwargs)).backward()
+                _pick_loss(model(*args_in, **kwargs)).backward()
             else:
                 with torch.no_grad():
-                    model(*inputs, **kwargs)
+                    model(*args_in, **kwargs)
     except CLIError:
         raise
     except Exception as e:  # noqa: BLE001
         if os.environ.get("FLOPDISPATCH_TRACEBACK"):
             raise
-        raise CLIError(f"running {spec} failed: {type(e).__name__}: {_first_line(e)} "
+        raise CLIError(f"running {spec} failed: {type(e).__name__}: {_one_line(e)}{meta_hint(e, device)} "
                        "(FLOPDISPATCH_TRACEBACK=1 shows the traceback)", code=1) from None
     duration = time.perf_counter() - t0
-    tensors = list(model.parameters()) + list(model.buffers()) + inputs
+    tensors = list(model.parameters()) + list(model.buffers()) + list(args_in) + list(kwargs.values())
     meta = default_meta(mode="model", target=spec, command=_command_line(argv), duration_s=round(duration, 3),
-                        inputs=[s[0] for s in specs], train=bool(args.train), model_class=type(model).__name__,
-                        config=parse_config(args.config) or None,
+                        inputs=texts, train=bool(args.train),
+                        model_class=type(model).__name__, config={**files, **overrides} or None,
                         dtypes=sorted({str(t.dtype).replace("torch.", "") for t in tensors}))
     meta.update(_device_meta(sorted({str(t.device) for t in tensors}) or [device]))
     report = Report.from_count(c, meta=meta)
     _emit(report, args, sys.stdout)
     return 0
+
+
+def _one_line(e) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 # ----- show, demo --------------------------------------------------------------------------------
@@ -764,7 +624,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return COMMANDS[args.command](args, argv)
+        try:
+            return COMMANDS[args.command](args, argv)
+        except SpecError as e:  # a bad spec, input or config: the user's to fix
+            raise CLIError(str(e)) from None
+        except BuildError as e:  # the model's own code failed to build it
+            raise CLIError(str(e), code=1) from None
     except CLIError as e:
         try:
             sys.stdout.flush()

@@ -878,6 +878,15 @@ class count(TotalsShortcuts):
         """
         return Report.from_count(self).table(depth=depth, by=by, sort=sort, units=units)
 
+    def to_pandas(self, by: str = "module"):
+        """A pandas DataFrame (pandas is optional): by="module", one row per (module, phase) with
+        inclusive and ``self_*`` counts; by="op", one row per (module, phase, op) of each module's own
+        ops. Work outside every module is in ``"(outside root)"`` rows, so own work adds up to the
+        totals. See ``flopdispatch.frames``."""
+        from .schema import Report
+
+        return Report.from_count(self).to_pandas(by)
+
     def __repr__(self):
         if self._mode is None:
             return "<flopdispatch.count (not entered)>"
@@ -886,7 +895,22 @@ class count(TotalsShortcuts):
 
 
 def profile(model: torch.nn.Module, *args, **kwargs) -> count:
-    """Count one call ``model(*args, **kwargs)``; returns the finished ``count``."""
+    """Count one call ``model(*args, **kwargs)``; returns the finished ``count``.
+
+    A string among ``args`` is an input spec, made into a tensor on the model's device:
+    ``"1x3x224x224"`` (floats in the model's dtype), ``"1x128:int64"`` (token ids below the vocab
+    size), ``"attention_mask=1x128:int64"`` (passed by name), as the command line's ``--input``
+    (``flopdispatch.inputs``). Positional specs and tensors do not mix; named specs go with either.
+    A bad spec raises ``flopdispatch.inputs.SpecError`` (a ValueError) before anything runs.
+    """
+    if any(isinstance(a, str) for a in args):
+        from .inputs import make_inputs
+
+        specs = [a for a in args if isinstance(a, str)]
+        given = [a for a in args if not isinstance(a, str)]
+        made, named = make_inputs(model, specs, given_positional=len(given), given_names=list(kwargs))
+        args = tuple(given) + tuple(made)
+        kwargs = {**kwargs, **named}
     with count(model) as c:
         model(*args, **kwargs)
     return c

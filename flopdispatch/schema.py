@@ -390,6 +390,12 @@ class Report(TotalsShortcuts):
         """Write the self-contained HTML page (``--html``)."""
         write_html(self, path)
 
+    def to_pandas(self, by: str = "module"):
+        """A pandas DataFrame of the counts (pandas is optional; see ``count.to_pandas``)."""
+        from .frames import to_pandas
+
+        return to_pandas(self, by)
+
     # ----- the count API -----------------------------------------------------------------------
 
     @property

@@ -267,11 +267,11 @@ def test_hf_model_from_a_config_in_process(tmp_path, capsys):
     with fd.count(model) as c:
         model(ids, labels=ids).loss.backward()
     _assert_same_counts(data, c)
-    # The default input for a text model: 1 x 128 token ids (capped by the context length).
+    # The default input for a text model: 1 x 128 token ids (capped by the context length), by name.
     code, out, err = _main(capsys, "model", "hf:gpt2", "--config", *[f"{k}={v}" for k, v in overrides.items()],
                            "--json", "-")
     assert code == 0, err
-    assert json.loads(out)["meta"]["inputs"] == ["1x64:int64"]
+    assert json.loads(out)["meta"]["inputs"] == ["input_ids=1x64:int64"]
 
 
 def test_show_options_and_json_to_stdout(script, tmp_path, capsys):
