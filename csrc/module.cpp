@@ -81,5 +81,8 @@ PYBIND11_MODULE(_C, m) {
     m.def(
         "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
         "Install the decomposition hook for ops with no formula.");
+    m.def(
+        "set_comm_hook", [](py::handle comm) { fd::set_comm_hook(comm.ptr()); },
+        "Install the hook that records collectives (communication) and prices their bytes.");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

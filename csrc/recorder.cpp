@@ -94,6 +94,7 @@ PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
+PyObject* g_comm = nullptr;                // callable(mode, scope, phase, func, args, kwargs, out) -> (read, written)
 
 // Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user[, decompose]]).
 // Returns false with a Python error set when the answer is malformed (`e` then holds only what
@@ -631,7 +632,24 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
 
 // Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
 // BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
-void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+// A collective (comm family): the Python hook keeps its communication record (payload, bus bytes,
+// group size) for this mode, scope and phase, and returns the bytes it reads and writes locally.
+// False when it fails (the call is then priced as any op).
+bool record_comm(PyObject* self, RecorderState* st, int op, PyObject* func, int scope, int phase, PyObject* args,
+                 PyObject* kwargs, PyObject* out, OpTime& t) {
+    PyObject* r = PyObject_CallFunction(g_comm, "OiiOOOO", self, scope, phase, func, args, kwargs ? kwargs : Py_None, out);
+    i128 read = 0, written = 0;
+    bool ok = r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 && int128_from_py(PyTuple_GET_ITEM(r, 0), &read) &&
+              int128_from_py(PyTuple_GET_ITEM(r, 1), &written);
+    Py_XDECREF(r);
+    clear_error();
+    if (!ok || error_deferred()) return error_deferred();
+    st->add(scope, phase, op, Cost{}, read, written, t);
+    return true;
+}
+
+void record(PyObject* self, RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out,
+            OpTime& t) {
     const OpEntry& e = op_entry(op);  // immovable and immutable: safe across calls into Python
     if (e.family == F_ZERO && !e.user) return;
 
@@ -661,6 +679,7 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
         Py_DECREF(user);
         return;
     }
+    if (e.family == F_COMM && g_comm && record_comm(self, st, op, func, scope, phase, args, kwargs, out, t)) return;
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
     i128 read = 0, written = 0;
@@ -773,7 +792,7 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) clear_error();
         if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
     }
-    if (out && op >= 0) record(st, op, func, args, kw, out, t);
+    if (out && op >= 0) record(self, st, op, func, args, kw, out, t);
     Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
     Py_XDECREF(t.end);
     Py_XDECREF(empty);
@@ -1082,6 +1101,8 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
     Py_XSETREF(g_current_node, Py_NewRef(current_node));
     Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
 }
+
+void set_comm_hook(PyObject* comm) { Py_XSETREF(g_comm, comm == Py_None ? nullptr : Py_NewRef(comm)); }
 
 void set_decompose_hook(PyObject* decompose) {
     Py_XSETREF(g_decompose, decompose == Py_None ? nullptr : Py_NewRef(decompose));

@@ -24,6 +24,10 @@ int refresh_ops();
 // to run the op whole. Called for ops resolved with no formula.
 void set_decompose_hook(PyObject* decompose);
 
+// The communication hook: callable(mode, scope, phase, func, args, kwargs, out) -> (bytes_read,
+// bytes_written), called for ops of the comm family (collectives); it keeps their own record.
+void set_comm_hook(PyObject* comm);
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

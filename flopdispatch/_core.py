@@ -8,7 +8,7 @@ import torch
 from torch.utils._pytree import tree_leaves, tree_map_only
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
-from . import _C, _reference, user
+from . import _C, _reference, comm, user
 from ._ops import TABLE
 
 Recorder = _C.Recorder
@@ -350,3 +350,4 @@ _sequence_nr = getattr(torch._C._autograd, "_get_sequence_nr", None)
 _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_nr)
 _C.set_user_hook(user.user_cost)
 _C.set_decompose_hook(_decompose)
+_C.set_comm_hook(comm.record)

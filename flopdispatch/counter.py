@@ -634,6 +634,17 @@ class count(TotalsShortcuts):
                          "bytes_read": c.bytes_read, "bytes_written": c.bytes_written}
         return out
 
+    def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
+                    exclusive: bool = False) -> Dict[str, dict]:
+        """Per collective op (torch.distributed): {'c10d::allreduce_': {calls, bytes, bus_bytes,
+        world_size, seconds}}, by bus bytes. ``bytes``: the payload per rank (NCCL-tests' size);
+        ``bus_bytes``: payload x the algorithm's factor (all-reduce 2(n-1)/n, ...); ``world_size``:
+        the process group's size (the largest, if several); ``seconds``: with ``timing=True``.
+        ``phase`` and ``module`` (``exclusive``) select as in ``ops``."""
+        from . import comm
+
+        return comm.collectives(self, phase=phase, module=module, exclusive=exclusive)
+
     @property
     def unsupported(self) -> Dict[str, int]:
         """Ops whose FLOPs could not be counted: {'aten::xyz': calls}."""
@@ -697,11 +708,20 @@ class count(TotalsShortcuts):
             "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
             "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
             "module_self_ops": module_self_ops,
+            **self._collectives_dict(),
             **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
                             "phases": {p: self.ignored(p).as_dict() for p in PHASES
                                        if p in res["ignored"]["phase"]},
                             "ops": self.ignored_ops()}} if self._ignored_idx else {}),
         }
+
+    def _collectives_dict(self) -> dict:
+        """The collectives' fields of ``to_dict`` (none when no collective ran)."""
+        if not self.collectives():
+            return {}
+        return {"collectives": self.collectives(),
+                "collective_phases": {p: self.collectives(phase=p) for p in PHASES if self.collectives(phase=p)},
+                "module_collectives": {n: t for n in self._names for t in [self.collectives(module=n)] if t}}
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
         """A readable table, as the command line's ``--depth --by --sort --units`` draw it.
