@@ -94,6 +94,7 @@ PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
+PyObject* g_subclass = nullptr;            // callable(mode, func, types, args, kwargs) -> output or NotImplemented
 PyObject* g_comm = nullptr;                // callable(mode, scope, phase, func, args, kwargs, out) -> (read, written)
 
 // Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user[, decompose]]).
@@ -757,6 +758,25 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         Py_XDECREF(empty);
         return out;
     }
+    PyObject* types = argv[1];
+    if (g_subclass && PyTuple_Check(types) && PyTuple_GET_SIZE(types) > 0) {
+        // A tensor subclass argument (plain tensors give no types): a DTensor dispatches itself
+        // with this mode active, so that its local ops and collectives are counted.
+        // The hook answers NotImplemented (the subclass dispatches next: its parts come back to this
+        // mode), (output,) (the op was run, not recorded), or None (run and record it as usual).
+        PyObject* r = PyObject_CallFunctionObjArgs(g_subclass, self, func, types, args, kw ? kw : Py_None, nullptr);
+        if (!r || r == Py_NotImplemented) {
+            Py_XDECREF(empty);
+            return r;
+        }
+        if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 1) {
+            PyObject* out = Py_NewRef(PyTuple_GET_ITEM(r, 0));
+            Py_DECREF(r);
+            Py_XDECREF(empty);
+            return out;
+        }
+        Py_DECREF(r);
+    }
     int op = resolve_op(func);  // cached after the first call of each op overload
     if (op < 0) {
         clear_error();  // unresolvable: run it anyway, record nothing
@@ -1101,6 +1121,8 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
     Py_XSETREF(g_current_node, Py_NewRef(current_node));
     Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
 }
+
+void set_subclass_hook(PyObject* hook) { Py_XSETREF(g_subclass, hook == Py_None ? nullptr : Py_NewRef(hook)); }
 
 void set_comm_hook(PyObject* comm) { Py_XSETREF(g_comm, comm == Py_None ? nullptr : Py_NewRef(comm)); }
 

@@ -28,6 +28,11 @@ void set_decompose_hook(PyObject* decompose);
 // bytes_written), called for ops of the comm family (collectives); it keeps their own record.
 void set_comm_hook(PyObject* comm);
 
+// The tensor-subclass hook: callable(mode, func, types, args, kwargs) -> NotImplemented (the
+// subclass dispatches the op itself, its parts reach the mode), (output,) (run, not recorded) or
+// None (run and record the op as usual). Called only when `types` is not empty.
+void set_subclass_hook(PyObject* hook);
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

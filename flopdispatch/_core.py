@@ -351,3 +351,4 @@ _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_n
 _C.set_user_hook(user.user_cost)
 _C.set_decompose_hook(_decompose)
 _C.set_comm_hook(comm.record)
+_C.set_subclass_hook(comm.subclass_dispatch)

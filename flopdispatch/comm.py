@@ -10,6 +10,8 @@ bytes it reads and writes locally go to the ordinary table like any op's. Collec
 """
 from __future__ import annotations
 
+import sys
+import threading
 from fractions import Fraction
 from typing import Dict, Optional
 
@@ -142,6 +144,62 @@ def record(mode, scope, phase, func, args, kwargs, out):
         rec[2] += bus
         rec[3] = max(rec[3], size)
     return sent, received
+
+
+_SUBCLASSES = []  # (DTensor, AsyncCollectiveTensor) once torch.distributed.tensor is imported
+_propagation = threading.local()  # .depth > 0 while DTensor propagates shapes on fake tensors
+
+
+class _ShapePropagation:
+    """Wraps DTensor's ``ShardingPropagator._fake_mode_lock`` (a context manager DTensor enters, and
+    only enters, around running an op on fake tensors to learn its output's shape; a no-op unless
+    a user set a lock, which it still enters): the ops run inside are not counted."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __enter__(self):
+        result = self.inner.__enter__()
+        _propagation.depth = getattr(_propagation, "depth", 0) + 1
+        return result
+
+    def __exit__(self, *exc):
+        _propagation.depth -= 1
+        return self.inner.__exit__(*exc)
+
+
+def _subclasses():
+    if not _SUBCLASSES:
+        module = sys.modules.get("torch.distributed.tensor")
+        dtensor = getattr(module, "DTensor", None) if module is not None else None
+        if dtensor is None:
+            return None
+        from torch.distributed._functional_collectives import AsyncCollectiveTensor
+
+        _SUBCLASSES.append((dtensor, AsyncCollectiveTensor))
+    from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+    if not isinstance(ShardingPropagator.__dict__.get("_fake_mode_lock"), _ShapePropagation):
+        ShardingPropagator._fake_mode_lock = _ShapePropagation(ShardingPropagator._fake_mode_lock)
+    return _SUBCLASSES[0]
+
+
+def subclass_dispatch(mode, func, types, args, kwargs):
+    """Called by the recorder for an op with tensor-subclass arguments (``types`` not empty).
+
+    A DTensor op (and an AsyncCollectiveTensor's, whose dispatch waits for the collective) is left
+    to the subclass (NotImplemented): its dispatch runs with ``mode`` active, so each rank counts
+    the ops on its local shards and the collectives its redistributions issue, not the op on the
+    global shape. An op DTensor runs on fake tensors to propagate shapes runs uncounted
+    (``(output,)``). Anything else: None (recorded as usual)."""
+    found = _subclasses()
+    if found is None:
+        return None
+    if getattr(_propagation, "depth", 0) > 0:
+        return (func(*args, **(kwargs or {})),)
+    if any(isinstance(t, type) and issubclass(t, found) for t in types):
+        return NotImplemented
+    return None
 
 
 def records(mode) -> Dict[tuple, list]:
