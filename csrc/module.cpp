@@ -82,7 +82,8 @@ PYBIND11_MODULE(_C, m) {
         "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
         "Install the decomposition hook for ops with no formula.");
     m.def(
-        "set_comm_hook", [](py::handle comm) { fd::set_comm_hook(comm.ptr()); },
+        "set_comm_hook",
+        [](py::handle comm, py::handle graph_task_id) { fd::set_comm_hook(comm.ptr(), graph_task_id.ptr()); },
         "Install the hook that records collectives (communication) and prices their bytes.");
     m.def(
         "set_subclass_hook", [](py::handle hook) { fd::set_subclass_hook(hook.ptr()); },

@@ -95,6 +95,7 @@ PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_n
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
 PyObject* g_subclass = nullptr;            // callable(mode, func, types, args, kwargs) -> output or NotImplemented
+PyObject* g_graph_task_id = nullptr;       // torch._C._current_graph_task_id: -1 outside a backward pass
 PyObject* g_comm = nullptr;                // callable(mode, scope, phase, func, args, kwargs, out) -> (read, written)
 
 // Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user[, decompose]]).
@@ -633,6 +634,17 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
 
 // Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
 // BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
+// Whether the autograd engine is running a backward pass on this thread (its final callbacks run
+// with no current node). Asked only for ops outside every module and autograd node.
+bool in_backward_pass() {
+    if (!g_graph_task_id) return false;
+    PyObject* r = PyObject_CallNoArgs(g_graph_task_id);
+    long id = r ? PyLong_AsLong(r) : -1;
+    Py_XDECREF(r);
+    clear_error();
+    return id != -1;
+}
+
 // A collective (comm family): the Python hook keeps its communication record (payload, bus bytes,
 // group size) for this mode, scope and phase, and returns the bytes it reads and writes locally.
 // False when it fails (the call is then priced as any op).
@@ -670,6 +682,9 @@ void record(PyObject* self, RecorderState* st, int op, PyObject* func, PyObject*
     } else {
         scope = 0;
         phase = st->in_optimizer ? P_OPTIMIZER : (st->model_given ? P_OTHER : P_FORWARD);
+        // Outside every module and autograd node, but inside a backward pass: the engine's final
+        // callbacks (FSDP2's last reduce-scatter, DDP's bucket flush) are backward work.
+        if (!st->in_optimizer && in_backward_pass()) phase = P_BACKWARD;
     }
     Py_DECREF(node);
 
@@ -1124,7 +1139,10 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
 
 void set_subclass_hook(PyObject* hook) { Py_XSETREF(g_subclass, hook == Py_None ? nullptr : Py_NewRef(hook)); }
 
-void set_comm_hook(PyObject* comm) { Py_XSETREF(g_comm, comm == Py_None ? nullptr : Py_NewRef(comm)); }
+void set_comm_hook(PyObject* comm, PyObject* graph_task_id) {
+    Py_XSETREF(g_comm, comm == Py_None ? nullptr : Py_NewRef(comm));
+    Py_XSETREF(g_graph_task_id, graph_task_id == Py_None ? nullptr : Py_NewRef(graph_task_id));
+}
 
 void set_decompose_hook(PyObject* decompose) {
     Py_XSETREF(g_decompose, decompose == Py_None ? nullptr : Py_NewRef(decompose));

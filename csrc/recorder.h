@@ -26,7 +26,9 @@ void set_decompose_hook(PyObject* decompose);
 
 // The communication hook: callable(mode, scope, phase, func, args, kwargs, out) -> (bytes_read,
 // bytes_written), called for ops of the comm family (collectives); it keeps their own record.
-void set_comm_hook(PyObject* comm);
+// graph_task_id: torch._C._current_graph_task_id (or None), which tells work in the autograd
+// engine's final callbacks (backward) from work outside any backward pass.
+void set_comm_hook(PyObject* comm, PyObject* graph_task_id);
 
 // The tensor-subclass hook: callable(mode, func, types, args, kwargs) -> NotImplemented (the
 // subclass dispatches the op itself, its parts reach the mode), (output,) (run, not recorded) or
