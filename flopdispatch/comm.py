@@ -244,3 +244,110 @@ def collectives(counter, phase: Optional[str] = None, module: Optional[str] = No
 def totals(table: Dict[str, dict]) -> dict:
     """{calls, bytes, bus_bytes} summed over a collectives() table."""
     return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+
+
+# ----- saved reports ----------------------------------------------------------------------------
+# A report keeps {phase: {op: RECORD}} ("collective_phases") and, for each module with any,
+# {module: {phase: {op: RECORD}}} ("module_collectives", inclusive); RECORD = {calls, bytes,
+# bus_bytes, world_size[, seconds]}. "collectives" ({op: RECORD}, all phases) is written for people.
+
+RECORD_FIELDS = ("calls", "bytes", "bus_bytes", "world_size")
+
+
+def count_fields(counter) -> dict:
+    """The collectives' fields of ``count.to_dict()`` and of a report (none when none ran)."""
+    from .counter import PHASES
+
+    if not records(counter._mode):
+        return {}
+    phases = {p: t for p in PHASES for t in [counter.collectives(phase=p)] if t}
+    modules = {}
+    for name in counter._names:
+        split = {p: t for p in PHASES for t in [counter.collectives(phase=p, module=name)] if t}
+        if split:
+            modules[name] = split
+    return {"collectives": counter.collectives(), "collective_phases": phases, "module_collectives": modules}
+
+
+def _merge(tables) -> Dict[str, dict]:
+    merged: Dict[str, dict] = {}
+    for table in tables:
+        for op, rec in table.items():
+            m = merged.setdefault(op, {"calls": 0, "bytes": 0, "bus_bytes": 0, "world_size": 0, "seconds": 0.0})
+            for f in ("calls", "bytes", "bus_bytes"):
+                m[f] += rec[f]
+            m["world_size"] = max(m["world_size"], rec["world_size"])
+            m["seconds"] += rec.get("seconds", 0.0)
+    return dict(sorted(merged.items(), key=lambda kv: (-kv[1]["bus_bytes"], kv[0])))
+
+
+def select(phases: dict, modules: dict, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
+    """{op: RECORD} of a report's collectives, for one phase and/or one module (inclusive)."""
+    source = phases if module is None else modules.get(module, {})
+    return _merge(t for p, t in source.items() if phase is None or p == phase)
+
+
+def parse(data: dict, v) -> tuple:
+    """(phases, modules) from a report's JSON, checked with the schema's validator ``v``."""
+    from .counter import PHASES
+
+    def table(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
+        out = {}
+        for op, rec in x.items():
+            w = f"{where}[{op!r}]"
+            v.check(isinstance(rec, dict), f"{w}: expected an object of communication counts")
+            r = {f: v.integer(rec.get(f, 0), f"{w}.{f}") for f in RECORD_FIELDS}
+            t = rec.get("seconds", 0.0)
+            v.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300,
+                    f"{w}.seconds: expected a non-negative number")
+            r["seconds"] = float(t)
+            out[v.string(op, w)] = r
+        return out
+
+    def phase_split(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
+        for p in x:
+            v.check(p in PHASES, f"{where}: unknown phase {p!r}")
+        return {p: table(x[p], f"{where}.{p}") for p in PHASES if p in x}
+
+    phases = phase_split(data.get("collective_phases", {}), "collective_phases")
+    raw = data.get("module_collectives", {})
+    v.check(isinstance(raw, dict), "module_collectives: expected an object")
+    modules = {v.string(name, "module_collectives"): phase_split(split, f"module_collectives[{name!r}]")
+               for name, split in raw.items()}
+    return phases, modules
+
+
+def report_fields(phases: dict, modules: dict) -> dict:
+    """The JSON fields of a report's collectives (none when none ran)."""
+    if not phases:
+        return {}
+    return {"collectives": select(phases, modules), "collective_phases": phases, "module_collectives": modules}
+
+
+def table_lines(report, fmt) -> list:
+    """The terminal table's communication section (no lines when no collective ran)."""
+    from .counter import PHASES
+    from .report import terminal_safe
+
+    table = report.collectives()
+    if not table:
+        return []
+    rows = [("collective", "calls", "payload", "bus bytes", "ranks", "phases", "time")]
+    for op, rec in table.items():
+        phases = [p for p in PHASES if op in report.collectives(phase=p)]
+        rows.append((terminal_safe(op), f"{rec['calls']:,}", fmt.text(rec["bytes"], "B").strip(),
+                     fmt.text(rec["bus_bytes"], "B").strip(), str(rec["world_size"]), ",".join(phases),
+                     f"{rec['seconds'] * 1e3:.2f} ms" if rec.get("seconds") else "-"))
+    t = totals(table)
+    rows.append(("total", f"{t['calls']:,}", fmt.text(t["bytes"], "B").strip(), fmt.text(t["bus_bytes"], "B").strip(),
+                 "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["communication (per rank; payload as NCCL-tests sizes it, bus bytes = payload x the "
+             "algorithm's factor):"]
+    for k, r in enumerate(rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) if i not in (5,) else c.ljust(w)
+                                          for i, (c, w) in enumerate(zip(r[1:], widths[1:]), start=1)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines

@@ -662,7 +662,10 @@ class count(TotalsShortcuts):
         ops: ``params``/``trainable_params`` of the root, ``module_phases`` ({module: {phase:
         counts}}, phases that ran in it), ``op_phases`` ({phase: {op: counts}}, causal_macs
         included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
-        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). ``flopdispatch.Report.from_count`` builds the saved report from this.
+        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). With collectives:
+        ``collectives`` ({op: {calls, bytes, bus_bytes, world_size, seconds}}), ``collective_phases``
+        ({phase: {op: ...}}) and ``module_collectives`` ({module: {phase: {op: ...}}}, inclusive).
+        ``flopdispatch.Report.from_count`` builds the saved report from this.
         """
         res = self._res()
         from . import __version__
@@ -717,11 +720,9 @@ class count(TotalsShortcuts):
 
     def _collectives_dict(self) -> dict:
         """The collectives' fields of ``to_dict`` (none when no collective ran)."""
-        if not self.collectives():
-            return {}
-        return {"collectives": self.collectives(),
-                "collective_phases": {p: self.collectives(phase=p) for p in PHASES if self.collectives(phase=p)},
-                "module_collectives": {n: t for n in self._names for t in [self.collectives(module=n)] if t}}
+        from . import comm
+
+        return comm.count_fields(self)
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
         """A readable table, as the command line's ``--depth --by --sort --units`` draw it.

@@ -541,6 +541,12 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
     if by == "module" and any(report.display_counts(n)[1] for n, _, _ in _module_rows(report, depth, None)):
         out.append(Text("* not called itself (a container such as ModuleList): the sum of its children",
                         style="dim" if fancy else None))
+    from .comm import table_lines  # collectives (torch.distributed), when any ran
+
+    comm_lines = table_lines(report, fmt) if hasattr(report, "collectives") else []
+    if comm_lines:
+        out.append(Text(""))
+        out.extend(Text(line, style="bold" if fancy and i == 0 else None) for i, line in enumerate(comm_lines))
     unsupported = _unsupported(report)
     if unsupported:
         out.append(Text(""))

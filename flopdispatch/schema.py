@@ -154,6 +154,7 @@ class Report(TotalsShortcuts):
         self._op_by_name = {o.name: o for o in ops}
         self.unsupported: Dict[str, int] = unsupported
         self.unsupported_reasons: Dict[str, str] = reasons
+        self._collective_phases, self._module_collectives = {}, {}  # comm.parse: set after construction
         self._display = self._children = None
         self._self_cache = {}
 
@@ -259,10 +260,14 @@ class Report(TotalsShortcuts):
                 raise ReportError(f"{where}: duplicate op {_short(op)}")
             unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
             reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
-        return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
-                   trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
-                   totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                   reasons=reasons)
+        report = cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
+                     trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
+                     totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
+                     reasons=reasons)
+        from . import comm
+
+        report._collective_phases, report._module_collectives = comm.parse(data, v)
+        return report
 
     @classmethod
     def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
@@ -297,6 +302,8 @@ class Report(TotalsShortcuts):
                          phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
                          unsupported=dict(data.get("unsupported", {})),
                          reasons=dict(data.get("unsupported_reasons", {})))
+            report._collective_phases = data.get("collective_phases", {})
+            report._module_collectives = data.get("module_collectives", {})
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
             raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
@@ -326,7 +333,22 @@ class Report(TotalsShortcuts):
                      "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
             "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
                             for op, calls in sorted(self.unsupported.items())],
+            **self._collectives_json(),
         }
+
+    def _collectives_json(self) -> dict:
+        from . import comm
+
+        return comm.report_fields(self._collective_phases, self._module_collectives)
+
+    def collectives(self, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
+        """Per collective op, as ``count.collectives``: {op: {calls, bytes, bus_bytes, world_size,
+        seconds}} (``module``: inclusive, its subtree's)."""
+        from . import comm
+
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        return comm.select(self._collective_phases, self._module_collectives, phase=phase, module=module)
 
     def to_json(self, indent: Optional[int] = 1) -> str:
         text = json.dumps(self.to_dict(), indent=indent, default=str)

@@ -198,6 +198,20 @@ def test_c10d_payload_and_bus_bytes_conventions(ranks):
         assert (ops["c10d::allreduce_"]["bytes_read"], ops["c10d::allreduce_"]["bytes_written"]) == (s, s)
 
 
+def test_report_keeps_the_collectives(ranks):
+    import flopdispatch as fd
+
+    d = ranks[1]["ddp"]
+    report = fd.Report.from_dict(d["report"])
+    assert report.collectives() == d["collectives"]
+    assert report.collectives(phase="backward") == d["collectives"] and report.collectives(phase="forward") == {}
+    assert report.collectives(module="")["c10d::allreduce_"]["bytes"] == 4 * PARAMS  # the root holds it all
+    again = fd.Report.from_dict(json.loads(report.to_json()))
+    assert again.to_dict() == report.to_dict()
+    text = report.table()
+    assert "communication" in text and "c10d::allreduce_" in text and "848 B" in text
+
+
 def test_bus_factors():
     from fractions import Fraction
 
