@@ -351,3 +351,117 @@ def table_lines(report, fmt) -> list:
                                           for i, (c, w) in enumerate(zip(r[1:], widths[1:]), start=1)]
         lines.append("  " + "  ".join(cells).rstrip())
     return lines
+
+
+# ----- one report per rank (torchrun) ----------------------------------------------------------
+
+IMBALANCE = 1.05  # max/mean across ranks above this is flagged
+
+
+def launcher_rank() -> Optional[tuple]:
+    """(rank, world size) set by torchrun (RANK, WORLD_SIZE), or None for a single process."""
+    import os
+
+    try:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return None
+    return (rank, world) if world > 1 and 0 <= rank < world else None
+
+
+def rank_meta() -> dict:
+    """{"rank", "world_size"} of this process in an initialised default process group, else {}."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return {"rank": dist.get_rank(), "world_size": dist.get_world_size()}
+    except Exception:  # noqa: BLE001 - metadata only
+        pass
+    return {}
+
+
+def rank_path(path: Optional[str], rank: int) -> Optional[str]:
+    """out.json -> out.rank3.json (the rank before the extension); "-" and None unchanged."""
+    import os
+
+    if not path or path == "-":
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}.rank{rank}{ext}"
+
+
+def rank_table(reports, names, fmt) -> list:
+    """The lines of ``flopdispatch show r.rank0.json r.rank1.json ...``: one row per rank (compute,
+    communication, measured op time), the job's totals, and max/mean across ranks with the
+    figures above IMBALANCE flagged."""
+    from .report import terminal_safe
+
+    entries = []
+    for i, (report, name) in enumerate(zip(reports, names)):
+        rank = report.meta.get("rank")
+        rank = rank if type(rank) is int else i
+        coll = totals(report.collectives()) if hasattr(report, "collectives") else {"calls": 0, "bytes": 0,
+                                                                                      "bus_bytes": 0}
+        comm_seconds = sum(r.get("seconds", 0.0) for r in report.collectives().values())
+        t = report.totals
+        entries.append({"rank": rank, "file": name, "flops": t.flops, "macs": t.macs, "bytes": t.bytes,
+                        "comm_calls": coll["calls"], "payload": coll["bytes"], "bus_bytes": coll["bus_bytes"],
+                        "compute_seconds": max(getattr(t, "seconds", 0.0) - comm_seconds, 0.0),
+                        "comm_seconds": comm_seconds})
+    entries.sort(key=lambda e: e["rank"])
+    timed = any(e["compute_seconds"] or e["comm_seconds"] for e in entries)
+    cols = [("FLOPs", "flops", "FLOPs"), ("MACs", "macs", "MACs"), ("bytes", "bytes", "B"),
+            ("comm calls", "comm_calls", None), ("payload", "payload", "B"), ("bus bytes", "bus_bytes", "B")]
+    if timed:
+        # measured op time (--timing) outside and inside collectives; a rank's collective time
+        # includes waiting for the slowest rank to arrive
+        cols += [("compute s", "compute_seconds", "s"), ("comm s", "comm_seconds", "s")]
+
+    def cell(value, unit):
+        if unit is None:
+            return f"{value:,}"
+        if unit == "s":
+            return f"{value:.4f}"
+        text = fmt.text(value, unit).strip()
+        return text if unit == "B" else (text[:-len(unit)].strip() if text.endswith(unit) else text)
+
+    rows = [["rank"] + [c[0] for c in cols]]
+    for e in entries:
+        rows.append([str(e["rank"])] + [cell(e[key], unit) for _, key, unit in cols])
+    rule = len(rows)
+    total = {key: sum(e[key] for e in entries) for _, key, _ in cols}
+    rows.append(["job total"] + [cell(total[key], unit) for _, key, unit in cols])
+    flagged = []
+    ratio_row = ["max/mean"]
+    for label, key, unit in cols:
+        values = [e[key] for e in entries]
+        mean = sum(values) / len(values) if values else 0
+        ratio = max(values) / mean if mean else 1.0
+        ratio_row.append(f"{ratio:.2f}")
+        if ratio > IMBALANCE and key not in ("comm_calls",):
+            top = max(entries, key=lambda e: e[key])
+            flagged.append(f"{label}: max/mean {ratio:.2f} (rank {top['rank']} has the most"
+                           + ("; waiting for slower ranks counts here" if key == "comm_seconds" else "") + ")")
+    rows.append(ratio_row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    worlds = {r.meta.get("world_size") for r in reports}
+    world = next(iter(worlds)) if len(worlds) == 1 and type(next(iter(worlds))) is int else None
+    target = {r.meta.get("target") for r in reports}
+    head = f"flopdispatch: {len(entries)} ranks"
+    if world is not None:
+        head += f" of {world}"
+    if len(target) == 1 and isinstance(next(iter(target)), str):
+        head += f", {next(iter(target))}"
+    lines = [terminal_safe(head), ""]
+    for k, r in enumerate(rows):
+        if k == rule:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    ranks = sorted(e["rank"] for e in entries)
+    if world is not None and ranks != list(range(world)):
+        lines.append(f"note: ranks {', '.join(map(str, ranks))} of {world} given: the totals are of these only")
+    if flagged:
+        lines.append(f"imbalance (max/mean above {IMBALANCE}): " + "; ".join(flagged))
+    else:
+        lines.append(f"balanced: every figure's max/mean across ranks is at most {IMBALANCE}")
+    return lines

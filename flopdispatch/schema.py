@@ -165,6 +165,9 @@ class Report(TotalsShortcuts):
         """The report of a ``flopdispatch.count`` (finished, or live inside its block)."""
         data = counter.to_dict()
         full_meta = default_meta(mode="api")
+        from . import comm
+
+        full_meta.update(comm.rank_meta())  # rank and world size of an initialised process group
         full_meta.update(meta or {})
         if "ignored" in data:  # count(ignore=...): what was left out, stated in the report
             ig = data["ignored"]

@@ -212,6 +212,68 @@ def test_report_keeps_the_collectives(ranks):
     assert "communication" in text and "c10d::allreduce_" in text and "848 B" in text
 
 
+SCRIPT = """
+import torch
+m = torch.nn.Linear(8, 4)
+m(torch.ones(2, 8)).sum().backward()
+"""
+
+
+def _run_cli(tmp_path, rank, *options):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "flopdispatch", "run", *options, str(script)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+
+
+def test_run_under_torchrun_writes_one_report_per_rank(tmp_path):
+    """RANK and WORLD_SIZE as torchrun sets them: out.json becomes out.rank<R>.json (and the page
+    likewise), rank and world size are in the metadata, and only rank 0 prints its table."""
+    import flopdispatch as fd
+
+    quiet = _run_cli(tmp_path, 1, "--json", "out.json", "--html", "out.html")
+    assert quiet.returncode == 0, quiet.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.rank1.html",
+                                                                                     "out.rank1.json"]
+    assert "module" not in quiet.stderr  # rank 1 prints no table
+    report = fd.Report.load(tmp_path / "out.rank1.json")
+    assert (report.meta["rank"], report.meta["world_size"]) == (1, 2)
+    assert report.macs == 2 * 8 * 4 + 2 * 8 * 4  # forward 64 + weight gradient 64 (the input needs none)
+    loud = _run_cli(tmp_path, 0, "--json", "out.json")
+    assert loud.returncode == 0 and "Linear" in loud.stderr  # rank 0 prints it
+    assert (tmp_path / "out.rank0.json").exists() and not (tmp_path / "out.json").exists()
+    asked = _run_cli(tmp_path, 1, "--all-ranks")
+    assert "Linear" in asked.stderr
+
+
+def test_show_merges_one_report_per_rank(ranks, tmp_path, capsys):
+    """show out.rank0.json out.rank1.json: one row per rank, the job's totals, imbalance flagged."""
+    from flopdispatch.cli import main
+
+    paths = []
+    for rank, r in enumerate(ranks):
+        report = dict(r["ddp"]["report"])
+        report["meta"] = dict(report["meta"], rank=rank, world_size=WORLD, target="train.py")
+        if rank == 1:  # rank 1 does twice the compute: max/mean = 2 / 1.5 = 1.33
+            report["totals"] = dict(report["totals"], flops=2 * report["totals"]["flops"])
+        paths.append(tmp_path / f"out.rank{rank}.json")
+        paths[-1].write_text(json.dumps(report))
+    assert main(["show", "--units", "K", str(paths[1]), str(paths[0])]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "flopdispatch: 2 ranks of 2, train.py"
+    rows = {line.split()[0]: line.split() for line in lines if line[:1].isdigit()}
+    assert sorted(rows) == ["0", "1"]  # in rank order whatever the order of the files
+    flops = [ranks[0]["ddp"]["flops"], 2 * ranks[1]["ddp"]["flops"]]
+    total = next(line for line in lines if line.startswith("job total")).split()
+    assert total[2] == f"{sum(flops) / 1e3:.2f}"  # --units K: the sum of both ranks' FLOPs
+    assert "0.85 KB" in out  # each rank's all-reduce payload, 848 bytes
+    assert "FLOPs: max/mean 1.33 (rank 1 has the most)" in out
+    assert main(["show", "--json", str(tmp_path / "x.json"), str(paths[0]), str(paths[1])]) == 2
+
+
 def test_bus_factors():
     from fractions import Fraction
 
