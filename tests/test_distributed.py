@@ -274,6 +274,49 @@ def test_show_merges_one_report_per_rank(ranks, tmp_path, capsys):
     assert main(["show", "--json", str(tmp_path / "x.json"), str(paths[0]), str(paths[1])]) == 2
 
 
+def test_roofline_times_communication_by_bus_bytes():
+    import flopdispatch.hardware as hw
+    from flopdispatch.counter import Counts
+
+    h100 = hw.device_spec("H100")
+    assert h100.interconnect("nvlink") == 450e9  # NVLink 4: 900 GB/s both directions, 450 GB/s each way
+    assert h100.interconnect("network") == 50e9  # NDR InfiniBand 400 Gb/s per GPU
+    # 1 GMAC of bf16 matmul: 2e9 / 989.4e12 s; 9e9 bus bytes over NVLink: 9e9 / 450e9 = 0.02 s
+    r = hw.roofline(Counts(flops=2 * 10**9, macs=10**9), "H100", "bf16", bus_bytes=9 * 10**9)
+    assert r.compute_seconds == pytest.approx(2e9 / 989.4e12)
+    assert r.communication_seconds == pytest.approx(0.02)
+    assert r.bound == "communication" and r.predicted_seconds == pytest.approx(0.02)
+    over_ib = hw.roofline(Counts(), "H100", bus_bytes=9 * 10**9, link="network")
+    assert over_ib.communication_seconds == pytest.approx(9e9 / 50e9)  # 0.18 s
+    assert hw.roofline(Counts(flops=2, macs=1), "H100").bound == "compute"  # no collectives: as before
+    with pytest.raises(ValueError, match="nvlink"):
+        hw.roofline(Counts(), "H100", bus_bytes=1, link="ethernet")
+
+
+def test_estimate_adds_the_collectives_time():
+    import flopdispatch.hardware as hw
+    from flopdispatch.counter import Counts
+
+    class Counted:  # what estimate_count reads of a count: one mm and one all-reduce in backward
+        module_names = []
+
+        def ops(self, phase=None):
+            if phase != "backward":
+                return {}
+            return {"aten::mm": {"flops": 2 * 10**12, "macs": 10**12, "bytes_read": 0, "bytes_written": 0},
+                    "c10d::allreduce_": {"flops": 0, "macs": 0, "bytes_read": 4 * 10**9, "bytes_written": 4 * 10**9}}
+
+        def collectives(self, phase=None, module=None):
+            return {"c10d::allreduce_": {"calls": 1, "bytes": 4 * 10**9, "bus_bytes": 7 * 10**9, "world_size": 8}}
+
+    e = hw.estimate_count(Counted(), "H100", "bf16")
+    mm = 2e12 / 989.4e12  # ~2.02 ms of matmul
+    assert e.communication_seconds == pytest.approx(7e9 / 450e9)  # 15.6 ms: the all-reduce's bus bytes
+    assert e.seconds == pytest.approx(mm + 7e9 / 450e9)  # its local bytes are not timed again
+    assert e.compute_bound_seconds == pytest.approx(mm) and e.memory_bound_seconds == pytest.approx(0, abs=1e-12)
+    assert e.bound == "communication"
+
+
 def test_bus_factors():
     from fractions import Fraction
 
