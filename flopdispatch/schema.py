@@ -44,6 +44,10 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
               **COUNTS,                        # inclusive: children's work included
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
+    # optional, only when a torch.distributed collective ran (COMM = {"calls", "bytes" (payload per
+    # rank), "bus_bytes", "world_size", "seconds"}):
+    "collective_phases": {"backward": {"c10d::allreduce_": COMM}},  "module_collectives": {"h.0":
+    {"backward": {op: COMM}}} (inclusive),  "collectives": {op: COMM} (all phases, for people)
 
 Validation (once, at load; renderers trust the result): the types above; integers below
 10**MAX_DIGITS (600 digits); finite floats; unique module and op names, parents before children;
