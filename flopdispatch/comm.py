@@ -146,8 +146,14 @@ def record(mode, scope, phase, func, args, kwargs, out):
     return sent, received
 
 
-_SUBCLASSES = []  # (DTensor, AsyncCollectiveTensor) once torch.distributed.tensor is imported
-_propagation = threading.local()  # .depth > 0 while DTensor propagates shapes on fake tensors
+_SUBCLASSES = []  # [(DTensor, AsyncCollectiveTensor)] once torch.distributed.tensor is imported
+
+
+class _Propagation(threading.local):
+    depth = 0  # > 0 while DTensor propagates shapes on fake tensors (this thread)
+
+
+_propagation = _Propagation()
 
 
 class _ShapePropagation:
@@ -160,7 +166,7 @@ class _ShapePropagation:
 
     def __enter__(self):
         result = self.inner.__enter__()
-        _propagation.depth = getattr(_propagation, "depth", 0) + 1
+        _propagation.depth += 1
         return result
 
     def __exit__(self, *exc):
@@ -168,19 +174,15 @@ class _ShapePropagation:
         return self.inner.__exit__(*exc)
 
 
-def _subclasses():
-    if not _SUBCLASSES:
-        module = sys.modules.get("torch.distributed.tensor")
-        dtensor = getattr(module, "DTensor", None) if module is not None else None
-        if dtensor is None:
-            return None
-        from torch.distributed._functional_collectives import AsyncCollectiveTensor
-
-        _SUBCLASSES.append((dtensor, AsyncCollectiveTensor))
+def _load_subclasses():
+    module = sys.modules.get("torch.distributed.tensor")
+    dtensor = getattr(module, "DTensor", None) if module is not None else None
+    if dtensor is None:
+        return None
+    from torch.distributed._functional_collectives import AsyncCollectiveTensor
     from torch.distributed.tensor._sharding_prop import ShardingPropagator
 
-    if not isinstance(ShardingPropagator.__dict__.get("_fake_mode_lock"), _ShapePropagation):
-        ShardingPropagator._fake_mode_lock = _ShapePropagation(ShardingPropagator._fake_mode_lock)
+    _SUBCLASSES.append(((dtensor, AsyncCollectiveTensor), ShardingPropagator))
     return _SUBCLASSES[0]
 
 
@@ -192,13 +194,17 @@ def subclass_dispatch(mode, func, types, args, kwargs):
     the ops on its local shards and the collectives its redistributions issue, not the op on the
     global shape. An op DTensor runs on fake tensors to propagate shapes runs uncounted
     (``(output,)``). Anything else: None (recorded as usual)."""
-    found = _subclasses()
+    found = _SUBCLASSES[0] if _SUBCLASSES else _load_subclasses()
     if found is None:
         return None
-    if getattr(_propagation, "depth", 0) > 0:
+    if _propagation.depth:
         return (func(*args, **(kwargs or {})),)
-    if any(isinstance(t, type) and issubclass(t, found) for t in types):
-        return NotImplemented
+    classes, propagator = found
+    for t in types:
+        if isinstance(t, type) and issubclass(t, classes):
+            if type(propagator.__dict__.get("_fake_mode_lock")) is not _ShapePropagation:
+                propagator._fake_mode_lock = _ShapePropagation(propagator._fake_mode_lock)
+            return NotImplemented
     return None
 
 
