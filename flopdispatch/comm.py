@@ -214,37 +214,53 @@ def records(mode) -> Dict[tuple, list]:
     return {k: list(v) for k, v in state["records"].items()} if state else {}
 
 
-def collectives(counter, phase: Optional[str] = None, module: Optional[str] = None,
-                exclusive: bool = False) -> Dict[str, dict]:
-    """Per collective op of a ``count``: {op: {calls, bytes, bus_bytes, world_size, seconds}}."""
+def _rows(counter):
+    """The count's collective records as (phase, op, modules on the path, innermost module,
+    [calls, payload, bus, world size, seconds]), ignored modules' left out (read once)."""
     from .counter import PHASES
 
-    counter._check_phase(phase)
     res = counter._res()
-    idx = counter._module_index(module) if module is not None else None
     ignored = counter._ignored_idx
-    merged: Dict[str, list] = {}
+    rows = []
     for (scope, ph, name), (calls, payload, bus, size) in records(counter._mode).items():
         phase_name = PHASES[ph]
-        if phase is not None and phase_name != phase:
-            continue
         path = res["on_path"][scope] if scope < len(res["on_path"]) else ()
         if ignored and ignored.intersection(path):
             continue
-        if idx is not None and not ((res["innermost"][scope] == idx) if exclusive else (idx in path)):
-            continue
         acc = res["scope_op"].get((scope, phase_name, name))
         seconds = acc.v[6] if acc is not None else 0.0
-        m = merged.setdefault(name, [0, 0, 0, 0, 0.0])
-        m[0] += calls
-        m[1] += payload
-        m[2] += bus
-        m[3] = max(m[3], size)
-        m[4] += seconds
-    out = {}
-    for name, (calls, payload, bus, size, seconds) in sorted(merged.items(), key=lambda kv: (-kv[1][2], kv[0])):
-        out[name] = {"calls": calls, "bytes": payload, "bus_bytes": bus, "world_size": size, "seconds": seconds}
-    return out
+        innermost = res["innermost"][scope] if scope < len(res["innermost"]) else None
+        rows.append((phase_name, name, path, innermost, [calls, payload, bus, size, seconds]))
+    return rows
+
+
+def _add(table: dict, name: str, values) -> None:
+    m = table.setdefault(name, [0, 0, 0, 0, 0.0])
+    m[0] += values[0]
+    m[1] += values[1]
+    m[2] += values[2]
+    m[3] = max(m[3], values[3])
+    m[4] += values[4]
+
+
+def _records_out(table: dict) -> Dict[str, dict]:
+    return {name: {"calls": calls, "bytes": payload, "bus_bytes": bus, "world_size": size, "seconds": seconds}
+            for name, (calls, payload, bus, size, seconds) in sorted(table.items(), key=lambda kv: (-kv[1][2], kv[0]))}
+
+
+def collectives(counter, phase: Optional[str] = None, module: Optional[str] = None,
+                exclusive: bool = False) -> Dict[str, dict]:
+    """Per collective op of a ``count``: {op: {calls, bytes, bus_bytes, world_size, seconds}}."""
+    counter._check_phase(phase)
+    idx = counter._module_index(module) if module is not None else None
+    merged: Dict[str, list] = {}
+    for phase_name, name, path, innermost, values in _rows(counter):
+        if phase is not None and phase_name != phase:
+            continue
+        if idx is not None and not ((innermost == idx) if exclusive else (idx in path)):
+            continue
+        _add(merged, name, values)
+    return _records_out(merged)
 
 
 def totals(table: Dict[str, dict]) -> dict:
@@ -261,18 +277,23 @@ RECORD_FIELDS = ("calls", "bytes", "bus_bytes", "world_size")
 
 
 def count_fields(counter) -> dict:
-    """The collectives' fields of ``count.to_dict()`` and of a report (none when none ran)."""
+    """The collectives' fields of ``count.to_dict()`` and of a report (none when none ran), in one
+    pass over the records."""
     from .counter import PHASES
 
-    if not records(counter._mode):
+    rows = _rows(counter)
+    if not rows:
         return {}
-    phases = {p: t for p in PHASES for t in [counter.collectives(phase=p)] if t}
-    modules = {}
-    for name in counter._names:
-        split = {p: t for p in PHASES for t in [counter.collectives(phase=p, module=name)] if t}
-        if split:
-            modules[name] = split
-    return {"collectives": counter.collectives(), "collective_phases": phases, "module_collectives": modules}
+    total, phases, modules = {}, {}, {}
+    for phase_name, name, path, _, values in rows:
+        _add(total, name, values)
+        _add(phases.setdefault(phase_name, {}), name, values)
+        for m in path:
+            _add(modules.setdefault(m, {}).setdefault(phase_name, {}), name, values)
+    return {"collectives": _records_out(total),
+            "collective_phases": {p: _records_out(phases[p]) for p in PHASES if p in phases},
+            "module_collectives": {counter._names[m]: {p: _records_out(split[p]) for p in PHASES if p in split}
+                                   for m, split in sorted(modules.items())}}
 
 
 def _merge(tables) -> Dict[str, dict]:
