@@ -1062,6 +1062,7 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
         case F_ZERO:
         case F_MOVE:
         case F_UNSUPPORTED:
+        case F_COMM:
             return Cost{};
         case F_MATMUL:
             return matmul(p, call);

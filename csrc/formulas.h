@@ -47,6 +47,8 @@ enum Family : int {
     F_LINEAR_CROSS_ENTROPY,  // p0=input p1=weight [V, D] p2=bias p3=first compute-grad flag arg
                              // p4=FLOPs per logit (loss) p5=FLOPs per logit (gradient)
     F_SPARSE_MATMUL,   // p0=sparse CSR arg p1=dense arg p2=output_mask p3=FLOPs per stored element
+    F_COMM,            // collectives and FSDP copy helpers: no FLOPs; bytes and the communication
+                       // record come from the comm hook (flopdispatch/comm.py), rare calls only
     F_COUNT
 };
 
@@ -56,7 +58,7 @@ inline const char* family_name(int f) {
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
                                   "rnn",         "fft",    "linalg",      "trilinear", "distance",
                                   "embedding_bag", "grid_sampler",
-                                  "linear_cross_entropy", "sparse_matmul"};
+                                  "linear_cross_entropy", "sparse_matmul", "comm"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

@@ -81,5 +81,12 @@ PYBIND11_MODULE(_C, m) {
     m.def(
         "set_decompose_hook", [](py::handle decompose) { fd::set_decompose_hook(decompose.ptr()); },
         "Install the decomposition hook for ops with no formula.");
+    m.def(
+        "set_comm_hook",
+        [](py::handle comm, py::handle graph_task_id) { fd::set_comm_hook(comm.ptr(), graph_task_id.ptr()); },
+        "Install the hook that records collectives (communication) and prices their bytes.");
+    m.def(
+        "set_subclass_hook", [](py::handle hook) { fd::set_subclass_hook(hook.ptr()); },
+        "Install the hook offered ops on tensor subclasses (DTensor: counted as its local ops).");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

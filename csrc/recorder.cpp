@@ -94,6 +94,9 @@ PyObject* g_current_node = nullptr;        // torch._C._current_autograd_node
 PyObject* g_sequence_nr = nullptr;         // torch._C._autograd._get_sequence_nr
 PyObject* g_user_cost = nullptr;           // callable(formula, args, kwargs, out) -> 5 ints, or an error str
 PyObject* g_decompose = nullptr;           // callable(mode, func, args, kwargs) -> output or NotImplemented
+PyObject* g_subclass = nullptr;            // callable(mode, func, types, args, kwargs) -> output or NotImplemented
+PyObject* g_graph_task_id = nullptr;       // torch._C._current_graph_task_id: -1 outside a backward pass
+PyObject* g_comm = nullptr;                // callable(mode, scope, phase, func, args, kwargs, out) -> (read, written)
 
 // Fills `e` from the resolver's answer (name, family, params, names, overwritten, call[, user[, decompose]]).
 // Returns false with a Python error set when the answer is malformed (`e` then holds only what
@@ -632,6 +635,33 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
     Py_DECREF(r);
 }
 
+// Whether the autograd engine is running a backward pass on this thread (its final callbacks run
+// with no current node). Asked only for ops outside every module and autograd node.
+bool in_backward_pass() {
+    if (!g_graph_task_id) return false;
+    PyObject* r = PyObject_CallNoArgs(g_graph_task_id);
+    long id = r ? PyLong_AsLong(r) : -1;
+    Py_XDECREF(r);
+    clear_error();
+    return id != -1;
+}
+
+// A collective (comm family): the Python hook keeps its communication record (payload, bus bytes,
+// group size) for this mode, scope and phase, and returns the bytes it reads and writes locally.
+// False when it fails (the call is then priced as any op).
+bool record_comm(PyObject* self, RecorderState* st, int op, PyObject* func, int scope, int phase, PyObject* args,
+                 PyObject* kwargs, PyObject* out, OpTime& t) {
+    PyObject* r = PyObject_CallFunction(g_comm, "OiiOOOO", self, scope, phase, func, args, kwargs ? kwargs : Py_None, out);
+    i128 read = 0, written = 0;
+    bool ok = r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 && int128_from_py(PyTuple_GET_ITEM(r, 0), &read) &&
+              int128_from_py(PyTuple_GET_ITEM(r, 1), &written);
+    Py_XDECREF(r);
+    clear_error();
+    if (!ok || error_deferred()) return error_deferred();
+    st->add(scope, phase, op, Cost{}, read, written, t);
+    return true;
+}
+
 // The phase and module scope of work run now (an op, or a tensor saved for backward).
 inline void locate(RecorderState* st, int& phase, int& scope) {
     PyObject* node = PyObject_CallNoArgs(g_current_node);
@@ -648,13 +678,17 @@ inline void locate(RecorderState* st, int& phase, int& scope) {
     } else {
         scope = 0;
         phase = st->in_optimizer ? P_OPTIMIZER : (st->model_given ? P_OTHER : P_FORWARD);
+        // Outside every module and autograd node, but inside a backward pass: the engine's final
+        // callbacks (FSDP2's last reduce-scatter, DDP's bucket flush) are backward work.
+        if (!st->in_optimizer && in_backward_pass()) phase = P_BACKWARD;
     }
     Py_DECREF(node);
 }
 
 // Records one call. Never raises: an ordinary failure is recorded against the op as an error; a
 // BaseException (Ctrl-C) is set aside (clear_error) and the call is not recorded.
-void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out, OpTime& t) {
+void record(PyObject* self, RecorderState* st, int op, PyObject* func, PyObject* args, PyObject* kwargs, PyObject* out,
+            OpTime& t) {
     const OpEntry& e = op_entry(op);  // immovable and immutable: safe across calls into Python
     if (e.family == F_ZERO && !e.user) return;
 
@@ -668,6 +702,7 @@ void record(RecorderState* st, int op, PyObject* func, PyObject* args, PyObject*
         Py_DECREF(user);
         return;
     }
+    if (e.family == F_COMM && g_comm && record_comm(self, st, op, func, scope, phase, args, kwargs, out, t)) return;
     CallView call{args, kwargs, out, &e.arg_names};
     Cost cost;
     i128 read = 0, written = 0;
@@ -745,6 +780,25 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         Py_XDECREF(empty);
         return out;
     }
+    PyObject* types = argv[1];
+    if (g_subclass && PyTuple_Check(types) && PyTuple_GET_SIZE(types) > 0) {
+        // A tensor subclass argument (plain tensors give no types): a DTensor dispatches itself
+        // with this mode active, so that its local ops and collectives are counted.
+        // The hook answers NotImplemented (the subclass dispatches next: its parts come back to this
+        // mode), (output,) (the op was run, not recorded), or None (run and record it as usual).
+        PyObject* r = PyObject_CallFunctionObjArgs(g_subclass, self, func, types, args, kw ? kw : Py_None, nullptr);
+        if (!r || r == Py_NotImplemented) {
+            Py_XDECREF(empty);
+            return r;
+        }
+        if (PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 1) {
+            PyObject* out = Py_NewRef(PyTuple_GET_ITEM(r, 0));
+            Py_DECREF(r);
+            Py_XDECREF(empty);
+            return out;
+        }
+        Py_DECREF(r);
+    }
     int op = resolve_op(func);  // cached after the first call of each op overload
     if (op < 0) {
         clear_error();  // unresolvable: run it anyway, record nothing
@@ -780,7 +834,7 @@ PyObject* Recorder_dispatch(PyObject* self, PyObject* const* argv, Py_ssize_t na
         if (cuda && out && !(t.end = PyObject_CallNoArgs(st->cuda_event))) clear_error();
         if (!cuda) t.seconds = std::chrono::duration<double>(t1 - t0).count();
     }
-    if (out && op >= 0) record(st, op, func, args, kw, out, t);
+    if (out && op >= 0) record(self, st, op, func, args, kw, out, t);
     Py_XDECREF(t.start);  // left over when the op failed or the events could not be paired
     Py_XDECREF(t.end);
     Py_XDECREF(empty);
@@ -1119,6 +1173,13 @@ void set_hooks(PyObject* resolver, PyObject* python_cost, PyObject* current_node
     Py_XSETREF(g_python_cost, Py_NewRef(python_cost));
     Py_XSETREF(g_current_node, Py_NewRef(current_node));
     Py_XSETREF(g_sequence_nr, sequence_nr == Py_None ? nullptr : Py_NewRef(sequence_nr));
+}
+
+void set_subclass_hook(PyObject* hook) { Py_XSETREF(g_subclass, hook == Py_None ? nullptr : Py_NewRef(hook)); }
+
+void set_comm_hook(PyObject* comm, PyObject* graph_task_id) {
+    Py_XSETREF(g_comm, comm == Py_None ? nullptr : Py_NewRef(comm));
+    Py_XSETREF(g_graph_task_id, graph_task_id == Py_None ? nullptr : Py_NewRef(graph_task_id));
 }
 
 void set_decompose_hook(PyObject* decompose) {

@@ -24,6 +24,17 @@ int refresh_ops();
 // to run the op whole. Called for ops resolved with no formula.
 void set_decompose_hook(PyObject* decompose);
 
+// The communication hook: callable(mode, scope, phase, func, args, kwargs, out) -> (bytes_read,
+// bytes_written), called for ops of the comm family (collectives); it keeps their own record.
+// graph_task_id: torch._C._current_graph_task_id (or None), which tells work in the autograd
+// engine's final callbacks (backward) from work outside any backward pass.
+void set_comm_hook(PyObject* comm, PyObject* graph_task_id);
+
+// The tensor-subclass hook: callable(mode, func, types, args, kwargs) -> NotImplemented (the
+// subclass dispatches the op itself, its parts reach the mode), (output,) (run, not recorded) or
+// None (run and record the op as usual). Called only when `types` is not empty.
+void set_subclass_hook(PyObject* hook);
+
 // The op id of an OpOverload (resolving it on first sight), or -1 with a Python error set.
 int resolve_op_id(PyObject* func);
 

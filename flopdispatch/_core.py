@@ -4,11 +4,13 @@ It installs the op resolver (aten op -> declaration from ``_ops.TABLE``), the sy
 fallback (the Python reference), the decomposition of composite ops and torch's autograd probes
 into the core, and re-exports the ``Recorder`` base type.
 """
+import functools
+
 import torch
 from torch.utils._pytree import tree_leaves, tree_map_only
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
-from . import _C, _reference, user
+from . import _C, _reference, comm, user
 from ._ops import TABLE
 
 Recorder = _C.Recorder
@@ -351,3 +353,5 @@ _C.set_hooks(_resolve, python_cost, torch._C._current_autograd_node, _sequence_n
 _C.set_user_hook(user.user_cost)
 user._ON_CHANGE.append(refresh)  # fd.formula / remove_formula refresh the op table
 _C.set_decompose_hook(_decompose)
+_C.set_comm_hook(functools.partial(comm.record, declaration), getattr(torch._C, "_current_graph_task_id", None))
+_C.set_subclass_hook(comm.subclass_dispatch)

@@ -56,12 +56,16 @@ FAMILY_PARAMS = {
     # grads: position of compute_input_grad (weight and bias flags follow; -1: loss only); costs per logit
     "linear_cross_entropy": ("input", "weight", "bias", "grads", "cost", "grad_cost"),
     "sparse_matmul": ("sparse", "dense", "output_mask", "cost"),  # MACs: stored elements x dense.shape[-1]
+    # Collectives and FSDP's copy helpers (see COMM_* below; priced in flopdispatch/comm.py): kind,
+    # the tensors sent (read) and received (written; -1: the op's output), the process group (a
+    # ProcessGroup, a group name, or an int group size) and the root rank argument.
+    "comm": ("kind", "send", "recv", "group", "root"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
                     "times", "only_if", "weights", "signal", "dim", "matrix", "other", "flag", "flag2", "i1",
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
-                    "sparse", "dense"}
+                    "sparse", "dense", "send", "recv", "group", "root"}
 
 # Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
 # csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
@@ -83,6 +87,26 @@ LA_SVD = 13                 # Golub-Reinsch SVD (m >= n; transposed otherwise): 
 LA_PINV = 14                # thin SVD (eigh with vectors when hermitian) + V S^+ U^H: 2mnk
 LA_LSTSQ = 15               # QR + Q^T B + triangular solve: QR + (4mk - k^2) per column of X
 LA_MATRIX_EXP = 16          # degree-18 Taylor polynomial: five n x n products, 10n^3
+
+# Communication kinds (the `kind` of the comm family). No FLOPs. The payload is the size the
+# NCCL-tests convention measures an op by, per rank: the buffer of an all-reduce, broadcast or
+# reduce; the full (gathered, unsharded) buffer of an all-gather, reduce-scatter, gather or
+# scatter; what a rank sends in an all-to-all or a send (receives in a recv). Bus bytes are the
+# payload times the algorithm's factor (n ranks): all-reduce 2(n-1)/n; all-gather, reduce-scatter,
+# all-to-all, gather, scatter (n-1)/n; broadcast, reduce, send, recv 1.
+COMM_ALL_REDUCE = 1
+COMM_ALL_GATHER = 2
+COMM_REDUCE_SCATTER = 3
+COMM_ALL_TO_ALL = 4
+COMM_BROADCAST = 5
+COMM_REDUCE = 6
+COMM_GATHER = 7
+COMM_SCATTER = 8
+COMM_SEND = 9
+COMM_RECV = 10
+COMM_BARRIER = 11  # synchronisation only: no payload
+COMM_WAIT = 12     # waits for an async collective (functional collectives): no payload, its time
+COMM_COPY = 13     # a local copy (FSDP's copy-in/out helpers): bytes read and written, no record
 
 # Per-element costs used more than once.
 SOFTMAX = 5          # max, subtract, exp, sum, divide
@@ -523,6 +547,68 @@ OPS = [
     ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
     # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
     ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
+    # ---- communication (torch.distributed): no FLOPs; payload, bus bytes and group size per call --
+    # c10d ops (dist.all_reduce, DDP, FSDP2): the group is a ProcessGroup; in-place buffers are
+    # both sent and received.
+    ("c10d::allreduce_ c10d::allreduce_coalesced_", "comm",
+     {"kind": COMM_ALL_REDUCE, "send": 0, "recv": 0, "group": 1}),
+    ("c10d::allgather_ c10d::_allgather_base_ c10d::allgather_coalesced_ c10d::allgather_into_tensor_coalesced_",
+     "comm", {"kind": COMM_ALL_GATHER, "send": 1, "recv": 0, "group": 2}),
+    ("c10d::reduce_scatter_ c10d::_reduce_scatter_base_ c10d::reduce_scatter_tensor_coalesced_", "comm",
+     {"kind": COMM_REDUCE_SCATTER, "send": 1, "recv": 0, "group": 2}),
+    ("c10d::alltoall_ c10d::alltoall_base_", "comm", {"kind": COMM_ALL_TO_ALL, "send": 1, "recv": 0, "group": 2}),
+    ("c10d::broadcast_", "comm", {"kind": COMM_BROADCAST, "send": 0, "recv": 0, "group": 1, "root": 2}),
+    ("c10d::reduce_", "comm", {"kind": COMM_REDUCE, "send": 0, "recv": 0, "group": 1, "root": 3}),
+    ("c10d::gather_", "comm", {"kind": COMM_GATHER, "send": 1, "recv": 0, "group": 2, "root": 3}),
+    ("c10d::scatter_", "comm", {"kind": COMM_SCATTER, "send": 1, "recv": 0, "group": 2, "root": 3}),
+    ("c10d::send", "comm", {"kind": COMM_SEND, "send": 0, "group": 1}),
+    ("c10d::recv_ c10d::recv_any_source_", "comm", {"kind": COMM_RECV, "recv": 0, "group": 1}),
+    ("c10d::barrier c10d::monitored_barrier_", "comm", {"kind": COMM_BARRIER, "group": 1}),
+    # reads the tensor to test it for NaN before a collective (TORCH_NCCL_NAN_CHECK): a check, no arithmetic
+    ("c10d::check_for_nan", "move", {}),
+    # Functional collectives (DTensor, torch.compile'd code): the group is its name; the output is
+    # received; wait_tensor is the wait of the async collective (its time shows with timing).
+    ("_c10d_functional::all_reduce _c10d_functional::all_reduce_coalesced", "comm",
+     {"kind": COMM_ALL_REDUCE, "send": 0, "group": 2}),
+    ("_c10d_functional::all_reduce_ _c10d_functional::all_reduce_coalesced_", "comm",
+     {"kind": COMM_ALL_REDUCE, "send": 0, "recv": 0, "group": 2}),
+    ("_c10d_functional::all_gather_into_tensor _c10d_functional::all_gather_into_tensor_coalesced "
+     "_c10d_functional_autograd::all_gather_into_tensor", "comm", {"kind": COMM_ALL_GATHER, "send": 0, "group": 2}),
+    ("_c10d_functional::all_gather_into_tensor_out", "comm",
+     {"kind": COMM_ALL_GATHER, "send": 0, "recv": 3, "group": 2}),
+    ("_c10d_functional::reduce_scatter_tensor _c10d_functional::reduce_scatter_tensor_coalesced "
+     "_c10d_functional_autograd::reduce_scatter_tensor", "comm", {"kind": COMM_REDUCE_SCATTER, "send": 0, "group": 3}),
+    ("_c10d_functional::reduce_scatter_tensor_out", "comm",
+     {"kind": COMM_REDUCE_SCATTER, "send": 0, "recv": 4, "group": 3}),
+    ("_c10d_functional::all_to_all_single _c10d_functional_autograd::all_to_all_single _dtensor::shard_dim_alltoall",
+     "comm", {"kind": COMM_ALL_TO_ALL, "send": 0, "group": 3}),
+    ("_c10d_functional::broadcast", "comm", {"kind": COMM_BROADCAST, "send": 0, "group": 2, "root": 1}),
+    ("_c10d_functional::broadcast_", "comm", {"kind": COMM_BROADCAST, "send": 0, "recv": 0, "group": 2, "root": 1}),
+    ("_c10d_functional::isend", "comm", {"kind": COMM_SEND, "send": 0, "group": 3}),
+    ("_c10d_functional::irecv", "comm", {"kind": COMM_RECV, "recv": 0, "group": 3}),
+    # a batch of sends and receives: each tensor once, as point-to-point
+    ("_c10d_functional::batch_p2p_ops c10d_functional::batch_p2p_ops", "comm",
+     {"kind": COMM_SEND, "send": 3, "group": 4}),
+    ("_c10d_functional::wait_tensor c10d_functional::wait_tensor", "comm", {"kind": COMM_WAIT}),
+    # the legacy functional collectives (tag, ranks, group_size): the group is its size
+    ("c10d_functional::all_reduce c10d_functional::all_reduce_coalesced", "comm",
+     {"kind": COMM_ALL_REDUCE, "send": 0, "group": 4}),
+    ("c10d_functional::all_gather_into_tensor c10d_functional::all_gather_into_tensor_coalesced", "comm",
+     {"kind": COMM_ALL_GATHER, "send": 0, "group": 3}),
+    ("c10d_functional::reduce_scatter_tensor c10d_functional::reduce_scatter_tensor_coalesced", "comm",
+     {"kind": COMM_REDUCE_SCATTER, "send": 0, "group": 4}),
+    ("c10d_functional::all_to_all_single", "comm", {"kind": COMM_ALL_TO_ALL, "send": 0, "group": 5}),
+    ("c10d_functional::broadcast", "comm", {"kind": COMM_BROADCAST, "send": 0, "group": 4}),
+    ("c10d_functional::isend", "comm", {"kind": COMM_SEND, "send": 0, "group": 3}),
+    ("c10d_functional::irecv", "comm", {"kind": COMM_RECV, "recv": 0, "group": 3}),
+    # wraps a functional collective's output for autograd; a device mesh's group lookup: no data
+    ("_c10d_functional::_wrap_tensor_autograd _dtensor::mesh_get_process_group", "zero", {}),
+    # FSDP2's local copies around its collectives: copy-in of the rank's shards into the all-gather
+    # buffer, copy-out of the gathered buffer into the parameters, gradients chunked and
+    # concatenated into the reduce-scatter buffer, and a plain copy.
+    ("fsdp::all_gather_copy_in", "comm", {"kind": COMM_COPY, "send": 0}),  # writes what it reads
+    ("fsdp::split_with_sizes_copy fsdp::chunk_cat", "comm", {"kind": COMM_COPY, "send": 0, "recv": 3}),
+    ("fsdp::copy_", "comm", {"kind": COMM_COPY, "send": 1, "recv": 0}),
 ]
 
 

@@ -593,6 +593,7 @@ FAMILIES = {
     "fft": fft, "linalg": linalg, "trilinear": trilinear, "distance": distance,
     "embedding_bag": embedding_bag, "grid_sampler": grid_sampler,
     "linear_cross_entropy": linear_cross_entropy, "sparse_matmul": sparse_matmul,
+    "comm": _zero,  # collectives: no FLOPs (bytes and the communication record: flopdispatch/comm.py)
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

@@ -6,6 +6,7 @@
               package.module:factory (called with no arguments, returns an nn.Module)
         (models.py builds them and inputs.py makes the --input tensors, for the Python API too)
     flopdispatch show REPORT.json [options]          render a saved report again
+    flopdispatch show R.rank0.json R.rank1.json ...  one report per rank: per-rank table, job totals
     flopdispatch demo [options]                      a GPT-2-small training step on the meta device
 
 Display options (all subcommands): --depth N|all, --sort flops|macs|bytes|params, --units
@@ -35,6 +36,7 @@ import traceback
 import zipfile
 from typing import List, Optional
 
+from . import comm
 from ._version import __version__
 from .inputs import SpecError, parse_dtype, parse_input, parse_input_spec
 from .models import BuildError, parse_config
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run SCRIPT as __main__ (sys.argv = [SCRIPT, ARGS...]) under the counter, keep "
                                      "its output and exit status, then print the report on stderr. Options go "
                                      "before SCRIPT; everything after it is the script's.")
+    run.add_argument("--all-ranks", action="store_true",
+                     help="under torchrun: every rank prints its table (default: rank 0 only; each rank "
+                          "writes its own --json/--html file, PATH.rank<R>.json)")
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a module as __main__ (like python -m)")
     run.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...]")
 
@@ -148,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="forward + backward (loss: output.loss if present, else the sum of the first tensor)")
 
     show = sub.add_parser("show", parents=[display], help="render a saved JSON report again",
-                          description="Render a report saved with --json (same display options).")
-    show.add_argument("report", metavar="REPORT.json")
+                          description="Render a report saved with --json (same display options). Several "
+                                      "reports (one per rank, out.rank*.json): a per-rank table with the job's "
+                                      "totals and the imbalance between ranks.")
+    show.add_argument("report", metavar="REPORT.json", nargs="+")
 
     demo = sub.add_parser("demo", parents=[display, measure], help="count a GPT-2-small training step on the meta device")
     demo.add_argument("--batch", type=int, default=1, help="sequences per step (default 1)")
@@ -389,6 +396,12 @@ def cmd_run(args, argv) -> int:
                         dtypes=found.get("dtypes"))
     if found.get("devices"):
         meta.update(_device_meta(found["devices"]))
+    launched = comm.launcher_rank()  # under torchrun: one report per rank, out.rank<R>.json
+    if launched is not None:
+        rank, world = launched
+        meta.update(rank=rank, world_size=world)
+        args.json, args.html = comm.rank_path(args.json, rank), comm.rank_path(args.html, rank)
+        args.quiet = args.quiet or (rank != 0 and not args.all_ranks)
     report = Report.from_count(c, meta=meta)
     try:
         _emit(report, args, sys.stderr)
@@ -530,10 +543,18 @@ def cmd_show(args, argv) -> int:
 
     _check_output_paths(args)
     try:
-        report = Report.load(args.report)
+        reports = [Report.load(path) for path in args.report]
     except ReportError as e:
         raise CLIError(str(e)) from None
-    _emit(report, args, sys.stdout)
+    if len(reports) > 1:  # one report per rank: the job
+        from .report import _Fmt
+
+        if args.json or args.html:
+            raise CLIError("show: --json and --html take one report (several are shown as a per-rank table)")
+        if not args.quiet:
+            print("\n".join(comm.rank_table(reports, args.report, _Fmt(args.units))))
+        return 0
+    _emit(reports[0], args, sys.stdout)
     return 0
 
 

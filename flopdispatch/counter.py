@@ -14,7 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _core, _hops, user
+from . import _core, _hops, comm, user
 from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from ._version import __version__
@@ -794,6 +794,15 @@ class count(TotalsShortcuts):
                          "bytes_read": c.bytes_read, "bytes_written": c.bytes_written}
         return out
 
+    def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
+                    exclusive: bool = False) -> Dict[str, dict]:
+        """Per collective op (torch.distributed): {'c10d::allreduce_': {calls, bytes, bus_bytes,
+        world_size, seconds}}, by bus bytes. ``bytes``: the payload per rank (NCCL-tests' size);
+        ``bus_bytes``: payload x the algorithm's factor (all-reduce 2(n-1)/n, ...); ``world_size``:
+        the process group's size (the largest, if several); ``seconds``: with ``timing=True``.
+        ``phase`` and ``module`` (``exclusive``) select as in ``ops``."""
+        return comm.collectives(self, phase=phase, module=module, exclusive=exclusive)
+
     @property
     def unsupported(self) -> Dict[str, int]:
         """Ops whose FLOPs could not be counted: {'aten::xyz': calls}."""
@@ -813,7 +822,9 @@ class count(TotalsShortcuts):
         included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
         bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). With several
         roots, ``roots`` lists their names (the modules of depth one) and ``params`` counts all of
-        them. ``flopdispatch.Report.from_count`` builds the saved report from this.
+        them. With collectives: ``collectives`` ({op: {calls, bytes, bus_bytes, world_size, seconds}}),
+        ``collective_phases`` ({phase: {op: ...}}) and ``module_collectives`` ({module: {phase: {op: ...}}},
+        inclusive). ``flopdispatch.Report.from_count`` builds the saved report from this.
         """
         res = self._res()
         def phase_split(idx):
@@ -862,11 +873,16 @@ class count(TotalsShortcuts):
                 n: {"saved_bytes": self.module(n).saved_bytes,
                     "self_saved_bytes": self.module(n, exclusive=True).saved_bytes} for n in self._names}}}
                if self._activations is not None else {}),
+            **self._collectives_dict(),
             **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
                             "phases": {p: self.ignored(p).as_dict() for p in PHASES
                                        if p in res["ignored"]["phase"]},
                             "ops": self.ignored_ops()}} if self._ignored_idx else {}),
         }
+
+    def _collectives_dict(self) -> dict:
+        """The collectives' fields of ``to_dict`` (none when no collective ran)."""
+        return comm.count_fields(self)
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
         """A readable table, as the command line's ``--depth --by --sort --units`` draw it.

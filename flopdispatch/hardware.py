@@ -22,6 +22,20 @@ class DeviceSpec:
     peak_flops: Dict[str, float]
     bandwidth: float  # bytes per second
     source: str = ""
+    # Interconnect, bytes per second per GPU and per direction (what NCCL-tests' bus bandwidth is
+    # compared with): NVLink (or PCIe where a part has none) inside a node, and a typical network
+    # (InfiniBand/RoCE NIC per GPU) between nodes; None: not known.
+    link_bandwidth: Optional[float] = None
+    network_bandwidth: Optional[float] = None
+
+    def interconnect(self, link: str = "nvlink") -> float:
+        """Bytes/s per GPU and direction: link 'nvlink' (inside a node) or 'network' (between nodes)."""
+        value = {"nvlink": self.link_bandwidth, "network": self.network_bandwidth}.get(link, False)
+        if value is False:
+            raise ValueError(f"link must be 'nvlink' or 'network', got {link!r}")
+        if not value:
+            raise ValueError(f"{self.name} has no {link} bandwidth in the device table (pass a DeviceSpec with one)")
+        return value
 
     def peak(self, dtype: str) -> float:
         """Peak matmul FLOP/s for a dtype name ('bf16', 'fp16', 'tf32', 'fp32', 'fp8')."""
@@ -31,22 +45,33 @@ class DeviceSpec:
         return self.peak_flops[key]
 
 
+# Interconnect figures (per GPU, per direction = half the datasheets' bidirectional totals):
+# NVLink 4 on H100/H200 SXM 900 GB/s -> 450e9; H100 PCIe with an NVLink bridge 600 GB/s -> 300e9;
+# A100 SXM NVLink 3 600 GB/s -> 300e9 (the H100, H200 and A100 datasheets); parts without NVLink
+# use their host link, PCIe Gen4 x16 64 GB/s -> 32e9 (L4, L40S, RTX 4090 datasheets). Network: one
+# NIC per GPU as in NVIDIA's DGX systems: ConnectX-7 NDR InfiniBand 400 Gb/s -> 50e9 (DGX H100/H200
+# datasheet), ConnectX-6 HDR 200 Gb/s -> 25e9 (DGX A100 datasheet); a PCIe card with one 200 Gb/s
+# NIC per GPU is assumed for the others (25e9).
+_NDR, _HDR, _PCIE4 = 50e9, 25e9, 32e9
 DEVICES = {
     "H100-SXM": DeviceSpec("H100-SXM", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
-                                        "fp8": 1978.9 * T}, 3.35e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)"),
+                                        "fp8": 1978.9 * T}, 3.35e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)",
+                           450e9, _NDR),
     "H100-PCIe": DeviceSpec("H100-PCIe", {"fp32": 51 * T, "tf32": 378 * T, "bf16": 756 * T, "fp16": 756 * T,
-                                          "fp8": 1513 * T}, 2.0e12, "NVIDIA H100 Tensor Core GPU datasheet (PCIe)"),
+                                          "fp8": 1513 * T}, 2.0e12, "NVIDIA H100 Tensor Core GPU datasheet (PCIe)",
+                            300e9, _NDR),
     "H200": DeviceSpec("H200", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
-                                "fp8": 1978.9 * T}, 4.8e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)"),
+                                "fp8": 1978.9 * T}, 4.8e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)",
+                       450e9, _NDR),
     "A100": DeviceSpec("A100", {"fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T},
-                       2.039e12, "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM)"),
+                       2.039e12, "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM)", 300e9, _HDR),
     "L4": DeviceSpec("L4", {"fp32": 30.3 * T, "tf32": 60 * T, "bf16": 121 * T, "fp16": 121 * T, "fp8": 242.5 * T},
-                     300e9, "NVIDIA L4 Tensor Core GPU datasheet"),
+                     300e9, "NVIDIA L4 Tensor Core GPU datasheet", _PCIE4, _HDR),
     "L40S": DeviceSpec("L40S", {"fp32": 91.6 * T, "tf32": 183 * T, "bf16": 362.05 * T, "fp16": 362.05 * T,
-                                "fp8": 733 * T}, 864e9, "NVIDIA L40S GPU datasheet"),
+                                "fp8": 733 * T}, 864e9, "NVIDIA L40S GPU datasheet", _PCIE4, _HDR),
     "RTX4090": DeviceSpec("RTX4090", {"fp32": 82.6 * T, "tf32": 82.6 * T, "bf16": 165.2 * T, "fp16": 165.2 * T,
                                       "fp8": 330.3 * T}, 1008e9,
-                          "NVIDIA Ada Lovelace GPU architecture whitepaper (RTX 4090, FP32 accumulate)"),
+                          "NVIDIA Ada Lovelace GPU architecture whitepaper (RTX 4090, FP32 accumulate)", _PCIE4, _HDR),
 }
 ALIASES = {"H100": "H100-SXM", "H100 SXM": "H100-SXM", "H100 PCIE": "H100-PCIe", "H200 SXM": "H200",
            "A100-SXM": "A100", "RTX 4090": "RTX4090", "4090": "RTX4090"}
@@ -95,14 +120,18 @@ class Roofline:
     compute_seconds: float
     memory_seconds: float
     measured_seconds: Optional[float] = None
+    communication_seconds: float = 0.0  # bus bytes / interconnect bandwidth (collectives)
 
     @property
     def predicted_seconds(self) -> float:
-        return max(self.compute_seconds, self.memory_seconds)
+        """The largest of compute, memory and communication time (each hidden under the largest)."""
+        return max(self.compute_seconds, self.memory_seconds, self.communication_seconds)
 
     @property
     def bound(self) -> str:
-        """'compute' or 'memory': the larger of the two times."""
+        """'compute', 'memory' or 'communication': the largest of the three times."""
+        if self.communication_seconds > max(self.compute_seconds, self.memory_seconds):
+            return "communication"
         return "compute" if self.compute_seconds >= self.memory_seconds else "memory"
 
     @property
@@ -112,15 +141,19 @@ class Roofline:
         return self.measured_seconds / self.predicted_seconds
 
 
-def roofline(counts, device, dtype="bf16", measured_seconds: Optional[float] = None) -> Roofline:
+def roofline(counts, device, dtype="bf16", measured_seconds: Optional[float] = None, *, bus_bytes: int = 0,
+             link: str = "nvlink") -> Roofline:
     """Roofline of a Counts (flops, macs, bytes) on a device: matmul FLOPs at the dtype's peak,
-    other FLOPs at the fp32 vector peak, bytes at the memory bandwidth."""
+    other FLOPs at the fp32 vector peak, bytes at the memory bandwidth; ``bus_bytes`` (of
+    ``collectives()``) at the interconnect's bandwidth per direction (``link``: 'nvlink' inside a
+    node, 'network' between nodes)."""
     spec = device_spec(device)
     matmul = 2 * counts.macs
     other = max(counts.flops - matmul, 0)
     compute = matmul / spec.peak(dtype) + other / spec.peak_flops.get("fp32", spec.peak(dtype))
     memory = (counts.bytes_read + counts.bytes_written) / spec.bandwidth
-    return Roofline(compute, memory, measured_seconds)
+    communication = bus_bytes / spec.interconnect(link) if bus_bytes else 0.0
+    return Roofline(compute, memory, measured_seconds, communication)
 
 
 def mfu(tokens_per_second: float, flops_per_token: float, device, dtype="bf16") -> float:
@@ -142,26 +175,47 @@ class Estimate:
     seconds: float
     compute_bound_seconds: float  # the part of `seconds` spent in compute-bound op types
     modules: Dict[str, Roofline]
+    communication_seconds: float = 0.0  # collectives: bus bytes / interconnect bandwidth, in `seconds`
 
     @property
     def memory_bound_seconds(self) -> float:
-        return self.seconds - self.compute_bound_seconds
+        return self.seconds - self.compute_bound_seconds - self.communication_seconds
+
+    @property
+    def bound(self) -> str:
+        """'compute', 'memory' or 'communication': which part of ``seconds`` is the largest."""
+        parts = {"compute": self.compute_bound_seconds, "memory": self.memory_bound_seconds,
+                 "communication": self.communication_seconds}
+        return max(parts, key=parts.get)
 
 
-def estimate_count(counter, device, dtype="bf16") -> Estimate:
-    """An Estimate from a finished count (any device: meta is the usual one)."""
+def estimate_count(counter, device, dtype="bf16", link: str = "nvlink") -> Estimate:
+    """An Estimate from a finished count (any device: meta is the usual one). Collectives take
+    their bus bytes over the interconnect (``link``), one after another with the ops (no overlap)."""
     from .counter import Counts
 
     spec = device_spec(device)
-    total = compute_bound = 0.0
+    total = compute_bound = communication = 0.0
+    collectives = counter.collectives() if hasattr(counter, "collectives") else {}
     for phase in ("forward", "backward", "optimizer", "other"):
-        for op in counter.ops(phase=phase).values():
+        for name, op in counter.ops(phase=phase).items():
+            if name in collectives:
+                continue  # timed below, by their bus bytes
             r = roofline(Counts(flops=op["flops"], macs=op["macs"], bytes_read=op["bytes_read"],
                                 bytes_written=op["bytes_written"]), spec, dtype)
             total += r.predicted_seconds
             compute_bound += r.predicted_seconds if r.bound == "compute" else 0.0
-    modules = {name: roofline(counter.module(name), spec, dtype) for name in counter.module_names}
-    return Estimate(spec, _dtype_key(dtype), total, compute_bound, modules)
+    bus = sum(rec["bus_bytes"] for rec in collectives.values())
+    if bus:
+        communication = bus / spec.interconnect(link)
+    total += communication
+
+    def module_roofline(name):
+        module_bus = sum(rec["bus_bytes"] for rec in counter.collectives(module=name).values()) if bus else 0
+        return roofline(counter.module(name), spec, dtype, bus_bytes=module_bus, link=link)
+
+    modules = {name: module_roofline(name) for name in counter.module_names}
+    return Estimate(spec, _dtype_key(dtype), total, compute_bound, modules, communication)
 
 
 def estimate(model, *args, device="H100", dtype="bf16", train: bool = False, **kwargs) -> Estimate:

@@ -22,8 +22,9 @@ report API (``Report``), so the imports point one way (``tests/test_imports.py``
 from __future__ import annotations
 
 import math
-import unicodedata
 from typing import List, Optional
+
+from ._text import terminal_safe
 
 _SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 _FIXED = {"K": 3, "M": 6, "G": 9, "T": 12, "P": 15}  # --units: the power of ten of each prefix
@@ -180,23 +181,6 @@ def _rate(counts) -> str:
     """Achieved GFLOP/s over the measured time, one decimal."""
     seconds = getattr(counts, "seconds", 0.0)
     return f"{_ratio(counts.flops, seconds * 1e9):.1f}" if seconds else "0.0"
-
-
-def terminal_safe(text) -> str:
-    """`text` with every character a terminal could act on written as a visible escape.
-
-    ESC and the other C0/C1 controls (so no ANSI/OSC sequence reaches the terminal), DEL, bidi
-    overrides and other format characters, line separators and lone surrogates become ``\x1b``,
-    ``\u202e``...: whatever ``str.isprintable`` refuses, except plain spaces (Unicode Zs)."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or unicodedata.category(ch) == "Zs" else _escape(ch) for ch in text)
-
-
-def _escape(ch: str) -> str:
-    o = ord(ch)
-    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 # ----- rich building blocks ------------------------------------------------------------------------
@@ -580,6 +564,12 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
     if by == "module" and any(report.display_counts(n)[1] for n, _, _ in _module_rows(report, depth, None)):
         out.append(Text("* not called itself (a container such as ModuleList): the sum of its children",
                         style="dim" if fancy else None))
+    from .comm import table_lines  # collectives (torch.distributed), when any ran
+
+    comm_lines = table_lines(report, fmt) if hasattr(report, "collectives") else []
+    if comm_lines:
+        out.append(Text(""))
+        out.extend(Text(line, style="bold" if fancy and i == 0 else None) for i, line in enumerate(comm_lines))
     unsupported = _unsupported(report)
     if unsupported:
         out.append(Text(""))

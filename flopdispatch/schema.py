@@ -52,6 +52,10 @@ Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
               **COUNTS,                        # inclusive: children's work included
               "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
     OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
+    # optional, only when a torch.distributed collective ran (COMM = {"calls", "bytes" (payload per
+    # rank), "bus_bytes", "world_size", "seconds"}):
+    "collective_phases": {"backward": {"c10d::allreduce_": COMM}},  "module_collectives": {"h.0":
+    {"backward": {op: COMM}}} (inclusive),  "collectives": {op: COMM} (all phases, for people)
 
 Validation (once, at load; renderers trust the result): the types above; integers below
 10**MAX_DIGITS (600 digits); finite floats; unique module and op names, parents before children;
@@ -76,6 +80,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from . import comm
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from ._version import __version__
 from .htmlreport import write_html
@@ -172,6 +177,7 @@ class Report(TotalsShortcuts):
         self._op_by_name = {o.name: o for o in ops}
         self.unsupported: Dict[str, int] = unsupported
         self.unsupported_reasons: Dict[str, str] = reasons
+        self._collective_phases, self._module_collectives = {}, {}  # comm.parse: set after construction
         self._display = self._children = None
         self._self_cache = {}
         # count(activations=True): {"saved_bytes", "saved_peak_bytes", "saved_param_bytes"}; else None
@@ -184,6 +190,7 @@ class Report(TotalsShortcuts):
         """The report of a ``flopdispatch.count`` (finished, or live inside its block)."""
         data = counter.to_dict()
         full_meta = default_meta(mode="api")
+        full_meta.update(comm.rank_meta())  # rank and world size of an initialised process group
         full_meta.update(meta or {})
         if "ignored" in data:  # count(ignore=...): what was left out, stated in the report
             ig = data["ignored"]
@@ -287,10 +294,12 @@ class Report(TotalsShortcuts):
                 v.check(r and "." not in r and r in seen, f"roots[{i}]: {_short(r)} is not a module of depth one")
             v.check(len(set(roots)) == len(roots), "roots: a name is listed twice")
         activations = v.activations(data["activations"]) if "activations" in data else None
-        return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
-                   trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
-                   totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                   reasons=reasons, roots=roots, activations=activations)
+        report = cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
+                     trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
+                     totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
+                     reasons=reasons, roots=roots, activations=activations)
+        report._collective_phases, report._module_collectives = comm.parse(data, v)
+        return report
 
     @classmethod
     def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
@@ -330,6 +339,8 @@ class Report(TotalsShortcuts):
                          unsupported=dict(data.get("unsupported", {})),
                          reasons=dict(data.get("unsupported_reasons", {})), roots=data.get("roots"),
                          activations=None if act is None else {k: act[k] for k in ACTIVATION_FIELDS})
+            report._collective_phases = data.get("collective_phases", {})
+            report._module_collectives = data.get("module_collectives", {})
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
             raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
         # Round-trip through the validating parser: a report from a count and one from its file agree.
@@ -362,7 +373,18 @@ class Report(TotalsShortcuts):
                             for op, calls in sorted(self.unsupported.items())],
             **({"roots": list(self.roots)} if self.roots not in ([], [""]) else {}),
             **({} if self.activations is None else {"activations": dict(self.activations)}),
+            **self._collectives_json(),
         }
+
+    def _collectives_json(self) -> dict:
+        return comm.report_fields(self._collective_phases, self._module_collectives)
+
+    def collectives(self, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
+        """Per collective op, as ``count.collectives``: {op: {calls, bytes, bus_bytes, world_size,
+        seconds}} (``module``: inclusive, its subtree's)."""
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        return comm.select(self._collective_phases, self._module_collectives, phase=phase, module=module)
 
     def to_json(self, indent: Optional[int] = 1) -> str:
         text = json.dumps(self.to_dict(), indent=indent, default=str)

@@ -33,7 +33,7 @@ SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), database
 FAMILY_EXAMPLES = 40  # per family, ops sampled across the family
 OP_EXAMPLES = 4       # per declared op, in the every-op sweep
 
-FORMULA_FAMILIES = sorted(f for f in FAMILY_PARAMS if f not in ("zero", "move", "unsupported"))
+FORMULA_FAMILIES = sorted(f for f in FAMILY_PARAMS if f not in ("zero", "move", "unsupported", "comm"))
 OPS_BY_FAMILY = {f: sorted(n for n, (fam, _, _) in TABLE.items() if fam == f) for f in FORMULA_FAMILIES}
 ALL_FORMULA_OPS = sorted(n for f in FORMULA_FAMILIES for n in OPS_BY_FAMILY[f])
 

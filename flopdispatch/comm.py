@@ -1,0 +1,489 @@
+"""Communication: collectives and point-to-point ops (torch.distributed) as their own record.
+
+Every op of the ``comm`` family in ``_ops.py`` (c10d ops, functional collectives, FSDP2's copy
+helpers) reaches ``record`` through the compiled recorder, once per call, with the module scope
+and phase the call ran in. A collective costs no FLOPs; its record holds, per (scope, phase, op):
+calls, the payload bytes (per rank, the size the NCCL-tests convention measures the op by), the
+bus bytes (payload times the algorithm's factor) and the largest process-group size seen. The
+bytes it reads and writes locally go to the ordinary table like any op's. Collectives are rare
+(a few per step), so this runs in Python; the compiled hot path is untouched.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from fractions import Fraction
+from typing import Dict, Optional
+
+import torch
+
+from . import _ops
+from ._counts import PHASES
+from ._text import terminal_safe
+
+__all__ = ["bus_factor"]
+
+_KIND_NAMES = {
+    _ops.COMM_ALL_REDUCE: "all_reduce", _ops.COMM_ALL_GATHER: "all_gather",
+    _ops.COMM_REDUCE_SCATTER: "reduce_scatter", _ops.COMM_ALL_TO_ALL: "all_to_all",
+    _ops.COMM_BROADCAST: "broadcast", _ops.COMM_REDUCE: "reduce", _ops.COMM_GATHER: "gather",
+    _ops.COMM_SCATTER: "scatter", _ops.COMM_SEND: "send", _ops.COMM_RECV: "recv",
+    _ops.COMM_BARRIER: "barrier", _ops.COMM_WAIT: "wait",
+}
+
+
+def bus_factor(kind: str, world_size: int) -> Fraction:
+    """Bus bytes per payload byte for a collective of ``kind`` on ``world_size`` ranks (NCCL-tests):
+    all_reduce 2(n-1)/n; all_gather, reduce_scatter, all_to_all, gather, scatter (n-1)/n;
+    broadcast, reduce, send, recv 1; barrier, wait 0."""
+    n = max(int(world_size), 1)
+    if kind == "all_reduce":
+        return Fraction(2 * (n - 1), n)
+    if kind in ("all_gather", "reduce_scatter", "all_to_all", "gather", "scatter"):
+        return Fraction(n - 1, n)
+    if kind in ("broadcast", "reduce", "send", "recv"):
+        return Fraction(1)
+    return Fraction(0)
+
+
+def _nbytes(x) -> int:
+    """Bytes of the tensors in x (a tensor, or nested lists/tuples of them)."""
+    if isinstance(x, torch.Tensor):
+        return int(x.numel()) * x.element_size()
+    if isinstance(x, (list, tuple)):
+        return sum(_nbytes(v) for v in x)
+    return 0
+
+
+def _arg(args, kwargs, arg_names, pos):
+    if pos < 0:
+        return None
+    if pos < len(args):
+        return args[pos]
+    if kwargs and pos < len(arg_names):
+        return kwargs.get(arg_names[pos])
+    return None
+
+
+_ProcessGroup = None
+
+
+def _group_info(cache: dict, group) -> tuple:
+    """(size, rank) of a process group given as a ProcessGroup (or its TorchScript box), a group
+    name, or a group size (rank unknown: -1). Cached per group name in ``cache`` (one count's)."""
+    global _ProcessGroup
+    if group is None:
+        return 1, 0
+    if isinstance(group, int):
+        return group, -1
+    if isinstance(group, torch.ScriptObject):
+        if _ProcessGroup is None:
+            _ProcessGroup = torch._C._distributed_c10d.ProcessGroup
+        group = _ProcessGroup.unbox(group)  # the ProcessGroup object (a few microseconds)
+    name = group if isinstance(group, str) else getattr(group, "group_name", None)
+    found = cache.get(name) if name is not None else None
+    if found is None:
+        if isinstance(group, str):
+            from torch.distributed.distributed_c10d import _resolve_process_group
+
+            group = _resolve_process_group(group)
+        found = (int(group.size()), int(group.rank()))
+        if name is not None:
+            cache[name] = found
+    return found
+
+
+def _state(mode) -> dict:
+    state = mode.__dict__.get("_fd_comm")
+    if state is None:
+        state = mode.__dict__["_fd_comm"] = {"records": {}, "groups": {}}
+    return state
+
+
+def record(declaration, mode, scope, phase, func, args, kwargs, out):
+    """Called by the recorder for a comm-family op (``declaration``: ``_core.declaration``, bound
+    by ``_core`` when it installs the hook): keeps its record in ``mode`` and returns the
+    (bytes_read, bytes_written) of the call on this rank. An exception makes the recorder price
+    the call as any op (generic bytes, no record)."""
+    name, _, params, arg_names, _ = declaration(func)
+    kind, send, recv, group_pos, root_pos = params
+    sent = _nbytes(_arg(args, kwargs, arg_names, send))
+    received = _nbytes(out if recv < 0 else _arg(args, kwargs, arg_names, recv))
+    if kind == _ops.COMM_COPY:  # a local copy: what it reads, it writes (out= given: that)
+        return sent, received if recv >= 0 else sent
+    state = _state(mode)
+    size, rank = _group_info(state["groups"], _arg(args, kwargs, arg_names, group_pos))
+    if kind in (_ops.COMM_SEND,):
+        payload, received = sent, 0
+    elif kind == _ops.COMM_RECV:
+        payload, sent = received, 0
+    elif kind == _ops.COMM_ALL_GATHER:
+        payload = received  # the gathered (full) buffer
+    elif kind == _ops.COMM_GATHER:
+        payload = sent * size
+    elif kind == _ops.COMM_SCATTER:
+        payload = received * size
+    elif kind in (_ops.COMM_BARRIER, _ops.COMM_WAIT):
+        payload = sent = received = 0
+    else:  # all_reduce, reduce_scatter (full input), all_to_all, broadcast, reduce: what is sent
+        payload = sent
+    root = _arg(args, kwargs, arg_names, root_pos)
+    if isinstance(root, int) and rank >= 0 and send == recv and send >= 0:  # in place, rooted
+        if kind == _ops.COMM_BROADCAST:  # the root only sends; the others only receive
+            sent, received = (sent, 0) if rank == root else (0, received)
+        elif kind == _ops.COMM_REDUCE:  # every rank sends; the root receives the result
+            received = received if rank == root else 0
+    factor = bus_factor(_KIND_NAMES[kind], size)
+    bus = (payload * factor.numerator * 2 + factor.denominator) // (2 * factor.denominator)  # nearest
+    key = (scope, phase, name)
+    rec = state["records"].get(key)
+    if rec is None:
+        state["records"][key] = [1, payload, bus, size]
+    else:
+        rec[0] += 1
+        rec[1] += payload
+        rec[2] += bus
+        rec[3] = max(rec[3], size)
+    return sent, received
+
+
+_SUBCLASSES = []  # [(DTensor, AsyncCollectiveTensor)] once torch.distributed.tensor is imported
+
+
+class _Propagation(threading.local):
+    depth = 0  # > 0 while DTensor propagates shapes on fake tensors (this thread)
+
+
+_propagation = _Propagation()
+
+
+class _ShapePropagation:
+    """Wraps DTensor's ``ShardingPropagator._fake_mode_lock`` (a context manager DTensor enters, and
+    only enters, around running an op on fake tensors to learn its output's shape; a no-op unless
+    a user set a lock, which it still enters): the ops run inside are not counted."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __enter__(self):
+        result = self.inner.__enter__()
+        _propagation.depth += 1
+        return result
+
+    def __exit__(self, *exc):
+        _propagation.depth -= 1
+        return self.inner.__exit__(*exc)
+
+
+def _load_subclasses():
+    module = sys.modules.get("torch.distributed.tensor")
+    dtensor = getattr(module, "DTensor", None) if module is not None else None
+    if dtensor is None:
+        return None
+    from torch.distributed._functional_collectives import AsyncCollectiveTensor
+    from torch.distributed.tensor._sharding_prop import ShardingPropagator
+
+    _SUBCLASSES.append(((dtensor, AsyncCollectiveTensor), ShardingPropagator))
+    return _SUBCLASSES[0]
+
+
+def subclass_dispatch(mode, func, types, args, kwargs):
+    """Called by the recorder for an op with tensor-subclass arguments (``types`` not empty).
+
+    A DTensor op (and an AsyncCollectiveTensor's, whose dispatch waits for the collective) is left
+    to the subclass (NotImplemented): its dispatch runs with ``mode`` active, so each rank counts
+    the ops on its local shards and the collectives its redistributions issue, not the op on the
+    global shape. An op DTensor runs on fake tensors to propagate shapes runs uncounted
+    (``(output,)``). Anything else: None (recorded as usual)."""
+    found = _SUBCLASSES[0] if _SUBCLASSES else _load_subclasses()
+    if found is None:
+        return None
+    if _propagation.depth:
+        return (func(*args, **(kwargs or {})),)
+    classes, propagator = found
+    for t in types:
+        if isinstance(t, type) and issubclass(t, classes):
+            if type(propagator.__dict__.get("_fake_mode_lock")) is not _ShapePropagation:
+                propagator._fake_mode_lock = _ShapePropagation(propagator._fake_mode_lock)
+            return NotImplemented
+    return None
+
+
+def records(mode) -> Dict[tuple, list]:
+    """{(scope, phase index, op name): [calls, payload bytes, bus bytes, world size]} of a mode."""
+    state = mode.__dict__.get("_fd_comm") if mode is not None else None
+    return {k: list(v) for k, v in state["records"].items()} if state else {}
+
+
+def _rows(counter):
+    """The count's collective records as (phase, op, modules on the path, innermost module,
+    [calls, payload, bus, world size, seconds]), ignored modules' left out (read once)."""
+
+    res = counter._res()
+    ignored = counter._ignored_idx
+    rows = []
+    for (scope, ph, name), (calls, payload, bus, size) in records(counter._mode).items():
+        phase_name = PHASES[ph]
+        path = res["on_path"][scope] if scope < len(res["on_path"]) else ()
+        if ignored and ignored.intersection(path):
+            continue
+        acc = res["scope_op"].get((scope, phase_name, name))
+        seconds = acc.v[6] if acc is not None else 0.0
+        innermost = res["innermost"][scope] if scope < len(res["innermost"]) else None
+        rows.append((phase_name, name, path, innermost, [calls, payload, bus, size, seconds]))
+    return rows
+
+
+def _add(table: dict, name: str, values) -> None:
+    m = table.setdefault(name, [0, 0, 0, 0, 0.0])
+    m[0] += values[0]
+    m[1] += values[1]
+    m[2] += values[2]
+    m[3] = max(m[3], values[3])
+    m[4] += values[4]
+
+
+def _records_out(table: dict) -> Dict[str, dict]:
+    return {name: {"calls": calls, "bytes": payload, "bus_bytes": bus, "world_size": size, "seconds": seconds}
+            for name, (calls, payload, bus, size, seconds) in sorted(table.items(), key=lambda kv: (-kv[1][2], kv[0]))}
+
+
+def collectives(counter, phase: Optional[str] = None, module: Optional[str] = None,
+                exclusive: bool = False) -> Dict[str, dict]:
+    """Per collective op of a ``count``: {op: {calls, bytes, bus_bytes, world_size, seconds}}."""
+    counter._check_phase(phase)
+    idx = counter._module_index(module) if module is not None else None
+    merged: Dict[str, list] = {}
+    for phase_name, name, path, innermost, values in _rows(counter):
+        if phase is not None and phase_name != phase:
+            continue
+        if idx is not None and not ((innermost == idx) if exclusive else (idx in path)):
+            continue
+        _add(merged, name, values)
+    return _records_out(merged)
+
+
+def totals(table: Dict[str, dict]) -> dict:
+    """{calls, bytes, bus_bytes} summed over a collectives() table."""
+    return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+
+
+# ----- saved reports ----------------------------------------------------------------------------
+# A report keeps {phase: {op: RECORD}} ("collective_phases") and, for each module with any,
+# {module: {phase: {op: RECORD}}} ("module_collectives", inclusive); RECORD = {calls, bytes,
+# bus_bytes, world_size[, seconds]}. "collectives" ({op: RECORD}, all phases) is written for people.
+
+RECORD_FIELDS = ("calls", "bytes", "bus_bytes", "world_size")
+
+
+def count_fields(counter) -> dict:
+    """The collectives' fields of ``count.to_dict()`` and of a report (none when none ran), in one
+    pass over the records."""
+
+    rows = _rows(counter)
+    if not rows:
+        return {}
+    total, phases, modules = {}, {}, {}
+    for phase_name, name, path, _, values in rows:
+        _add(total, name, values)
+        _add(phases.setdefault(phase_name, {}), name, values)
+        for m in path:
+            _add(modules.setdefault(m, {}).setdefault(phase_name, {}), name, values)
+    return {"collectives": _records_out(total),
+            "collective_phases": {p: _records_out(phases[p]) for p in PHASES if p in phases},
+            "module_collectives": {counter._names[m]: {p: _records_out(split[p]) for p in PHASES if p in split}
+                                   for m, split in sorted(modules.items())}}
+
+
+def _merge(tables) -> Dict[str, dict]:
+    merged: Dict[str, dict] = {}
+    for table in tables:
+        for op, rec in table.items():
+            m = merged.setdefault(op, {"calls": 0, "bytes": 0, "bus_bytes": 0, "world_size": 0, "seconds": 0.0})
+            for f in ("calls", "bytes", "bus_bytes"):
+                m[f] += rec[f]
+            m["world_size"] = max(m["world_size"], rec["world_size"])
+            m["seconds"] += rec.get("seconds", 0.0)
+    return dict(sorted(merged.items(), key=lambda kv: (-kv[1]["bus_bytes"], kv[0])))
+
+
+def select(phases: dict, modules: dict, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
+    """{op: RECORD} of a report's collectives, for one phase and/or one module (inclusive)."""
+    source = phases if module is None else modules.get(module, {})
+    return _merge(t for p, t in source.items() if phase is None or p == phase)
+
+
+def parse(data: dict, v) -> tuple:
+    """(phases, modules) from a report's JSON, checked with the schema's validator ``v``."""
+
+    def table(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
+        out = {}
+        for op, rec in x.items():
+            w = f"{where}[{op!r}]"
+            v.check(isinstance(rec, dict), f"{w}: expected an object of communication counts")
+            r = {f: v.integer(rec.get(f, 0), f"{w}.{f}") for f in RECORD_FIELDS}
+            t = rec.get("seconds", 0.0)
+            v.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300,
+                    f"{w}.seconds: expected a non-negative number")
+            r["seconds"] = float(t)
+            out[v.string(op, w)] = r
+        return out
+
+    def phase_split(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
+        for p in x:
+            v.check(p in PHASES, f"{where}: unknown phase {p!r}")
+        return {p: table(x[p], f"{where}.{p}") for p in PHASES if p in x}
+
+    phases = phase_split(data.get("collective_phases", {}), "collective_phases")
+    raw = data.get("module_collectives", {})
+    v.check(isinstance(raw, dict), "module_collectives: expected an object")
+    modules = {v.string(name, "module_collectives"): phase_split(split, f"module_collectives[{name!r}]")
+               for name, split in raw.items()}
+    return phases, modules
+
+
+def report_fields(phases: dict, modules: dict) -> dict:
+    """The JSON fields of a report's collectives (none when none ran)."""
+    if not phases:
+        return {}
+    return {"collectives": select(phases, modules), "collective_phases": phases, "module_collectives": modules}
+
+
+def table_lines(report, fmt) -> list:
+    """The terminal table's communication section (no lines when no collective ran)."""
+
+    table = report.collectives()
+    if not table:
+        return []
+    rows = [("collective", "calls", "payload", "bus bytes", "ranks", "phases", "time")]
+    for op, rec in table.items():
+        phases = [p for p in PHASES if op in report.collectives(phase=p)]
+        rows.append((terminal_safe(op), f"{rec['calls']:,}", fmt.text(rec["bytes"], "B").strip(),
+                     fmt.text(rec["bus_bytes"], "B").strip(), str(rec["world_size"]), ",".join(phases),
+                     f"{rec['seconds'] * 1e3:.2f} ms" if rec.get("seconds") else "-"))
+    t = totals(table)
+    rows.append(("total", f"{t['calls']:,}", fmt.text(t["bytes"], "B").strip(), fmt.text(t["bus_bytes"], "B").strip(),
+                 "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["communication (per rank; payload as NCCL-tests sizes it, bus bytes = payload x the "
+             "algorithm's factor):"]
+    for k, r in enumerate(rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) if i not in (5,) else c.ljust(w)
+                                          for i, (c, w) in enumerate(zip(r[1:], widths[1:]), start=1)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+# ----- one report per rank (torchrun) ----------------------------------------------------------
+
+IMBALANCE = 1.05  # max/mean across ranks above this is flagged
+
+
+def launcher_rank() -> Optional[tuple]:
+    """(rank, world size) set by torchrun (RANK, WORLD_SIZE), or None for a single process."""
+    import os
+
+    try:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    except (KeyError, ValueError):
+        return None
+    return (rank, world) if world > 1 and 0 <= rank < world else None
+
+
+def rank_meta() -> dict:
+    """{"rank", "world_size"} of this process in an initialised default process group, else {}."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return {"rank": dist.get_rank(), "world_size": dist.get_world_size()}
+    except Exception:  # noqa: BLE001 - metadata only
+        pass
+    return {}
+
+
+def rank_path(path: Optional[str], rank: int) -> Optional[str]:
+    """out.json -> out.rank3.json (the rank before the extension); "-" and None unchanged."""
+    import os
+
+    if not path or path == "-":
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}.rank{rank}{ext}"
+
+
+def rank_table(reports, names, fmt) -> list:
+    """The lines of ``flopdispatch show r.rank0.json r.rank1.json ...``: one row per rank (compute,
+    communication, measured op time), the job's totals, and max/mean across ranks with the
+    figures above IMBALANCE flagged."""
+
+    entries = []
+    for i, (report, name) in enumerate(zip(reports, names)):
+        rank = report.meta.get("rank")
+        rank = rank if type(rank) is int else i
+        coll = totals(report.collectives()) if hasattr(report, "collectives") else {"calls": 0, "bytes": 0,
+                                                                                      "bus_bytes": 0}
+        comm_seconds = sum(r.get("seconds", 0.0) for r in report.collectives().values())
+        t = report.totals
+        entries.append({"rank": rank, "file": name, "flops": t.flops, "macs": t.macs, "bytes": t.bytes,
+                        "comm_calls": coll["calls"], "payload": coll["bytes"], "bus_bytes": coll["bus_bytes"],
+                        "compute_seconds": max(getattr(t, "seconds", 0.0) - comm_seconds, 0.0),
+                        "comm_seconds": comm_seconds})
+    entries.sort(key=lambda e: e["rank"])
+    timed = any(e["compute_seconds"] or e["comm_seconds"] for e in entries)
+    cols = [("FLOPs", "flops", "FLOPs"), ("MACs", "macs", "MACs"), ("bytes", "bytes", "B"),
+            ("comm calls", "comm_calls", None), ("payload", "payload", "B"), ("bus bytes", "bus_bytes", "B")]
+    if timed:
+        # measured op time (--timing) outside and inside collectives; a rank's collective time
+        # includes waiting for the slowest rank to arrive
+        cols += [("compute s", "compute_seconds", "s"), ("comm s", "comm_seconds", "s")]
+
+    def cell(value, unit):
+        if unit is None:
+            return f"{value:,}"
+        if unit == "s":
+            return f"{value:.4f}"
+        text = fmt.text(value, unit).strip()
+        return text if unit == "B" else (text[:-len(unit)].strip() if text.endswith(unit) else text)
+
+    rows = [["rank"] + [c[0] for c in cols]]
+    for e in entries:
+        rows.append([str(e["rank"])] + [cell(e[key], unit) for _, key, unit in cols])
+    rule = len(rows)
+    total = {key: sum(e[key] for e in entries) for _, key, _ in cols}
+    rows.append(["job total"] + [cell(total[key], unit) for _, key, unit in cols])
+    flagged = []
+    ratio_row = ["max/mean"]
+    for label, key, unit in cols:
+        values = [e[key] for e in entries]
+        mean = sum(values) / len(values) if values else 0
+        ratio = max(values) / mean if mean else 1.0
+        ratio_row.append(f"{ratio:.2f}")
+        if ratio > IMBALANCE and key not in ("comm_calls",):
+            top = max(entries, key=lambda e: e[key])
+            flagged.append(f"{label}: max/mean {ratio:.2f} (rank {top['rank']} has the most"
+                           + ("; waiting for slower ranks counts here" if key == "comm_seconds" else "") + ")")
+    rows.append(ratio_row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    worlds = {r.meta.get("world_size") for r in reports}
+    world = next(iter(worlds)) if len(worlds) == 1 and type(next(iter(worlds))) is int else None
+    target = {r.meta.get("target") for r in reports}
+    head = f"flopdispatch: {len(entries)} ranks"
+    if world is not None:
+        head += f" of {world}"
+    if len(target) == 1 and isinstance(next(iter(target)), str):
+        head += f", {next(iter(target))}"
+    lines = [terminal_safe(head), ""]
+    for k, r in enumerate(rows):
+        if k == rule:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
+    ranks = sorted(e["rank"] for e in entries)
+    if world is not None and ranks != list(range(world)):
+        lines.append(f"note: ranks {', '.join(map(str, ranks))} of {world} given: the totals are of these only")
+    if flagged:
+        lines.append(f"imbalance (max/mean above {IMBALANCE}): " + "; ".join(flagged))
+    else:
+        lines.append(f"balanced: every figure's max/mean across ranks is at most {IMBALANCE}")
+    return lines
