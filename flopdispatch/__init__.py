@@ -12,9 +12,10 @@ from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, esti
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 from .schema import Report, ReportError
+from .symbolic import SymbolicCount, SymbolicCounts, symbolic
 from .user import Cost, formula, remove_formula
 
 __version__ = "0.1.0"
 __all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
            "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
-           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__"]
+           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "symbolic", "SymbolicCount", "SymbolicCounts", "__version__"]

@@ -279,6 +279,7 @@ class count(TotalsShortcuts):
         self._ignored_idx = set()
         self._model = model
         self._python_formulas = bool(python_formulas)
+        self._python_pricer = None  # fd.symbolic: callable(func, args, kwargs, out, scope, phase) pricing every op
         self._timing = bool(timing)
         self._wall = [0.0, 0.0]
         self._mode = None
@@ -353,7 +354,7 @@ class count(TotalsShortcuts):
         mode = self._mode = _CountingMode()
         try:
             mode.configure(self._model is not None, self._on_unknown_module, self._on_accumulate_grad)
-            mode.use_python_formulas(self._python_formulas)
+            mode.use_python_formulas(self._python_formulas or self._python_pricer is not None, self._python_pricer)
             mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
             if self._model is not None:
                 self._register_tree(self._model)

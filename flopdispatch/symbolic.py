@@ -1,0 +1,456 @@
+"""``fd.symbolic``: FLOPs, MACs and bytes as exact polynomials in named dimensions.
+
+The model runs once on fake tensors whose named dimensions are symbols of a ``ShapeEnv`` (no data,
+no memory, no ``torch.compile``). Every op is priced twice by the one Python reference
+(``_reference.py``): at the traced sizes, for the ordinary count that backs the result, and with
+its sizes kept symbolic, which gives the op's cost as a sympy expression. The expressions are
+summed per module scope, phase and op, and rolled up like a normal count's integers.
+
+Sizes the model's own code compares (``if seq > 1``) add guards: the formulas hold where the guards
+hold (``SymbolicCount.guards``). A dimension the code pins to its traced value is reported in
+``SymbolicCount.specialized`` (with the guard and the op that pinned it), never silently turned
+into a constant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import torch
+
+from . import _core, _reference
+from .counter import PHASES, Counts, count
+
+__all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
+
+# Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
+# numbers"); tests/test_symbolic.py checks each entry.
+NOT_SYMBOLIC = {
+    "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "
+                            "unique, repeat_interleave with a tensor of repeats, item/_local_scalar_dense): "
+                            "their sizes are unbacked symbols with no value at any size",
+    "fft over a symbolic length": "the FFT count uses an integer log2 of the transform length "
+                                  "(5 n log2 n, by the same bit steps as the C++): a symbolic length has no "
+                                  "closed form; an FFT over a fixed length is symbolic in the other dims",
+    "sparse stored elements": "sparse products count stored elements (_nnz()), which only the data knows",
+    "user formulas": "fd.formula costs are Python functions of concrete sizes: priced at the traced size only",
+}
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolicCounts:
+    """Work as sympy expressions in the named dimensions (same units as ``Counts``).
+
+    flops, macs, bytes_read, bytes_written: exact polynomials (operations, bytes); causal_macs:
+    MACs with causally masked scores skipped (may hold ``Piecewise`` for query/key lengths that
+    differ). ``at(batch=8, seq=512)`` evaluates them to a ``Counts`` of ints.
+    """
+
+    flops: object = 0
+    macs: object = 0
+    bytes_read: object = 0
+    bytes_written: object = 0
+    causal_macs: object = 0
+    calls: int = 0
+
+    @property
+    def bytes(self):
+        return _sympy().expand(self.bytes_read + self.bytes_written)
+
+    def at(self, **sizes) -> Counts:
+        """The integer counts at the given sizes of the named dimensions."""
+        sympy = _sympy()
+        subs = {sympy.Symbol(k, positive=True, integer=True): int(v) for k, v in sizes.items()}
+
+        def value(e):
+            v = sympy.sympify(e).subs(subs)
+            if not v.is_number:
+                raise ValueError(f"no size given for {sorted(map(str, v.free_symbols))}")
+            if v != int(v):
+                raise ValueError(f"{e} is not an integer at {sizes}")
+            return int(v)
+
+        return Counts(flops=value(self.flops), macs=value(self.macs), bytes_read=value(self.bytes_read),
+                      bytes_written=value(self.bytes_written), causal_macs=value(self.causal_macs), calls=self.calls)
+
+    def as_dict(self) -> dict:
+        """Expressions as strings (sympy syntax: ``sympy.sympify`` reads them back)."""
+        return {"flops": str(self.flops), "macs": str(self.macs), "bytes_read": str(self.bytes_read),
+                "bytes_written": str(self.bytes_written), "bytes": str(self.bytes),
+                "causal_macs": str(self.causal_macs), "calls": self.calls}
+
+
+class _Sum:
+    """Terms of one (scope, phase, op), summed once when read."""
+
+    __slots__ = ("terms", "calls")
+
+    def __init__(self):
+        self.terms = [[], [], [], [], []]  # flops, macs, masked, read, written
+        self.calls = 0
+
+
+# ----- symbols and fake inputs -------------------------------------------------------------------
+
+
+def _dim_source(name):
+    from torch._guards import GuardSource, Source
+
+    @dataclasses.dataclass(frozen=True)
+    class DimSource(Source):
+        """A named dimension given to fd.symbolic (what guards on it are reported against)."""
+
+        dim: str
+
+        @property
+        def name(self):
+            return self.dim
+
+        def guard_source(self):
+            return GuardSource.CONSTANT
+
+        def reconstruct(self, codegen):
+            raise NotImplementedError
+
+    return DimSource(name)
+
+
+def _parse_dtype(d):
+    if d is None:
+        return torch.float32
+    if isinstance(d, torch.dtype):
+        return d
+    found = getattr(torch, str(d), None)
+    if not isinstance(found, torch.dtype):
+        raise ValueError(f"fd.symbolic: unknown dtype {d!r}")
+    return found
+
+
+def _input_spec(spec):
+    """(shape entries, dtype) of one input: ("batch", "seq"), (("batch", 3), torch.int64),
+    {"shape": ..., "dtype": ...} or "batch,seq:int64"."""
+    if isinstance(spec, str):
+        shape, _, dtype = spec.partition(":")
+        parts = [p.strip() for p in shape.replace("x", ",").split(",")] if "," not in shape else \
+            [p.strip() for p in shape.split(",")]
+        return [int(p) if p.isdigit() else p for p in parts if p], _parse_dtype(dtype or None)
+    if isinstance(spec, Mapping):
+        return list(spec["shape"]), _parse_dtype(spec.get("dtype"))
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], (tuple, list)):
+        return list(spec[0]), _parse_dtype(spec[1])
+    if isinstance(spec, (tuple, list)):
+        return list(spec), torch.float32
+    raise TypeError(f"fd.symbolic: an input is a shape such as ('batch', 'seq'), a (shape, dtype) pair or a "
+                    f"'batch,seq:int64' string; got {type(spec).__name__}")
+
+
+def _one_input(spec):
+    """Whether ``inputs`` is one input (a shape, a (shape, dtype) pair, a string, a tensor) rather
+    than a list of them."""
+    if isinstance(spec, (str, torch.Tensor, Mapping)):
+        return True
+    if not isinstance(spec, (tuple, list)):
+        return False
+    if len(spec) == 2 and isinstance(spec[0], (tuple, list)) and isinstance(spec[1], (torch.dtype, str)):
+        return True  # (shape, dtype)
+    return all(isinstance(e, (int, str)) for e in spec)  # a shape
+
+
+# ----- the result --------------------------------------------------------------------------------
+
+
+class SymbolicCount:
+    """FLOPs, MACs and bytes of one run as sympy expressions in the named dimensions.
+
+    ``flops``, ``macs``, ``bytes``...: totals; ``phase(name)``, ``module(name, phase=None,
+    exclusive=False)``, ``ops()``: the same breakdowns as a ``count`` (``SymbolicCounts``).
+    ``dims``: {name: sympy Symbol}; ``traced``: the sizes the model ran at; ``count``: the ordinary
+    count at those sizes. ``guards``: conditions on the dims the formulas assume; ``specialized``:
+    dims the model pinned to their traced size, with why; ``not_symbolic``: ops whose cost has no
+    expression (left out of every expression, see ``NOT_SYMBOLIC``); ``unsupported``: as ``count``.
+    """
+
+    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic):
+        self.count, self.dims, self.traced = c, dims, traced
+        self.guards, self.specialized, self.not_symbolic = guards, specialized, not_symbolic
+        self._sums = sums  # (scope, phase name, op name) -> SymbolicCounts
+        self._cache = {}
+
+    @property
+    def unsupported(self) -> Dict[str, int]:
+        return self.count.unsupported
+
+    @staticmethod
+    def _add(rows):
+        sympy = _sympy()
+        rows = list(rows)
+        fields = [sympy.expand(sympy.Add(*[getattr(r, f) for r in rows])) for f in
+                  ("flops", "macs", "bytes_read", "bytes_written", "causal_macs")]
+        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows))
+
+    def _select(self, phase=None, module=None, exclusive=False, op=None):
+        key = (phase, module, exclusive, op)
+        if key not in self._cache:
+            res = self.count._res()
+            scopes = None
+            if module is not None:
+                idx = self.count._module_index(module)
+                if exclusive:
+                    scopes = {s for s, m in enumerate(res["innermost"]) if m == idx}
+                else:
+                    scopes = {s for s, path in enumerate(res["on_path"]) if idx in path}
+            self._cache[key] = self._add(v for (s, p, o), v in self._sums.items()
+                                         if (phase is None or p == phase) and (scopes is None or s in scopes)
+                                         and (op is None or o == op))
+        return self._cache[key]
+
+    @property
+    def totals(self) -> SymbolicCounts:
+        return self._select()
+
+    flops = property(lambda self: self.totals.flops, doc="Total FLOPs, an expression in the dims.")
+    macs = property(lambda self: self.totals.macs, doc="Total MACs.")
+    bytes_read = property(lambda self: self.totals.bytes_read)
+    bytes_written = property(lambda self: self.totals.bytes_written)
+    bytes = property(lambda self: self.totals.bytes, doc="Bytes read plus written.")
+    causal_macs = property(lambda self: self.totals.causal_macs)
+
+    def phase(self, name: str) -> SymbolicCounts:
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
+        return self._select(phase=name)
+
+    def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> SymbolicCounts:
+        """One module's work (inclusive of its children unless ``exclusive``), optionally one phase."""
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        return self._select(phase=phase, module=name, exclusive=exclusive)
+
+    @property
+    def module_names(self) -> List[str]:
+        return self.count.module_names
+
+    def ops(self, phase: Optional[str] = None) -> Dict[str, SymbolicCounts]:
+        names = sorted({o for (_, p, o) in self._sums if phase is None or p == phase})
+        return {o: self._select(phase=phase, op=o) for o in names}
+
+    def at(self, **sizes) -> Counts:
+        """Total integer counts at the given sizes (``at(batch=8, seq=2048)``)."""
+        return self.totals.at(**sizes)
+
+    def to_dict(self, depth=None) -> dict:
+        """JSON-able: every expression as a string (the report's ``symbolic`` field)."""
+        names = self.count.module_names
+        if depth is not None:
+            names = [n for n in names if (n.count(".") + 1 if n else 0) <= depth]
+        return {
+            "dims": {n: {"traced": self.traced[n]} for n in self.dims},
+            "totals": self.totals.as_dict(),
+            "phases": {p: self.phase(p).as_dict() for p in PHASES if any(k[1] == p for k in self._sums)},
+            "modules": {n: self.module(n).as_dict() for n in names},
+            "guards": list(self.guards),
+            "specialized": dict(self.specialized),
+            "not_symbolic": dict(self.not_symbolic),
+        }
+
+    def table(self, depth=2, field: str = "flops") -> str:
+        """The module tree with one expression per phase (``field``: flops, macs or bytes)."""
+        if field not in ("flops", "macs", "bytes", "bytes_read", "bytes_written", "causal_macs"):
+            raise ValueError(f"unknown field {field!r}")
+        phases = [p for p in PHASES if any(k[1] == p for k in self._sums)]
+        rows = []
+        for n in self.count.module_names:
+            level = n.count(".") + 1 if n else 0
+            if depth != "all" and level > depth:
+                continue
+            rows.append(("  " * level + (n.rpartition(".")[2] if n else "(root)"),
+                         [str(getattr(self.module(n), field))] +
+                         [str(getattr(self.module(n, phase=p), field)) for p in phases]))
+        rows.append(("total", [str(getattr(self.totals, field))] + [str(getattr(self.phase(p), field)) for p in phases]))
+        head = ["module", field] + [f"{p}" for p in phases]
+        width = max(len(r[0]) for r in rows + [(head[0],)])
+        lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
+                 + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
+        for name, cells in rows:
+            lines.append(f"{name:<{width}}  " + " | ".join(f"{h}: {c}" for h, c in zip(head[1:], cells)))
+        for title, items in (("guards (the formulas assume)", self.guards),
+                             ("SPECIALIZED (pinned to the traced size)", [f"{k}: {v}" for k, v in self.specialized.items()]),
+                             ("not symbolic (left out of the expressions)",
+                              [f"{k}: {v}" for k, v in self.not_symbolic.items()]),
+                             ("unsupported ops", [f"{k}: {v} calls" for k, v in self.unsupported.items()])):
+            if items:
+                lines.append(f"{title}:")
+                lines.extend(f"  {i}" for i in items)
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"SymbolicCount(flops={self.flops}, macs={self.macs}, bytes={self.bytes})"
+
+
+# ----- the run -----------------------------------------------------------------------------------
+
+
+def _default_loss(output):
+    loss = getattr(output, "loss", None)
+    if isinstance(loss, torch.Tensor):
+        return loss
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        output = logits
+    if not isinstance(output, torch.Tensor):
+        raise TypeError("fd.symbolic(train=True): give loss_fn=callable(output) -> scalar tensor")
+    return output if output.dim() == 0 else output.float().sum()
+
+
+def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: bool = False, loss_fn=None,
+             optimizer=None, device="cpu") -> SymbolicCount:
+    """Count one run of ``model`` with named dimensions kept symbolic; FLOPs, MACs and bytes come
+    back as exact polynomials in them.
+
+    ``inputs``: the model's inputs as shapes whose entries are ints or dim names: one shape
+    ``("batch", "seq")``, a ``(shape, dtype)`` pair, a ``"batch,seq:int64"`` string, a list of those
+    (positional) or a dict of them (keyword arguments); an actual tensor passes as it is.
+    ``dims``: {name: size the model is traced at} (each >= 2: PyTorch pins sizes 0 and 1).
+    ``train``: also run backward of ``loss_fn(output)`` (default: the output's ``loss``, else the
+    sum of its logits or first tensor); ``optimizer``: a callable(params) -> optimizer whose
+    ``step()`` runs after backward. The model's parameters may be on any device, meta included:
+    the run uses fake copies on ``device`` (no memory, no data).
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    sympy = _sympy()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"fd.symbolic(model): expected a torch.nn.Module, got {type(model).__name__}")
+    dims = dict(dims)
+    if not dims:
+        raise ValueError("fd.symbolic: name at least one dimension in dims={'seq': 128, ...}")
+    for name, hint in dims.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"fd.symbolic: a dim name must be an identifier, got {name!r}")
+        if not isinstance(hint, int) or isinstance(hint, bool) or hint < 2:
+            raise ValueError(f"fd.symbolic: dims[{name!r}] = {hint!r}: trace at an int >= 2 "
+                             "(PyTorch specializes sizes 0 and 1)")
+    env = ShapeEnv()
+    sym_of = {n: env.create_symbol(h, _dim_source(n), dynamic_dim=DimDynamic.DYNAMIC) for n, h in dims.items()}
+    named = {s: sympy.Symbol(n, positive=True, integer=True) for n, s in sym_of.items()}
+    fake = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
+
+    def size(entry):
+        if isinstance(entry, str):
+            if entry not in dims:
+                raise ValueError(f"fd.symbolic: input dim {entry!r} is not in dims ({', '.join(dims)})")
+            return env.create_symintnode(sym_of[entry], hint=dims[entry])
+        return int(entry)
+
+    def make(spec):
+        if isinstance(spec, torch.Tensor):
+            return spec
+        shape, dtype = _input_spec(spec)
+        return torch.zeros([size(e) for e in shape], dtype=dtype, device=device)
+
+    with fake:
+        if isinstance(inputs, Mapping):
+            args, kwargs = (), {k: make(v) for k, v in inputs.items()}
+        elif _one_input(inputs):
+            args, kwargs = (make(inputs),), {}
+        else:
+            args, kwargs = tuple(make(s) for s in inputs), {}
+        state = {}
+        for n, p in model.named_parameters():
+            state[n] = torch.empty(p.shape, dtype=p.dtype, device=device).requires_grad_(p.requires_grad)
+        for n, b in model.named_buffers():
+            state[n] = torch.zeros(b.shape, dtype=b.dtype, device=device)
+    opt = optimizer([p for p in state.values() if p.requires_grad]) if optimizer is not None else None
+
+    sums, not_symbolic, guard_ops = {}, {}, {}
+    seen_guards = [0]
+
+    def pricer(func, a, k, out, scope, phase):
+        concrete = _core.python_cost(func, a, k, out)  # the ordinary count, at the traced sizes
+        name = _core.op_name(func)
+        try:
+            with _reference.symbolic_sizes():
+                exprs = _core.python_cost(func, a, k, out)
+            exprs = [env.replace(sympy.sympify(e)) for e in exprs]
+            stray = set().union(*(e.free_symbols for e in exprs)) - set(sym_of.values())
+            if stray:
+                raise ValueError(f"size depends on data ({', '.join(sorted(map(str, stray)))})")
+        except Exception as exc:  # noqa: BLE001 - reported in not_symbolic, never raised
+            not_symbolic.setdefault(name, f"{type(exc).__name__}: {exc}")
+            exprs = None
+        if exprs is not None:
+            acc = sums.get((scope, phase, name))
+            if acc is None:
+                acc = sums[(scope, phase, name)] = _Sum()
+            for terms, e in zip(acc.terms, exprs):
+                terms.append(e)
+            acc.calls += 1
+        if len(env.guards) > seen_guards[0]:
+            for g in env.guards[seen_guards[0]:]:
+                guard_ops.setdefault(id(g), name)
+            seen_guards[0] = len(env.guards)
+        return concrete
+
+    c = count(model)
+    with fake:
+        c._python_pricer = pricer
+        with c:
+            out = torch.func.functional_call(model, state, args, kwargs)
+            if train:
+                loss = (loss_fn or _default_loss)(out)
+                loss.backward()
+                if opt is not None:
+                    opt.step()
+    # Guards on the dims, and dims the run pinned to a constant.
+    dim_syms = set(sym_of.values())
+    to_names = lambda e: env.replace(e).xreplace(named)  # noqa: E731
+    guards, specialized = [], {}
+    for g in env.guards:
+        if not (g.expr.free_symbols & dim_syms):
+            continue
+        text = str(to_names(g.expr))
+        where = f"first op priced after it: {guard_ops.get(id(g), '(none)')}"
+        user = getattr(g.sloc, "maybe_user_loc", None) or getattr(g.sloc, "framework_loc", None)
+        if user:
+            where += f"; at {user}"
+        guards.append(f"{text}  ({where})")
+        for n, s in sym_of.items():
+            if s in g.expr.free_symbols and env.replace(s).is_number and n not in specialized:
+                specialized[n] = f"pinned to {env.replace(s)} by the guard {g.expr} ({where})"
+    for n, s in sym_of.items():
+        if env.replace(s).is_number and n not in specialized:
+            specialized[n] = f"pinned to {env.replace(s)} (replacement without a recorded guard)"
+    if specialized:
+        warnings.warn("fd.symbolic: " + "; ".join(f"{n} {why}" for n, why in specialized.items())
+                      + ": the expressions are constant in those dims", UserWarning, stacklevel=2)
+    phase_names = PHASES
+    totals = {}
+    for (scope, phase, name), acc in sums.items():
+        f, m, masked, r, w = (sympy.Add(*[to_names(t) for t in terms]) for terms in acc.terms)
+        totals[(scope, phase_names[phase], name)] = SymbolicCounts(
+            flops=sympy.expand(f), macs=sympy.expand(m), bytes_read=sympy.expand(r), bytes_written=sympy.expand(w),
+            causal_macs=sympy.expand(m - masked), calls=acc.calls)
+    # Every concrete row must be the expression at the traced sizes: anything else (a user formula,
+    # which the recorder prices itself) is reported, never folded in as a constant.
+    traced = {named[s]: dims[n] for n, s in sym_of.items()}
+    rows, _, ops, _ = c._mode.snapshot()
+    for scope, phase, op, calls, flops, macs, masked, read, written in rows:
+        op_name = ops[op][0]
+        got = totals.get((scope, PHASES[phase], op_name))
+        want = (flops, macs, read, written)
+        have = tuple(int(sympy.sympify(getattr(got, f)).subs(traced)) for f in
+                     ("flops", "macs", "bytes_read", "bytes_written")) if got is not None else (0, 0, 0, 0)
+        if have != want and op_name not in not_symbolic:
+            not_symbolic[op_name] = "priced outside the Python reference (a user formula?): traced size only"
+    return SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
+                         not_symbolic)
