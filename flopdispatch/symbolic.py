@@ -294,6 +294,52 @@ class SymbolicCount:
         return f"SymbolicCount(flops={self.flops}, macs={self.macs}, bytes={self.bytes})"
 
 
+# Ops whose fake (meta) kernel reads sizes as ints in torch 2.13, pinning every dim of their input
+# to its traced value: run as their PyTorch reference decomposition instead (same output, sizes
+# kept symbolic). The op is still counted once, whole, by the counter above this mode.
+_PINNING_OPS = ("constant_pad_nd",)
+
+
+def _unpinning_mode():
+    from torch._decomp import decomposition_table
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    table = {}
+    for name in _PINNING_OPS:
+        packet = getattr(torch.ops.aten, name)
+        for overload in packet.overloads():
+            op = getattr(packet, overload)
+            if op in decomposition_table:
+                table[op] = decomposition_table[op]
+
+    class _Unpin(TorchDispatchMode):
+        """Between the counter and FakeTensorMode: runs the pinning ops as their decompositions."""
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            run = table.get(func, func)
+            return run(*args, **(kwargs or {}))
+
+    return _Unpin()
+
+
+_SLICE_BACKWARD = torch.ops.aten.slice_backward.default
+
+
+def _full_slice(args, kwargs):
+    """Whether slice_backward(grad, sizes, dim, start, end, step) undoes a slice of the whole dim."""
+    sympy = _sympy()
+    try:
+        _, sizes, dim, start, end, step = (list(args) + [None] * 6)[:6]
+        with _reference.symbolic_sizes():
+            size = _reference._concrete(sizes[dim])
+            start, end, step = (_reference._concrete(v) for v in (start, end, step))
+        if start != 0 or step != 1:
+            return False
+        return (isinstance(end, int) and end >= 2 ** 62) or sympy.simplify(sympy.sympify(end) - size) == 0
+    except Exception:  # noqa: BLE001 - anything unexpected: priced as usual
+        return False
+
+
 # ----- the run -----------------------------------------------------------------------------------
 
 
@@ -372,10 +418,15 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
             state[n] = torch.zeros(b.shape, dtype=b.dtype, device=device)
     opt = optimizer([p for p in state.values() if p.requires_grad]) if optimizer is not None else None
 
-    sums, not_symbolic, guard_ops = {}, {}, {}
+    sums, not_symbolic, guard_ops, dropped = {}, {}, {}, {}
     seen_guards = [0]
 
     def pricer(func, a, k, out, scope, phase):
+        if func is _SLICE_BACKWARD and _full_slice(a, k):
+            # Indexing with a full slice (x[:, 0:]) is skipped when sizes are ints; with symbolic
+            # sizes PyTorch runs it, and its backward copies the gradient: work no concrete run does.
+            dropped["aten::slice_backward"] = dropped.get("aten::slice_backward", 0) + 1
+            return 0, 0, 0, 0, 0
         concrete = _core.python_cost(func, a, k, out)  # the ordinary count, at the traced sizes
         name = _core.op_name(func)
         try:
@@ -402,7 +453,7 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
         return concrete
 
     c = count(model)
-    with fake:
+    with fake, _unpinning_mode():
         c._python_pricer = pricer
         with c:
             out = torch.func.functional_call(model, state, args, kwargs)
@@ -444,13 +495,17 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
     # which the recorder prices itself) is reported, never folded in as a constant.
     traced = {named[s]: dims[n] for n, s in sym_of.items()}
     rows, _, ops, _ = c._mode.snapshot()
+    concrete = {}
     for scope, phase, op, calls, flops, macs, masked, read, written in rows:
-        op_name = ops[op][0]
-        got = totals.get((scope, PHASES[phase], op_name))
-        want = (flops, macs, read, written)
-        have = tuple(int(sympy.sympify(getattr(got, f)).subs(traced)) for f in
-                     ("flops", "macs", "bytes_read", "bytes_written")) if got is not None else (0, 0, 0, 0)
-        if have != want and op_name not in not_symbolic:
-            not_symbolic[op_name] = "priced outside the Python reference (a user formula?): traced size only"
-    return SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
-                         not_symbolic)
+        key = (scope, PHASES[phase], ops[op][0])  # overloads share a name
+        concrete[key] = [a + b for a, b in zip(concrete.get(key, (0, 0, 0, 0)), (flops, macs, read, written))]
+    for key, want in concrete.items():
+        got = totals.get(key)
+        have = [int(sympy.sympify(getattr(got, f)).subs(traced)) for f in
+                ("flops", "macs", "bytes_read", "bytes_written")] if got is not None else [0, 0, 0, 0]
+        if have != want and key[2] not in not_symbolic:
+            not_symbolic[key[2]] = "priced outside the Python reference (a user formula?): traced size only"
+    result = SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
+                           not_symbolic)
+    result.dropped = dropped
+    return result
