@@ -29,10 +29,11 @@ __all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
 NOT_SYMBOLIC = {
     "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "
                             "unique, repeat_interleave with a tensor of repeats, item/_local_scalar_dense): "
-                            "their sizes are unbacked symbols with no value at any size",
-    "fft over a symbolic length": "the FFT count uses an integer log2 of the transform length "
-                                  "(5 n log2 n, by the same bit steps as the C++): a symbolic length has no "
-                                  "closed form; an FFT over a fixed length is symbolic in the other dims",
+                            "under fake tensors they pin their input's dims (reported in `specialized`), or "
+                            "give sizes with no value (reported in `not_symbolic`)",
+    "fft over a symbolic length": "PyTorch's fake FFT kernels read their input's sizes as ints (every dim "
+                                  "of the input is pinned, the batch too, reported in `specialized`), and the count's integer log2 of "
+                                  "the length (5 n log2 n, the C++'s bit steps) has no closed form in a symbol",
     "sparse stored elements": "sparse products count stored elements (_nnz()), which only the data knows",
     "user formulas": "fd.formula costs are Python functions of concrete sizes: priced at the traced size only",
 }
@@ -427,8 +428,14 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
             # sizes PyTorch runs it, and its backward copies the gradient: work no concrete run does.
             dropped["aten::slice_backward"] = dropped.get("aten::slice_backward", 0) + 1
             return 0, 0, 0, 0, 0
-        concrete = _core.python_cost(func, a, k, out)  # the ordinary count, at the traced sizes
         name = _core.op_name(func)
+        try:
+            concrete = _core.python_cost(func, a, k, out)  # the ordinary count, at the traced sizes
+        except Exception as exc:  # the count reports it unsupported; say why it has no expression
+            data = "data-dependent" in str(exc)
+            not_symbolic.setdefault(name, "size depends on data (an unbacked symbol): no cost at any size" if data
+                                    else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise
         try:
             with _reference.symbolic_sizes():
                 exprs = _core.python_cost(func, a, k, out)

@@ -1,0 +1,172 @@
+"""fd.symbolic: FLOPs, MACs and bytes as polynomials in named dims, checked against concrete counts."""
+import pytest
+import sympy
+import torch
+import torch.nn as nn
+
+import flopdispatch as fd
+from flopdispatch._demo import GPT
+from flopdispatch.symbolic import NOT_SYMBOLIC
+
+SIZES = [(2, 5), (3, 8), (5, 13)]  # (batch, seq): three points off the traced one
+B, S = sympy.symbols("batch seq", positive=True, integer=True)
+
+
+def _gpt(device):
+    torch.manual_seed(0)
+    return GPT(layers=2, heads=2, d=16, vocab=50, context=64, device=device)
+
+
+def _check(sym, concrete, modules, phases):
+    for field in ("flops", "macs", "bytes_read", "bytes_written"):
+        got = sym.at(**concrete["sizes"])
+        assert getattr(got, field) == getattr(concrete["c"], field), field
+    for name in modules:
+        for phase in phases:
+            got = sym.module(name, phase=phase).at(**concrete["sizes"])
+            want = concrete["c"].module(name, phase=phase)
+            assert (got.flops, got.macs, got.bytes_read, got.bytes_written) == \
+                (want.flops, want.macs, want.bytes_read, want.bytes_written), (name, phase)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_gpt_polynomial_equals_concrete_counts_at_three_sizes(train):
+    s = fd.symbolic(_gpt("meta"), {"idx": (("batch", "seq"), torch.int64), "targets": (("batch", "seq"), "int64")},
+                    dims={"batch": 3, "seq": 7}, train=train)
+    assert s.specialized == {} and s.not_symbolic == {} and s.unsupported == {}
+    assert s.flops.free_symbols == {B, S}
+    for b, q in SIZES:
+        model = _gpt("cpu")
+        idx = torch.randint(0, 50, (b, q))
+        with fd.count(model) as c:
+            loss = model(idx, idx)
+            if train:
+                loss.backward()
+        _check(s, {"sizes": {"batch": b, "seq": q}, "c": c}, ["", "h.0", "h.0.qkv", "h.1.fc", "ln_f", "lm_head"],
+               ["forward", "backward"] if train else ["forward"])
+
+
+def test_gpt_seq_squared_coefficient_is_the_attention():
+    s = fd.symbolic(_gpt("meta"), (("batch", "seq"), torch.int64), dims={"batch": 3, "seq": 7})
+    # SDPA per layer: Q K^T and P V, each B * H * S^2 * (D/H) MACs: 2 products * 2 heads * 8 = 32 B S^2;
+    # 2 layers: 64 B S^2.  FLOPs: 2 per MAC + 6 per score (scale, mask, softmax 5... the attention
+    # family's 6 per score) * heads 2 * layers 2 = 128 + 24 = 152 B S^2.
+    assert sympy.Poly(s.macs, B, S).coeff_monomial(B * S ** 2) == 2 * 2 * 2 * 8  # 64
+    assert sympy.Poly(s.flops, B, S).coeff_monomial(B * S ** 2) == 2 * 64 + 6 * 2 * 2  # 152
+    # and it is all in the blocks' own (exclusive) work, where the functional SDPA runs
+    att = sum(sympy.Poly(s.module(f"h.{i}", exclusive=True).macs, B, S).coeff_monomial(B * S ** 2) for i in (0, 1))
+    assert att == 64
+    # causal-aware MACs: S(S+1)/2 of the S^2 scores
+    assert sympy.expand(s.macs - s.causal_macs) == sympy.expand(2 * 2 * 2 * 8 * B * (S ** 2 - S * (S + 1) / 2))
+
+
+def _llama(device="cpu"):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   intermediate_size=128, vocab_size=100)
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(cfg).to(device)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_llama_polynomial_equals_concrete_counts_at_three_sizes(train):
+    model = _llama()
+    spec = {"input_ids": (("batch", "seq"), torch.int64)}
+    if train:
+        spec["labels"] = (("batch", "seq"), torch.int64)
+    s = fd.symbolic(model, spec, dims={"batch": 3, "seq": 7}, train=train)
+    assert s.specialized == {} and s.not_symbolic == {} and s.unsupported == {}
+    # attention (GQA counts query heads): 2 products * 4 heads * 16 head dim * 2 layers = 256 B S^2 MACs
+    assert sympy.Poly(s.phase("forward").macs, B, S).coeff_monomial(B * S ** 2) == 2 * 4 * 16 * 2
+    for b, q in SIZES:
+        model.zero_grad(set_to_none=True)
+        ids = torch.randint(0, 100, (b, q))
+        with fd.count(model) as c:
+            if train:
+                model(input_ids=ids, labels=ids).loss.backward()
+            else:
+                model(input_ids=ids)
+        _check(s, {"sizes": {"batch": b, "seq": q}, "c": c},
+               ["", "model.layers.0", "model.layers.0.self_attn", "model.layers.1.mlp", "lm_head"],
+               ["forward", "backward"] if train else ["forward"])
+
+
+def test_traced_size_equals_the_backing_count_and_optimizer_is_constant():
+    s = fd.symbolic(_gpt("meta"), {"idx": (("batch", "seq"), torch.int64), "targets": (("batch", "seq"), "int64")},
+                    dims={"batch": 3, "seq": 7}, train=True, optimizer=lambda ps: torch.optim.AdamW(ps))
+    at = s.at(batch=3, seq=7)
+    assert (at.flops, at.macs, at.bytes_read) == (s.count.flops, s.count.macs, s.count.bytes_read)
+    opt = s.phase("optimizer")
+    assert opt.flops.free_symbols == set() and opt.flops > 0  # AdamW per parameter element: no batch, no seq
+
+
+def test_a_specialized_dim_is_reported_with_its_guard():
+    class Pins(nn.Module):
+        def forward(self, x):
+            if x.shape[1] == 7:  # pins seq to its traced value
+                return x * 2
+            return x
+
+    with pytest.warns(UserWarning, match="seq pinned to 7"):
+        s = fd.symbolic(Pins(), ("batch", "seq"), dims={"batch": 3, "seq": 7})
+    assert "seq" in s.specialized and "batch" not in s.specialized
+    assert "Eq" in s.specialized["seq"]
+    assert s.flops == 7 * B  # constant in seq, and said so
+
+
+def test_guards_on_dims_are_listed_not_specialized():
+    class Branch(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.shape[1] > 4 else x
+
+    s = fd.symbolic(Branch(), ("batch", "seq"), dims={"batch": 3, "seq": 7})
+    assert s.specialized == {}
+    assert any("seq" in g for g in s.guards)
+    assert s.flops == B * S
+
+
+def test_fft_over_a_symbolic_length_is_listed_and_left_out():
+    class F(nn.Module):
+        def forward(self, x):
+            return torch.fft.fft(x) * 2
+
+    with pytest.warns(UserWarning, match="pinned"):
+        s = fd.symbolic(F(), (("batch", "seq"), torch.complex64), dims={"batch": 3, "seq": 8})
+    # PyTorch's fake FFT kernel reads the sizes as ints: both dims are pinned, and the op is named
+    assert "aten::_fft_c2c" in s.specialized["seq"]
+    assert "fft over a symbolic length" in NOT_SYMBOLIC
+    # and the formula itself has no closed form in a symbolic length (integer log2)
+    from flopdispatch import _reference
+
+    with pytest.raises(ValueError, match="integer log2"):
+        _reference.log2_q16(S)
+
+
+def test_data_dependent_sizes_are_never_silently_constant():
+    class Data(nn.Module):
+        def forward(self, x):
+            return torch.nonzero(x).float().sum()
+
+    s = fd.symbolic(Data(), ("batch", "seq"), dims={"batch": 3, "seq": 8})
+    # nonzero's output length is an unbacked symbol: it and the ops on its output are reported
+    # unsupported by the count and listed as not symbolic, never priced as a constant
+    assert "aten::nonzero" in s.unsupported and "depends on data" in s.not_symbolic["aten::nonzero"]
+    assert "aten::sum" in s.not_symbolic and s.flops == 0
+    assert "data-dependent sizes" in NOT_SYMBOLIC
+
+
+def test_dims_are_checked():
+    with pytest.raises(ValueError, match=">= 2"):
+        fd.symbolic(nn.Linear(2, 2), ("batch", 2), dims={"batch": 1})
+    with pytest.raises(ValueError, match="not in dims"):
+        fd.symbolic(nn.Linear(2, 2), ("batch", 2), dims={"seq": 4})
+
+
+def test_to_dict_holds_expressions_as_strings():
+    import json
+
+    s = fd.symbolic(nn.Sequential(nn.Linear(8, 4)), ("batch", 8), dims={"batch": 3})
+    d = json.loads(json.dumps(s.to_dict()))
+    assert sympy.sympify(d["totals"]["macs"], locals={"batch": B}) == 32 * B  # 8 * 4 MACs per row
+    assert d["modules"]["0"]["flops"] == str(2 * 32 * B + 4 * B)  # matmul + bias
+    assert d["dims"] == {"batch": {"traced": 3}}
