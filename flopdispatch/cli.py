@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", default="meta", help="meta (default: no memory, no compute), cpu or cuda")
     model.add_argument("--train", action="store_true",
                        help="forward + backward (loss: output.loss if present, else the sum of the first tensor)")
+    model.add_argument("--symbolic", metavar="NAMES", default=None,
+                       help="name the inputs' dims in order (e.g. batch,seq; an empty name keeps a dim fixed): "
+                            "FLOPs, MACs and bytes as polynomials in them, per module (fake tensors)")
 
     show = sub.add_parser("show", parents=[display], help="render a saved JSON report again",
                           description="Render a report saved with --json (same display options).")
@@ -629,6 +632,10 @@ def cmd_model(args, argv) -> int:
             kwargs["decoder_input_ids"] = inputs[0]
 
     model.train(args.train)
+    if args.symbolic is not None:
+        from .symbolic import run_cli
+
+        return run_cli(model, specs, sorted(kwargs), args, argv, spec)
     try:
         counter = count(model, timing=args.timing, ignore=args.ignore)
     except ValueError as e:

@@ -155,6 +155,7 @@ class Report(TotalsShortcuts):
         self.unsupported: Dict[str, int] = unsupported
         self.unsupported_reasons: Dict[str, str] = reasons
         self._display = self._children = None
+        self.symbolic: Optional[dict] = None  # fd.symbolic's expressions (SymbolicCount.to_dict()), if any
         self._self_cache = {}
 
     # ----- construction ------------------------------------------------------------------------
@@ -259,10 +260,13 @@ class Report(TotalsShortcuts):
                 raise ReportError(f"{where}: duplicate op {_short(op)}")
             unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
             reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
-        return cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
-                   trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
-                   totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                   reasons=reasons)
+        report = cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
+                     trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
+                     totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
+                     reasons=reasons)
+        if "symbolic" in data:
+            report.symbolic = _symbolic_json(data["symbolic"])
+        return report
 
     @classmethod
     def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
@@ -326,6 +330,7 @@ class Report(TotalsShortcuts):
                      "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
             "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
                             for op, calls in sorted(self.unsupported.items())],
+            **({"symbolic": self.symbolic} if self.symbolic is not None else {}),
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
@@ -653,3 +658,46 @@ def _first_line(e) -> str:
 
 
 __all__ = ["Report", "ReportError", "SCHEMA", "MAX_DIGITS", "default_meta"]
+
+
+_SYMBOLIC_COUNTS = ("flops", "macs", "bytes_read", "bytes_written", "bytes", "causal_macs")
+
+
+def _symbolic_json(data):
+    """The optional ``symbolic`` field (``SymbolicCount.to_dict()``): expressions as strings."""
+
+    def counts(c, where):
+        if not isinstance(c, dict):
+            raise ReportError(f"{where}: expected an object, got {_short(c)}")
+        for k in _SYMBOLIC_COUNTS:
+            if k in c and not isinstance(c[k], str):
+                raise ReportError(f"{where}.{k}: expected an expression string, got {_short(c[k])}")
+        if not isinstance(c.get("calls", 0), int) or isinstance(c.get("calls", 0), bool) or c.get("calls", 0) < 0:
+            raise ReportError(f"{where}.calls: expected a non-negative integer, got {_short(c.get('calls'))}")
+        return c
+
+    try:
+        if not isinstance(data, dict):
+            raise ReportError(f"symbolic: expected an object, got {_short(data)}")
+        dims = data.get("dims", {})
+        if not isinstance(dims, dict) or not all(isinstance(k, str) and isinstance(d, dict)
+                                                 and isinstance(d.get("traced"), int) for k, d in dims.items()):
+            raise ReportError("symbolic.dims: expected {name: {\"traced\": int}}")
+        counts(data.get("totals", {}), "symbolic.totals")
+        for group in ("phases", "modules"):
+            g = data.get(group, {})
+            if not isinstance(g, dict):
+                raise ReportError(f"symbolic.{group}: expected an object, got {_short(g)}")
+            for k, c in g.items():
+                counts(c, f"symbolic.{group}.{_short(k)}")
+        if not isinstance(data.get("guards", []), list) or not all(isinstance(x, str) for x in data.get("guards", [])):
+            raise ReportError("symbolic.guards: expected a list of strings")
+        for k in ("specialized", "not_symbolic"):
+            m = data.get(k, {})
+            if not isinstance(m, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in m.items()):
+                raise ReportError(f"symbolic.{k}: expected an object of strings")
+    except ReportError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ReportError(f"symbolic: {type(e).__name__}") from None
+    return data

@@ -359,7 +359,7 @@ def _default_loss(output):
 
 
 def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: bool = False, loss_fn=None,
-             optimizer=None, device="cpu") -> SymbolicCount:
+             optimizer=None, device="cpu", keyword_inputs=None) -> SymbolicCount:
     """Count one run of ``model`` with named dimensions kept symbolic; FLOPs, MACs and bytes come
     back as exact polynomials in them.
 
@@ -370,7 +370,8 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
     ``train``: also run backward of ``loss_fn(output)`` (default: the output's ``loss``, else the
     sum of its logits or first tensor); ``optimizer``: a callable(params) -> optimizer whose
     ``step()`` runs after backward. The model's parameters may be on any device, meta included:
-    the run uses fake copies on ``device`` (no memory, no data).
+    the run uses fake copies on ``device`` (no memory, no data). ``keyword_inputs``: more inputs
+    passed by name, beside positional ``inputs``.
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
@@ -412,6 +413,7 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
             args, kwargs = (make(inputs),), {}
         else:
             args, kwargs = tuple(make(s) for s in inputs), {}
+        kwargs.update({k: make(v) for k, v in (keyword_inputs or {}).items()})
         state = {}
         for n, p in model.named_parameters():
             state[n] = torch.empty(p.shape, dtype=p.dtype, device=device).requires_grad_(p.requires_grad)
@@ -516,3 +518,48 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
                            not_symbolic)
     result.dropped = dropped
     return result
+
+
+def run_cli(model, specs, label_kwargs, args, argv, target) -> int:
+    """``flopdispatch model ... --symbolic batch,seq``: the module table of polynomials, and the
+    report (counts at the traced sizes) with a ``symbolic`` field for --json / --html."""
+    import sys
+
+    from .cli import CLIError, _command_line, _emit
+    from .schema import Report, default_meta
+
+    names = [n.strip() for n in args.symbolic.split(",")]
+    dims, inputs = {}, []
+    for text, shape, dtype in specs:
+        entries = []
+        for i, size in enumerate(shape):
+            name = names[i] if i < len(names) else ""
+            if not name:
+                entries.append(size)
+                continue
+            if not name.isidentifier():
+                raise CLIError(f"--symbolic: {name!r} is not a name (letters, digits, _)")
+            traced = max(size, 2)  # PyTorch pins sizes 0 and 1: trace at 2, the formula is the same
+            if dims.setdefault(name, traced) != traced:
+                raise CLIError(f"--symbolic: {name} has two sizes in --input ({dims[name]} and {traced})")
+            entries.append(name)
+        inputs.append((entries, dtype))
+    if not dims:
+        raise CLIError("--symbolic: name at least one dim, e.g. --symbolic batch,seq")
+    try:
+        s = symbolic(model, inputs, dims, train=args.train, keyword_inputs={k: inputs[0] for k in label_kwargs})
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"--symbolic: {e}") from None
+    if not args.quiet and args.json != "-":
+        print(s.table(depth=args.depth if args.depth is not None else 2, field="flops"))
+        print()
+        print(s.table(depth=0, field="macs").split("\n", 2)[-1])
+        print(s.table(depth=0, field="bytes").split("\n", 2)[-1])
+    meta = default_meta(mode="model", target=target, command=_command_line(argv), train=bool(args.train),
+                        inputs=[t for t, _, _ in specs], model_class=type(model).__name__)
+    report = Report.from_count(s.count, meta=meta)
+    report.symbolic = s.to_dict()
+    if args.json or args.html:
+        args.quiet = True
+        _emit(report, args, sys.stdout)
+    return 0
