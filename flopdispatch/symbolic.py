@@ -175,12 +175,14 @@ class SymbolicCount:
     ``dims``: {name: sympy Symbol}; ``traced``: the sizes the model ran at; ``count``: the ordinary
     count at those sizes. ``guards``: conditions on the dims the formulas assume; ``specialized``:
     dims the model pinned to their traced size, with why; ``not_symbolic``: ops whose cost has no
-    expression (left out of every expression, see ``NOT_SYMBOLIC``); ``unsupported``: as ``count``.
+    expression (left out of every expression, see ``NOT_SYMBOLIC``); ``unsupported``: as ``count``;
+    ``dropped``: {op: calls} run only because sizes are symbolic (left out: eager never runs them).
     """
 
-    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic):
+    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic, dropped=None):
         self.count, self.dims, self.traced = c, dims, traced
         self.guards, self.specialized, self.not_symbolic = guards, specialized, not_symbolic
+        self.dropped = dict(dropped or {})
         self._sums = sums  # (scope, phase name, op name) -> SymbolicCounts
         self._cache = {}
 
@@ -259,33 +261,60 @@ class SymbolicCount:
             "guards": list(self.guards),
             "specialized": dict(self.specialized),
             "not_symbolic": dict(self.not_symbolic),
+            "dropped": dict(self.dropped),
         }
 
-    def table(self, depth=2, field: str = "flops") -> str:
-        """The module tree with one expression per phase (``field``: flops, macs or bytes)."""
+    def table(self, depth=2, field: str = "flops", notes: bool = True) -> str:
+        """The module tree with one expression per phase (``field``: flops, macs or bytes); with
+        ``notes``, the guards, specialized dims and ops left out below it."""
         if field not in ("flops", "macs", "bytes", "bytes_read", "bytes_written", "causal_macs"):
             raise ValueError(f"unknown field {field!r}")
         phases = [p for p in PHASES if any(k[1] == p for k in self._sums)]
-        rows = []
-        for n in self.count.module_names:
+        rows, names = [], self.count.module_names
+        children = {}
+        for n in names:
+            if n:
+                children.setdefault(n.rpartition(".")[0] if "." in n else "", []).append(n)
+        container = False
+
+        def shown(n, phase):
+            counts = self.module(n, phase=phase)
+            if counts.calls or not children.get(n):
+                return getattr(counts, field), False
+            # not called itself (a ModuleList): the sum of its children, as the count's table shows
+            return _sympy().expand(sum((shown(k, phase)[0] for k in children[n]), 0)), True
+
+        for n in names:
             level = n.count(".") + 1 if n else 0
             if depth != "all" and level > depth:
                 continue
-            rows.append(("  " * level + (n.rpartition(".")[2] if n else "(root)"),
-                         [str(getattr(self.module(n), field))] +
-                         [str(getattr(self.module(n, phase=p), field)) for p in phases]))
+            cells = [shown(n, None)] + [shown(n, p) for p in phases]
+            star = cells[0][1]
+            container = container or star
+            rows.append(("  " * level + (n.rpartition(".")[2] if n else "(root)") + ("*" if star else ""),
+                         [str(v) for v, _ in cells]))
         rows.append(("total", [str(getattr(self.totals, field))] + [str(getattr(self.phase(p), field)) for p in phases]))
-        head = ["module", field] + [f"{p}" for p in phases]
-        width = max(len(r[0]) for r in rows + [(head[0],)])
+        head = ("module", [field] + list(phases))
+        keep = [0] + [i + 1 for i, p in enumerate(phases) if any(r[1][i + 1] != "0" for r in rows)]
+        table = [(name, [cells[k] for k in keep]) for name, cells in [head] + rows]
+        widths = [max(len(r[0]) for r in table)] + [max(len(r[1][i]) for r in table) for i in range(len(keep))]
         lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
                  + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
-        for name, cells in rows:
-            lines.append(f"{name:<{width}}  " + " | ".join(f"{h}: {c}" for h, c in zip(head[1:], cells)))
+        for n, (name, cells) in enumerate(table):
+            lines.append((f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))).rstrip())
+            if n == 0 or n == len(table) - 2:
+                lines.append("-" * (sum(widths) + 2 * len(widths)))
+        if container:
+            lines.append("* not called itself (a container such as ModuleList): the sum of its children")
+        if not notes:
+            return "\n".join(lines)
         for title, items in (("guards (the formulas assume)", self.guards),
                              ("SPECIALIZED (pinned to the traced size)", [f"{k}: {v}" for k, v in self.specialized.items()]),
                              ("not symbolic (left out of the expressions)",
                               [f"{k}: {v}" for k, v in self.not_symbolic.items()]),
-                             ("unsupported ops", [f"{k}: {v} calls" for k, v in self.unsupported.items()])):
+                             ("unsupported ops", [f"{k}: {v} calls" for k, v in self.unsupported.items()]),
+                             ("left out (run only because sizes are symbolic)",
+                              [f"{k}: {v} calls" for k, v in self.dropped.items()])):
             if items:
                 lines.append(f"{title}:")
                 lines.extend(f"  {i}" for i in items)
@@ -514,10 +543,8 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
                 ("flops", "macs", "bytes_read", "bytes_written")] if got is not None else [0, 0, 0, 0]
         if have != want and key[2] not in not_symbolic:
             not_symbolic[key[2]] = "priced outside the Python reference (a user formula?): traced size only"
-    result = SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
-                           not_symbolic)
-    result.dropped = dropped
-    return result
+    return SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
+                         not_symbolic, dropped)
 
 
 def run_cli(model, specs, label_kwargs, args, argv, target) -> int:
@@ -551,10 +578,10 @@ def run_cli(model, specs, label_kwargs, args, argv, target) -> int:
     except (ValueError, TypeError) as e:
         raise CLIError(f"--symbolic: {e}") from None
     if not args.quiet and args.json != "-":
-        print(s.table(depth=args.depth if args.depth is not None else 2, field="flops"))
-        print()
-        print(s.table(depth=0, field="macs").split("\n", 2)[-1])
-        print(s.table(depth=0, field="bytes").split("\n", 2)[-1])
+        print(s.table(depth=args.depth if args.depth is not None else 2, field="flops", notes=False))
+        for field in ("macs", "bytes"):
+            print()
+            print(s.table(depth=0, field=field, notes=field == "bytes").split("\n", 2)[-1])
     meta = default_meta(mode="model", target=target, command=_command_line(argv), train=bool(args.train),
                         inputs=[t for t, _, _ in specs], model_class=type(model).__name__)
     report = Report.from_count(s.count, meta=meta)
