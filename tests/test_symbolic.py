@@ -170,3 +170,46 @@ def test_to_dict_holds_expressions_as_strings():
     assert sympy.sympify(d["totals"]["macs"], locals={"batch": B}) == 32 * B  # 8 * 4 MACs per row
     assert d["modules"]["0"]["flops"] == str(2 * 32 * B + 4 * B)  # matmul + bias
     assert d["dims"] == {"batch": {"traced": 3}}
+
+
+def test_cli_symbolic_prints_polynomials_and_writes_the_json_field(tmp_path, monkeypatch, capsys):
+    import json
+
+    from flopdispatch.cli import main
+
+    (tmp_path / "sym_models.py").write_text(
+        "import torch.nn as nn\n\ndef build():\n    return nn.Sequential(nn.Linear(8, 4), nn.ReLU())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out_json = tmp_path / "s.json"
+    code = main(["model", "sym_models:build", "--input", "3x8", "--symbolic", "batch", "--json", str(out_json)])
+    out = capsys.readouterr().out
+    assert code == 0
+    # Linear(8, 4): 32 MACs per row = 64 FLOPs, + 4 bias adds + 4 ReLU = 72 FLOPs per row
+    assert "72*batch" in out and "32*batch" in out
+    data = json.loads(out_json.read_text())
+    assert data["symbolic"]["totals"]["flops"] == "72*batch"
+    assert data["symbolic"]["modules"]["0"]["macs"] == "32*batch"
+    assert data["totals"]["flops"] == 72 * 3  # the ordinary counts, at the traced size
+    r = fd.Report.load(out_json)
+    assert r.symbolic["dims"] == {"batch": {"traced": 3}}
+    assert json.loads(r.to_json())["symbolic"] == data["symbolic"]  # round trip
+    data["symbolic"]["totals"]["flops"] = 72
+    out_json.write_text(json.dumps(data))
+    with pytest.raises(fd.ReportError, match="symbolic.totals.flops: expected an expression string"):
+        fd.Report.load(out_json)
+
+
+def test_reference_formulas_on_symbolic_sizes_give_exact_closed_forms():
+    from flopdispatch import _reference
+
+    q, k = sympy.symbols("q k", positive=True, integer=True)
+    with _reference.symbolic_sizes():
+        # causal pairs in closed form, equal to the row-by-row sum at every size tried
+        for bottom_right in (False, True):
+            expr = _reference.causal_kept(q, k, bottom_right)
+            for sq, sk in [(3, 3), (2, 7), (7, 2), (5, 5), (1, 4)]:
+                assert expr.subs({q: sq, k: sk}) == _reference.causal_kept(sq, sk, bottom_right)
+        # LU of an m x n matrix: Min in the closed form, exact at any size
+        lu = _reference._lu(q, k)
+        for m, n in [(4, 6), (6, 4), (5, 5)]:
+            assert lu.subs({q: m, k: n}) == _reference._lu(m, n)
