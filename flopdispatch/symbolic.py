@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional
 
 import torch
 
@@ -32,7 +32,8 @@ NOT_SYMBOLIC = {
                             "under fake tensors they pin their input's dims (reported in `specialized`), or "
                             "give sizes with no value (reported in `not_symbolic`)",
     "fft over a symbolic length": "PyTorch's fake FFT kernels read their input's sizes as ints (every dim "
-                                  "of the input is pinned, the batch too, reported in `specialized`), and the count's integer log2 of "
+                                  "of the input is pinned, the batch too, reported in `specialized`), and the count's "
+                                  "integer log2 of "
                                   "the length (5 n log2 n, the C++'s bit steps) has no closed form in a symbol",
     "sparse stored elements": "sparse products count stored elements (_nnz()), which only the data knows",
     "user formulas": "fd.formula costs are Python functions of concrete sizes: priced at the traced size only",
@@ -139,8 +140,9 @@ def _input_spec(spec):
     {"shape": ..., "dtype": ...} or "batch,seq:int64"."""
     if isinstance(spec, str):
         shape, _, dtype = spec.partition(":")
-        parts = [p.strip() for p in shape.replace("x", ",").split(",")] if "," not in shape else \
-            [p.strip() for p in shape.split(",")]
+        # "batch,seq" (commas: names may hold an x), "2x128", or one name
+        parts = [p.strip() for p in (shape.split(",") if "," in shape or shape.strip().isidentifier()
+                                     else shape.split("x"))]
         return [int(p) if p.isdigit() else p for p in parts if p], _parse_dtype(dtype or None)
     if isinstance(spec, Mapping):
         return list(spec["shape"]), _parse_dtype(spec.get("dtype"))
@@ -293,7 +295,8 @@ class SymbolicCount:
             container = container or star
             rows.append(("  " * level + (n.rpartition(".")[2] if n else "(root)") + ("*" if star else ""),
                          [str(v) for v, _ in cells]))
-        rows.append(("total", [str(getattr(self.totals, field))] + [str(getattr(self.phase(p), field)) for p in phases]))
+        rows.append(("total", [str(getattr(self.totals, field))]
+                     + [str(getattr(self.phase(p), field)) for p in phases]))
         head = ("module", [field] + list(phases))
         keep = [0] + [i + 1 for i, p in enumerate(phases) if any(r[1][i + 1] != "0" for r in rows)]
         table = [(name, [cells[k] for k in keep]) for name, cells in [head] + rows]
@@ -301,7 +304,8 @@ class SymbolicCount:
         lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
                  + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
         for n, (name, cells) in enumerate(table):
-            lines.append((f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))).rstrip())
+            text = f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))
+            lines.append(text.rstrip())
             if n == 0 or n == len(table) - 2:
                 lines.append("-" * (sum(widths) + 2 * len(widths)))
         if container:
@@ -309,7 +313,8 @@ class SymbolicCount:
         if not notes:
             return "\n".join(lines)
         for title, items in (("guards (the formulas assume)", self.guards),
-                             ("SPECIALIZED (pinned to the traced size)", [f"{k}: {v}" for k, v in self.specialized.items()]),
+                             ("SPECIALIZED (pinned to the traced size)",
+                              [f"{k}: {v}" for k, v in self.specialized.items()]),
                              ("not symbolic (left out of the expressions)",
                               [f"{k}: {v}" for k, v in self.not_symbolic.items()]),
                              ("unsupported ops", [f"{k}: {v} calls" for k, v in self.unsupported.items()]),

@@ -160,6 +160,8 @@ def test_dims_are_checked():
         fd.symbolic(nn.Linear(2, 2), ("batch", 2), dims={"batch": 1})
     with pytest.raises(ValueError, match="not in dims"):
         fd.symbolic(nn.Linear(2, 2), ("batch", 2), dims={"seq": 4})
+    # the string form of an input: names and sizes separated by commas, then an optional dtype
+    assert fd.symbolic(nn.Linear(8, 4), "batch,8:float32", dims={"batch": 3}).macs == 32 * B  # 8 * 4 per row
 
 
 def test_to_dict_holds_expressions_as_strings():
