@@ -25,7 +25,8 @@ from .counter import PHASES, Counts, count
 __all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
 
 # Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
-# numbers"); tests/test_symbolic.py checks each entry.
+# numbers"); tests/test_symbolic.py checks the data-dependent, FFT and user-formula entries (sparse
+# products read _nnz(), a value only the data has).
 NOT_SYMBOLIC = {
     "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "
                             "unique, repeat_interleave with a tensor of repeats, item/_local_scalar_dense): "
@@ -360,6 +361,21 @@ def _unpinning_mode():
 _SLICE_BACKWARD = torch.ops.aten.slice_backward.default
 
 
+_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
+
+
+def _caller():
+    """', called from FILE:LINE in FUNC': the innermost frame outside torch and flopdispatch."""
+    import os
+    import traceback
+
+    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__))
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not frame.filename.startswith(skip) and "transformers" + os.sep + "utils" not in frame.filename:
+            return f", called from {frame.filename}:{frame.lineno} in {frame.name}"
+    return ""
+
+
 def _full_slice(args, kwargs):
     """Whether slice_backward(grad, sizes, dim, start, end, step) undoes a slice of the whole dim."""
     sympy = _sympy()
@@ -490,8 +506,9 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
                 terms.append(e)
             acc.calls += 1
         if len(env.guards) > seen_guards[0]:
+            where = name + _caller()
             for g in env.guards[seen_guards[0]:]:
-                guard_ops.setdefault(id(g), name)
+                guard_ops.setdefault(id(g), where)
             seen_guards[0] = len(env.guards)
         return concrete
 
@@ -512,15 +529,20 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
     for g in env.guards:
         if not (g.expr.free_symbols & dim_syms):
             continue
-        text = str(to_names(g.expr))
+        text = str(g.expr.xreplace(named))
         where = f"first op priced after it: {guard_ops.get(id(g), '(none)')}"
-        user = getattr(g.sloc, "maybe_user_loc", None) or getattr(g.sloc, "framework_loc", None)
+        user = getattr(g.sloc, "maybe_user_loc", None)
+        frame = getattr(g.sloc, "framework_loc", None)
+        if not user and hasattr(frame, "filename") and not frame.filename.startswith(_TORCH_DIR):
+            user = frame  # a frame outside torch made the guard (a formula, the model's own code)
         if user:
-            where += f"; at {user}"
+            if hasattr(user, "filename") and hasattr(user, "lineno"):
+                user = f"{user.filename}:{user.lineno} in {getattr(user, 'name', '?')}"
+            where += f"; guard at {user}"
         guards.append(f"{text}  ({where})")
         for n, s in sym_of.items():
             if s in g.expr.free_symbols and env.replace(s).is_number and n not in specialized:
-                specialized[n] = f"pinned to {env.replace(s)} by the guard {g.expr} ({where})"
+                specialized[n] = f"pinned to {env.replace(s)} by the guard {text} ({where})"
     for n, s in sym_of.items():
         if env.replace(s).is_number and n not in specialized:
             specialized[n] = f"pinned to {env.replace(s)} (replacement without a recorded guard)"

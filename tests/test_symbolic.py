@@ -215,3 +215,24 @@ def test_reference_formulas_on_symbolic_sizes_give_exact_closed_forms():
         lu = _reference._lu(q, k)
         for m, n in [(4, 6), (6, 4), (5, 5)]:
             assert lu.subs({q: m, k: n}) == _reference._lu(m, n)
+
+
+def test_user_formulas_are_listed_as_not_symbolic():
+    class Gram(nn.Module):
+        def forward(self, x):
+            return x * 1.0
+
+    @fd.formula(Gram)
+    def _(module, args, output):
+        n, d = args[0].shape
+        return fd.Cost(macs=int(n) * int(n) * int(d))
+
+    try:
+        with pytest.warns(UserWarning, match="batch pinned to 3"):  # int(n) in the formula pins batch
+            s = fd.symbolic(Gram(), ("batch", 8), dims={"batch": 3})
+    finally:
+        fd.remove_formula(Gram)
+    (name, why), = s.not_symbolic.items()
+    assert name.startswith("module::") and name.endswith("Gram") and "traced size only" in why
+    assert "test_symbolic.py" in s.specialized["batch"]  # the guard's line: the formula's int(n)
+    assert "user formulas" in NOT_SYMBOLIC
