@@ -14,6 +14,8 @@ into a constant.
 from __future__ import annotations
 
 import dataclasses
+import os
+import traceback
 import warnings
 from typing import Dict, List, Mapping, Optional
 
@@ -361,15 +363,12 @@ def _unpinning_mode():
 _SLICE_BACKWARD = torch.ops.aten.slice_backward.default
 
 
-_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
+_TORCH_DIR = os.path.dirname(torch.__file__)
 
 
 def _caller():
     """', called from FILE:LINE in FUNC': the innermost frame outside torch and flopdispatch."""
-    import os
-    import traceback
-
-    skip = (os.path.dirname(torch.__file__), os.path.dirname(__file__))
+    skip = (_TORCH_DIR, os.path.dirname(__file__))
     for frame in reversed(traceback.extract_stack()[:-2]):
         if not frame.filename.startswith(skip) and "transformers" + os.sep + "utils" not in frame.filename:
             return f", called from {frame.filename}:{frame.lineno} in {frame.name}"
