@@ -236,3 +236,29 @@ def test_user_formulas_are_listed_as_not_symbolic():
     assert name.startswith("module::") and name.endswith("Gram") and "traced size only" in why
     assert "test_symbolic.py" in s.specialized["batch"]  # the guard's line: the formula's int(n)
     assert "user formulas" in NOT_SYMBOLIC
+
+
+def test_the_recorder_pricer_failing_makes_the_op_unsupported_and_the_program_runs_on():
+    calls = []
+
+    def pricer(func, args, kwargs, out, scope, phase):
+        calls.append((str(func), scope, phase))
+        if "relu" in str(func):
+            raise ValueError("pricer refused")
+        return 1, 0, 0, 2, 3
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    x = torch.randn(2, 4)
+    c = fd.count(model)
+    c._python_pricer = pricer
+    with c:
+        y = model(x)
+    assert torch.equal(y, model(x))  # same output as without the counter
+    assert c.unsupported == {"aten::relu": 1} and c.unsupported_reasons["aten::relu"] == "pricer refused"
+    assert c.ops()["aten::addmm"]["flops"] == 1 and c.ops()["aten::addmm"]["bytes_written"] == 3
+    assert [(scope > 0, phase) for f, scope, phase in calls if f == "aten.addmm.default"] == [(True, 0)]
+    # (inside a module scope, phase forward = 0)
+    # a plain count afterwards does not keep the pricer
+    with fd.count(model) as plain:
+        model(x)
+    assert plain.flops == 2 * 2 * 4 * 4 + 2 * 4 + 2 * 4  # matmul, bias, relu: 80
