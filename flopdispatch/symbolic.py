@@ -27,8 +27,8 @@ from .counter import PHASES, Counts, count
 __all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
 
 # Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
-# numbers"); tests/test_symbolic.py checks the data-dependent, FFT and user-formula entries (sparse
-# products read _nnz(), a value only the data has).
+# numbers"); tests/test_symbolic.py checks the data-dependent, FFT, user-formula and fake-kernel
+# entries (sparse products read _nnz(), a value only the data has).
 NOT_SYMBOLIC = {
     "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "
                             "unique, repeat_interleave with a tensor of repeats, item/_local_scalar_dense): "
@@ -40,6 +40,9 @@ NOT_SYMBOLIC = {
                                   "the length (5 n log2 n, the C++'s bit steps) has no closed form in a symbol",
     "sparse stored elements": "sparse products count stored elements (_nnz()), which only the data knows",
     "user formulas": "fd.formula costs are Python functions of concrete sizes: priced at the traced size only",
+    "pytorch fake kernels": "torch 2.13's fake kernels pin the dims of nn.GRU and bilinear/bicubic interpolation "
+                            "(reported in `specialized`) and cannot run nn.LSTM's CPU kernel or nn.Bilinear's "
+                            "_trilinear on symbolic sizes (PyTorch's error is raised): not formula limits",
 }
 
 

@@ -262,3 +262,89 @@ def test_the_recorder_pricer_failing_makes_the_op_unsupported_and_the_program_ru
     with fd.count(model) as plain:
         model(x)
     assert plain.flops == 2 * 2 * 4 * 4 + 2 * 4 + 2 * 4  # matmul, bias, relu: 80
+
+
+# ----- the formula families on symbolic sizes -----------------------------------------------------
+
+class _Cdist(nn.Module):
+    def forward(self, a, b):
+        return torch.cdist(a, b)
+
+
+class _Inv(nn.Module):
+    def forward(self, a):
+        return torch.linalg.inv(a)
+
+
+class _QR(nn.Module):
+    def forward(self, a):
+        return torch.linalg.qr(a)[0]
+
+
+class _Grid(nn.Module):
+    def forward(self, x, g):
+        return nn.functional.grid_sample(x, g, align_corners=False)
+
+
+IMAGE = ("batch", 3, "h", "h")
+FAMILIES = {  # family: (module, input shapes, traced sizes)
+    "conv": (lambda: nn.Conv2d(3, 4, 3, padding=1), [IMAGE], {"batch": 2, "h": 8}),
+    "conv (transposed)": (lambda: nn.ConvTranspose2d(3, 4, 3), [IMAGE], {"batch": 2, "h": 8}),
+    "pool": (lambda: nn.MaxPool2d(2), [IMAGE], {"batch": 2, "h": 8}),  # floor(h / 2) in the formula
+    "reduce (adaptive pool)": (lambda: nn.AdaptiveAvgPool2d(1), [IMAGE], {"batch": 2, "h": 8}),
+    "norm (batch)": (lambda: nn.BatchNorm2d(3), [IMAGE], {"batch": 2, "h": 8}),
+    "norm (group)": (lambda: nn.GroupNorm(1, 3), [IMAGE], {"batch": 2, "h": 8}),
+    "mha": (lambda: nn.MultiheadAttention(8, 2, batch_first=True), [("batch", "seq", 8)] * 3,
+            {"batch": 2, "seq": 6}),
+    "embedding_bag": (lambda: nn.EmbeddingBag(10, 4, mode="mean"), [(("batch", 3), torch.int64)], {"batch": 3}),
+    "matmul + softmax": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LogSoftmax(-1)), [("batch", 4)], {"batch": 3}),
+    "distance": (_Cdist, [("batch", "n", 4), ("batch", "m", 4)], {"batch": 2, "n": 5, "m": 7}),
+    "linalg (inverse)": (_Inv, [("batch", "n", "n")], {"batch": 2, "n": 5}),
+    "linalg (QR: Min, Max, floor)": (_QR, [("batch", "n", "m")], {"batch": 2, "n": 5, "m": 3}),
+    "grid_sampler": (_Grid, [IMAGE, ("batch", "h", "h", 2)], {"batch": 2, "h": 6}),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_family_is_exact_on_symbolic_sizes(family):
+    build, inputs, dims = FAMILIES[family]
+    torch.manual_seed(0)
+    module = build()
+    s = fd.symbolic(module, inputs, dims)
+    assert s.specialized == {} and s.not_symbolic == {} and s.unsupported == {}
+    assert s.flops.free_symbols  # an expression in the dims, not a constant
+    for grow in (3, 4):  # two other sizes, each dim grown (n and m apart, so QR's Min flips)
+        sizes = {k: v + grow * (i + 1) for i, (k, v) in enumerate(dims.items())}
+        if family.startswith("linalg (QR"):
+            sizes["m"] = sizes["n"] + (2 if grow == 3 else -2)
+        args = []
+        for spec in inputs:
+            shape, dtype = spec if isinstance(spec[0], tuple) else (spec, torch.float32)
+            shape = [sizes[e] if isinstance(e, str) else e for e in shape]
+            args.append(torch.randint(0, 10, shape) if dtype == torch.int64 else
+                        torch.rand(shape) + (2 * torch.eye(shape[-1]) if family.startswith("linalg (inv") else 0))
+        with torch.no_grad(), fd.count(module) as c:
+            module(*args)
+        got = s.at(**sizes)
+        assert (got.flops, got.macs, got.bytes_read, got.bytes_written) == \
+            (c.flops, c.macs, c.bytes_read, c.bytes_written), sizes
+
+
+@pytest.mark.parametrize("build, inputs, outcome", [
+    # PyTorch's fake kernels (torch 2.13) read these ops' sizes as ints: the dims are pinned, and said so
+    (lambda: nn.GRU(4, 5, batch_first=True), [("batch", "seq", 4)], "pinned"),
+    (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), [("batch", 3, "seq", "seq")], "pinned"),
+    # ... or cannot run them on symbolic sizes at all: PyTorch's error reaches the caller
+    (lambda: nn.LSTM(4, 5, batch_first=True), [("batch", "seq", 4)], RuntimeError),
+    (lambda: nn.Bilinear(4, 5, 3), [("batch", 4), ("batch", 5)], RuntimeError),
+])
+def test_pytorch_fake_kernel_limits_are_reported_or_raised(build, inputs, outcome):
+    dims = {"batch": 2, "seq": 6}
+    dims = {k: v for k, v in dims.items() if any(k in shape for shape in inputs)}
+    if outcome == "pinned":
+        with pytest.warns(UserWarning, match="pinned"):
+            s = fd.symbolic(build(), inputs, dims)
+        assert s.specialized
+    else:
+        with pytest.raises(outcome):
+            fd.symbolic(build(), inputs, dims)
