@@ -584,6 +584,8 @@ def run_cli(model, specs, label_kwargs, args, argv, target) -> int:
     from .cli import CLIError, _command_line, _emit
     from .schema import Report, default_meta
 
+    if args.ignore or args.timing:
+        raise CLIError("--symbolic counts FLOPs, MACs and bytes only: --ignore and --timing do not apply")
     names = [n.strip() for n in args.symbolic.split(",")]
     dims, inputs = {}, []
     for text, shape, dtype in specs:
