@@ -39,7 +39,8 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$log.ubsan"
 # The tests of the core's hazards: new ops first seen inside callbacks (the op table), threads,
 # nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes; user
-# formulas (op-table refresh), higher-order ops, nested tensors (decomposition) and the new families.
+# formulas (op-table refresh), higher-order ops, nested tensors (decomposition), the new families
+# and fd.symbolic (the recorder's per-count Python pricer).
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   selection=(tests/test_reliability.py
@@ -48,7 +49,8 @@ if [ ${#selection[@]} -eq 0 ]; then
              tests/test_user_formulas.py
              tests/test_hops.py
              tests/test_nested.py
-             tests/test_new_families.py)
+             tests/test_new_families.py
+             tests/test_symbolic.py)
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \

@@ -350,6 +350,9 @@ struct RecorderState {
     bool in_optimizer = false;
     unsigned long owner = 0;       // the thread that entered the count: its module and optimizer events count
     bool python_formulas = false;  // cost every op with the Python reference (for comparisons)
+    // callable(func, args, kwargs, out, scope, phase) -> the five ints, in place of the global Python
+    // reference (fd.symbolic: it also keeps each call's cost as an expression in symbolic sizes)
+    PyObject* python_pricer = nullptr;
     bool timing = false;           // time each op call (the call alone, not the counter)
     bool detached = false;         // the block has ended: a mode left on a stack only runs ops
     PyObject* cuda_event = nullptr;  // callable() -> a CUDA event recorded on the current stream
@@ -538,6 +541,7 @@ int Recorder_traverse(PyObject* self, visitproc visit, void* arg) {
     if (st) {
         Py_VISIT(st->module_cb);
         Py_VISIT(st->param_cb);
+        Py_VISIT(st->python_pricer);
         Py_VISIT(st->cuda_event);
     }
     return 0;
@@ -548,6 +552,7 @@ int Recorder_clear(PyObject* self) {
     if (st) {
         Py_CLEAR(st->module_cb);
         Py_CLEAR(st->param_cb);
+        Py_CLEAR(st->python_pricer);
         Py_CLEAR(st->cuda_event);
         st->drop_pending();
     }
@@ -720,7 +725,20 @@ void record(PyObject* self, RecorderState* st, int op, PyObject* func, PyObject*
         }
     }
     if (use_python && !error_deferred()) {
-        PyObject* r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
+        PyObject* r;
+        if (st->python_pricer) {
+            PyObject* pricer = Py_NewRef(st->python_pricer);  // held: the call may clear the state's
+            PyObject* sc = PyLong_FromLong(scope);
+            PyObject* ph = PyLong_FromLong(phase);
+            r = sc && ph ? PyObject_CallFunctionObjArgs(pricer, func, args, kwargs ? kwargs : Py_None, out, sc, ph,
+                                                        nullptr)
+                         : nullptr;
+            Py_XDECREF(sc);
+            Py_XDECREF(ph);
+            Py_DECREF(pricer);
+        } else {
+            r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
+        }
         PyObject *f, *m, *mm, *rd, *wr;  // Python ints of any size
         bool bytes_ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(rd, &read) &&
                         int128_from_py(wr, &written);
@@ -976,7 +994,14 @@ PyObject* Recorder_optimizer_exit(PyObject* self, PyObject* const*, Py_ssize_t) 
 
 // configure_formulas(use_python): cost every op with the Python reference instead of the C++ table.
 PyObject* Recorder_use_python_formulas(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
-    state(self)->python_formulas = nargs >= 1 && PyObject_IsTrue(argv[0]) == 1;
+    RecorderState* st = state(self);
+    st->python_formulas = nargs >= 1 && PyObject_IsTrue(argv[0]) == 1;
+    PyObject* pricer = nargs >= 2 && argv[1] != Py_None ? argv[1] : nullptr;
+    if (pricer && !PyCallable_Check(pricer)) {
+        PyErr_SetString(PyExc_TypeError, "use_python_formulas(enabled, pricer): pricer must be callable or None");
+        return nullptr;
+    }
+    Py_XSETREF(st->python_pricer, pricer ? Py_NewRef(pricer) : nullptr);
     Py_RETURN_NONE;
 }
 
@@ -1052,6 +1077,7 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     Py_CLEAR(st->cuda_event);
     Py_CLEAR(st->module_cb);
     Py_CLEAR(st->param_cb);
+    Py_CLEAR(st->python_pricer);
     Py_RETURN_NONE;
 }
 
@@ -1137,7 +1163,8 @@ PyMethodDef Recorder_methods[] = {
      METH_FASTCALL, "Optimizer step post-hook: the owner thread's step ends."},
     {"use_python_formulas",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_use_python_formulas)), METH_FASTCALL,
-     "Cost every op with the Python reference formulas (slower; for comparisons)."},
+     "use_python_formulas(enabled, pricer=None): cost every op with the Python reference formulas (slower; "
+     "for comparisons), or with pricer(func, args, kwargs, out, scope, phase)."},
     {"configure_timing",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_configure_timing)), METH_FASTCALL,
      "configure_timing(enabled, cuda_event): time each op call (CUDA ops with recorded events)."},

@@ -15,10 +15,11 @@ from .models import build_model
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
 from .schema import Report, ReportError
+from .symbolic import SymbolicCount, SymbolicCounts, symbolic
 from .user import Cost, formula, remove_formula
 from ._version import __version__
 
-__all__ = ["count", "profile", "build_model", "SpecError", "Counts", "ModuleCounts", "PHASES", "human",
-           "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline",
-           "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula",
-           "__version__"]
+__all__ = ["count", "profile", "build_model", "SpecError", "symbolic", "SymbolicCount", "SymbolicCounts", "Counts",
+           "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES",
+           "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline",
+           "formula", "Cost", "remove_formula", "__version__"]

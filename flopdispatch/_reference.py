@@ -5,6 +5,7 @@ shapes) and the path for symbolic shapes, where sizes are SymInts rather than in
 same declaration table (``_ops.TABLE``). Results are (flops, macs, masked_macs), in operations.
 """
 import math
+import threading
 
 import torch
 
@@ -12,10 +13,53 @@ from . import _ops
 from ._ops import FAMILY_PARAMS
 
 
+_SYMBOLIC = threading.local()  # .on: sizes stay symbolic (fd.symbolic), in this thread only
+
+
+class symbolic_sizes:
+    """Within: the formulas keep SymInt sizes as sympy expressions (no guard is added) instead of
+    their hints, so that a cost comes out as an exact expression in the symbolic sizes."""
+
+    def __enter__(self):
+        self.was = getattr(_SYMBOLIC, "on", False)
+        _SYMBOLIC.on = True
+
+    def __exit__(self, *exc):
+        _SYMBOLIC.on = self.was
+
+
+def _is_expr(x):
+    return not isinstance(x, int) and hasattr(x, "free_symbols")  # a sympy expression
+
+
+def _min(*xs):
+    if any(_is_expr(x) for x in xs):
+        import sympy
+
+        return sympy.Min(*xs)
+    return min(xs)
+
+
+def _max(*xs):
+    if any(_is_expr(x) for x in xs):
+        import sympy
+
+        return sympy.Max(*xs)
+    return max(xs)
+
+
 def _concrete(x):
-    """An int for an int or a SymInt (its hint, without adding a guard)."""
+    """An int for an int or a SymInt (its hint, without adding a guard); under ``symbolic_sizes``,
+    a SymInt's sympy expression instead (and a sympy expression as it is)."""
     if isinstance(x, int):
         return x
+    if getattr(_SYMBOLIC, "on", False):
+        if _is_expr(x):
+            return x
+        node = getattr(x, "node", None)
+        expr = getattr(node, "expr", None) if node is not None else None
+        if expr is not None:
+            return int(expr) if expr.is_Integer else expr
     node = getattr(x, "node", None)
     hint = getattr(node, "hint", None) if node is not None else None
     return int(hint) if hint is not None else int(x)
@@ -158,6 +202,13 @@ def conv_backward(p, c):
 def causal_kept(sq, sk, bottom_right):
     """(query, key) pairs a causal mask keeps for one head, counted row by row."""
     shift = sk - sq if bottom_right else 0
+    if _is_expr(sq) or _is_expr(sk):  # symbolic lengths: the same sum in closed form
+        import sympy
+
+        if bottom_right:  # rows i < sq - sk keep nothing, the last min(sq, sk) rows keep 1..sk
+            return sympy.Piecewise((sq * (sk - sq) + sq * (sq + 1) / 2, sympy.Le(sq, sk)),
+                                   (sk * (sk + 1) / 2, True))
+        return sympy.Piecewise((sq * (sq + 1) / 2, sympy.Le(sq, sk)), (sk * (sk + 1) / 2 + (sq - sk) * sk, True))
     return sum(min(max(i + shift + 1, 0), sk) for i in range(sq))
 
 
@@ -209,7 +260,7 @@ def reduce(p, c):
         s = shape(inp)
         if len(s) < 2:
             raise ValueError("expected a matrix")
-        counted = math.prod(s[:-2]) * min(s[-2], s[-1])
+        counted = math.prod(s[:-2]) * _min(s[-2], s[-1])
     else:
         counted = numel(inp)
     flops = p["cost"] * counted
@@ -350,6 +401,8 @@ def rnn(p, c):
 def log2_q16(n):
     """floor(2**16 * log2(n)), by the same integer steps as the C++ (bit-by-bit binary logarithm
     on a mantissa kept to 62 fractional bits, truncated at each squaring)."""
+    if _is_expr(n):
+        raise ValueError("an FFT over a symbolic length has no closed form here (integer log2)")
     if n <= 1:
         return 0
     e = n.bit_length() - 1
@@ -376,13 +429,13 @@ def fft(p, c):
 # ---- dense linear algebra -------------------------------------------------------------------------
 
 def _lu(m, n):
-    k = min(m, n)
+    k = _min(m, n)
     return (6 * m * n * k - 3 * (m + n) * k * k + 2 * k ** 3) // 3
 
 
 def _qr(m, n):
-    k = min(m, n)
-    return (6 * k * k * max(m, n) - 2 * k ** 3) // 3
+    k = _min(m, n)
+    return (6 * k * k * _max(m, n) - 2 * k ** 3) // 3
 
 
 def _householder(m, n, k):
@@ -390,7 +443,7 @@ def _householder(m, n, k):
 
 
 def _svd(m, n, uv, full):
-    big, k = max(m, n), min(m, n)
+    big, k = _max(m, n), _min(m, n)
     if not uv:
         return (12 * big * k * k - 4 * k ** 3) // 3
     if full:
@@ -411,7 +464,7 @@ def linalg(p, c):
     if len(sa) < 2:
         raise ValueError("expected a matrix [..., m, n]")
     batch, m, n = math.prod(sa[:-2]), sa[-2], sa[-1]
-    k, kind = min(m, n), p["kind"]
+    k, kind = _min(m, n), p["kind"]
     if kind in (_ops.LA_TRI_SOLVE, _ops.LA_FACTORED_SOLVE, _ops.LA_SOLVE):
         columns_n = _out_numel(c) * n
         flops = columns_n if kind == _ops.LA_TRI_SOLVE else 2 * columns_n
@@ -475,7 +528,7 @@ def trilinear(p, c):
     unroll = 1 if unroll is None else unroll
     terms = second = 1
     for d in range(total):
-        size = max(f[d] for f in full)
+        size = _max(*(f[d] for f in full))
         terms *= size
         if not (d in summed and d in expands[2] and d != unroll):
             second *= size
@@ -498,7 +551,7 @@ def distance(p, c):
             batch = math.prod(shape(outs[0])[:-2])
         pairs = batch * rows1 * rows2
     else:
-        pairs = batch * rows1 * max(rows1 - 1, 0) // 2
+        pairs = batch * rows1 * _max(rows1 - 1, 0) // 2
     if p["kind"] == 2:
         macs = pairs * (dim + 2)
         return 2 * macs + 2 * batch * (rows1 + rows2) * dim + 2 * pairs, macs, 0

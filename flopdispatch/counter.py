@@ -256,6 +256,7 @@ class count(TotalsShortcuts):
         # activations=True: bytes of tensors saved for backward, per module (flopdispatch.activations)
         self._activations = _activations.SavedTracker() if activations else None
         self._python_formulas = bool(python_formulas)
+        self._python_pricer = None  # fd.symbolic: callable(func, args, kwargs, out, scope, phase) pricing every op
         self._timing = bool(timing)
         self._wall = [0.0, 0.0]
         self._mode = None
@@ -456,7 +457,7 @@ class count(TotalsShortcuts):
             # with models given, nothing is adopted: no call into Python for modules outside them
             given = bool(self._model_roots)
             mode.configure(given, None if given else self._on_unknown_module, self._on_accumulate_grad)
-            mode.use_python_formulas(self._python_formulas)
+            mode.use_python_formulas(self._python_formulas or self._python_pricer is not None, self._python_pricer)
             mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
             for key, root in self._model_roots:
                 self._register_tree(root, key)

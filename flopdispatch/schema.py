@@ -179,6 +179,7 @@ class Report(TotalsShortcuts):
         self.unsupported_reasons: Dict[str, str] = reasons
         self._collective_phases, self._module_collectives = {}, {}  # comm.parse: set after construction
         self._display = self._children = None
+        self.symbolic: Optional[dict] = None  # fd.symbolic's expressions (SymbolicCount.to_dict()), if any
         self._self_cache = {}
         # count(activations=True): {"saved_bytes", "saved_peak_bytes", "saved_param_bytes"}; else None
         self.activations: Optional[Dict[str, int]] = activations
@@ -299,6 +300,8 @@ class Report(TotalsShortcuts):
                      totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
                      reasons=reasons, roots=roots, activations=activations)
         report._collective_phases, report._module_collectives = comm.parse(data, v)
+        if "symbolic" in data:
+            report.symbolic = _symbolic_json(data["symbolic"])
         return report
 
     @classmethod
@@ -374,6 +377,7 @@ class Report(TotalsShortcuts):
             **({"roots": list(self.roots)} if self.roots not in ([], [""]) else {}),
             **({} if self.activations is None else {"activations": dict(self.activations)}),
             **self._collectives_json(),
+            **({"symbolic": self.symbolic} if self.symbolic is not None else {}),
         }
 
     def _collectives_json(self) -> dict:
@@ -738,3 +742,46 @@ def _first_line(e) -> str:
 
 
 __all__ = ["Report", "ReportError", "SCHEMA", "MAX_DIGITS", "default_meta"]
+
+
+_SYMBOLIC_COUNTS = ("flops", "macs", "bytes_read", "bytes_written", "bytes", "causal_macs")
+
+
+def _symbolic_json(data):
+    """The optional ``symbolic`` field (``SymbolicCount.to_dict()``): expressions as strings."""
+
+    def counts(c, where):
+        if not isinstance(c, dict):
+            raise ReportError(f"{where}: expected an object, got {_short(c)}")
+        for k in _SYMBOLIC_COUNTS:
+            if k in c and not isinstance(c[k], str):
+                raise ReportError(f"{where}.{k}: expected an expression string, got {_short(c[k])}")
+        if not isinstance(c.get("calls", 0), int) or isinstance(c.get("calls", 0), bool) or c.get("calls", 0) < 0:
+            raise ReportError(f"{where}.calls: expected a non-negative integer, got {_short(c.get('calls'))}")
+        return c
+
+    try:
+        if not isinstance(data, dict):
+            raise ReportError(f"symbolic: expected an object, got {_short(data)}")
+        dims = data.get("dims", {})
+        if not isinstance(dims, dict) or not all(isinstance(k, str) and isinstance(d, dict)
+                                                 and isinstance(d.get("traced"), int) for k, d in dims.items()):
+            raise ReportError("symbolic.dims: expected {name: {\"traced\": int}}")
+        counts(data.get("totals", {}), "symbolic.totals")
+        for group in ("phases", "modules"):
+            g = data.get(group, {})
+            if not isinstance(g, dict):
+                raise ReportError(f"symbolic.{group}: expected an object, got {_short(g)}")
+            for k, c in g.items():
+                counts(c, f"symbolic.{group}.{_short(k)}")
+        if not isinstance(data.get("guards", []), list) or not all(isinstance(x, str) for x in data.get("guards", [])):
+            raise ReportError("symbolic.guards: expected a list of strings")
+        for k in ("specialized", "not_symbolic"):
+            m = data.get(k, {})
+            if not isinstance(m, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in m.items()):
+                raise ReportError(f"symbolic.{k}: expected an object of strings")
+    except ReportError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ReportError(f"symbolic: {type(e).__name__}") from None
+    return data

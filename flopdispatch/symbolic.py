@@ -1,0 +1,576 @@
+"""``fd.symbolic``: FLOPs, MACs and bytes as exact polynomials in named dimensions.
+
+The model runs once on fake tensors whose named dimensions are symbols of a ``ShapeEnv`` (no data,
+no memory, no ``torch.compile``). Every op is priced twice by the one Python reference
+(``_reference.py``): at the traced sizes, for the ordinary count that backs the result, and with
+its sizes kept symbolic, which gives the op's cost as a sympy expression. The expressions are
+summed per module scope, phase and op, and rolled up like a normal count's integers.
+
+Sizes the model's own code compares (``if seq > 1``) add guards: the formulas hold where the guards
+hold (``SymbolicCount.guards``). A dimension the code pins to its traced value is reported in
+``SymbolicCount.specialized`` (with the guard and the op that pinned it), never silently turned
+into a constant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import traceback
+import warnings
+from typing import Dict, List, Mapping, Optional
+
+import torch
+
+from . import _core, _reference
+from .counter import PHASES, Counts, count
+
+__all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
+
+# Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
+# numbers"); tests/test_symbolic.py checks the data-dependent, FFT, user-formula and fake-kernel
+# entries (sparse products read _nnz(), a value only the data has).
+NOT_SYMBOLIC = {
+    "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "
+                            "unique, repeat_interleave with a tensor of repeats, item/_local_scalar_dense): "
+                            "under fake tensors they pin their input's dims (reported in `specialized`), or "
+                            "give sizes with no value (reported in `not_symbolic`)",
+    "fft over a symbolic length": "PyTorch's fake FFT kernels read their input's sizes as ints (every dim "
+                                  "of the input is pinned, the batch too, reported in `specialized`), and the count's "
+                                  "integer log2 of "
+                                  "the length (5 n log2 n, the C++'s bit steps) has no closed form in a symbol",
+    "sparse stored elements": "sparse products count stored elements (_nnz()), which only the data knows",
+    "user formulas": "fd.formula costs are Python functions of concrete sizes: priced at the traced size only",
+    "pytorch fake kernels": "torch 2.13's fake kernels pin the dims of nn.GRU and bilinear/bicubic interpolation "
+                            "(reported in `specialized`) and cannot run nn.LSTM's CPU kernel or nn.Bilinear's "
+                            "_trilinear on symbolic sizes (PyTorch's error is raised): not formula limits",
+}
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+@dataclasses.dataclass(frozen=True)
+class SymbolicCounts:
+    """Work as sympy expressions in the named dimensions (same units as ``Counts``).
+
+    flops, macs, bytes_read, bytes_written: exact polynomials (operations, bytes); causal_macs:
+    MACs with causally masked scores skipped (may hold ``Piecewise`` for query/key lengths that
+    differ). ``at(batch=8, seq=512)`` evaluates them to a ``Counts`` of ints.
+    """
+
+    flops: object = 0
+    macs: object = 0
+    bytes_read: object = 0
+    bytes_written: object = 0
+    causal_macs: object = 0
+    calls: int = 0
+
+    @property
+    def bytes(self):
+        return _sympy().expand(self.bytes_read + self.bytes_written)
+
+    def at(self, **sizes) -> Counts:
+        """The integer counts at the given sizes of the named dimensions."""
+        sympy = _sympy()
+        subs = {sympy.Symbol(k, positive=True, integer=True): int(v) for k, v in sizes.items()}
+
+        def value(e):
+            v = sympy.sympify(e).subs(subs)
+            if not v.is_number:
+                raise ValueError(f"no size given for {sorted(map(str, v.free_symbols))}")
+            if v != int(v):
+                raise ValueError(f"{e} is not an integer at {sizes}")
+            return int(v)
+
+        return Counts(flops=value(self.flops), macs=value(self.macs), bytes_read=value(self.bytes_read),
+                      bytes_written=value(self.bytes_written), causal_macs=value(self.causal_macs), calls=self.calls)
+
+    def as_dict(self) -> dict:
+        """Expressions as strings (sympy syntax: ``sympy.sympify`` reads them back)."""
+        return {"flops": str(self.flops), "macs": str(self.macs), "bytes_read": str(self.bytes_read),
+                "bytes_written": str(self.bytes_written), "bytes": str(self.bytes),
+                "causal_macs": str(self.causal_macs), "calls": self.calls}
+
+
+class _Sum:
+    """Terms of one (scope, phase, op), summed once when read."""
+
+    __slots__ = ("terms", "calls")
+
+    def __init__(self):
+        self.terms = [[], [], [], [], []]  # flops, macs, masked, read, written
+        self.calls = 0
+
+
+# ----- symbols and fake inputs -------------------------------------------------------------------
+
+
+def _dim_source(name):
+    from torch._guards import GuardSource, Source
+
+    @dataclasses.dataclass(frozen=True)
+    class DimSource(Source):
+        """A named dimension given to fd.symbolic (what guards on it are reported against)."""
+
+        dim: str
+
+        @property
+        def name(self):
+            return self.dim
+
+        def guard_source(self):
+            return GuardSource.CONSTANT
+
+        def reconstruct(self, codegen):
+            raise NotImplementedError
+
+    return DimSource(name)
+
+
+def _parse_dtype(d):
+    if d is None:
+        return torch.float32
+    if isinstance(d, torch.dtype):
+        return d
+    found = getattr(torch, str(d), None)
+    if not isinstance(found, torch.dtype):
+        raise ValueError(f"fd.symbolic: unknown dtype {d!r}")
+    return found
+
+
+def _input_spec(spec):
+    """(shape entries, dtype) of one input: ("batch", "seq"), (("batch", 3), torch.int64),
+    {"shape": ..., "dtype": ...} or "batch,seq:int64"."""
+    if isinstance(spec, str):
+        shape, _, dtype = spec.partition(":")
+        # "batch,seq" (commas: names may hold an x), "2x128", or one name
+        parts = [p.strip() for p in (shape.split(",") if "," in shape or shape.strip().isidentifier()
+                                     else shape.split("x"))]
+        return [int(p) if p.isdigit() else p for p in parts if p], _parse_dtype(dtype or None)
+    if isinstance(spec, Mapping):
+        return list(spec["shape"]), _parse_dtype(spec.get("dtype"))
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], (tuple, list)):
+        return list(spec[0]), _parse_dtype(spec[1])
+    if isinstance(spec, (tuple, list)):
+        return list(spec), torch.float32
+    raise TypeError(f"fd.symbolic: an input is a shape such as ('batch', 'seq'), a (shape, dtype) pair or a "
+                    f"'batch,seq:int64' string; got {type(spec).__name__}")
+
+
+def _one_input(spec):
+    """Whether ``inputs`` is one input (a shape, a (shape, dtype) pair, a string, a tensor) rather
+    than a list of them."""
+    if isinstance(spec, (str, torch.Tensor, Mapping)):
+        return True
+    if not isinstance(spec, (tuple, list)):
+        return False
+    if len(spec) == 2 and isinstance(spec[0], (tuple, list)) and isinstance(spec[1], (torch.dtype, str)):
+        return True  # (shape, dtype)
+    return all(isinstance(e, (int, str)) for e in spec)  # a shape
+
+
+# ----- the result --------------------------------------------------------------------------------
+
+
+class SymbolicCount:
+    """FLOPs, MACs and bytes of one run as sympy expressions in the named dimensions.
+
+    ``flops``, ``macs``, ``bytes``...: totals; ``phase(name)``, ``module(name, phase=None,
+    exclusive=False)``, ``ops()``: the same breakdowns as a ``count`` (``SymbolicCounts``).
+    ``dims``: {name: sympy Symbol}; ``traced``: the sizes the model ran at; ``count``: the ordinary
+    count at those sizes. ``guards``: conditions on the dims the formulas assume; ``specialized``:
+    dims the model pinned to their traced size, with why; ``not_symbolic``: ops whose cost has no
+    expression (left out of every expression, see ``NOT_SYMBOLIC``); ``unsupported``: as ``count``;
+    ``dropped``: {op: calls} run only because sizes are symbolic (left out: eager never runs them).
+    """
+
+    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic, dropped=None):
+        self.count, self.dims, self.traced = c, dims, traced
+        self.guards, self.specialized, self.not_symbolic = guards, specialized, not_symbolic
+        self.dropped = dict(dropped or {})
+        self._sums = sums  # (scope, phase name, op name) -> SymbolicCounts
+        self._cache = {}
+
+    @property
+    def unsupported(self) -> Dict[str, int]:
+        return self.count.unsupported
+
+    @staticmethod
+    def _add(rows):
+        sympy = _sympy()
+        rows = list(rows)
+        fields = [sympy.expand(sympy.Add(*[getattr(r, f) for r in rows])) for f in
+                  ("flops", "macs", "bytes_read", "bytes_written", "causal_macs")]
+        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows))
+
+    def _select(self, phase=None, module=None, exclusive=False, op=None):
+        key = (phase, module, exclusive, op)
+        if key not in self._cache:
+            res = self.count._res()
+            scopes = None
+            if module is not None:
+                idx = self.count._module_index(module)
+                if exclusive:
+                    scopes = {s for s, m in enumerate(res["innermost"]) if m == idx}
+                else:
+                    scopes = {s for s, path in enumerate(res["on_path"]) if idx in path}
+            self._cache[key] = self._add(v for (s, p, o), v in self._sums.items()
+                                         if (phase is None or p == phase) and (scopes is None or s in scopes)
+                                         and (op is None or o == op))
+        return self._cache[key]
+
+    @property
+    def totals(self) -> SymbolicCounts:
+        return self._select()
+
+    flops = property(lambda self: self.totals.flops, doc="Total FLOPs, an expression in the dims.")
+    macs = property(lambda self: self.totals.macs, doc="Total MACs.")
+    bytes_read = property(lambda self: self.totals.bytes_read)
+    bytes_written = property(lambda self: self.totals.bytes_written)
+    bytes = property(lambda self: self.totals.bytes, doc="Bytes read plus written.")
+    causal_macs = property(lambda self: self.totals.causal_macs)
+
+    def phase(self, name: str) -> SymbolicCounts:
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
+        return self._select(phase=name)
+
+    def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> SymbolicCounts:
+        """One module's work (inclusive of its children unless ``exclusive``), optionally one phase."""
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        return self._select(phase=phase, module=name, exclusive=exclusive)
+
+    @property
+    def module_names(self) -> List[str]:
+        return self.count.module_names
+
+    def ops(self, phase: Optional[str] = None) -> Dict[str, SymbolicCounts]:
+        names = sorted({o for (_, p, o) in self._sums if phase is None or p == phase})
+        return {o: self._select(phase=phase, op=o) for o in names}
+
+    def at(self, **sizes) -> Counts:
+        """Total integer counts at the given sizes (``at(batch=8, seq=2048)``)."""
+        return self.totals.at(**sizes)
+
+    def to_dict(self, depth=None) -> dict:
+        """JSON-able: every expression as a string (the report's ``symbolic`` field)."""
+        names = self.count.module_names
+        if depth is not None:
+            names = [n for n in names if (n.count(".") + 1 if n else 0) <= depth]
+        return {
+            "dims": {n: {"traced": self.traced[n]} for n in self.dims},
+            "totals": self.totals.as_dict(),
+            "phases": {p: self.phase(p).as_dict() for p in PHASES if any(k[1] == p for k in self._sums)},
+            "modules": {n: self.module(n).as_dict() for n in names},
+            "guards": list(self.guards),
+            "specialized": dict(self.specialized),
+            "not_symbolic": dict(self.not_symbolic),
+            "dropped": dict(self.dropped),
+        }
+
+    def table(self, depth=2, field: str = "flops", notes: bool = True) -> str:
+        """The module tree with one expression per phase (``field``: flops, macs or bytes); with
+        ``notes``, the guards, specialized dims and ops left out below it."""
+        if field not in ("flops", "macs", "bytes", "bytes_read", "bytes_written", "causal_macs"):
+            raise ValueError(f"unknown field {field!r}")
+        phases = [p for p in PHASES if any(k[1] == p for k in self._sums)]
+        rows, names = [], self.count.module_names
+        children = {}
+        for n in names:
+            if n:
+                children.setdefault(n.rpartition(".")[0] if "." in n else "", []).append(n)
+        container = False
+
+        def shown(n, phase):
+            counts = self.module(n, phase=phase)
+            if counts.calls or not children.get(n):
+                return getattr(counts, field), False
+            # not called itself (a ModuleList): the sum of its children, as the count's table shows
+            return _sympy().expand(sum((shown(k, phase)[0] for k in children[n]), 0)), True
+
+        for n in names:
+            level = n.count(".") + 1 if n else 0
+            if depth != "all" and level > depth:
+                continue
+            cells = [shown(n, None)] + [shown(n, p) for p in phases]
+            star = cells[0][1]
+            container = container or star
+            rows.append(("  " * level + (n.rpartition(".")[2] if n else "(root)") + ("*" if star else ""),
+                         [str(v) for v, _ in cells]))
+        rows.append(("total", [str(getattr(self.totals, field))]
+                     + [str(getattr(self.phase(p), field)) for p in phases]))
+        head = ("module", [field] + list(phases))
+        keep = [0] + [i + 1 for i, p in enumerate(phases) if any(r[1][i + 1] != "0" for r in rows)]
+        table = [(name, [cells[k] for k in keep]) for name, cells in [head] + rows]
+        widths = [max(len(r[0]) for r in table)] + [max(len(r[1][i]) for r in table) for i in range(len(keep))]
+        lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
+                 + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
+        for n, (name, cells) in enumerate(table):
+            text = f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))
+            lines.append(text.rstrip())
+            if n == 0 or n == len(table) - 2:
+                lines.append("-" * (sum(widths) + 2 * len(widths)))
+        if container:
+            lines.append("* not called itself (a container such as ModuleList): the sum of its children")
+        if not notes:
+            return "\n".join(lines)
+        for title, items in (("guards (the formulas assume)", self.guards),
+                             ("SPECIALIZED (pinned to the traced size)",
+                              [f"{k}: {v}" for k, v in self.specialized.items()]),
+                             ("not symbolic (left out of the expressions)",
+                              [f"{k}: {v}" for k, v in self.not_symbolic.items()]),
+                             ("unsupported ops", [f"{k}: {v} calls" for k, v in self.unsupported.items()]),
+                             ("left out (run only because sizes are symbolic)",
+                              [f"{k}: {v} calls" for k, v in self.dropped.items()])):
+            if items:
+                lines.append(f"{title}:")
+                lines.extend(f"  {i}" for i in items)
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"SymbolicCount(flops={self.flops}, macs={self.macs}, bytes={self.bytes})"
+
+
+# Ops whose fake (meta) kernel reads sizes as ints in torch 2.13, pinning every dim of their input
+# to its traced value: run as their PyTorch reference decomposition instead (same output, sizes
+# kept symbolic). The op is still counted once, whole, by the counter above this mode.
+_PINNING_OPS = ("constant_pad_nd",)
+
+
+def _unpinning_mode():
+    from torch._decomp import decomposition_table
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    table = {}
+    for name in _PINNING_OPS:
+        packet = getattr(torch.ops.aten, name)
+        for overload in packet.overloads():
+            op = getattr(packet, overload)
+            if op in decomposition_table:
+                table[op] = decomposition_table[op]
+
+    class _Unpin(TorchDispatchMode):
+        """Between the counter and FakeTensorMode: runs the pinning ops as their decompositions."""
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            run = table.get(func, func)
+            return run(*args, **(kwargs or {}))
+
+    return _Unpin()
+
+
+_SLICE_BACKWARD = torch.ops.aten.slice_backward.default
+
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+
+
+def _caller():
+    """', called from FILE:LINE in FUNC': the innermost frame outside torch and flopdispatch."""
+    skip = (_TORCH_DIR, os.path.dirname(__file__))
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not frame.filename.startswith(skip) and "transformers" + os.sep + "utils" not in frame.filename:
+            return f", called from {frame.filename}:{frame.lineno} in {frame.name}"
+    return ""
+
+
+def _full_slice(args, kwargs):
+    """Whether slice_backward(grad, sizes, dim, start, end, step) undoes a slice of the whole dim."""
+    sympy = _sympy()
+    try:
+        _, sizes, dim, start, end, step = (list(args) + [None] * 6)[:6]
+        with _reference.symbolic_sizes():
+            size = _reference._concrete(sizes[dim])
+            start, end, step = (_reference._concrete(v) for v in (start, end, step))
+        if start != 0 or step != 1:
+            return False
+        return (isinstance(end, int) and end >= 2 ** 62) or sympy.simplify(sympy.sympify(end) - size) == 0
+    except Exception:  # noqa: BLE001 - anything unexpected: priced as usual
+        return False
+
+
+# ----- the run -----------------------------------------------------------------------------------
+
+
+def _default_loss(output):
+    loss = getattr(output, "loss", None)
+    if isinstance(loss, torch.Tensor):
+        return loss
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        output = logits
+    if not isinstance(output, torch.Tensor):
+        raise TypeError("fd.symbolic(train=True): give loss_fn=callable(output) -> scalar tensor")
+    return output if output.dim() == 0 else output.float().sum()
+
+
+def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: bool = False, loss_fn=None,
+             optimizer=None, device="cpu", keyword_inputs=None) -> SymbolicCount:
+    """Count one run of ``model`` with named dimensions kept symbolic; FLOPs, MACs and bytes come
+    back as exact polynomials in them.
+
+    ``inputs``: the model's inputs as shapes whose entries are ints or dim names: one shape
+    ``("batch", "seq")``, a ``(shape, dtype)`` pair, a ``"batch,seq:int64"`` string, a list of those
+    (positional) or a dict of them (keyword arguments); an actual tensor passes as it is.
+    ``dims``: {name: size the model is traced at} (each >= 2: PyTorch pins sizes 0 and 1).
+    ``train``: also run backward of ``loss_fn(output)`` (default: the output's ``loss``, else the
+    sum of its logits or first tensor); ``optimizer``: a callable(params) -> optimizer whose
+    ``step()`` runs after backward. The model's parameters may be on any device, meta included:
+    the run uses fake copies on ``device`` (no memory, no data). ``keyword_inputs``: more inputs
+    passed by name, beside positional ``inputs``.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    sympy = _sympy()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"fd.symbolic(model): expected a torch.nn.Module, got {type(model).__name__}")
+    dims = dict(dims)
+    if not dims:
+        raise ValueError("fd.symbolic: name at least one dimension in dims={'seq': 128, ...}")
+    for name, hint in dims.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"fd.symbolic: a dim name must be an identifier, got {name!r}")
+        if not isinstance(hint, int) or isinstance(hint, bool) or hint < 2:
+            raise ValueError(f"fd.symbolic: dims[{name!r}] = {hint!r}: trace at an int >= 2 "
+                             "(PyTorch specializes sizes 0 and 1)")
+    env = ShapeEnv()
+    sym_of = {n: env.create_symbol(h, _dim_source(n), dynamic_dim=DimDynamic.DYNAMIC) for n, h in dims.items()}
+    named = {s: sympy.Symbol(n, positive=True, integer=True) for n, s in sym_of.items()}
+    fake = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
+
+    def size(entry):
+        if isinstance(entry, str):
+            if entry not in dims:
+                raise ValueError(f"fd.symbolic: input dim {entry!r} is not in dims ({', '.join(dims)})")
+            return env.create_symintnode(sym_of[entry], hint=dims[entry])
+        return int(entry)
+
+    def make(spec):
+        if isinstance(spec, torch.Tensor):
+            return spec
+        shape, dtype = _input_spec(spec)
+        return torch.zeros([size(e) for e in shape], dtype=dtype, device=device)
+
+    with fake:
+        if isinstance(inputs, Mapping):
+            args, kwargs = (), {k: make(v) for k, v in inputs.items()}
+        elif _one_input(inputs):
+            args, kwargs = (make(inputs),), {}
+        else:
+            args, kwargs = tuple(make(s) for s in inputs), {}
+        kwargs.update({k: make(v) for k, v in (keyword_inputs or {}).items()})
+        state = {}
+        for n, p in model.named_parameters():
+            state[n] = torch.empty(p.shape, dtype=p.dtype, device=device).requires_grad_(p.requires_grad)
+        for n, b in model.named_buffers():
+            state[n] = torch.zeros(b.shape, dtype=b.dtype, device=device)
+    opt = optimizer([p for p in state.values() if p.requires_grad]) if optimizer is not None else None
+
+    sums, not_symbolic, guard_ops, dropped = {}, {}, {}, {}
+    seen_guards = [0]
+
+    def pricer(func, a, k, out, scope, phase):
+        if func is _SLICE_BACKWARD and _full_slice(a, k):
+            # Indexing with a full slice (x[:, 0:]) is skipped when sizes are ints; with symbolic
+            # sizes PyTorch runs it, and its backward copies the gradient: work no concrete run does.
+            dropped["aten::slice_backward"] = dropped.get("aten::slice_backward", 0) + 1
+            return 0, 0, 0, 0, 0
+        name = _core.op_name(func)
+        try:
+            concrete = _core.python_cost(func, a, k, out)  # the ordinary count, at the traced sizes
+        except Exception as exc:  # the count reports it unsupported; say why it has no expression
+            data = "data-dependent" in str(exc)
+            not_symbolic.setdefault(name, "size depends on data (an unbacked symbol): no cost at any size" if data
+                                    else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            raise
+        try:
+            with _reference.symbolic_sizes():
+                exprs = _core.python_cost(func, a, k, out)
+            exprs = [env.replace(sympy.sympify(e)) for e in exprs]
+            stray = set().union(*(e.free_symbols for e in exprs)) - set(sym_of.values())
+            if stray:
+                raise ValueError(f"size depends on data ({', '.join(sorted(map(str, stray)))})")
+        except Exception as exc:  # noqa: BLE001 - reported in not_symbolic, never raised
+            not_symbolic.setdefault(name, f"{type(exc).__name__}: {exc}")
+            exprs = None
+        if exprs is not None:
+            acc = sums.get((scope, phase, name))
+            if acc is None:
+                acc = sums[(scope, phase, name)] = _Sum()
+            for terms, e in zip(acc.terms, exprs):
+                terms.append(e)
+            acc.calls += 1
+        if len(env.guards) > seen_guards[0]:
+            where = name + _caller()
+            for g in env.guards[seen_guards[0]:]:
+                guard_ops.setdefault(id(g), where)
+            seen_guards[0] = len(env.guards)
+        return concrete
+
+    c = count(model)
+    with fake, _unpinning_mode():
+        c._python_pricer = pricer
+        with c:
+            out = torch.func.functional_call(model, state, args, kwargs)
+            if train:
+                loss = (loss_fn or _default_loss)(out)
+                loss.backward()
+                if opt is not None:
+                    opt.step()
+    # Guards on the dims, and dims the run pinned to a constant.
+    dim_syms = set(sym_of.values())
+    to_names = lambda e: env.replace(e).xreplace(named)  # noqa: E731
+    guards, specialized = [], {}
+    for g in env.guards:
+        if not (g.expr.free_symbols & dim_syms):
+            continue
+        text = str(g.expr.xreplace(named))
+        where = f"first op priced after it: {guard_ops.get(id(g), '(none)')}"
+        user = getattr(g.sloc, "maybe_user_loc", None)
+        frame = getattr(g.sloc, "framework_loc", None)
+        if not user and hasattr(frame, "filename") and not frame.filename.startswith(_TORCH_DIR):
+            user = frame  # a frame outside torch made the guard (a formula, the model's own code)
+        if user:
+            if hasattr(user, "filename") and hasattr(user, "lineno"):
+                user = f"{user.filename}:{user.lineno} in {getattr(user, 'name', '?')}"
+            where += f"; guard at {user}"
+        guards.append(f"{text}  ({where})")
+        for n, s in sym_of.items():
+            if s in g.expr.free_symbols and env.replace(s).is_number and n not in specialized:
+                specialized[n] = f"pinned to {env.replace(s)} by the guard {text} ({where})"
+    for n, s in sym_of.items():
+        if env.replace(s).is_number and n not in specialized:
+            specialized[n] = f"pinned to {env.replace(s)} (replacement without a recorded guard)"
+    if specialized:
+        warnings.warn("fd.symbolic: " + "; ".join(f"{n} {why}" for n, why in specialized.items())
+                      + ": the expressions are constant in those dims", UserWarning, stacklevel=2)
+    phase_names = PHASES
+    totals = {}
+    for (scope, phase, name), acc in sums.items():
+        f, m, masked, r, w = (sympy.Add(*[to_names(t) for t in terms]) for terms in acc.terms)
+        totals[(scope, phase_names[phase], name)] = SymbolicCounts(
+            flops=sympy.expand(f), macs=sympy.expand(m), bytes_read=sympy.expand(r), bytes_written=sympy.expand(w),
+            causal_macs=sympy.expand(m - masked), calls=acc.calls)
+    # Every concrete row must be the expression at the traced sizes: anything else (a user formula,
+    # which the recorder prices itself) is reported, never folded in as a constant.
+    traced = {named[s]: dims[n] for n, s in sym_of.items()}
+    rows, _, ops, _ = c._mode.snapshot()
+    concrete = {}
+    for scope, phase, op, calls, flops, macs, masked, read, written in rows:
+        key = (scope, PHASES[phase], ops[op][0])  # overloads share a name
+        concrete[key] = [a + b for a, b in zip(concrete.get(key, (0, 0, 0, 0)), (flops, macs, read, written))]
+    for key, want in concrete.items():
+        got = totals.get(key)
+        have = [int(sympy.sympify(getattr(got, f)).subs(traced)) for f in
+                ("flops", "macs", "bytes_read", "bytes_written")] if got is not None else [0, 0, 0, 0]
+        if have != want and key[2] not in not_symbolic:
+            not_symbolic[key[2]] = "priced outside the Python reference (a user formula?): traced size only"
+    return SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
+                         not_symbolic, dropped)
