@@ -22,7 +22,7 @@ from importlib import resources
 
 from .report import terminal_safe
 
-_PAGE_DIR = "report_page"
+_PAGE_PACKAGE = "flopdispatch.report_page"
 _CSS_TAG = '<link rel="stylesheet" href="page.css">'
 _JS_TAG = '<script src="page.js"></script>'
 _DATA_TAG = '<script type="application/json" id="report-data"></script>'
@@ -30,9 +30,9 @@ _TITLE_TAG = "<title>flopdispatch</title>"
 
 
 def page_file(name: str) -> str:
-    """The text of one of the page's package data files (``report_page/page.html``, ``page.css``,
-    ``page.js``), read with importlib.resources: it works from a wheel or a zip too."""
-    return resources.files(__package__).joinpath(_PAGE_DIR).joinpath(name).read_text(encoding="utf-8")
+    """The text of one of the page's package data files (``flopdispatch/report_page/page.html``,
+    ``page.css``, ``page.js``), read with importlib.resources: it works from a wheel or a zip too."""
+    return resources.files(_PAGE_PACKAGE).joinpath(name).read_text(encoding="utf-8")
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,7 @@
   "use strict";
   var R = JSON.parse(document.getElementById("report-data").textContent);
   var PHASES = ["forward", "backward", "optimizer", "other"];
-  var PHASE_SHORT = { forward: "fwd", backward: "bwd", optimizer: "optim", other: "other" };
+  var PHASE_SHORT = { forward: "fwd", backward: "bwd", optimizer: "opt", other: "other" };
   // Counts past 2**53 arrive as strings of their exact digits (a JSON number would lose digits, or
   // be Infinity past 1e308). Arithmetic uses doubles scaled by 10^-SHIFT (SHIFT > 0 only when a count
   // has more than 300 digits), so shares and widths stay right; si() writes numbers at their true
@@ -282,7 +282,7 @@
       b.style.background = "hsl(" + hue(t) + ", 55%, " + Math.min(88, 66 + 4 * n.depth) + "%)";
       b.setAttribute("data-value", SHIFT ? si(v) : String(v));
       // every box with room for two letters is labelled (the CSS cuts the name with an ellipsis)
-      b.textContent = w >= 16 ? leaf(n) + (w > 110 ? "  " + si(v, unitOf(state.metric)) + " (" + pct(v, total) + ")" : "") : "";
+      b.textContent = w >= 16 ? (n === focus && n.parent ? n.name : leaf(n)) + (w > 110 ? "  " + si(v, unitOf(state.metric)) + " (" + pct(v, total) + ")" : "") : "";
     });
     var note = document.getElementById("note");
     var root = nodes[0], outside = total - value(root);
