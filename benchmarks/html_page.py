@@ -1,15 +1,16 @@
 """The HTML page in headless Chromium: file size and time to draw, and the README's screenshots.
 
-    python benchmarks/html_page.py                    # GPT-2 small step and a 70B Llama step (meta)
+    python benchmarks/html_page.py                    # GPT-2 small step, a 70B Llama step (meta), and
+                                                      # a synthetic tree of 5,202 modules
     python benchmarks/html_page.py --screenshots docs # also write docs/html-report.png (1280 px wide)
                                                       # and docs/html-report-800.png (800 px)
 
 Counts each model on the meta device (the 70B Llama needs transformers), writes its page, loads
 it in Chromium (FLOPDISPATCH_CHROMIUM or chromium on PATH) and reports the page's size and the
-wall time from navigation to the script's data-ready mark (page parse, JSON parse, first draw of
-the icicle, the module table and the op table), the best of three loads; then the time to focus a
-block (a click on a module-table row: icicle, tables and details redrawn). Timings are this
-machine's; nothing here is asserted.
+wall time from navigation to the script's data-ready mark plus the browser's layout (page parse,
+JSON parse, first draw of the icicle, the module table and the op table), the best of three loads;
+then the time to focus a module (a click on a module-table row: icicle, tables and details redrawn
+and laid out) and to expand the whole tree. Timings are this machine's; nothing here is asserted.
 """
 import argparse
 import base64
@@ -96,6 +97,7 @@ class Browser:
             try:
                 if self.cdp.js("document.readyState === 'complete' && document.body && "
                                "document.body.getAttribute('data-ready')") == "1":
+                    self.cdp.js("document.body.getBoundingClientRect().height")  # style and layout done
                     return time.perf_counter() - t0
             except RuntimeError:
                 pass
@@ -128,12 +130,19 @@ def measure(name, report, out_dir, browser):
     block = cdp.js("(function(){var r=document.querySelector('#modules tbody tr[data-module]:nth-child(5)');"
                    "return r ? r.dataset.module : null;})()")
     t0 = time.perf_counter()
-    cdp.js("document.querySelector(" + json.dumps(f'#modules tbody tr[data-module="{block}"]') + ").click()")
+    cdp.js("document.querySelector(" + json.dumps(f'#modules tbody tr[data-module="{block}"]') + ").click();"
+           "document.body.getBoundingClientRect().height")  # redrawn and laid out
     focus_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cdp.js("document.querySelector('#module-tools button').click();"  # expand all
+           "document.body.getBoundingClientRect().height")
+    expand_s = time.perf_counter() - t0
+    rows = cdp.js("document.querySelectorAll('#modules tbody tr[data-module]').length")
     wide = cdp.js("document.documentElement.scrollWidth")
     print(f"{name}: {len(report.module_names)} modules, {len(report.ops())} ops, page {size / 1e6:.2f} MB; "
           f"load to drawn {min(loads):.2f} s (best of 3: {', '.join(f'{t:.2f}' for t in loads)}); "
-          f"focus {block!r} {focus_s * 1e3:.0f} ms; page width {wide} px")
+          f"focus {block!r} {focus_s * 1e3:.0f} ms; expand all ({rows} rows) {expand_s * 1e3:.0f} ms; "
+          f"page width {wide} px")
     return path
 
 
@@ -151,8 +160,12 @@ def main():
             report = llama70b_report()
             print(f"(counted the 70B Llama step in {time.perf_counter() - t0:.1f} s)")
             measure("llama70b", report, out_dir, browser)
-        if args.screenshots:
-            browser.load("file://" + gpt + "#focus=h.0")
+        from test_html_page import _wide_tree
+
+        measure("wide-synthetic", _wide_tree(400, 12), out_dir, browser)
+        if args.screenshots:  # the whole model, block 0 opened in the module table
+            browser.load("file://" + gpt)
+            browser.cdp.js("document.querySelector('#modules tr[data-module=\"h.0\"] .tw').click()")
             browser.screenshot(os.path.join(args.screenshots, "html-report.png"), 1280)
     finally:
         browser.close()

@@ -1,16 +1,22 @@
-"""One self-contained HTML page for a report: an icicle of modules, hover details and the op table.
+"""One self-contained HTML page for a report: an icicle of modules, a module table, the op table.
 
-No network: the report's JSON, the script and the styles are inline. The icicle shows each module
-as a box as wide as its share of the chosen figure (FLOPs, MACs, bytes or parameters; optionally
-one phase); hovering shows a module's counts, clicking zooms into it (click the top box or the
-path to zoom out). The page state is in the URL fragment, e.g. ``page.html#metric=macs&phase=
-backward&focus=h.0``, so a view can be linked. Every module box is an element
-``<div class="box" data-module="NAME">`` (drawn by the script, hidden when zero-width).
+The page's sources are package data in ``flopdispatch/report_page/`` (``page.html``, ``page.css``,
+``page.js``: files editors and linters understand); ``render_html`` inlines the styles, the script
+and the report's JSON into the template, so the page needs no network and no other file.
+
+The icicle shows each module as a box as wide as its share of the chosen figure (FLOPs, MACs,
+bytes or parameters; optionally one phase; a module with any work is at least 3 px wide);
+hovering shows a module's counts. The module table is the terminal table as a tree (the same
+columns, the "self" figure, sortable within siblings). Clicking a box or a row focuses that module:
+the icicle zooms into it, its row is highlighted and the op table lists its subtree's ops (from
+the modules' ``self_ops``). The page state is in the URL fragment, e.g. ``page.html#metric=macs&
+phase=backward&focus=h.0&find=attn``, so a view can be linked. Every module box is an element
+``<div class="box" data-module="NAME">`` and every table row ``<tr data-module="NAME">``.
 
 The embedded JSON is ASCII with ``<``, ``>`` and ``&`` escaped (nothing in a name can close the
 script); integers past 2**53 travel as strings of their exact digits, and the script computes
 shares on doubles scaled by a common power of ten, so counts up to the schema's 600 digits draw
-right.
+right. The template is filled in one pass, so nothing inserted is scanned for a tag again.
 """
 from __future__ import annotations
 
