@@ -119,6 +119,19 @@ def _terminal_rows(report, depth):
     return [re.split(r"\s{2,}", line.strip()) for line in body]
 
 
+def _same_rows_as_the_terminal(table, report, share_column=-1):
+    """The page's module table (rows and footer) has the plain-text table's cells (depth 2)."""
+    page_rows = [[cell.lstrip("\u25be\u25b8") for cell in row] for row in table["rows"] + table["foot"]]
+    terminal = _terminal_rows(report, depth=2)
+    assert [row[0] for row in page_rows] == [row[0] for row in terminal]
+    for page_row, text_row in zip(page_rows, terminal):
+        page_row[share_column] = page_row[share_column].rstrip("%")
+        if page_row[0] in ("(outside root)", "total"):  # no type; the outside row has no params
+            page_row = [c for c in page_row if c]
+        assert page_row == text_row
+    return [row[0] for row in page_rows]
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
 def test_module_table_shows_the_terminal_tables_columns_and_figures(tmp_path):
     _, report = _report()  # a GPT training step: forward, backward, optimizer, other
@@ -127,15 +140,30 @@ def test_module_table_shows_the_terminal_tables_columns_and_figures(tmp_path):
     assert table["head"] == [["module", "type", "params", "MACs", "FLOPs", "self FLOPs", "fwd FLOPs", "bwd FLOPs",
                               "opt FLOPs", "bytes", "FLOP/B", "% FLOPs"]]
     # the page opens at the terminal table's default depth (2): the blocks, not their children
-    page_rows = [[cell.lstrip("\u25be\u25b8") for cell in row] for row in table["rows"] + table["foot"]]
-    terminal = _terminal_rows(report, depth=2)
-    assert [row[0] for row in page_rows] == [row[0] for row in terminal] == \
+    assert _same_rows_as_the_terminal(table, report) == \
         ["(root)", "wte", "wpe", "h", "0", "1", "ln_f", "lm_head", "(outside root)", "total"]
-    for page_row, text_row in zip(page_rows, terminal):
-        if page_row[0] in ("(outside root)", "total"):  # no type; the outside row has no params
-            page_row = [c for c in page_row if c]
-        page_row[-1] = page_row[-1].rstrip("%")
-        assert page_row == text_row
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_module_table_of_a_timed_count_and_of_a_report_without_per_module_ops(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+    with fd.count(model, timing=True) as c:
+        model(torch.ones(32, 64)).sum().backward()
+    report = fd.Report.from_count(c)
+    table = _draw_in_node(report, tmp_path)["modules"]
+    assert table["head"][0][-3:] == ["% FLOPs", "time ms", "GFLOP/s"]
+    assert _same_rows_as_the_terminal(table, report, share_column=-3) == \
+        ["(root)", "0", "1", "2", "(outside root)", "total"]
+    # a report written before per-module ops: no self column, and the op table lists every op
+    old = report.to_dict()
+    for m in old["modules"]:
+        del m["self_ops"]
+    old = fd.Report.from_dict(old)
+    assert not old.has_exclusive
+    drawn = _draw_in_node(old, tmp_path)
+    assert "self FLOPs" not in drawn["modules"]["head"][0]
+    assert _same_rows_as_the_terminal(drawn["modules"], old, share_column=-3)
+    assert [row[0] for row in drawn["ops"]] == list(old.ops())
     # self column: every row set adds up (the modules' own FLOPs plus the outside work is the total)
     own = sum(report.module(n, exclusive=True).flops for n in report.module_names)
     assert own + report.totals.flops - report.module("").flops == report.totals.flops

@@ -116,6 +116,10 @@
     var e = Math.log10(Math.abs(f)) - Math.log10(Math.abs(b)), ei = Math.floor(e);
     return (q < 0 ? "-" : "") + sci(Math.pow(10, e - ei), ei);
   }
+  function rate(c) {  // achieved GFLOP/s over the measured time (seconds are not scaled), one decimal
+    var t = get(c, "seconds");
+    return t ? (get(c, "flops") * Math.pow(10, SHIFT) / t / 1e9).toFixed(1) : "0.0";
+  }
   function intensity(c) { return quotient(c ? c.flops || 0 : 0, bytesOf(c)); }
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -394,7 +398,7 @@
       case "intensity": return intensity(c);
       case "share": return pct(value(n), totalValue());
       case "ms": return (get(c, "seconds") * 1e3).toFixed(1);
-      case "rate": return get(c, "seconds") ? si(get(c, "flops") / get(c, "seconds") / 1e9) : "";
+      case "rate": return rate(c);
       default: return si(moduleValue(n, col.key), col.unit || "");
     }
   }
@@ -490,7 +494,7 @@
           case "intensity": text = intensity(c); break;
           case "share": text = share; break;
           case "ms": text = (get(c, "seconds") * 1e3).toFixed(1); break;
-          case "rate": text = ""; break;
+          case "rate": text = label === "total" ? rate(c) : ""; break;
           default:
             text = col.key.indexOf("phase:") === 0 ? si(label === "total" ? get(R.phases[col.key.slice(6)], state.metric) :
               get(R.phases[col.key.slice(6)], state.metric) - get(root.pc[col.key.slice(6)], state.metric), col.unit || "") : si(get(c, col.key));
@@ -615,7 +619,7 @@
     rows.sort(function (a, b) {
       var x = opValue(a, opSort), y = opValue(b, opSort);
       if (opSort === "name") { return x < y ? -1 : x > y ? 1 : 0; }
-      return y - x || (a.name < b.name ? -1 : 1);
+      return y - x || bytesOf(b.c) - bytesOf(a.c) || (a.name < b.name ? -1 : 1);  // ties as Report.ops()
     });
     rows.forEach(function (o) {
       var r = el("tr", { "data-op": o.name });
