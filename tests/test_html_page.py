@@ -19,9 +19,11 @@ import torch
 import flopdispatch as fd
 from flopdispatch import htmlreport
 from flopdispatch.htmlreport import page_file, render_html, write_html
-from test_html import _load, _report, browser  # noqa: F401  (browser: the Chromium fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # test_html: the DevTools client and the Chromium fixture, whatever the import mode
+from test_html import _load, _report, browser  # noqa: E402, F401  (browser: the Chromium fixture)
+
 ROOT = os.path.dirname(HERE)
 PAGE_FILES = ("page.html", "page.css", "page.js")
 
@@ -207,6 +209,16 @@ def _click(cdp, selector):
     cdp.js("document.querySelector(" + json.dumps(selector) + ").click()")
 
 
+def _search(cdp, text):
+    """Type `text` into the search box (an input event, as typing sends)."""
+    cdp.js("(function (s) { s.value = " + json.dumps(text) + "; s.dispatchEvent(new Event('input')); })"
+           "(document.getElementById('search'))")
+
+
+def _clear_search(cdp):
+    _search(cdp, "")
+
+
 def test_module_table_and_op_table_follow_the_focus_in_chromium(browser, tmp_path):  # noqa: F811
     c, report = _report()
     path = tmp_path / "gpt.html"
@@ -301,8 +313,7 @@ def test_search_finds_tiny_modules_and_the_page_fits_800_px(browser, tmp_path): 
     assert cdp.js("(function(){var s=document.getElementById('ops-scroll');return s.scrollWidth>s.clientWidth;})()")
     assert cdp.js("document.getElementById('modules-scroll').getBoundingClientRect().right") <= 800
     # every visible box at the deepest level with room for two letters has its name (cut with an ellipsis)
-    cdp.js("document.getElementById('search').value = ''; "
-           "document.getElementById('search').dispatchEvent(new Event('input'))")
+    _clear_search(cdp)
     _click(cdp, '.box[data-module="h.0"]')
     labels = cdp.js("Array.from(document.querySelectorAll('.box[data-depth=\"3\"]:not(.hidden)'))"
                     ".map(function (b) { return [b.dataset.module, b.textContent]; })")
@@ -377,9 +388,31 @@ def test_a_tree_of_thousands_of_modules_renders_and_narrows_by_search(browser, t
     _click(cdp, "#module-tools button")  # expand all: the table stops at 3,000 rows and says so
     assert len(_rows(cdp)) == 3000
     assert "use the search box" in cdp.js("document.querySelector('#modules tr.more').textContent")
-    cdp.js("document.getElementById('search').value = 'blocks.399.l1'; "
-           "document.getElementById('search').dispatchEvent(new Event('input'))")
+    _search(cdp, "blocks.399.l1")
     assert _rows(cdp) == ["", "blocks", "blocks.399", "blocks.399.l1", "blocks.399.l10", "blocks.399.l11"]
     _click(cdp, '#modules tbody tr[data-module="blocks.399.l10"]')
     assert _ops(cdp) == _expected_ops(report, module="blocks.399.l10")
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  # noqa: F811
+    d = valid_dict
+    evil = "</script><img src=x onerror=\"window.__fdErrors.push('ran')\">"
+    d["modules"][1]["name"] = "__proto__"  # a name that is also an Object.prototype key
+    d["modules"][1]["type"] = evil
+    ops = d["modules"][1]["self_ops"]["forward"]
+    ops["constructor"] = ops.pop("aten::addmm")
+    d["modules"][2]["name"] = "constructor"
+    report = fd.Report.from_dict(d)
+    path = tmp_path / "evil.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#focus=__proto__&find=" + "%3C%2Fscript")
+    assert _rows(cdp) == ["", "__proto__"]  # the search matched the type, shown as text
+    assert cdp.js("document.querySelector('#modules tr.focus td:nth-child(2)').textContent") == evil
+    assert cdp.js("document.querySelectorAll('img').length") == 0
+    assert _ops(cdp) == _expected_ops(report, module="__proto__") and "constructor" in _ops(cdp)
+    _clear_search(cdp)
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    assert _rows(cdp) == ["", "__proto__", "constructor"]
     assert cdp.js("window.__fdErrors") == []
