@@ -209,6 +209,13 @@ def _click(cdp, selector):
     cdp.js("document.querySelector(" + json.dumps(selector) + ").click()")
 
 
+def _key(cdp, key, code):
+    """Press and release a key in the element that has the keyboard focus."""
+    for kind in ("keyDown", "keyUp"):
+        cdp.call("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code,
+                 **({"text": "\r"} if key == "Enter" and kind == "keyDown" else {}))
+
+
 def _search(cdp, text):
     """Type `text` into the search box (an input event, as typing sends)."""
     cdp.js("(function (s) { s.value = " + json.dumps(text) + "; s.dispatchEvent(new Event('input')); })"
@@ -258,6 +265,17 @@ def test_module_table_and_op_table_follow_the_focus_in_chromium(browser, tmp_pat
     _click(cdp, '.box[data-module="h.1"]')
     assert cdp.js("document.querySelector('#modules tr.focus').dataset.module") == "h.1"
     assert "h.1.qkv" in _rows(cdp)
+    # the keyboard: a row takes the focus (Tab), the arrows close and open it, Enter focuses it
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    cdp.js("document.querySelector('#modules tbody tr[data-module=\"h.0\"]').focus()")
+    assert "h.0.qkv" in _rows(cdp)  # opened when it was focused
+    _key(cdp, "ArrowLeft", 37)
+    assert "h.0.qkv" not in _rows(cdp)
+    assert cdp.js("document.activeElement.dataset.module") == "h.0"  # the redrawn row keeps the keyboard
+    _key(cdp, "ArrowRight", 39)
+    assert "h.0.qkv" in _rows(cdp)
+    _key(cdp, "Enter", 13)
+    assert cdp.js("document.getElementById('details').dataset.focus") == "h.0"
     # at the root the op table is every op counted (the work outside the root too)
     _click(cdp, '#crumbs a[data-crumb=""]')
     assert cdp.js("document.getElementById('ops-title').dataset.focus") == ""

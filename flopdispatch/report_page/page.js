@@ -423,7 +423,7 @@
     }
     return { rows: out, cut: stack.length > 0 };
   }
-  var scrolledTo = null;
+  var scrolledTo = null, keyRow = null;
   function drawModules(focus) {
     var table = document.getElementById("modules"), thead = table.tHead, tbody = table.tBodies[0];
     thead.textContent = ""; tbody.textContent = "";
@@ -447,7 +447,7 @@
       none.appendChild(td); tbody.appendChild(none);
       return;
     }
-    var base = tops.length ? tops[0].depth : 0, vis = visibleRows(), focusRow = null;
+    var base = tops.length ? tops[0].depth : 0, vis = visibleRows(), focusRow = null, keyEl = null;
     vis.rows.forEach(function (n) {
       var row = el("tr", { "data-module": n.name });
       row.className = (n === focus ? "focus" : "") + (matched && matched[n.name] ? " match" : "") + (n.c.calls || n.rolled ? "" : " idle");
@@ -469,9 +469,20 @@
         }
         row.appendChild(cell);
       });
+      row.setAttribute("tabindex", "0");  // keyboard: Tab to a row, Enter focuses it, arrows open and close
       row.addEventListener("click", function () { setFocus(n.name); });
+      row.addEventListener("keydown", function (ev) {
+        var open = ev.key === "ArrowRight" ? true : ev.key === "ArrowLeft" ? false : null;
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); keyRow = n.name; setFocus(n.name); }
+        else if (open !== null && n.children.length && !onPath) {
+          ev.preventDefault(); keyRow = n.name; expanded[n.name] = open; drawModules(byName[state.focus] || nodes[0]);
+        }
+      });
+      if (keyRow === n.name) { keyEl = row; }
       tbody.appendChild(row);
     });
+    if (keyEl && keyEl.focus) { keyEl.focus(); }  // the redrawn row keeps the keyboard
+    keyRow = null;
     if (vis.cut) {
       var more = el("tr", { "class": "more" }), mtd = el("td", { colspan: String(cols.length) },
         "The first " + MAX_ROWS + " rows are shown: use the search box, or collapse, to see the others.");
