@@ -421,7 +421,8 @@
         for (var i = kids.length - 1; i >= 0; i--) { stack.push(kids[i]); }
       }
     }
-    return { rows: out, cut: stack.length > 0 };
+    // cut: rows left out by the MAX_ROWS cap (not the ones the search leaves out)
+    return { rows: out, cut: stack.some(function (n) { return !onPath || onPath[n.name]; }) };
   }
   var scrolledTo = null, keyRow = null;
   function drawModules(focus) {
