@@ -408,6 +408,7 @@ def test_a_tree_of_thousands_of_modules_renders_and_narrows_by_search(browser, t
     assert "use the search box" in cdp.js("document.querySelector('#modules tr.more').textContent")
     _search(cdp, "blocks.399.l1")
     assert _rows(cdp) == ["", "blocks", "blocks.399", "blocks.399.l1", "blocks.399.l10", "blocks.399.l11"]
+    assert cdp.js("document.querySelector('#modules tr.more')") is None  # the search, not the cap, left rows out
     _click(cdp, '#modules tbody tr[data-module="blocks.399.l10"]')
     assert _ops(cdp) == _expected_ops(report, module="blocks.399.l10")
     assert cdp.js("window.__fdErrors") == []
