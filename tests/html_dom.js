@@ -1,5 +1,6 @@
 // Runs the HTML report's script under node with a minimal stand-in for the DOM (no browser needed)
-// and prints what it drew as JSON: the cards, the metadata line, the op table, the module boxes.
+// and prints what it drew as JSON: the cards, the metadata line, the op table, the module boxes,
+// the module table.
 // Usage: node html_dom.js PAGE.html
 "use strict";
 const fs = require("fs");
@@ -24,7 +25,7 @@ const byId = {};
 function get(id) {
   if (!byId[id]) {
     const e = new El("div");
-    if (id === "ops") { e.tHead = new El("thead"); e.tBodies = [new El("tbody")]; }
+    if (id === "ops" || id === "modules") { e.tHead = new El("thead"); e.tBodies = [new El("tbody")]; e.tFoot = new El("tfoot"); }
     byId[id] = e;
   }
   return byId[id];
@@ -36,7 +37,8 @@ globalThis.location = { hash: "" };
 globalThis.history = { replaceState() {} };
 new Function(m[2])();
 
-const rows = get("ops").tBodies[0].children.map((r) => r.children.map((td) => td.textContent));
+const cells = (r) => r.children.map((td) => td.textContent);
+const rows = get("ops").tBodies[0].children.map(cells);
 const boxes = get("chart").children.filter((b) => b.attrs && b.attrs["data-module"] !== undefined)
   .map((b) => ({ name: b.attrs["data-module"], value: b.attrs["data-value"], width: b.style.width, text: b.textContent }));
 console.log(JSON.stringify({
@@ -46,6 +48,8 @@ console.log(JSON.stringify({
   meta: get("meta").textContent,
   details: get("details").textContent,
   ops: rows,
+  modules: { head: get("modules").tHead.children.map(cells), rows: get("modules").tBodies[0].children.map(cells),
+             foot: get("modules").tFoot.children.map(cells) },
   boxes: boxes,
   unsupported: get("unsupported").textContent,
 }));

@@ -1,0 +1,437 @@
+"""The HTML page (issue 13 item 8): its sources as package data, the module table, the op table
+following the focused module, search, several roots, a big tree, an 800 px window.
+
+The browser tests use Chromium through tests/test_html.py's DevTools client (skipped without
+Chromium); the module table's cells are also checked against the terminal table by running the
+page's script under node (tests/html_dom.js; skipped without node).
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+import torch
+
+import flopdispatch as fd
+from flopdispatch import htmlreport
+from flopdispatch.htmlreport import page_file, render_html, write_html
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # test_html: the DevTools client and the Chromium fixture, whatever the import mode
+from test_html import _load, _report, browser  # noqa: E402, F401  (browser: the Chromium fixture)
+
+ROOT = os.path.dirname(HERE)
+PAGE_FILES = ("page.html", "page.css", "page.js")
+
+
+# ----- the page's sources are package data -----------------------------------------------------------
+
+def test_page_sources_are_package_data_found_by_importlib_resources():
+    folder = resources.files("flopdispatch.report_page")
+    for name in PAGE_FILES:
+        assert folder.joinpath(name).is_file(), name
+        assert page_file(name) == folder.joinpath(name).read_text(encoding="utf-8")
+    page = render_html(_report()[1])
+    lowered = page.lower()
+    for needle in ("<link", " src=", "@import", "url(", "http://", "https://"):
+        assert needle not in lowered, needle  # one self-contained file
+    assert page_file("page.css") in page and page_file("page.js") in page  # inlined as written
+
+
+def test_the_built_package_ships_the_page_sources(tmp_path):
+    """setup.py build_py (what a wheel or an install copies): the page's files are in the package."""
+    pytest.importorskip("pybind11")
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    built = tmp_path / "flopdispatch" / "report_page"
+    for name in PAGE_FILES + ("__init__.py",):
+        assert (built / name).is_file(), name
+    for name in PAGE_FILES:
+        assert (built / name).read_text(encoding="utf-8") == page_file(name)
+
+
+def test_the_writer_replaces_each_tag_once_and_never_rescans_what_it_inserted(valid_dict):
+    d = valid_dict
+    tags = '<script src="page.js"></script><link rel="stylesheet" href="page.css"><title>flopdispatch</title>' \
+           '<script type="application/json" id="report-data"></script>'
+    d["meta"]["target"] = tags
+    d["ops"][0]["name"] = tags
+    d["modules"][1]["type"] = tags
+    page = render_html(fd.Report.from_dict(d))
+    assert page.lower().count("<script") == 2 and page.lower().count("</script") == 2
+    assert page.count("<title>") == 1 and "<link" not in page
+    start = page.index('id="report-data">') + len('id="report-data">')
+    data = json.loads(page[start:page.index("</script>", start)])
+    assert data["meta"]["target"] == data["ops"][0]["name"] == data["modules"][1]["type"] == tags
+
+
+def test_page_sources_that_could_break_out_are_refused(monkeypatch):
+    real = page_file
+
+    def with_js(text):
+        return lambda name: text if name == "page.js" else real(name)
+
+    try:
+        for js in ("var s = '</script>';", "var s = '<!--';", "var s = '<SCRIPT>';"):
+            monkeypatch.setattr(htmlreport, "page_file", with_js(js))
+            htmlreport._parts.cache_clear()
+            with pytest.raises(RuntimeError, match="page.js must not contain"):
+                htmlreport._parts()
+        monkeypatch.setattr(htmlreport, "page_file",
+                            lambda name: real(name).replace('<script src="page.js"></script>', "")
+                            if name == "page.html" else real(name))
+        htmlreport._parts.cache_clear()
+        with pytest.raises(RuntimeError, match="exactly once"):
+            htmlreport._parts()
+    finally:
+        monkeypatch.undo()
+        htmlreport._parts.cache_clear()
+    assert "function" in htmlreport._parts()[2]
+
+
+@pytest.fixture
+def valid_dict():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    with fd.count(model) as c:
+        model(torch.ones(2, 4)).sum().backward()
+    return fd.Report.from_count(c).to_dict()
+
+
+# ----- the module table has the terminal table's columns and figures (node) ---------------------------
+
+def _draw_in_node(report, tmp_path):
+    path = tmp_path / "p.html"
+    path.write_text(render_html(report), encoding="utf-8")
+    proc = subprocess.run(["node", os.path.join(HERE, "html_dom.js"), str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _terminal_rows(report, depth):
+    """The plain-text table's rows (module, outside root, total) as lists of cells."""
+    lines = report.table(depth=depth).splitlines()
+    rules = [i for i, line in enumerate(lines) if set(line) == {"-"}]
+    body = lines[rules[0] + 1:rules[1]] + [lines[rules[1] + 1]]
+    return [re.split(r"\s{2,}", line.strip()) for line in body]
+
+
+def _same_rows_as_the_terminal(table, report, share_column=-1):
+    """The page's module table (rows and footer) has the plain-text table's cells (depth 2)."""
+    page_rows = [[cell.lstrip("\u25be\u25b8") for cell in row] for row in table["rows"] + table["foot"]]
+    terminal = _terminal_rows(report, depth=2)
+    assert [row[0] for row in page_rows] == [row[0] for row in terminal]
+    for page_row, text_row in zip(page_rows, terminal):
+        page_row[share_column] = page_row[share_column].rstrip("%")
+        if page_row[0] in ("(outside root)", "total"):  # no type; the outside row has no params
+            page_row = [c for c in page_row if c]
+        assert page_row == text_row
+    return [row[0] for row in page_rows]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_module_table_shows_the_terminal_tables_columns_and_figures(tmp_path):
+    _, report = _report()  # a GPT training step: forward, backward, optimizer, other
+    drawn = _draw_in_node(report, tmp_path)
+    table = drawn["modules"]
+    assert table["head"] == [["module", "type", "params", "MACs", "FLOPs", "self FLOPs", "fwd FLOPs", "bwd FLOPs",
+                              "opt FLOPs", "bytes", "FLOP/B", "% FLOPs"]]
+    # the page opens at the terminal table's default depth (2): the blocks, not their children
+    assert _same_rows_as_the_terminal(table, report) == \
+        ["(root)", "wte", "wpe", "h", "0", "1", "ln_f", "lm_head", "(outside root)", "total"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_module_table_of_a_timed_count_and_of_a_report_without_per_module_ops(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+    with fd.count(model, timing=True) as c:
+        model(torch.ones(32, 64)).sum().backward()
+    report = fd.Report.from_count(c)
+    table = _draw_in_node(report, tmp_path)["modules"]
+    assert table["head"][0][-3:] == ["% FLOPs", "time ms", "GFLOP/s"]
+    assert _same_rows_as_the_terminal(table, report, share_column=-3) == \
+        ["(root)", "0", "1", "2", "(outside root)", "total"]
+    # a report written before per-module ops: no self column, and the op table lists every op
+    old = report.to_dict()
+    for m in old["modules"]:
+        del m["self_ops"]
+    old = fd.Report.from_dict(old)
+    assert not old.has_exclusive
+    drawn = _draw_in_node(old, tmp_path)
+    assert "self FLOPs" not in drawn["modules"]["head"][0]
+    assert _same_rows_as_the_terminal(drawn["modules"], old, share_column=-3)
+    assert [row[0] for row in drawn["ops"]] == list(old.ops())
+    # self column: every row set adds up (the modules' own FLOPs plus the outside work is the total)
+    own = sum(report.module(n, exclusive=True).flops for n in report.module_names)
+    assert own + report.totals.flops - report.module("").flops == report.totals.flops
+
+
+# ----- in Chromium ----------------------------------------------------------------------------------
+
+ERRORS = """
+window.__fdErrors = [];
+window.addEventListener('error', function (e) { window.__fdErrors.push(String(e.message)); });
+window.addEventListener('unhandledrejection', function (e) { window.__fdErrors.push(String(e.reason)); });
+(function () { var ce = console.error; console.error = function () {
+  window.__fdErrors.push(Array.prototype.slice.call(arguments).join(' ')); return ce.apply(console, arguments); }; })();
+"""
+
+
+def _open(cdp, url, width=1280):
+    cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False)
+    cdp.call("Page.addScriptToEvaluateOnNewDocument", source=ERRORS)
+    cdp.call("Page.navigate", url="about:blank")
+    _load(cdp, url)
+    assert cdp.js("window.__fdErrors") == []
+
+
+def _rows(cdp):
+    return cdp.js("Array.from(document.querySelectorAll('#modules tbody tr[data-module]'))"
+                  ".map(function (r) { return r.dataset.module; })")
+
+
+def _ops(cdp):
+    """{op: FLOPs cell} of the op table."""
+    return dict(cdp.js("Array.from(document.querySelectorAll('#ops tbody tr[data-op]')).map(function (r) "
+                       "{ return [r.dataset.op, r.cells[2].textContent]; })"))
+
+
+def _expected_ops(report, **kw):
+    return {op: fd.human(v["flops"]) for op, v in report.ops(**kw).items()}
+
+
+def _click(cdp, selector):
+    cdp.js("document.querySelector(" + json.dumps(selector) + ").click()")
+
+
+def _key(cdp, key, code):
+    """Press and release a key in the element that has the keyboard focus."""
+    for kind in ("keyDown", "keyUp"):
+        cdp.call("Input.dispatchKeyEvent", type=kind, key=key, code=key, windowsVirtualKeyCode=code,
+                 **({"text": "\r"} if key == "Enter" and kind == "keyDown" else {}))
+
+
+def _search(cdp, text):
+    """Type `text` into the search box (an input event, as typing sends)."""
+    cdp.js("(function (s) { s.value = " + json.dumps(text) + "; s.dispatchEvent(new Event('input')); })"
+           "(document.getElementById('search'))")
+
+
+def _clear_search(cdp):
+    _search(cdp, "")
+
+
+def test_module_table_and_op_table_follow_the_focus_in_chromium(browser, tmp_path):  # noqa: F811
+    c, report = _report()
+    path = tmp_path / "gpt.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#focus=h.0")  # the fragment focuses a module on load
+
+    heads = cdp.js("Array.from(document.querySelectorAll('#modules thead th')).map(function (t) "
+                   "{ return t.textContent; })")
+    assert heads[:6] == ["module", "type", "params", "MACs", "FLOPs", "self FLOPs"]
+    rows = _rows(cdp)
+    block = ["h.0.ln_1", "h.0.qkv", "h.0.proj", "h.0.ln_2", "h.0.fc", "h.0.fc_out"]
+    assert rows[rows.index("h.0") + 1:rows.index("h.0") + 7] == block  # the focused block's children, in order
+    assert "h.1.qkv" not in rows  # other blocks stay collapsed
+    assert cdp.js("document.querySelector('#modules tr.focus').dataset.module") == "h.0"
+    assert cdp.js("document.getElementById('details').dataset.focus") == "h.0"
+    # the op table: the block's subtree (its own attention matmuls and softmax, and its Linears' mm)
+    assert cdp.js("document.getElementById('ops-title').dataset.focus") == "h.0"
+    assert _ops(cdp) == _expected_ops(report, module="h.0")
+    assert "aten::nll_loss_forward" not in _ops(cdp)  # the loss ran in the root, not in the block
+    cdp.js("document.getElementById('self-ops').click()")  # only the block's own ops
+    assert _ops(cdp) == _expected_ops(report, module="h.0", exclusive=True)
+    assert "aten::addmm" not in _ops(cdp)  # the Linears' work is their own
+    cdp.js("document.getElementById('self-ops').click()")
+
+    # a click on a row focuses the icicle, the details and the op table on that module
+    _click(cdp, '#modules tbody tr[data-module="h.0.fc"]')
+    assert cdp.js("document.getElementById('details').dataset.focus") == "h.0.fc"
+    assert cdp.js("document.querySelector('.box.focus').dataset.module") == "h.0.fc"
+    full = cdp.js("document.getElementById('chart').clientWidth")
+    assert cdp.js("document.querySelector('.box[data-module=\"h.0.fc\"]').getBoundingClientRect().width") == \
+        pytest.approx(full, abs=1.5)
+    assert _ops(cdp) == _expected_ops(report, module="h.0.fc")
+    assert "focus=h.0.fc" in cdp.js("location.hash")
+    # a click on a box focuses the table's row (its ancestors opened)
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    _click(cdp, '.box[data-module="h.1"]')
+    assert cdp.js("document.querySelector('#modules tr.focus').dataset.module") == "h.1"
+    assert "h.1.qkv" in _rows(cdp)
+    # the keyboard: a row takes the focus (Tab), the arrows close and open it, Enter focuses it
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    cdp.js("document.querySelector('#modules tbody tr[data-module=\"h.0\"]').focus()")
+    assert "h.0.qkv" in _rows(cdp)  # opened when it was focused
+    _key(cdp, "ArrowLeft", 37)
+    assert "h.0.qkv" not in _rows(cdp)
+    assert cdp.js("document.activeElement.dataset.module") == "h.0"  # the redrawn row keeps the keyboard
+    _key(cdp, "ArrowRight", 39)
+    assert "h.0.qkv" in _rows(cdp)
+    _key(cdp, "Enter", 13)
+    assert cdp.js("document.getElementById('details').dataset.focus") == "h.0"
+    # at the root the op table is every op counted (the work outside the root too)
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    assert cdp.js("document.getElementById('ops-title').dataset.focus") == ""
+    assert _ops(cdp) == _expected_ops(report)
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_sorting_a_column_sorts_siblings_and_keeps_the_tree(browser, tmp_path):  # noqa: F811
+    _, report = _report()
+    path = tmp_path / "gpt.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#focus=h.0")
+    _click(cdp, '#modules thead th[data-key="flops"]')  # largest first, within each parent
+    rows = _rows(cdp)
+    kids = rows[rows.index("h.0") + 1:rows.index("h.0") + 7]
+    assert sorted(kids) == sorted(["h.0.ln_1", "h.0.qkv", "h.0.proj", "h.0.ln_2", "h.0.fc", "h.0.fc_out"])
+    flops = [report.module(n).flops for n in kids]
+    assert flops == sorted(flops, reverse=True)
+    top = [n for n in rows if n and "." not in n]
+    top_values = [report.display_counts(n)[0].flops for n in top]
+    assert top_values == sorted(top_values, reverse=True) and top[0] == "h"
+    for i, name in enumerate(rows[1:], 1):  # each row comes after its parent's, inside its parent's run
+        parent = name.rpartition(".")[0]
+        assert rows.index(parent) < i and all(r == parent or r.startswith(parent + ".") if parent else True
+                                              for r in rows[rows.index(parent) + 1:i])
+    assert cdp.js("document.querySelector('#modules th.sorted').dataset.key") == "flops"
+    _click(cdp, '#modules thead th[data-key="flops"]')  # again: smallest first
+    rows = _rows(cdp)
+    kids = rows[rows.index("h.0") + 1:rows.index("h.0") + 7]
+    assert [report.module(n).flops for n in kids] == sorted(flops)
+    _click(cdp, '#modules thead th[data-key="name"]')  # model order
+    assert _rows(cdp)[:4] == ["", "wte", "wpe", "h"]
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_search_finds_tiny_modules_and_the_page_fits_800_px(browser, tmp_path):  # noqa: F811
+    _, report = _report()
+    path = tmp_path / "gpt.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#find=ln_", width=800)
+    assert cdp.js("document.getElementById('search').value") == "ln_"
+    rows = _rows(cdp)
+    # the matches and their ancestors, nothing else
+    assert rows == ["", "h", "h.0", "h.0.ln_1", "h.0.ln_2", "h.1", "h.1.ln_1", "h.1.ln_2", "ln_f"]
+    boxes = cdp.js("Array.from(document.querySelectorAll('.box.match')).map(function (b) "
+                   "{ return [b.dataset.module, b.getBoundingClientRect().width]; })")
+    assert sorted(b[0] for b in boxes) == ["h.0.ln_1", "h.0.ln_2", "h.1.ln_1", "h.1.ln_2", "ln_f"]
+    assert min(b[1] for b in boxes) >= 3  # tiny LayerNorms (0.1% of the FLOPs) stay visible and hoverable
+    # 800 px: the page never scrolls sideways; the wide tables scroll inside their boxes
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("(function(){var s=document.getElementById('ops-scroll');return s.scrollWidth>s.clientWidth;})()")
+    assert cdp.js("document.getElementById('modules-scroll').getBoundingClientRect().right") <= 800
+    # every visible box at the deepest level with room for two letters has its name (cut with an ellipsis)
+    _clear_search(cdp)
+    _click(cdp, '.box[data-module="h.0"]')
+    labels = cdp.js("Array.from(document.querySelectorAll('.box[data-depth=\"3\"]:not(.hidden)'))"
+                    ".map(function (b) { return [b.dataset.module, b.textContent]; })")
+    assert len(labels) == 6
+    assert all(text and name.endswith("." + text.split()[0]) for name, text in labels if text)
+    assert sum(1 for _, text in labels if text) >= 4
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_several_roots_render_as_top_level_children_of_the_root_row(browser, tmp_path):  # noqa: F811
+    """Several models counted at once: a root row that never ran itself, one child per model."""
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    d = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 1))
+    both = torch.nn.ModuleDict({"G": g, "D": d})  # its forward never runs; its counts are G's and D's
+    with fd.count(both) as c:
+        d(g(torch.ones(2, 8))).sum().backward()
+    report = fd.Report.from_count(c)
+    path = tmp_path / "two.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#focus=D")
+    rows = _rows(cdp)
+    assert rows[:3] == ["", "G", "G.0"] and "D.0" in rows and "D.1" in rows
+    root = cdp.js("Array.from(document.querySelector('#modules tbody tr[data-module=\"\"]').cells)"
+                  ".map(function (c) { return c.textContent; })")
+    assert root[1] == "ModuleDict" and root[4] == fd.human(c.module("G").flops + c.module("D").flops)
+    assert _ops(cdp) == _expected_ops(report, module="D")
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    widths = {n: cdp.js(f"document.querySelector('.box[data-module=\"{n}\"]').getBoundingClientRect().width")
+              for n in ("", "G", "D")}
+    assert widths["G"] + widths["D"] == pytest.approx(widths[""], abs=1.5)
+    assert cdp.js("window.__fdErrors") == []
+
+
+def _wide_tree(blocks, per_block):
+    """A valid report: a root with `blocks` blocks of `per_block` Linear leaves each."""
+    def counts(f):
+        return {"flops": f, "macs": f // 2, "bytes_read": 3 * f, "bytes_written": f, "causal_macs": f // 2, "calls": 1}
+
+    modules = [{"name": "", "type": "Net", "params": 0, "trainable_params": 0, **counts(0), "phases": {},
+                "self_ops": {}},
+               {"name": "blocks", "type": "ModuleList", "params": 0, "trainable_params": 0, **counts(0),
+                "phases": {}, "self_ops": {}}]
+    total = 0
+    for b in range(blocks):
+        leaves = [(2 + (b * per_block + i) % 5) * 1000 for i in range(per_block)]
+        modules.append({"name": f"blocks.{b}", "type": "Block", "params": 10, "trainable_params": 10,
+                        **counts(sum(leaves)), "phases": {"forward": counts(sum(leaves))}, "self_ops": {}})
+        for i, f in enumerate(leaves):
+            modules.append({"name": f"blocks.{b}.l{i}", "type": "Linear", "params": 1, "trainable_params": 1,
+                            **counts(f), "phases": {"forward": counts(f)},
+                            "self_ops": {"forward": {"aten::mm": [1, f, f // 2, 3 * f, f, f // 2]}}})
+        total += sum(leaves)
+    modules[0].update(counts(total), phases={"forward": counts(total)})
+    modules[0]["calls"] = len(modules) - 2
+    return fd.Report.from_dict({"schema": "flopdispatch.report/1", "meta": {"target": "wide"}, "params": 10 * blocks,
+                                "trainable_params": 10 * blocks, "totals": counts(total),
+                                "phases": {"forward": counts(total)}, "modules": modules,
+                                "ops": [{"name": "aten::mm", **counts(total), "phases": {"forward": counts(total)}}],
+                                "unsupported": []})
+
+
+def test_a_tree_of_thousands_of_modules_renders_and_narrows_by_search(browser, tmp_path):  # noqa: F811
+    report = _wide_tree(400, 12)  # 5,202 modules (a 70B Llama has 1,047)
+    path = tmp_path / "wide.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri())
+    assert len(_rows(cdp)) == 402  # the root, the list and its 400 blocks (collapsed)
+    assert cdp.js("document.querySelectorAll('#chart .box').length") == 5202
+    _click(cdp, "#module-tools button")  # expand all: the table stops at 3,000 rows and says so
+    assert len(_rows(cdp)) == 3000
+    assert "use the search box" in cdp.js("document.querySelector('#modules tr.more').textContent")
+    _search(cdp, "blocks.399.l1")
+    assert _rows(cdp) == ["", "blocks", "blocks.399", "blocks.399.l1", "blocks.399.l10", "blocks.399.l11"]
+    assert cdp.js("document.querySelector('#modules tr.more')") is None  # the search, not the cap, left rows out
+    _click(cdp, '#modules tbody tr[data-module="blocks.399.l10"]')
+    assert _ops(cdp) == _expected_ops(report, module="blocks.399.l10")
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  # noqa: F811
+    d = valid_dict
+    evil = "</script><img src=x onerror=\"window.__fdErrors.push('ran')\">"
+    d["modules"][1]["name"] = "__proto__"  # a name that is also an Object.prototype key
+    d["modules"][1]["type"] = evil
+    ops = d["modules"][1]["self_ops"]["forward"]
+    ops["constructor"] = ops.pop("aten::addmm")
+    d["modules"][2]["name"] = "constructor"
+    report = fd.Report.from_dict(d)
+    path = tmp_path / "evil.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#focus=__proto__&find=" + "%3C%2Fscript")
+    assert _rows(cdp) == ["", "__proto__"]  # the search matched the type, shown as text
+    assert cdp.js("document.querySelector('#modules tr.focus td:nth-child(2)').textContent") == evil
+    assert cdp.js("document.querySelectorAll('img').length") == 0
+    assert _ops(cdp) == _expected_ops(report, module="__proto__") and "constructor" in _ops(cdp)
+    _clear_search(cdp)
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    assert _rows(cdp) == ["", "__proto__", "constructor"]
+    assert cdp.js("window.__fdErrors") == []
