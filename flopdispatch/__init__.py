@@ -8,6 +8,7 @@
     fd.Report.from_count(c).save("run.json")   # flopdispatch show run.json
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
+from .meter import Meter, StepStats
 from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .report import human
 from .rules import RuleOfThumb, rule_of_thumb
@@ -17,4 +18,5 @@ from .user import Cost, formula, remove_formula
 __version__ = "0.1.0"
 __all__ = ["count", "profile", "Counts", "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb",
            "Report", "ReportError", "DEVICES", "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate",
-           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__"]
+           "measure_cpu_peak", "mfu", "roofline", "formula", "Cost", "remove_formula", "__version__",
+           "Meter", "StepStats"]
