@@ -135,7 +135,8 @@ def _output_tensors(value, found, depth=0):
 
 
 class _StepState:
-    """What one step saw: its signature (at the first forward), its outcome, its count if counting."""
+    """What one step saw: its signature (at the first forward), its outcome, its count if counting.
+    ``tokens`` and ``samples`` may be set while the step is open."""
 
     __slots__ = ("key", "forwards", "optimizer_steps", "backward", "counter", "handles", "grad_handles",
                  "tokens", "samples", "start", "start_event", "inputs_given", "first_forward_seen")
@@ -217,7 +218,7 @@ class Meter:
                 st.start_event = torch.cuda.Event(enable_timing=True)
                 st.start_event.record()
             st.start = time.perf_counter()
-            yield self
+            yield st
             ok = True
         finally:
             end = time.perf_counter()
