@@ -15,7 +15,10 @@ Reported: median ms per step, and the median over repetitions of each contender'
 eager time of the same repetition (paired). Before timing, the script checks that each metered
 step's FLOPs equal a full count of the same step, and that exactly two steps were counted.
 
-    python benchmarks/meter_overhead.py [--reps 41]
+Then the meter's own cost per timed step, on a step whose kernels take no time (one Linear(2, 2)
+forward), against a new count per step.
+
+    python benchmarks/meter_overhead.py [--reps 41] [--small-reps 200]
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from flopdispatch._demo import GPT
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=41)
+    parser.add_argument("--small-reps", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -92,8 +96,47 @@ def main():
     print("| contender | ms / step (median) | x eager (median of paired ratios) |")
     print("|---|---|---|")
     for n in names:
-        ratio = statistics.median(a / b for a, b in zip(times[n], times["eager"]))
-        print(f"| {n} | {statistics.median(times[n]) * 1e3:.2f} | {ratio:.3f} |")
+        ratios = sorted(a / b for a, b in zip(times[n], times["eager"]))
+        q1, q3 = ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]
+        print(f"| {n} | {statistics.median(times[n]) * 1e3:.2f} | {statistics.median(ratios):.3f} "
+              f"(quartiles {q1:.3f}-{q3:.3f}) |")
+    fixed_cost(args.small_reps)
+
+
+def fixed_cost(reps):
+    """The meter's own cost per timed step, free of kernels: one Linear(2, 2) forward per step, the
+    best (minimum) of 20 timeit runs of `reps` steps for each contender, three times (the minimum is
+    the figure least moved by a loaded machine)."""
+    import timeit
+
+    model, x = torch.nn.Linear(2, 2), torch.randn(1, 2)
+    meter = fd.Meter(model)
+
+    def eager():
+        model(x)
+
+    def metered():
+        with meter.step():
+            model(x)
+
+    def counted():
+        with fd.count(model) as c:
+            model(x)
+        c.flops
+
+    metered()
+    print(f"\nThe meter's own cost: one Linear(2, 2) forward per step, best of 20 x {reps} steps, us per step "
+          f"(three runs):\n")
+    print("| contender | us / step | over eager, us |")
+    print("|---|---|---|")
+    best = {n: [] for n in ("eager", "fd.Meter (timed step)", "count per step")}
+    for _ in range(3):
+        for n, f in zip(best, (eager, metered, counted)):
+            best[n].append(min(timeit.repeat(f, number=reps, repeat=20)) / reps * 1e6)
+    for n, ts in best.items():
+        print(f"| {n} | {' / '.join(f'{t:.1f}' for t in ts)} | "
+              f"{' / '.join(f'{t - e:+.1f}' for t, e in zip(ts, best['eager']))} |")
+    assert meter.counts_made == 1
 
 
 if __name__ == "__main__":
