@@ -1,6 +1,13 @@
 // flopdispatch._C: the compiled formula table and recorder. Only flopdispatch/_core.py imports it.
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+#include <cstring>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+#include <string>
+
 #include "formulas.h"
 #include "recorder.h"
 
@@ -37,6 +44,92 @@ py::tuple compute(py::handle func, py::handle args, py::handle kwargs, py::handl
         if (fd::raise_deferred()) throw py::error_already_set();
         throw py::value_error(e.what());
     }
+}
+
+// Issue 14 (the per-block fixed cost): walk a module tree as ``root.named_modules()`` does
+// (pre-order, each module once, None children skipped) and return (modules, fingerprint). The
+// fingerprint (bytes) is what count's tree cache compares (flopdispatch/counter.py, "registered-tree
+// cache"): for each module in order, its type (address and name), then per child entry its key
+// (length and UTF-8 bytes) and the child's address (0: None), then per parameter entry its key, the
+// tensor's address, requires_grad and numel. Everything count derives from a tree (names, parents,
+// types, parameter counts and owners, tied weights) is a function of these bytes, so equal bytes
+// mean an equal registration even if an object died and another took its address.
+// Every dict is copied to an owned list of (key, value) before any attribute is read: no container is
+// iterated across a call that may run Python.
+py::tuple walk_tree(py::handle root) {
+    static PyObject* s_modules = PyUnicode_InternFromString("_modules");
+    static PyObject* s_parameters = PyUnicode_InternFromString("_parameters");
+    static PyObject* s_requires_grad = PyUnicode_InternFromString("requires_grad");
+    static PyObject* s_numel = PyUnicode_InternFromString("numel");
+    std::string fp;
+    auto put = [&fp](uint64_t v) { fp.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    auto put_str = [&fp, &put](const char* data, size_t n) {
+        put(n);
+        fp.append(data, n);
+    };
+    auto put_key = [&put_str](PyObject* key) {
+        if (!PyUnicode_Check(key)) throw py::type_error("walk_tree: module and parameter names must be str");
+        Py_ssize_t n = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(key, &n);
+        if (!data) throw py::error_already_set();
+        put_str(data, static_cast<size_t>(n));
+    };
+    // (key, value) pairs of a module's dict attribute, owned: copied out of the dict with no Python
+    // call in between, so that reading their attributes later cannot disturb an iteration.
+    using Items = std::vector<std::pair<py::object, py::object>>;
+    auto items_of = [](PyObject* module, PyObject* name, Items& out) {
+        out.clear();
+        py::object d = py::reinterpret_steal<py::object>(PyObject_GetAttr(module, name));
+        if (!d) throw py::error_already_set();
+        if (!PyDict_Check(d.ptr())) throw py::type_error("walk_tree: _modules and _parameters must be dicts");
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(d.ptr(), &pos, &key, &value))
+            out.emplace_back(py::reinterpret_borrow<py::object>(key), py::reinterpret_borrow<py::object>(value));
+    };
+    py::list order;
+    std::unordered_set<PyObject*> seen;  // modules already yielded (as named_modules' memo); all kept alive by `order`
+    std::vector<py::object> stack{py::reinterpret_borrow<py::object>(root)};
+    Items children, params;
+    while (!stack.empty()) {
+        py::object m = std::move(stack.back());
+        stack.pop_back();
+        if (!seen.insert(m.ptr()).second) continue;
+        order.append(m);
+        PyTypeObject* type = Py_TYPE(m.ptr());
+        put(reinterpret_cast<uintptr_t>(type));
+        put_str(type->tp_name, std::strlen(type->tp_name));
+        items_of(m.ptr(), s_modules, children);
+        put(static_cast<uint64_t>(children.size()));
+        for (const auto& kv : children) {
+            put_key(kv.first.ptr());
+            put(kv.second.is_none() ? 0 : reinterpret_cast<uintptr_t>(kv.second.ptr()));
+        }
+        for (auto it = children.rbegin(); it != children.rend(); ++it)  // pushed last-first: visited in order
+            if (!it->second.is_none()) stack.push_back(it->second);
+        items_of(m.ptr(), s_parameters, params);
+        put(static_cast<uint64_t>(params.size()));
+        for (const auto& kv : params) {
+            put_key(kv.first.ptr());
+            PyObject* p = kv.second.ptr();
+            if (p == Py_None) {
+                put(0);
+                continue;
+            }
+            py::object rg = py::reinterpret_steal<py::object>(PyObject_GetAttr(p, s_requires_grad));
+            if (!rg) throw py::error_already_set();
+            int trainable = PyObject_IsTrue(rg.ptr());
+            if (trainable < 0) throw py::error_already_set();
+            py::object numel = py::reinterpret_steal<py::object>(PyObject_CallMethodNoArgs(p, s_numel));
+            if (!numel) throw py::error_already_set();
+            unsigned long long count = PyLong_AsUnsignedLongLong(numel.ptr());
+            if (PyErr_Occurred()) throw py::error_already_set();
+            put(reinterpret_cast<uintptr_t>(p));
+            put(static_cast<uint64_t>(trainable));
+            put(count);
+        }
+    }
+    return py::make_tuple(order, py::bytes(fp));
 }
 
 }  // namespace
@@ -88,5 +181,7 @@ PYBIND11_MODULE(_C, m) {
     m.def(
         "set_subclass_hook", [](py::handle hook) { fd::set_subclass_hook(hook.ptr()); },
         "Install the hook offered ops on tensor subclasses (DTensor: counted as its local ops).");
+    m.def("walk_tree", &walk_tree,
+          "(modules in named_modules() order, fingerprint bytes) of a module tree (count's tree cache, issue 14).");
     m.def("compute", &compute, "(flops, macs, masked_macs) of one op call, from the C++ families.");
 }

@@ -962,6 +962,41 @@ PyObject* Recorder_alias_module(PyObject* self, PyObject* const* argv, Py_ssize_
     return PyLong_FromLong(it->second);
 }
 
+// add_modules(modules, parents) -> index of the first: a whole new tree in one call (issue 14: the
+// first root of a block, from the tree cache). Both are lists of the same length; parents[i] is the
+// index of modules[i]'s parent in the recorder (-1: the root). None of the modules may be known yet.
+PyObject* Recorder_add_modules(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(argv[0]) || !PyList_Check(argv[1]) ||
+        PyList_GET_SIZE(argv[0]) != PyList_GET_SIZE(argv[1])) {
+        PyErr_SetString(PyExc_TypeError, "add_modules(modules: list, parents: list of the same length)");
+        return nullptr;
+    }
+    RecorderState* st = state(self);
+    Py_ssize_t n = PyList_GET_SIZE(argv[0]);
+    int first = static_cast<int>(st->module_parent.size());
+    std::vector<int> parents(static_cast<size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {  // checked before anything is registered
+        PyObject* p = PyList_GET_ITEM(argv[1], i);
+        if (!PyLong_CheckExact(p)) {
+            PyErr_SetString(PyExc_TypeError, "add_modules: parents must be ints");
+            return nullptr;
+        }
+        parents[static_cast<size_t>(i)] = static_cast<int>(PyLong_AsLong(p));
+        if (st->module_ids.count(PyList_GET_ITEM(argv[0], i))) {
+            PyErr_SetString(PyExc_ValueError, "add_modules: a module is already registered");
+            return nullptr;
+        }
+    }
+    st->module_parent.reserve(st->module_parent.size() + static_cast<size_t>(n));
+    st->module_home.reserve(st->module_home.size() + static_cast<size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        st->module_parent.push_back(parents[static_cast<size_t>(i)]);
+        st->module_home.push_back(-1);
+        st->module_ids.emplace(PyList_GET_ITEM(argv[0], i), first + static_cast<int>(i));
+    }
+    return PyLong_FromLong(first);
+}
+
 // configure(model_given, module_cb, param_cb): also makes the calling thread the owner.
 PyObject* Recorder_configure(PyObject* self, PyObject* const* argv, Py_ssize_t nargs) {
     if (nargs != 3) {
@@ -1142,6 +1177,24 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
     return Py_BuildValue("(NNNN)", rows, scopes, ops, errors);
 }
 
+// totals() -> (flops, macs, masked_macs, bytes_read, bytes_written, calls): the whole table summed
+// in C (issue 14: reading c.flops after a block must not build a Python row per table entry).
+PyObject* Recorder_totals(PyObject* self, PyObject*) {
+    RecorderState* st = state(self);
+    Stats sum;
+    for (const auto& kv : st->table) {  // no Python call inside this loop
+        const Stats& s = kv.second;
+        sum.calls += s.calls;
+        sum.flops += s.flops;
+        sum.macs += s.macs;
+        sum.masked_macs += s.masked_macs;
+        sum.read += s.read;
+        sum.written += s.written;
+    }
+    return Py_BuildValue("(NNNNNK)", int128_to_py(sum.flops), int128_to_py(sum.macs), int128_to_py(sum.masked_macs),
+                         int128_to_py(sum.read), int128_to_py(sum.written), static_cast<unsigned long long>(sum.calls));
+}
+
 PyMethodDef Recorder_methods[] = {
     {"__torch_dispatch__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_dispatch)),
      METH_FASTCALL, "Run an aten op and record its cost."},
@@ -1153,6 +1206,8 @@ PyMethodDef Recorder_methods[] = {
      METH_FASTCALL, "Register a module and its canonical parent index; returns its index."},
     {"alias_module", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_alias_module)),
      METH_FASTCALL, "Count a module object as an already registered module index; returns the index."},
+    {"add_modules", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_add_modules)),
+     METH_FASTCALL, "add_modules(modules, parents) -> index of the first (a new tree in one call)."},
     {"configure", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_configure)),
      METH_FASTCALL, "configure(model_given, module_cb, param_cb)."},
     {"set_optimizer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(Recorder_set_optimizer)),
@@ -1172,6 +1227,8 @@ PyMethodDef Recorder_methods[] = {
     {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
     {"where", Recorder_where, METH_NOARGS, "Return (scope, phase) of work run now."},
     {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
+    {"totals", Recorder_totals, METH_NOARGS,
+     "Return (flops, macs, masked_macs, bytes_read, bytes_written, calls) summed over the table."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot Recorder_slots[] = {

@@ -9,6 +9,7 @@
     c = fd.profile(fd.build_model("hf:llama", {"num_hidden_layers": 2}), "1x128:int64")
 """
 from .counter import PHASES, Counts, ModuleCounts, count, profile
+from .meter import Meter, StepStats
 from .hardware import DEVICES, DeviceSpec, Estimate, Roofline, device_spec, estimate, measure_cpu_peak, mfu, roofline
 from .inputs import SpecError
 from .models import build_model
@@ -22,4 +23,4 @@ from ._version import __version__
 __all__ = ["count", "profile", "build_model", "SpecError", "symbolic", "SymbolicCount", "SymbolicCounts", "Counts",
            "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES",
            "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline",
-           "formula", "Cost", "remove_formula", "__version__"]
+           "formula", "Cost", "remove_formula", "Meter", "StepStats", "__version__"]

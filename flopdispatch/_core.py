@@ -14,6 +14,7 @@ from . import _C, _reference, comm, user
 from ._ops import TABLE
 
 Recorder = _C.Recorder
+walk_tree = _C.walk_tree  # count's tree cache (counter.py, issue 14)
 FAMILY_IDS = dict(_C.FAMILIES)
 
 # OpOverload -> (name, family, params, arg_names, overwritten); filled on first sight of each op.

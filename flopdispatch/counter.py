@@ -9,6 +9,7 @@ import dataclasses
 import threading
 import time
 import warnings
+import weakref
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -62,6 +63,84 @@ def _subtree_params(modules):
             own.update(sub)
         out[id(module)] = own
     return out
+
+
+# ----- registered-tree cache (issue 14: the per-block fixed cost) ---------------------------------
+# What registering a root's module tree derives (names, parents, types, parameter counts and owners,
+# tied weights) depends only on the tree, so it is computed once per tree state and reused by every
+# later ``count(model)``: entering a block on an unchanged 423-module model is one compiled walk of
+# the tree (``_core.walk_tree``) and one recorder call, instead of O(modules x depth) Python work.
+#
+# Validity: the walk returns the modules in ``named_modules()`` order and a fingerprint (bytes) of
+# the tree: every module's type, its children's names and addresses, its parameters' names,
+# addresses, requires_grad and numel. All the derived records are a function of these bytes alone
+# (an object that died and was replaced by another at the same address, in the same place, with the
+# same sizes, registers the same way), so equal bytes mean an equal registration; any change (a child
+# added, removed, renamed, replaced or reordered; a parameter replaced, re-tied, frozen or resized; a
+# module's class swapped) gives other bytes, and the tree is registered again from scratch. The cache
+# is a WeakKeyDictionary by root, and its entries hold no module or tensor.
+
+
+class _TreeInfo:
+    """A root's registered tree, in ``named_modules()`` order (index 0 is the root)."""
+
+    __slots__ = ("fingerprint", "parents", "names", "types", "params", "shared_params", "param_owner",
+                 "index_by_name", "tree_ids", "root_params")
+
+
+_TREE_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, _TreeInfo]" = weakref.WeakKeyDictionary()
+
+
+def _build_tree_info(root, modules, fingerprint):
+    """Walk a root's tree in Python (what ``count._register_tree`` records for a first root)."""
+    named = list(root.named_modules())
+    if len(named) != len(modules) or any(m is not w for (_, m), w in zip(named, modules)):
+        return None  # a tree whose named_modules() is not the plain walk: not cached
+    subtree = _subtree_params(modules)
+    info = _TreeInfo()
+    info.fingerprint = fingerprint
+    info.names = [n for n, _ in named]
+    info.types = [type(m).__name__ for m in modules]
+    info.index_by_name = {n: i for i, n in enumerate(info.names)}
+    info.parents = [info.index_by_name[n.rpartition(".")[0]] if n else -1 for n in info.names]
+    info.tree_ids = frozenset(map(id, modules))
+    info.params, owner = [], {}
+    for i, m in enumerate(modules):
+        values = subtree[id(m)].values()
+        info.params.append((sum(n for n, _ in values), sum(n for n, trainable in values if trainable)))
+        for p in m._parameters.values():
+            if p is not None:
+                owner.setdefault(id(p), i)
+    info.param_owner = owner
+    info.root_params = dict(subtree[id(root)])  # id(param) -> (numel, trainable): ints only
+    # Tied weights: a subtree's tensors first held (model order) by a module outside it
+    info.shared_params = [0] * len(modules)
+    for i, (name, m) in enumerate(named):
+        if not name:
+            continue
+        prefix = name + "."
+        for pid, (numel, _) in subtree[id(m)].items():
+            o = info.names[owner[pid]]
+            if o != name and not o.startswith(prefix):
+                info.shared_params[i] += numel
+    return info
+
+
+def _cached_tree(root):
+    """(tree info, modules in order) for a root, from the cache when its fingerprint still holds;
+    (None, None) for a tree that cannot be cached (then ``_register_tree`` walks it as before)."""
+    modules, fingerprint = _core.walk_tree(root)
+    info = _TREE_CACHE.get(root)
+    if info is not None and info.fingerprint == fingerprint:
+        return info, modules
+    info = _build_tree_info(root, modules, fingerprint)
+    if info is None:
+        return None, None
+    try:
+        _TREE_CACHE[root] = info
+    except TypeError:  # a module type that cannot be weakly referenced: no cache
+        pass
+    return info, modules
 
 
 class _CountingMode(_core.Recorder, TorchDispatchMode):
@@ -293,6 +372,8 @@ class count(TotalsShortcuts):
 
     def _register_tree(self, root: torch.nn.Module, key: Optional[str]) -> int:
         """Register `root` and its not-yet-registered descendants; returns the root's index."""
+        if not self._rel and self._adopt_tree(root, key):  # the first root: from the tree cache (issue 14)
+            return 0
         mode = self._mode
         named = list(root.named_modules())
         subtree = _subtree_params([m for _, m in named])
@@ -406,6 +487,42 @@ class count(TotalsShortcuts):
     def _index_by_name(self) -> Dict[str, int]:
         return self._naming()[2]
 
+    def _adopt_tree(self, root: torch.nn.Module, key: Optional[str]) -> bool:
+        """Register the first root from its cached tree (see ``_cached_tree``): the same records as
+        the general walk below makes for a first root, copied so that later roots can extend them.
+        False (nothing registered) for a tree that cannot be cached."""
+        try:
+            info, modules = _cached_tree(root)
+        except (TypeError, AttributeError):  # a tree the compiled walk does not know how to read
+            return False
+        if info is None:
+            return False
+        idx = self._mode.add_modules(modules, info.parents)
+        assert idx == 0, "the first root is registered first"
+        n = len(modules)
+        self._root_keys.append(key if key is not None else "")
+        self._root_modules.append(root)
+        self._rel = list(info.names)
+        self._root_of = [0] * n
+        self._types = list(info.types)
+        self._params = list(info.params)
+        self._shared_params = list(info.shared_params)
+        self._param_owner = dict(info.param_owner)
+        self._tree_ids = set(info.tree_ids)
+        if self._ignore_types or self._ignore_names:
+            for i, (rel, module) in enumerate(zip(info.names, modules)):
+                if self._is_ignored(module, rel, key):
+                    self._ignored_idx.add(i)
+        if self._activations is not None:
+            for module in modules:
+                self._activations.add_state(module)
+        self._all_params.update(info.root_params)
+        self._all_sums[0] += info.params[0][0]
+        self._all_sums[1] += info.params[0][1]
+        if self._prefixed:
+            self._add_all_roots_row()
+        return True
+
     def _on_unknown_module(self, module):
         """Called by the recorder for an unregistered module called at top level (no counted module
         running): without models given, it becomes a new root. With models, nothing is adopted."""
@@ -486,6 +603,17 @@ class count(TotalsShortcuts):
         self._wall[0] = time.perf_counter()
         return self
 
+    def _enter_inside(self, module: torch.nn.Module) -> "count":
+        """Enter the block from inside a forward pre-hook of ``module``, a module of the tree (used by
+        ``fd.Meter``, which starts counting at the model's first forward of a step). The global
+        module pre-hooks of that call ran before the block existed, so the module is entered here;
+        its exit is seen by the block's own forward hook."""
+        self.__enter__()
+        self._mode.module_enter(module, ())
+        if id(module) in self._tree_ids:
+            self._watch["tree_ran"] = True
+        return self
+
     def __exit__(self, exc_type, exc, tb):
         self._wall[1] = time.perf_counter()
         try:
@@ -530,7 +658,11 @@ class count(TotalsShortcuts):
             h.remove()
         self._handles.clear()
         if self._mode is not None:
-            self._results = self._collect()
+            # Issue 14: the roll-up into totals, phases, ops and scopes is made on first read
+            # (``_res``), not here: the recorder keeps its table after ``detach``. With timing, the
+            # pending CUDA events are read now (``detach`` drops them).
+            if self._timing:
+                self._results = self._collect()
             self._mode.detach()
         # keep names and numbers, not the user's objects
         self._model_roots, self._root_modules, self._all_roots_key = [], [], None
@@ -643,11 +775,18 @@ class count(TotalsShortcuts):
             return self._results
         if self._mode is None:
             raise RuntimeError("nothing counted yet: use `with flopdispatch.count(...) as c:`")
+        if self._entered and not self._active:  # finished: roll up once, on first read (issue 14)
+            self._results = self._collect()
+            return self._results
         return self._collect()  # live view inside the block
 
     @property
     def totals(self) -> Counts:
         """Everything counted in the block."""
+        if self._results is None and self._mode is not None and not self._ignored_idx and not self._timing:
+            # issue 14: summed by the recorder in C, without the Python roll-up of every row
+            f, m, masked, r, w, calls = self._mode.totals()
+            return Counts(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls)
         return self._res()["total"].counts()
 
     @property

@@ -381,3 +381,36 @@ def test_cli_run_of_a_gan_script_reports_both_models(tmp_path, capsys):
     assert ["Generator", "Generator"] in lines and ["Discriminator", "Discriminator"] in lines
     html = page.read_text()
     assert "Discriminator.net.0" in html and "Generator.net.2" in html
+
+
+def _rows(c):
+    """Every row of a count, names to (flops, macs, bytes, calls, params, shared), phases included."""
+    out = {}
+    for name in c.module_names:
+        for phase in (None,) + fd.PHASES:
+            m = c.module(name, phase)
+            out[(name, phase)] = (m.flops, m.macs, m.bytes, m.calls, m.params, m.shared_params)
+    return out
+
+
+@pytest.mark.parametrize("roots", ["dict", "list", "single-key"])
+def test_second_block_from_the_tree_cache_counts_the_same(roots, monkeypatch):
+    # The first root of a block is registered from the tree cache (count's per-block fixed cost);
+    # later roots by the general walk. A second block on the same models must give the same rows,
+    # names, parameters (tied and shared ones included) and ignored modules as the first.
+    g, d = _gan()
+    d[2].weight = nn.Parameter(torch.randn(1, 16))  # a fresh tensor: the tree changed after _gan
+    z = torch.randn(B, 8)
+    make = {"dict": lambda: {"G": g, "D": d}, "list": lambda: [g, d], "single-key": lambda: {"G": g}}[roots]
+    results = []
+    from flopdispatch import counter
+
+    for i in range(4):
+        if i == 3:  # the reference: the general walk for every root (the cache refuses the tree)
+            monkeypatch.setattr(counter, "_cached_tree", lambda root: (None, None))
+        g.zero_grad(set_to_none=True)  # the same work each time (no gradient accumulation)
+        d.zero_grad(set_to_none=True)
+        with fd.count(make(), ignore=["ReLU"]) as c:
+            _gan_step(g, d, z)
+        results.append((c.module_names, _rows(c), c.params, c.ignored_modules, c.totals))
+    assert results[0] == results[1] == results[2] == results[3]
