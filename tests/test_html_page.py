@@ -341,29 +341,66 @@ def test_search_finds_tiny_modules_and_the_page_fits_800_px(browser, tmp_path): 
     assert cdp.js("window.__fdErrors") == []
 
 
+def _meta_line(cdp):
+    return cdp.js("document.getElementById('meta').textContent")
+
+
 def test_several_roots_render_as_top_level_children_of_the_root_row(browser, tmp_path):  # noqa: F811
-    """Several models counted at once: a root row that never ran itself, one child per model."""
+    """A GAN step counted as fd.count({"G": g, "D": d}): the root "" is "2 models" (it never ran
+    itself), one top-level child per model, their modules prefixed ("D.0"), the header names each."""
     torch.manual_seed(0)
     g = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
     d = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 1))
-    both = torch.nn.ModuleDict({"G": g, "D": d})  # its forward never runs; its counts are G's and D's
-    with fd.count(both) as c:
+    with fd.count({"G": g, "D": d}) as c:
         d(g(torch.ones(2, 8))).sum().backward()
     report = fd.Report.from_count(c)
-    path = tmp_path / "two.html"
+    assert report.roots == ["G", "D"]
+    path = tmp_path / "gan.html"
     write_html(report, path)
     cdp = browser
     _open(cdp, path.as_uri() + "#focus=D")
     rows = _rows(cdp)
-    assert rows[:3] == ["", "G", "G.0"] and "D.0" in rows and "D.1" in rows
+    assert rows == ["", "G", "G.0", "G.1", "G.2", "D", "D.0", "D.1"]
     root = cdp.js("Array.from(document.querySelector('#modules tbody tr[data-module=\"\"]').cells)"
                   ".map(function (c) { return c.textContent; })")
-    assert root[1] == "ModuleDict" and root[4] == fd.human(c.module("G").flops + c.module("D").flops)
+    assert root[1] == "2 models" and root[2] == fd.human(report.params) == "321"  # 144 + 136 + 36 + 5 params
+    assert root[4] == fd.human(c.module("G").flops + c.module("D").flops)
+    # the header names each model with its type, parameters and FLOPs, as the terminal's summary
+    g_flops, d_flops = fd.human(report.module("G").flops), fd.human(report.module("D").flops)
+    assert f"2 models G (Sequential, 280 params, {g_flops} FLOPs); D (Sequential, 41 params, {d_flops} FLOPs)" \
+        in _meta_line(cdp)
     assert _ops(cdp) == _expected_ops(report, module="D")
     _click(cdp, '#crumbs a[data-crumb=""]')
+    assert _ops(cdp) == _expected_ops(report)  # "" is every model: the whole report's ops
+    assert cdp.js("document.querySelector('.box[data-module=\"\"]').textContent").startswith("2 models")
     widths = {n: cdp.js(f"document.querySelector('.box[data-module=\"{n}\"]').getBoundingClientRect().width")
               for n in ("", "G", "D")}
     assert widths["G"] + widths["D"] == pytest.approx(widths[""], abs=1.5)
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_two_top_level_models_counted_without_a_model(browser, tmp_path):  # noqa: F811
+    """fd.count() with no model: each top-level module that ran is a root, named by its class."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(8, 8), torch.nn.Sequential(torch.nn.Linear(8, 2))
+    with fd.count() as c:
+        b(a(torch.ones(2, 8))).sum().backward()
+    report = fd.Report.from_count(c)
+    assert report.roots == ["Linear", "Sequential"]
+    path = tmp_path / "two.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri(), width=800)
+    assert _rows(cdp) == ["", "Linear", "Sequential", "Sequential.0"]
+    # a root named by its class is not given its type twice; 8 * 8 + 8 = 72 and 8 * 2 + 2 = 18 params
+    assert f"2 models Linear (72 params, {fd.human(report.module('Linear').flops)} FLOPs); Sequential " \
+           f"(18 params, {fd.human(report.module('Sequential').flops)} FLOPs)" in _meta_line(cdp)
+    assert "outside the models" in cdp.js("document.getElementById('note').textContent")
+    _click(cdp, '#modules tbody tr[data-module="Sequential.0"]')
+    assert cdp.js("Array.from(document.querySelectorAll('#crumbs a')).map(function (a) { return a.textContent; })") \
+        == ["2 models", "Sequential", "0"]
+    assert _ops(cdp) == _expected_ops(report, module="Sequential.0")
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
     assert cdp.js("window.__fdErrors") == []
 
 

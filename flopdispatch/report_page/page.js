@@ -148,6 +148,10 @@
   }
   if (R.totals.causal_macs !== R.totals.macs) { card(si(R.totals.causal_macs), "causal-aware MACs"); }
   var metaBits = [];
+  // one report per rank (torchrun, or a process group): which rank wrote this page
+  if (meta.rank !== undefined && meta.rank !== null) {
+    metaBits.push(["rank", String(meta.rank) + (meta.world_size !== undefined && meta.world_size !== null ? " of " + String(meta.world_size) : "")]);
+  }
   ["mode", "devices", "dtypes", "inputs", "torch_version", "flopdispatch_version", "created", "duration_s", "exit_code", "error"].forEach(function (k) {
     if (meta[k] !== undefined && meta[k] !== null && meta[k] !== "") { metaBits.push([k, Array.isArray(meta[k]) ? meta[k].join(", ") : String(meta[k])]); }
   });
@@ -158,12 +162,6 @@
     metaBits.push(["ignored (not in any figure)", ig.modules.map(function (n) { return n === "" ? "(root)" : String(n); }).join(", ") +
                    ": " + si(igFlops) + " FLOPs"]);
   }
-  var metaEl = document.getElementById("meta");
-  metaBits.forEach(function (kv, i) {
-    if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
-    metaEl.appendChild(document.createTextNode(kv[0].replace(/_/g, " ") + " "));
-    metaEl.appendChild(el("code", {}, kv[1]));
-  });
 
   // ----- module tree ----------------------------------------------------------------------------
   var nodes = R.modules.map(function (m, i) {
@@ -202,6 +200,22 @@
       nd.rolled = false; nd.c = nd.m; nd.pc = nd.m.phases || {};
     }
   }
+  // several roots (fd.count({"G": g, "D": d})): "" is all of them; the header names each, as the terminal's summary
+  var ROOTS = Array.isArray(R.roots) ? R.roots.filter(function (r) { return byName[r]; }) : [];
+  if (ROOTS.length) {
+    metaBits.push([ROOTS.length + (ROOTS.length > 1 ? " models" : " model"), ROOTS.map(function (r) {
+      var n = byName[r], t = String(n.m.type || "");
+      return r + " (" + (r.split("#")[0] === t ? "" : t + ", ") + si(n.m.params || 0) + " params, " + si(n.c.flops) + " FLOPs)";
+    }).join("; ")]);
+  }
+  var metaEl = document.getElementById("meta");
+  metaBits.forEach(function (kv, i) {
+    if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
+    metaEl.appendChild(document.createTextNode(kv[0].replace(/_/g, " ") + " "));
+    metaEl.appendChild(el("code", {}, kv[1]));
+  });
+  var ROOT_WORD = ROOTS.length ? "the models" : "the root module";
+
   function shown(n) { return state.phase === "all" ? n.c : n.pc[state.phase]; }
   function ownShown(n) { return state.phase === "all" ? n.self : n.selfPc[state.phase]; }
   function value(n) {
@@ -292,7 +306,7 @@
     var root = nodes[0], outside = total - value(root);
     note.textContent = (state.metric !== "params" && outside > 0)
       ? (outside / total < 0.001 ? "under 0.1%" : pct(outside, total)) + " of the " + (state.phase === "all" ? "" : state.phase + " ") + metricLabel() +
-        " ran outside the root module (loss, optimizer, data preparation)."
+        " ran outside " + ROOT_WORD + " (loss, optimizer, data preparation)."
       : "";
   }
   function crumbs(focus) {
