@@ -472,3 +472,102 @@ def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  #
     _click(cdp, '#crumbs a[data-crumb=""]')
     assert _rows(cdp) == ["", "__proto__", "constructor"]
     assert cdp.js("window.__fdErrors") == []
+
+
+# ----- count(activations=True): saved-activation bytes ------------------------------------------------
+
+class _SavesActs(torch.nn.Module):
+    """A Linear, then a ModuleList that never runs itself (its row is its children's sum), then a ReLU
+    in the root's own code."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 16)
+        self.blocks = torch.nn.ModuleList([torch.nn.Linear(16, 16), torch.nn.GELU()])
+
+    def forward(self, x):
+        x = self.a(x)
+        for b in self.blocks:
+            x = b(x)
+        return x.relu()
+
+
+def _saved_report():
+    torch.manual_seed(0)
+    model = _SavesActs()
+    with fd.count(model, activations=True) as c:
+        model(torch.ones(4, 8)).sum().backward()
+    return fd.Report.from_count(c)
+
+
+def _cells(cdp, name):
+    return cdp.js("Array.from(document.querySelector('#modules tbody tr[data-module=" + json.dumps(name) +
+                  "]').cells).map(function (c) { return c.textContent; })")
+
+
+def test_saved_activations_in_the_header_table_icicle_and_details(browser, tmp_path):  # noqa: F811
+    report = _saved_report()
+    act = report.activations
+    saved = {n: report.module(n).saved_bytes for n in report.module_names}
+    own = {n: report.module(n, exclusive=True).saved_bytes for n in report.module_names}
+    # the container never ran: it saved nothing itself, its children did (4 x 16 float32 = 256 B each)
+    assert saved["blocks"] == 0 and saved["blocks.0"] == saved["blocks.1"] == 4 * 16 * 4
+    path = tmp_path / "act.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#metric=saved", width=800)
+    cards = dict(cdp.js("Array.from(document.querySelectorAll('#cards .card')).map(function (c) "
+                        "{ return [c.querySelector('span').textContent, c.querySelector('b').textContent]; })"))
+    assert cards["saved for backward"] == fd.human(act["saved_bytes"], "B")
+    assert cards["peak saved at once"] == fd.human(act["saved_peak_bytes"], "B")
+    assert cards["params saved (not act.)"] == fd.human(act["saved_param_bytes"], "B")
+    heads = cdp.js("Array.from(document.querySelectorAll('#modules thead th')).map(function (t) { return t.textContent; })")
+    assert heads[-3:] == ["% saved act.", "saved act.", "self saved"]
+    for name in report.module_names:
+        shown = saved[name] if name != "blocks" else saved["blocks.0"] + saved["blocks.1"]  # its children's sum
+        assert _cells(cdp, name)[-2:] == [fd.human(shown, "B"), fd.human(own[name], "B")], name
+    total = cdp.js("Array.from(document.querySelector('#modules tfoot tr').cells).map(function (c) "
+                   "{ return c.textContent; })")
+    assert total[-3:] == ["100.0%", fd.human(act["saved_bytes"], "B"), fd.human(act["saved_bytes"], "B")]
+    # the icicle in the saved view: boxes as wide as their saved bytes; the list is its children's sum
+    assert cdp.js("Array.from(document.querySelectorAll('#phases button')).filter(function (b) "
+                  "{ return !b.disabled; }).map(function (b) { return b.dataset.value; })") == ["all"]
+    width = {n: cdp.js(f"document.querySelector('.box[data-module=\"{n}\"]').getBoundingClientRect().width")
+             for n in ("", "a", "blocks", "blocks.0", "blocks.1")}
+    assert width["blocks"] == pytest.approx(width[""] * 2 * 256 / act["saved_bytes"], abs=1.5)
+    assert width["blocks.0"] + width["blocks.1"] == pytest.approx(width["blocks"], abs=1.5)
+    assert width["a"] == pytest.approx(width[""] * saved["a"] / act["saved_bytes"], abs=1.5)
+    assert cdp.js("document.querySelector('.box[data-module=\"\"]').dataset.value") == str(saved[""])
+    _click(cdp, '#modules tbody tr[data-module="blocks"]')
+    details = cdp.js("document.getElementById('details').textContent")
+    assert "saved for backward" + fd.human(512, "B") + " (its children's); own 0 B" in details
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_a_report_without_activations_shows_no_saved_figures(browser, tmp_path):  # noqa: F811
+    """Absent is not measured: no card, no column, no view, no details row (and no zeros)."""
+    report = _saved_report()
+    d = report.to_dict()
+    del d["activations"]
+    for m in d["modules"]:
+        del m["saved_bytes"], m["self_saved_bytes"]
+    path = tmp_path / "plain.html"
+    write_html(fd.Report.from_dict(d), path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#metric=saved")  # an unknown view in the link is ignored
+    page = cdp.js("document.querySelector('header').textContent + document.querySelector('main').textContent")
+    assert "saved" not in page and "Ops" in page
+    assert cdp.js("document.querySelector('#metrics button.on').dataset.value") == "flops"
+    assert cdp.js("window.__fdErrors") == []
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_saved_activation_column_is_the_terminal_tables(tmp_path):
+    report = _saved_report()
+    table = _draw_in_node(report, tmp_path)["modules"]
+    assert table["head"][0][-3:] == ["% FLOPs", "saved act.", "self saved"]
+    for row in table["rows"] + table["foot"]:
+        del row[-1]  # the terminal table has no "self saved" column
+    assert _same_rows_as_the_terminal(table, report, share_column=-2) == \
+        ["(root)", "a", "blocks", "0", "1", "(outside root)", "total"]

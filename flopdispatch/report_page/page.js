@@ -18,7 +18,8 @@
   // be Infinity past 1e308). Arithmetic uses doubles scaled by 10^-SHIFT (SHIFT > 0 only when a count
   // has more than 300 digits), so shares and widths stay right; si() writes numbers at their true
   // size, and "exact_" + key keeps each stored count's exact digits for display.
-  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params"];
+  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params",
+                    "saved_bytes", "self_saved_bytes", "saved_peak_bytes", "saved_param_bytes"];
   // the order of the numbers in a module's self_ops rows (flopdispatch.schema.SELF_OP_FIELDS)
   var SELF_OP_FIELDS = ["calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs"];
   var FIELDS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "seconds"];
@@ -27,9 +28,12 @@
   R.ops = R.ops || [];
   R.phases = R.phases || {};
   R.totals = R.totals || {};
+  // count(activations=True): bytes saved for backward (absent: not measured, so nothing is shown, not zero)
+  var ACT = R.activations && typeof R.activations === "object" ? R.activations : null;
   function countObjects() {
     var out = [R];
     if (R.totals) { out.push(R.totals); }
+    if (ACT) { out.push(ACT); }
     function withPhases(c) { out.push(c); var ph = c.phases || {}; PHASES.forEach(function (p) { if (ph[p]) { out.push(ph[p]); } }); }
     withPhases({ phases: R.phases });
     R.modules.forEach(withPhases);
@@ -67,6 +71,8 @@
     });
   })();
   var METRICS = [["flops", "FLOPs"], ["macs", "MACs"], ["bytes", "bytes"], ["params", "params"]];
+  if (ACT) { METRICS.push(["saved", "saved act."]); R.totals.saved = ACT.saved_bytes || 0; }
+  function phaseless(metric) { return metric === "params" || metric === "saved"; }  // no per-phase split
   var ROW = 28;          // icicle row height, px
   var MIN_BOX = 3;       // px: a module with any work is drawn at least this wide (findable, hoverable)
   var MAX_ROWS = 3000;   // module table rows drawn at most (the search box narrows a bigger tree)
@@ -127,7 +133,7 @@
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
-  function unitOf(key) { return key === "bytes" ? "B" : ""; }
+  function unitOf(key) { return key === "bytes" || key === "saved" ? "B" : ""; }
   function zero() { var z = {}; FIELDS.forEach(function (f) { z[f] = 0; }); return z; }
   function addInto(a, b) { if (b) { FIELDS.forEach(function (f) { a[f] = (a[f] || 0) + (b[f] || 0); }); } return a; }
   var phasesRun = PHASES.filter(function (p) { return R.phases[p] && R.phases[p].calls > 0; });
@@ -147,6 +153,11 @@
     phasesRun.forEach(function (p) { if (R.phases[p].flops) { card(si(R.phases[p].flops), p + " FLOPs"); } });
   }
   if (R.totals.causal_macs !== R.totals.macs) { card(si(R.totals.causal_macs), "causal-aware MACs"); }
+  if (ACT) {
+    card(si(ACT.saved_bytes || 0, "B"), "saved for backward");
+    card(si(ACT.saved_peak_bytes || 0, "B"), "peak saved at once");
+    card(si(ACT.saved_param_bytes || 0, "B"), "params saved (not act.)");
+  }
   var metaBits = [];
   // one report per rank (torchrun, or a process group): which rank wrote this page
   if (meta.rank !== undefined && meta.rank !== null) {
@@ -191,14 +202,17 @@
   for (var ni = nodes.length - 1; ni >= 0; ni--) {
     var nd = nodes[ni];
     if (!nd.m.calls && nd.children.length) {
-      nd.rolled = true; nd.c = zero(); nd.pc = {};
+      nd.rolled = true; nd.c = zero(); nd.pc = {}; nd.saved = null;
       nd.children.forEach(function (k) {
         addInto(nd.c, k.c);
+        if (k.saved !== null) { nd.saved = (nd.saved || 0) + k.saved; }
         PHASES.forEach(function (p) { if (k.pc[p]) { nd.pc[p] = addInto(nd.pc[p] || zero(), k.pc[p]); } });
       });
     } else {
       nd.rolled = false; nd.c = nd.m; nd.pc = nd.m.phases || {};
+      nd.saved = ACT && typeof nd.m.saved_bytes === "number" ? nd.m.saved_bytes : null;
     }
+    nd.selfSaved = ACT && typeof nd.m.self_saved_bytes === "number" && !nd.rolled ? nd.m.self_saved_bytes : (nd.saved === null ? null : 0);
   }
   // several roots (fd.count({"G": g, "D": d})): "" is all of them; the header names each, as the terminal's summary
   var ROOTS = Array.isArray(R.roots) ? R.roots.filter(function (r) { return byName[r]; }) : [];
@@ -221,11 +235,13 @@
   function value(n) {
     // a tied tensor counts once, in the first module holding it: siblings add up to their parent
     if (state.metric === "params") { return (n.m.params || 0) - (n.m.shared_params || 0); }
+    if (state.metric === "saved") { return n.saved || 0; }
     return get(shown(n), state.metric);
   }
-  function ownMetric() { return state.metric === "params" ? "flops" : state.metric; }
+  function ownMetric() { return phaseless(state.metric) ? "flops" : state.metric; }
   function totalValue() {
     if (state.metric === "params") { return R.params; }
+    if (state.metric === "saved") { return R.totals.saved; }
     return state.phase === "all" ? get(R.totals, state.metric) : get(R.phases[state.phase], state.metric);
   }
   function labelOf(key) { return METRICS.filter(function (m) { return m[0] === key; })[0][1]; }
@@ -304,7 +320,8 @@
     });
     var note = document.getElementById("note");
     var root = nodes[0], outside = total - value(root);
-    note.textContent = (state.metric !== "params" && outside > 0)
+    note.textContent = state.metric === "saved" ? (outside > 0 ? pct(outside, total) + " of the saved activations were saved outside " + ROOT_WORD + " (the loss)." : "")
+      : (state.metric !== "params" && outside > 0)
       ? (outside / total < 0.001 ? "under 0.1%" : pct(outside, total)) + " of the " + (state.phase === "all" ? "" : state.phase + " ") + metricLabel() +
         " ran outside " + ROOT_WORD + " (loss, optimizer, data preparation)."
       : "";
@@ -337,6 +354,10 @@
     row("FLOP / byte", intensity(m));
     if (hasSelf) {
       row("self (own ops)", si(n.self.flops) + " FLOPs, " + si(n.self.macs) + " MACs, " + si(bytesOf(n.self), "B"));
+    }
+    if (ACT) {
+      row("saved for backward", n.saved === null ? "not measured" : si(n.saved, "B") + (n.rolled ? " (its children's)" : "") +
+          "; own " + si(n.selfSaved || 0, "B") + " (not a child's)");
     }
     row("op calls", exact(m, "calls"));
     row("share of total " + metricLabel() + (state.phase !== "all" && state.metric !== "params" ? " (" + state.phase + ")" : ""),
@@ -384,6 +405,10 @@
     cols.push({ key: "bytes", label: "bytes" }, { key: "intensity", label: "FLOP/B" },
               { key: "share", label: "% " + metricLabel() });
     if (timed) { cols.push({ key: "ms", label: "time ms" }, { key: "rate", label: "GFLOP/s" }); }
+    if (ACT) {
+      cols.push({ key: "saved", label: "saved act.", title: "bytes autograd saved for backward in the module and below" },
+                { key: "selfsaved", label: "self saved", title: "bytes saved for backward by the module's own ops, not a child's" });
+    }
     return cols;
   }
   function moduleValue(n, key) {  // the number a column sorts by
@@ -397,6 +422,8 @@
       case "share": return value(n);
       case "ms": return get(c, "seconds");
       case "rate": return get(c, "seconds") ? get(c, "flops") / get(c, "seconds") : 0;
+      case "saved": return n.saved || 0;
+      case "selfsaved": return n.selfSaved || 0;
       default:
         if (key.indexOf("phase:") === 0) { return get(n.pc[key.slice(6)], state.metric); }
         return get(c, key);
@@ -413,6 +440,8 @@
       case "share": return pct(value(n), totalValue());
       case "ms": return (get(c, "seconds") * 1e3).toFixed(1);
       case "rate": return rate(c);
+      case "saved": return n.saved === null ? "" : si(n.saved, "B");
+      case "selfsaved": return n.selfSaved === null ? "" : si(n.selfSaved, "B");
       default: return si(moduleValue(n, col.key), col.unit || "");
     }
   }
@@ -507,6 +536,7 @@
     var root = nodes[0], out = zero(), rc = shown(root);
     addInto(out, state.phase === "all" ? R.totals : R.phases[state.phase]);
     FIELDS.forEach(function (f) { out[f] -= (rc && rc[f]) || 0; });
+    out.saved = ACT ? R.totals.saved - (root.saved || 0) : 0;  // the loss's saved tensors (no phase split)
     function footRow(label, c, cls, params, own, share) {
       var r = el("tr", { "class": cls });
       cols.forEach(function (col) {
@@ -521,6 +551,7 @@
           case "share": text = share; break;
           case "ms": text = (get(c, "seconds") * 1e3).toFixed(1); break;
           case "rate": text = label === "total" ? rate(c) : ""; break;
+          case "saved": case "selfsaved": text = si(c.saved || 0, "B"); break;
           default:
             text = col.key.indexOf("phase:") === 0 ? si(label === "total" ? get(R.phases[col.key.slice(6)], state.metric) :
               get(R.phases[col.key.slice(6)], state.metric) - get(root.pc[col.key.slice(6)], state.metric), col.unit || "") : si(get(c, col.key));
@@ -530,10 +561,10 @@
       return r;
     }
     var whole = totalValue();
-    if (state.metric !== "params" && (out.flops > 0 || bytesOf(out) > 0)) {
+    if (state.metric !== "params" && (out.flops > 0 || bytesOf(out) > 0 || out.saved > 0)) {
       tbody.appendChild(footRow("(outside root)", out, "outside", "", get(out, ownMetric()), pct(get(out, state.metric), whole)));
     }
-    var tot = state.phase === "all" ? R.totals : (R.phases[state.phase] || zero());
+    var tot = state.phase === "all" ? R.totals : Object.assign({ saved: R.totals.saved }, R.phases[state.phase] || zero());
     if (!tfoot) { tfoot = table.createTFoot ? table.createTFoot() : null; }
     if (tfoot) { tfoot.appendChild(footRow("total", tot, "total", si(R.params), get(tot, ownMetric()), whole ? "100.0%" : "0.0%")); }
     var sc = document.getElementById("modules-scroll");
@@ -694,11 +725,11 @@
   var search = document.getElementById("search");
   search.addEventListener("input", function () { state.query = String(search.value || ""); update(); });
   function update() {
-    if (state.metric === "params") { state.phase = "all"; }
+    if (phaseless(state.metric)) { state.phase = "all"; }
     buttons("metrics", METRICS, "metric");
     if (phasesRun.length > 1) {
       buttons("phases", [["all", "all phases"]].concat(phasesRun.map(function (p) { return [p, p]; })), "phase",
-              function (v) { return state.metric === "params" && v !== "all"; });
+              function (v) { return phaseless(state.metric) && v !== "all"; });
     } else {
       document.getElementById("phases").style.display = "none";
     }
