@@ -459,6 +459,9 @@ def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  #
     ops = d["modules"][1]["self_ops"]["forward"]
     ops["constructor"] = ops.pop("aten::addmm")
     d["modules"][2]["name"] = "constructor"
+    comm = {"calls": 1, "bytes": 64, "bus_bytes": 0, "world_size": 1, "seconds": 0.0}
+    d["collective_phases"] = {"forward": {evil: comm}}
+    d["module_collectives"] = {"__proto__": {"forward": {evil: comm}}}  # a module named like a prototype key
     report = fd.Report.from_dict(d)
     path = tmp_path / "evil.html"
     write_html(report, path)
@@ -468,9 +471,13 @@ def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  #
     assert cdp.js("document.querySelector('#modules tr.focus td:nth-child(2)').textContent") == evil
     assert cdp.js("document.querySelectorAll('img').length") == 0
     assert _ops(cdp) == _expected_ops(report, module="__proto__") and "constructor" in _ops(cdp)
+    assert list(_comm(cdp)) == [evil]  # __proto__'s own entry, the op's name as text
     _clear_search(cdp)
     _click(cdp, '#crumbs a[data-crumb=""]')
     assert _rows(cdp) == ["", "__proto__", "constructor"]
+    _click(cdp, '#modules tbody tr[data-module="constructor"]')
+    assert _comm(cdp) == {}  # "constructor" has no entry (not Object.prototype.constructor)
+    assert cdp.js("document.querySelectorAll('img').length") == 0
     assert cdp.js("window.__fdErrors") == []
 
 
@@ -571,3 +578,114 @@ def test_saved_activation_column_is_the_terminal_tables(tmp_path):
         del row[-1]  # the terminal table has no "self saved" column
     assert _same_rows_as_the_terminal(table, report, share_column=-2) == \
         ["(root)", "a", "blocks", "0", "1", "(outside root)", "total"]
+
+
+# ----- collectives (torch.distributed) -----------------------------------------------------------------
+
+COLLECTIVES_SCRIPT = r'''
+import sys
+import torch
+import torch.distributed as dist
+import flopdispatch as fd
+
+dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())  # one rank, no network
+
+
+class Sync(torch.nn.Module):  # a tensor-parallel-like layer: all-reduces its output in forward
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.lin(x)
+        dist.all_reduce(y)
+        return y
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = Sync(), torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+torch.manual_seed(0)
+net = Net()
+with fd.count(net) as c:
+    net(torch.ones(4, 8)).sum().backward()
+    for p in net.parameters():  # data-parallel-like: the gradients, outside every module
+        dist.all_reduce(p.grad)
+fd.Report.from_count(c).save(sys.argv[1])
+dist.destroy_process_group()
+'''
+
+
+@pytest.fixture(scope="module")
+def collectives_report(tmp_path_factory):
+    """A report of a real count under a one-rank gloo process group (in a child process, so this one
+    starts no process group)."""
+    folder = tmp_path_factory.mktemp("comm")
+    script, out = folder / "comm.py", folder / "comm.json"
+    script.write_text(COLLECTIVES_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300, env=env)
+    if proc.returncode != 0 and "gloo" in proc.stderr.lower() and "not" in proc.stderr.lower():
+        pytest.skip("this torch has no gloo backend")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return fd.Report.load(out)
+
+
+def _comm(cdp):
+    """{op: [calls, payload, bus bytes, ranks, phases]} of the communication table."""
+    return {r[0]: r[1:6] for r in cdp.js("Array.from(document.querySelectorAll('#comm-table tbody tr[data-op]'))"
+                                          ".map(function (r) { return Array.from(r.cells).map(function (c) "
+                                          "{ return c.textContent; }); })")}
+
+
+def _expected_comm(report, **kw):
+    return {op: [str(r["calls"]), fd.human(r["bytes"], "B"), fd.human(r["bus_bytes"], "B"), str(r["world_size"]),
+                 ", ".join(p for p in ("forward", "backward", "optimizer", "other")
+                           if op in report.collectives(phase=p, module=kw.get("module")) and kw.get("phase") in (None, p))]
+            for op, r in report.collectives(**kw).items()}
+
+
+def test_communication_section_follows_the_focus_and_the_phase(browser, collectives_report, tmp_path):  # noqa: F811
+    report = collectives_report
+    # forward: a's all-reduce of its 4 x 8 float32 output (128 B); other: the 90 parameters' gradients
+    # (8 * 8 + 8 + 8 * 2 + 2 = 90 floats = 360 B) in 4 calls, outside every module
+    everything = report.collectives()["c10d::allreduce_"]
+    assert (everything["calls"], everything["bytes"], everything["world_size"]) == (5, 128 + 360, 1)
+    assert report.collectives(module="a")["c10d::allreduce_"]["bytes"] == 128
+    assert report.meta["rank"] == 0 and report.meta["world_size"] == 1
+    path = tmp_path / "comm.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri(), width=800)
+    assert "rank 0 of 1" in _meta_line(cdp)
+    assert _comm(cdp) == _expected_comm(report) == {"c10d::allreduce_": ["5", "488 B", "0 B", "1", "forward, other"]}
+    assert cdp.js("document.getElementById('comm-title').textContent") == "Communication"
+    _click(cdp, '#modules tbody tr[data-module="a"]')  # inclusive: a's subtree (its own call)
+    assert cdp.js("document.getElementById('comm-title').dataset.focus") == "a"
+    assert _comm(cdp) == _expected_comm(report, module="a") == {"c10d::allreduce_": ["1", "128 B", "0 B", "1", "forward"]}
+    _click(cdp, '#modules tbody tr[data-module="a.lin"]')  # the Linear inside ran none
+    assert _comm(cdp) == {} and "No collective ran here" in cdp.js("document.getElementById('comm-table').textContent")
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    _click(cdp, '#phases button[data-value="other"]')  # the gradients' all-reduces only
+    assert _comm(cdp) == _expected_comm(report, phase="other") == \
+        {"c10d::allreduce_": ["4", "360 B", "0 B", "1", "other"]}
+    assert cdp.js("document.getElementById('comm-title').textContent") == "Communication (other)"
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_a_report_without_collectives_has_no_communication_section(browser, tmp_path):  # noqa: F811
+    _, report = _report()
+    path = tmp_path / "gpt.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri())
+    assert cdp.js("document.getElementById('comm').hidden") is True
+    assert "rank" not in _meta_line(cdp) and "collective" not in cdp.js("document.getElementById('cards').textContent")
+    assert cdp.js("window.__fdErrors") == []

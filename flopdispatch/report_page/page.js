@@ -698,6 +698,83 @@
       none.appendChild(td); tbody.appendChild(none);
     }
   }
+  // ----- communication: torch.distributed collectives of the focused module's subtree ---------------
+  // collective_phases: {phase: {op: COMM}}; module_collectives: {module: {phase: {op: COMM}}}, inclusive
+  // (a container that never ran has none: its children's are summed); COMM = {calls, bytes, bus_bytes,
+  // world_size, seconds}.
+  var COLL = R.collective_phases && typeof R.collective_phases === "object" ? R.collective_phases : {};
+  var MODULE_COLL = R.module_collectives && typeof R.module_collectives === "object" ? R.module_collectives : {};
+  var hasComm = PHASES.some(function (p) { return COLL[p] && Object.keys(COLL[p]).length; });
+  function commAdd(into, op, rec, phase) {
+    if (!rec || typeof rec !== "object") { return; }
+    var r = into[op];
+    if (!r) { r = into[op] = { name: op, calls: 0, bytes: 0, bus_bytes: 0, world_size: 0, seconds: 0, phases: [] }; }
+    r.calls += scaled(rec.calls); r.bytes += scaled(rec.bytes); r.bus_bytes += scaled(rec.bus_bytes);
+    r.world_size = Math.max(r.world_size, Number(rec.world_size) || 0);
+    r.seconds += typeof rec.seconds === "number" ? rec.seconds : 0;
+    if (r.phases.indexOf(phase) < 0) { r.phases.push(phase); }
+  }
+  function commSplits(n) {  // the {phase: {op: COMM}} objects that make up a module's (or the report's) figures
+    if (!n) { return [COLL]; }
+    if (n.rolled) { return n.children.reduce(function (a, k) { return a.concat(commSplits(k)); }, []); }
+    var own = MODULE_COLL[n.name];  // a name is data: "__proto__" must not reach Object.prototype
+    return own && Object.prototype.hasOwnProperty.call(MODULE_COLL, n.name) ? [own] : [];
+  }
+  function commRows(focus, whole) {
+    var merged = Object.create(null);
+    commSplits(whole ? null : focus).forEach(function (split) {
+      PHASES.forEach(function (p) {
+        var t = split[p];
+        if (!t || typeof t !== "object" || (state.phase !== "all" && p !== state.phase)) { return; }
+        Object.keys(t).forEach(function (op) { commAdd(merged, op, t[op], p); });
+      });
+    });
+    return Object.keys(merged).map(function (op) { return merged[op]; }).sort(function (a, b) {
+      return b.bus_bytes - a.bus_bytes || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);  // as Report.collectives()
+    });
+  }
+  if (hasComm) {
+    var payload = 0;
+    commRows(null, true).forEach(function (r) { payload += r.bytes; });
+    card(si(payload, "B"), "collective payload");
+  }
+  function drawComm(focus) {
+    var box = document.getElementById("comm");
+    if (!hasComm) { box.hidden = true; return; }
+    box.hidden = false;
+    var table = document.getElementById("comm-table"), thead = table.tHead, tbody = table.tBodies[0], tfoot = table.tFoot;
+    thead.textContent = ""; tbody.textContent = ""; if (tfoot) { tfoot.textContent = ""; }
+    var whole = !focus || !focus.parent;  // the root: every collective (those outside the modules too)
+    var title = document.getElementById("comm-title");
+    title.textContent = "Communication" + (whole ? "" : " in " + fullName(focus) + " and below") +
+                        (state.phase !== "all" ? " (" + state.phase + ")" : "");
+    title.setAttribute("data-focus", whole ? "" : focus.name);
+    var tools = document.getElementById("comm-tools");
+    tools.textContent = "";
+    tools.appendChild(el("span", { "class": "hint" }, "torch.distributed collectives, per rank: payload as NCCL-tests sizes it; " +
+                         "bus bytes = payload \u00d7 the algorithm's factor; ranks: the process group's size"));
+    var cols = ["collective", "calls", "payload", "bus bytes", "ranks", "phases", "time ms"], tr = el("tr");
+    cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
+    thead.appendChild(tr);
+    var rows = commRows(focus, whole), sum = { calls: 0, bytes: 0, bus_bytes: 0, seconds: 0 };
+    rows.forEach(function (r) {
+      var row = el("tr", { "data-op": r.name });
+      [r.name, exact({ calls: r.calls }, "calls"), si(r.bytes, "B"), si(r.bus_bytes, "B"), String(r.world_size),
+       r.phases.join(", "), r.seconds ? (r.seconds * 1e3).toFixed(2) : "-"].forEach(function (t) { row.appendChild(el("td", {}, t)); });
+      tbody.appendChild(row);
+      ["calls", "bytes", "bus_bytes", "seconds"].forEach(function (k) { sum[k] += r[k]; });
+    });
+    if (!rows.length) {
+      var none = el("tr"), td = el("td", { colspan: String(cols.length) }, "No collective ran here" + (state.phase !== "all" ? " in this phase." : "."));
+      none.appendChild(td); tbody.appendChild(none);
+    } else if (tfoot) {
+      var ft = el("tr");
+      ["total", exact({ calls: sum.calls }, "calls"), si(sum.bytes, "B"), si(sum.bus_bytes, "B"), "", "", sum.seconds ? (sum.seconds * 1e3).toFixed(2) : "-"]
+        .forEach(function (t) { ft.appendChild(el("td", {}, t)); });
+      tfoot.appendChild(ft);
+    }
+  }
+
   var un = document.getElementById("unsupported");
   if ((R.unsupported || []).length) {
     un.appendChild(el("h2", { "class": "warn" }, "Unsupported ops (FLOPs not counted, bytes counted)"));
@@ -739,6 +816,7 @@
     if (focus) { crumbs(focus); details(focus); }
     drawModules(focus);
     drawOps(focus);
+    drawComm(focus);
     var h = "metric=" + state.metric + (state.phase !== "all" ? "&phase=" + state.phase : "") +
             (state.focus ? "&focus=" + encodeURIComponent(state.focus) : "") +
             (state.query ? "&find=" + encodeURIComponent(state.query) : "");
