@@ -46,6 +46,7 @@ console.log(JSON.stringify({
   title: get("title").textContent,
   cards: get("cards").children.map((c) => c.children.map((x) => x.textContent)),
   meta: get("meta").textContent,
+  symbolic: get("symbolic").textContent,
   details: get("details").textContent,
   ops: rows,
   modules: { head: get("modules").tHead.children.map(cells), rows: get("modules").tBodies[0].children.map(cells),

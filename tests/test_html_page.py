@@ -689,3 +689,116 @@ def test_a_report_without_collectives_has_no_communication_section(browser, tmp_
     assert cdp.js("document.getElementById('comm').hidden") is True
     assert "rank" not in _meta_line(cdp) and "collective" not in cdp.js("document.getElementById('cards').textContent")
     assert cdp.js("window.__fdErrors") == []
+
+
+# ----- symbolic counts (flopdispatch model ... --symbolic) ---------------------------------------------
+
+SYMBOLIC_MODELS = '''
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(8, 16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.out(self.fc(x).relu())
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.h, self.norm = nn.Linear(8, 8), nn.ModuleList([Block(), Block()]), nn.LayerNorm(8)
+
+    def forward(self, x):
+        x = self.inp(x)
+        for b in self.h:
+            x = b(x)
+        return self.norm(x)
+
+
+def build():
+    return Net()
+'''
+
+
+@pytest.fixture
+def symbolic_page(tmp_path, monkeypatch):
+    """`flopdispatch model page_sym_models:build --input 3x5x8 --symbolic batch,seq --json --html`."""
+    pytest.importorskip("sympy")
+    from flopdispatch.cli import main
+
+    (tmp_path / "page_sym_models.py").write_text(SYMBOLIC_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out, page = tmp_path / "sym.json", tmp_path / "sym.html"
+    assert main(["model", "page_sym_models:build", "--input", "3x5x8", "--symbolic", "batch,seq", "--json", str(out),
+                 "--html", str(page)]) == 0
+    return fd.Report.load(out), page
+
+
+def _column(cdp, key):
+    """{module: cell} of the module table's column `key`."""
+    return dict(cdp.js("(function (k) { var i = Array.from(document.querySelectorAll('#modules thead th'))"
+                       ".map(function (t) { return t.dataset.key; }).indexOf(k); return Array.from(document."
+                       "querySelectorAll('#modules tbody tr[data-module]')).map(function (r) { return [r.dataset."
+                       "module, r.cells[i].textContent]; }); })(" + json.dumps(key) + ")"))
+
+
+def test_symbolic_polynomials_per_module_and_dims_in_the_header(browser, symbolic_page):  # noqa: F811
+    import sympy
+
+    report, page = symbolic_page
+    sym = report.symbolic
+    batch, seq = sympy.symbols("batch seq")
+    cdp = browser
+    _open(cdp, page.as_uri() + "#focus=h", width=800)
+    header = cdp.js("document.getElementById('symbolic').textContent")
+    assert "symbolic in batch (traced at 3), seq (traced at 5)" in header
+    assert "total FLOPs = " + sym["totals"]["flops"] in header and "total bytes = " + sym["totals"]["bytes"] in header
+    for field, label, metric in (("flops", "FLOPs", "flops"), ("macs", "MACs", "macs"), ("bytes", "bytes", "bytes")):
+        _click(cdp, f'#metrics button[data-value="{metric}"]')
+        _click(cdp, "#module-tools button")  # expand all
+        assert cdp.js("document.querySelector('#modules thead th[data-key=\"symbolic\"]').textContent") == \
+            label + " in batch, seq"
+        cells = _column(cdp, "symbolic")
+        assert set(cells) == set(report.module_names)
+        for name, cell in cells.items():
+            if name != "h":
+                assert cell == sym["modules"][name][field], (name, field)
+            expr = sympy.sympify(cell, locals={"batch": batch, "seq": seq})
+            shown = report.display_counts(name)[0]  # the list never ran: its children's sum
+            at_traced = shown.bytes_read + shown.bytes_written if field == "bytes" else getattr(shown, field)
+            assert expr.subs({batch: 3, seq: 5}) == at_traced, (name, field)  # the polynomial at the traced sizes
+        # the ModuleList's polynomial is its blocks' sum, like terms added
+        assert sympy.expand(sympy.sympify(cells["h"]) - sympy.sympify(cells["h.0"]) - sympy.sympify(cells["h.1"])) == 0
+    # the details panel: every polynomial of the focused module
+    _click(cdp, '#modules tbody tr[data-module="h.0.fc"]')
+    details = cdp.js("document.getElementById('details').textContent")
+    for field, label in (("flops", "FLOPs"), ("macs", "MACs"), ("bytes", "bytes")):
+        assert label + " (symbolic)" + sym["modules"]["h.0.fc"][field] in details
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_symbolic_expressions_that_are_not_polynomials_and_hostile_names_stay_text(browser, symbolic_page,  # noqa: F811
+                                                                                    tmp_path):
+    report, _ = symbolic_page
+    d = report.to_dict()
+    evil = "<img src=x onerror=\"window.__fdErrors.push('ran')\">"
+    d["symbolic"]["modules"]["h.0"]["flops"] = "2*Min(batch, seq)"  # not a sum of monomials: joined, not added
+    d["symbolic"]["modules"]["h.1"]["flops"] = evil
+    d["symbolic"]["dims"][evil] = {"traced": 7}
+    d["symbolic"]["guards"] = [evil]
+    path = tmp_path / "odd.html"
+    write_html(fd.Report.from_dict(d), path)
+    cdp = browser
+    _open(cdp, path.as_uri())
+    _click(cdp, "#module-tools button")
+    cells = _column(cdp, "symbolic")
+    assert cells["h"] == "(2*Min(batch, seq)) + (" + evil + ")"
+    assert cells["h.1"] == evil
+    header = cdp.js("document.getElementById('symbolic').textContent")
+    assert evil + " (traced at 7)" in header and "valid while " + evil in header
+    assert cdp.js("document.querySelectorAll('img').length") == 0
+    assert cdp.js("window.__fdErrors") == []

@@ -230,6 +230,82 @@
   });
   var ROOT_WORD = ROOTS.length ? "the models" : "the root module";
 
+  // ----- symbolic counts (flopdispatch model ... --symbolic batch,seq): polynomials in named dims -----
+  // R.symbolic = {dims: {name: {traced}}, totals, phases, modules: {name: {flops, macs, bytes, ...: sympy
+  // strings}}, guards, specialized, not_symbolic, dropped}. The page shows the strings as text.
+  function ownKey(o, k) { return o && typeof o === "object" && Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined; }
+  var SYM = R.symbolic && typeof R.symbolic === "object" ? R.symbolic : null;
+  var SYM_FIELDS = [["flops", "FLOPs"], ["macs", "MACs"], ["bytes", "bytes"]];
+  function polySum(exprs) {
+    // the sum of expanded polynomials ("744*batch*seq + 1472"), like terms added (BigInt coefficients);
+    // anything else (parentheses, functions, fractions) is joined as "(a) + (b)" instead
+    var terms = Object.create(null), order = [], simple = true;
+    exprs.forEach(function (e) {
+      if (!simple) { return; }
+      var t = String(e).replace(/\*\*/g, "^");
+      if (!/^-?[0-9A-Za-z_*^ +-]+$/.test(t)) { simple = false; return; }
+      t.replace(/ - /g, " + -").split(" + ").forEach(function (term) {
+        if (!simple) { return; }
+        var sign = 1n, coef = 1n, factors = [];
+        if (term.charAt(0) === "-") { sign = -1n; term = term.slice(1); }
+        term.split("*").forEach(function (f) {
+          if (/^[0-9]+$/.test(f)) { coef *= BigInt(f); }
+          else if (/^[A-Za-z_][A-Za-z0-9_]*(\^[0-9]+)?$/.test(f)) { factors.push(f); }
+          else { simple = false; }
+        });
+        var key = factors.sort().join("*");
+        if (!(key in terms)) { terms[key] = 0n; order.push(key); }
+        terms[key] += sign * coef;
+      });
+    });
+    if (!simple) { return exprs.map(function (e) { return "(" + e + ")"; }).join(" + "); }
+    var out = "";
+    order.forEach(function (key) {
+      var c = terms[key];
+      if (c === 0n) { return; }
+      var neg = c < 0n, a = neg ? -c : c;
+      var body = key === "" ? String(a) : (a === 1n ? "" : String(a) + "*") + key.replace(/\^/g, "**");
+      out += out ? (neg ? " - " : " + ") + body : (neg ? "-" : "") + body;
+    });
+    return out || "0";
+  }
+  function symOf(n, field) {  // the module's polynomial (a container that never ran: its children's sum), or null
+    if (!SYM) { return null; }
+    if (n.rolled) {
+      var parts = n.children.map(function (k) { return symOf(k, field); });
+      return parts.every(function (x) { return x !== null; }) && parts.length ? polySum(parts) : null;
+    }
+    var e = ownKey(ownKey(SYM.modules, n.name), field);
+    return typeof e === "string" ? e : null;
+  }
+  function symField() { return state.metric === "macs" || state.metric === "bytes" ? state.metric : "flops"; }
+  if (SYM) {
+    var symEl = document.getElementById("symbolic");
+    symEl.hidden = false;
+    var dims = SYM.dims && typeof SYM.dims === "object" ? Object.keys(SYM.dims) : [];
+    function symLine(label, text) {
+      var line = el("div");
+      line.appendChild(document.createTextNode(label + " "));
+      line.appendChild(el("code", {}, text));
+      symEl.appendChild(line);
+    }
+    symLine("symbolic in", dims.map(function (d) {
+      var t = ownKey(ownKey(SYM.dims, d), "traced");
+      return d + (t !== undefined ? " (traced at " + String(t) + ")" : "");
+    }).join(", ") || "(no dims)");
+    SYM_FIELDS.forEach(function (f) {
+      var e = ownKey(SYM.totals, f[0]);
+      if (typeof e === "string") { symLine("total " + f[1] + " =", e); }
+    });
+    if (Array.isArray(SYM.guards) && SYM.guards.length) { symLine("valid while", SYM.guards.map(String).join(", ")); }
+    [["specialized", "specialized (a fixed size)"], ["not_symbolic", "not symbolic"], ["dropped", "left out"]].forEach(function (k) {
+      var m = SYM[k[0]];
+      if (m && typeof m === "object" && !Array.isArray(m) && Object.keys(m).length) {
+        symLine(k[1] + ":", Object.keys(m).map(function (a) { return a + ": " + String(m[a]); }).join("; "));
+      }
+    });
+  }
+
   function shown(n) { return state.phase === "all" ? n.c : n.pc[state.phase]; }
   function ownShown(n) { return state.phase === "all" ? n.self : n.selfPc[state.phase]; }
   function value(n) {
@@ -359,6 +435,12 @@
       row("saved for backward", n.saved === null ? "not measured" : si(n.saved, "B") + (n.rolled ? " (its children's)" : "") +
           "; own " + si(n.selfSaved || 0, "B") + " (not a child's)");
     }
+    if (SYM) {
+      SYM_FIELDS.forEach(function (f) {
+        var e = symOf(n, f[0]);
+        if (e !== null) { row(f[1] + " (symbolic)", e + (n.rolled ? " (its children's)" : "")); }
+      });
+    }
     row("op calls", exact(m, "calls"));
     row("share of total " + metricLabel() + (state.phase !== "all" && state.metric !== "params" ? " (" + state.phase + ")" : ""),
         pct(value(n), total));
@@ -396,6 +478,11 @@
       { key: "name", label: "module" }, { key: "type", label: "type" }, { key: "params", label: "params" },
       { key: "macs", label: "MACs" }, { key: "flops", label: "FLOPs" }];
     if (hasSelf) { cols.push({ key: "self", label: "self " + labelOf(own), title: "the work run directly in the module, not in a child" }); }
+    // --symbolic: the chosen figure (FLOPs, MACs or bytes; else FLOPs) as a polynomial, all phases
+    if (SYM && state.phase === "all") {
+      var sdims = SYM.dims && typeof SYM.dims === "object" ? Object.keys(SYM.dims).join(", ") : "";
+      cols.push({ key: "symbolic", label: labelOf(symField()) + " in " + sdims, title: "the count as a polynomial in the named dims (all phases)" });
+    }
     if (state.phase === "all" && state.metric !== "params") {
       var ph = phasesRun.filter(function (p) { return get(R.phases[p], state.metric); });
       if (ph.length > 1) {
@@ -424,6 +511,7 @@
       case "rate": return get(c, "seconds") ? get(c, "flops") / get(c, "seconds") : 0;
       case "saved": return n.saved || 0;
       case "selfsaved": return n.selfSaved || 0;
+      case "symbolic": return get(c, symField());  // sorts as its value at the traced sizes
       default:
         if (key.indexOf("phase:") === 0) { return get(n.pc[key.slice(6)], state.metric); }
         return get(c, key);
@@ -440,6 +528,7 @@
       case "share": return pct(value(n), totalValue());
       case "ms": return (get(c, "seconds") * 1e3).toFixed(1);
       case "rate": return rate(c);
+      case "symbolic": var sx = symOf(n, symField()); return sx === null ? "" : sx;
       case "saved": return n.saved === null ? "" : si(n.saved, "B");
       case "selfsaved": return n.selfSaved === null ? "" : si(n.selfSaved, "B");
       default: return si(moduleValue(n, col.key), col.unit || "");
@@ -510,6 +599,7 @@
           cell.appendChild(document.createTextNode((level > MAX_INDENT ? "[level " + level + "] " : "") + (n.name === "" ? "(root)" : leaf(n))));
         } else {
           cell = el("td", {}, moduleCell(n, col));
+          if (col.key === "symbolic") { cell.className = "formula"; cell.setAttribute("title", cell.textContent); }
         }
         row.appendChild(cell);
       });
@@ -552,6 +642,7 @@
           case "ms": text = (get(c, "seconds") * 1e3).toFixed(1); break;
           case "rate": text = label === "total" ? rate(c) : ""; break;
           case "saved": case "selfsaved": text = si(c.saved || 0, "B"); break;
+          case "symbolic": text = label === "total" && SYM ? (ownKey(SYM.totals, symField()) || "") : ""; break;
           default:
             text = col.key.indexOf("phase:") === 0 ? si(label === "total" ? get(R.phases[col.key.slice(6)], state.metric) :
               get(R.phases[col.key.slice(6)], state.metric) - get(root.pc[col.key.slice(6)], state.metric), col.unit || "") : si(get(c, col.key));
