@@ -796,11 +796,13 @@
   var COLL = R.collective_phases && typeof R.collective_phases === "object" ? R.collective_phases : {};
   var MODULE_COLL = R.module_collectives && typeof R.module_collectives === "object" ? R.module_collectives : {};
   var hasComm = PHASES.some(function (p) { return COLL[p] && Object.keys(COLL[p]).length; });
+  // calls are summed exactly (BigInt): a count past 2**53 keeps its digits
+  function exactInt(x) { try { return BigInt(typeof x === "number" || typeof x === "string" ? x : 0); } catch (e) { return 0n; } }
   function commAdd(into, op, rec, phase) {
     if (!rec || typeof rec !== "object") { return; }
     var r = into[op];
-    if (!r) { r = into[op] = { name: op, calls: 0, bytes: 0, bus_bytes: 0, world_size: 0, seconds: 0, phases: [] }; }
-    r.calls += scaled(rec.calls); r.bytes += scaled(rec.bytes); r.bus_bytes += scaled(rec.bus_bytes);
+    if (!r) { r = into[op] = { name: op, calls: 0n, bytes: 0, bus_bytes: 0, world_size: 0, seconds: 0, phases: [] }; }
+    r.calls += exactInt(rec.calls); r.bytes += scaled(rec.bytes); r.bus_bytes += scaled(rec.bus_bytes);
     r.world_size = Math.max(r.world_size, Number(rec.world_size) || 0);
     r.seconds += typeof rec.seconds === "number" ? rec.seconds : 0;
     if (r.phases.indexOf(phase) < 0) { r.phases.push(phase); }
@@ -847,10 +849,10 @@
     var cols = ["collective", "calls", "payload", "bus bytes", "ranks", "phases", "time ms"], tr = el("tr");
     cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
     thead.appendChild(tr);
-    var rows = commRows(focus, whole), sum = { calls: 0, bytes: 0, bus_bytes: 0, seconds: 0 };
+    var rows = commRows(focus, whole), sum = { calls: 0n, bytes: 0, bus_bytes: 0, seconds: 0 };
     rows.forEach(function (r) {
       var row = el("tr", { "data-op": r.name });
-      [r.name, exact({ calls: r.calls }, "calls"), si(r.bytes, "B"), si(r.bus_bytes, "B"), String(r.world_size),
+      [r.name, String(r.calls), si(r.bytes, "B"), si(r.bus_bytes, "B"), String(r.world_size),
        r.phases.join(", "), r.seconds ? (r.seconds * 1e3).toFixed(2) : "-"].forEach(function (t) { row.appendChild(el("td", {}, t)); });
       tbody.appendChild(row);
       ["calls", "bytes", "bus_bytes", "seconds"].forEach(function (k) { sum[k] += r[k]; });
@@ -860,7 +862,7 @@
       none.appendChild(td); tbody.appendChild(none);
     } else if (tfoot) {
       var ft = el("tr");
-      ["total", exact({ calls: sum.calls }, "calls"), si(sum.bytes, "B"), si(sum.bus_bytes, "B"), "", "", sum.seconds ? (sum.seconds * 1e3).toFixed(2) : "-"]
+      ["total", String(sum.calls), si(sum.bytes, "B"), si(sum.bus_bytes, "B"), "", "", sum.seconds ? (sum.seconds * 1e3).toFixed(2) : "-"]
         .forEach(function (t) { ft.appendChild(el("td", {}, t)); });
       tfoot.appendChild(ft);
     }
