@@ -379,6 +379,20 @@ def test_several_roots_render_as_top_level_children_of_the_root_row(browser, tmp
     assert cdp.js("window.__fdErrors") == []
 
 
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_module_table_of_several_roots_is_the_terminal_tables(tmp_path):
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    d = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 1))
+    with fd.count({"G": g, "D": d}) as c:
+        d(g(torch.ones(2, 8))).sum().backward()
+    report = fd.Report.from_count(c)
+    drawn = _draw_in_node(report, tmp_path)
+    assert _same_rows_as_the_terminal(drawn["modules"], report) == \
+        ["(root)", "G", "0", "1", "2", "D", "0", "1", "(outside root)", "total"]
+    assert drawn["modules"]["rows"][0][1] == "2 models"
+
 def test_two_top_level_models_counted_without_a_model(browser, tmp_path):  # noqa: F811
     """fd.count() with no model: each top-level module that ran is a root, named by its class."""
     torch.manual_seed(0)

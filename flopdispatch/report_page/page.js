@@ -3,7 +3,9 @@
 //
 // What it draws: the header (cards and metadata), an icicle of the module tree, a module table
 // (a tree with the terminal table's columns plus the exclusive "self" figure, sortable within
-// siblings), the details of the focused module and the op table of the focused module's subtree.
+// siblings), the details of the focused module and the op table of the focused module's subtree;
+// when the report has them, saved activations (count(activations=True)), a communication table
+// (torch.distributed collectives) and symbolic polynomials (--symbolic). Absent keys: nothing shown.
 // The icicle, the module table and the op table follow one focused module; the state (figure,
 // phase, focus, search) is in the URL fragment: page.html#metric=macs&phase=backward&focus=h.0.
 //
