@@ -369,6 +369,7 @@ def test_several_roots_render_as_top_level_children_of_the_root_row(browser, tmp
     g_flops, d_flops = fd.human(report.module("G").flops), fd.human(report.module("D").flops)
     assert f"2 models G (Sequential, 280 params, {g_flops} FLOPs); D (Sequential, 41 params, {d_flops} FLOPs)" \
         in _meta_line(cdp)
+    assert _meta_line(cdp).startswith("2 models G (")  # first in the line: what was counted
     assert _ops(cdp) == _expected_ops(report, module="D")
     _click(cdp, '#crumbs a[data-crumb=""]')
     assert _ops(cdp) == _expected_ops(report)  # "" is every model: the whole report's ops

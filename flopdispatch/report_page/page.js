@@ -219,7 +219,7 @@
   // several roots (fd.count({"G": g, "D": d})): "" is all of them; the header names each, as the terminal's summary
   var ROOTS = Array.isArray(R.roots) ? R.roots.filter(function (r) { return byName[r]; }) : [];
   if (ROOTS.length) {
-    metaBits.push([ROOTS.length + (ROOTS.length > 1 ? " models" : " model"), ROOTS.map(function (r) {
+    metaBits.splice(meta.rank !== undefined && meta.rank !== null ? 1 : 0, 0, [ROOTS.length + (ROOTS.length > 1 ? " models" : " model"), ROOTS.map(function (r) {
       var n = byName[r], t = String(n.m.type || "");
       return r + " (" + (r.split("#")[0] === t ? "" : t + ", ") + si(n.m.params || 0) + " params, " + si(n.c.flops) + " FLOPs)";
     }).join("; ")]);
