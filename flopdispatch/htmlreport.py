@@ -12,6 +12,10 @@ the icicle zooms into it, its row is highlighted and the op table lists its subt
 the modules' ``self_ops``). The page state is in the URL fragment, e.g. ``page.html#metric=macs&
 phase=backward&focus=h.0&find=attn``, so a view can be linked. Every module box is an element
 ``<div class="box" data-module="NAME">`` and every table row ``<tr data-module="NAME">``.
+What a report may hold is shown when it is there (and nothing, not zero, when it is not): several
+roots (named in the header), saved activation bytes (header cards, a "saved act." view, inclusive
+and self columns), collectives (a communication table following the focus and the phase; the rank
+in the header) and ``--symbolic`` polynomials (dims in the header, a column, the details).
 
 The embedded JSON is ASCII with ``<``, ``>`` and ``&`` escaped (nothing in a name can close the
 script); integers past 2**53 travel as strings of their exact digits, and the script computes

@@ -1,6 +1,6 @@
 // Runs the HTML report's script under node with a minimal stand-in for the DOM (no browser needed)
 // and prints what it drew as JSON: the cards, the metadata line, the op table, the module boxes,
-// the module table.
+// the module table, the communication table.
 // Usage: node html_dom.js PAGE.html
 "use strict";
 const fs = require("fs");
@@ -25,7 +25,7 @@ const byId = {};
 function get(id) {
   if (!byId[id]) {
     const e = new El("div");
-    if (id === "ops" || id === "modules") { e.tHead = new El("thead"); e.tBodies = [new El("tbody")]; e.tFoot = new El("tfoot"); }
+    if (id === "ops" || id === "modules" || id === "comm-table") { e.tHead = new El("thead"); e.tBodies = [new El("tbody")]; e.tFoot = new El("tfoot"); }
     byId[id] = e;
   }
   return byId[id];
@@ -46,10 +46,13 @@ console.log(JSON.stringify({
   title: get("title").textContent,
   cards: get("cards").children.map((c) => c.children.map((x) => x.textContent)),
   meta: get("meta").textContent,
+  symbolic: get("symbolic").textContent,
   details: get("details").textContent,
   ops: rows,
   modules: { head: get("modules").tHead.children.map(cells), rows: get("modules").tBodies[0].children.map(cells),
              foot: get("modules").tFoot.children.map(cells) },
   boxes: boxes,
   unsupported: get("unsupported").textContent,
+  comm: { hidden: !!get("comm").hidden, title: get("comm-title").textContent, rows: get("comm-table").tBodies[0].children.map(cells),
+          foot: get("comm-table").tFoot.children.map(cells) },
 }));

@@ -341,29 +341,81 @@ def test_search_finds_tiny_modules_and_the_page_fits_800_px(browser, tmp_path): 
     assert cdp.js("window.__fdErrors") == []
 
 
+def _meta_line(cdp):
+    return cdp.js("document.getElementById('meta').textContent")
+
+
 def test_several_roots_render_as_top_level_children_of_the_root_row(browser, tmp_path):  # noqa: F811
-    """Several models counted at once: a root row that never ran itself, one child per model."""
+    """A GAN step counted as fd.count({"G": g, "D": d}): the root "" is "2 models" (it never ran
+    itself), one top-level child per model, their modules prefixed ("D.0"), the header names each."""
     torch.manual_seed(0)
     g = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
     d = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 1))
-    both = torch.nn.ModuleDict({"G": g, "D": d})  # its forward never runs; its counts are G's and D's
-    with fd.count(both) as c:
+    with fd.count({"G": g, "D": d}) as c:
         d(g(torch.ones(2, 8))).sum().backward()
     report = fd.Report.from_count(c)
-    path = tmp_path / "two.html"
+    assert report.roots == ["G", "D"]
+    path = tmp_path / "gan.html"
     write_html(report, path)
     cdp = browser
     _open(cdp, path.as_uri() + "#focus=D")
     rows = _rows(cdp)
-    assert rows[:3] == ["", "G", "G.0"] and "D.0" in rows and "D.1" in rows
+    assert rows == ["", "G", "G.0", "G.1", "G.2", "D", "D.0", "D.1"]
     root = cdp.js("Array.from(document.querySelector('#modules tbody tr[data-module=\"\"]').cells)"
                   ".map(function (c) { return c.textContent; })")
-    assert root[1] == "ModuleDict" and root[4] == fd.human(c.module("G").flops + c.module("D").flops)
+    assert root[1] == "2 models" and root[2] == fd.human(report.params) == "321"  # 144 + 136 + 36 + 5 params
+    assert root[4] == fd.human(c.module("G").flops + c.module("D").flops)
+    # the header names each model with its type, parameters and FLOPs, as the terminal's summary
+    g_flops, d_flops = fd.human(report.module("G").flops), fd.human(report.module("D").flops)
+    assert f"2 models G (Sequential, 280 params, {g_flops} FLOPs); D (Sequential, 41 params, {d_flops} FLOPs)" \
+        in _meta_line(cdp)
+    assert _meta_line(cdp).startswith("2 models G (")  # first in the line: what was counted
     assert _ops(cdp) == _expected_ops(report, module="D")
     _click(cdp, '#crumbs a[data-crumb=""]')
+    assert _ops(cdp) == _expected_ops(report)  # "" is every model: the whole report's ops
+    assert cdp.js("document.querySelector('.box[data-module=\"\"]').textContent").startswith("2 models")
     widths = {n: cdp.js(f"document.querySelector('.box[data-module=\"{n}\"]').getBoundingClientRect().width")
               for n in ("", "G", "D")}
     assert widths["G"] + widths["D"] == pytest.approx(widths[""], abs=1.5)
+    assert cdp.js("window.__fdErrors") == []
+
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_module_table_of_several_roots_is_the_terminal_tables(tmp_path):
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    d = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Linear(4, 1))
+    with fd.count({"G": g, "D": d}) as c:
+        d(g(torch.ones(2, 8))).sum().backward()
+    report = fd.Report.from_count(c)
+    drawn = _draw_in_node(report, tmp_path)
+    assert _same_rows_as_the_terminal(drawn["modules"], report) == \
+        ["(root)", "G", "0", "1", "2", "D", "0", "1", "(outside root)", "total"]
+    assert drawn["modules"]["rows"][0][1] == "2 models"
+
+def test_two_top_level_models_counted_without_a_model(browser, tmp_path):  # noqa: F811
+    """fd.count() with no model: each top-level module that ran is a root, named by its class."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(8, 8), torch.nn.Sequential(torch.nn.Linear(8, 2))
+    with fd.count() as c:
+        b(a(torch.ones(2, 8))).sum().backward()
+    report = fd.Report.from_count(c)
+    assert report.roots == ["Linear", "Sequential"]
+    path = tmp_path / "two.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri(), width=800)
+    assert _rows(cdp) == ["", "Linear", "Sequential", "Sequential.0"]
+    # a root named by its class is not given its type twice; 8 * 8 + 8 = 72 and 8 * 2 + 2 = 18 params
+    assert f"2 models Linear (72 params, {fd.human(report.module('Linear').flops)} FLOPs); Sequential " \
+           f"(18 params, {fd.human(report.module('Sequential').flops)} FLOPs)" in _meta_line(cdp)
+    assert "outside the models" in cdp.js("document.getElementById('note').textContent")
+    _click(cdp, '#modules tbody tr[data-module="Sequential.0"]')
+    assert cdp.js("Array.from(document.querySelectorAll('#crumbs a')).map(function (a) { return a.textContent; })") \
+        == ["2 models", "Sequential", "0"]
+    assert _ops(cdp) == _expected_ops(report, module="Sequential.0")
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
     assert cdp.js("window.__fdErrors") == []
 
 
@@ -422,6 +474,9 @@ def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  #
     ops = d["modules"][1]["self_ops"]["forward"]
     ops["constructor"] = ops.pop("aten::addmm")
     d["modules"][2]["name"] = "constructor"
+    comm = {"calls": 1, "bytes": 64, "bus_bytes": 0, "world_size": 1, "seconds": 0.0}
+    d["collective_phases"] = {"forward": {evil: comm}}
+    d["module_collectives"] = {"__proto__": {"forward": {evil: comm}}}  # a module named like a prototype key
     report = fd.Report.from_dict(d)
     path = tmp_path / "evil.html"
     write_html(report, path)
@@ -431,7 +486,334 @@ def test_hostile_names_are_data_in_the_tables(browser, valid_dict, tmp_path):  #
     assert cdp.js("document.querySelector('#modules tr.focus td:nth-child(2)').textContent") == evil
     assert cdp.js("document.querySelectorAll('img').length") == 0
     assert _ops(cdp) == _expected_ops(report, module="__proto__") and "constructor" in _ops(cdp)
+    assert list(_comm(cdp)) == [evil]  # __proto__'s own entry, the op's name as text
     _clear_search(cdp)
     _click(cdp, '#crumbs a[data-crumb=""]')
     assert _rows(cdp) == ["", "__proto__", "constructor"]
+    _click(cdp, '#modules tbody tr[data-module="constructor"]')
+    assert _comm(cdp) == {}  # "constructor" has no entry (not Object.prototype.constructor)
+    assert cdp.js("document.querySelectorAll('img').length") == 0
+    assert cdp.js("window.__fdErrors") == []
+
+
+# ----- count(activations=True): saved-activation bytes ------------------------------------------------
+
+class _SavesActs(torch.nn.Module):
+    """A Linear, then a ModuleList that never runs itself (its row is its children's sum), then a ReLU
+    in the root's own code."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 16)
+        self.blocks = torch.nn.ModuleList([torch.nn.Linear(16, 16), torch.nn.GELU()])
+
+    def forward(self, x):
+        x = self.a(x)
+        for b in self.blocks:
+            x = b(x)
+        return x.relu()
+
+
+def _saved_report():
+    torch.manual_seed(0)
+    model = _SavesActs()
+    with fd.count(model, activations=True) as c:
+        model(torch.ones(4, 8)).sum().backward()
+    return fd.Report.from_count(c)
+
+
+def _cells(cdp, name):
+    return cdp.js("Array.from(document.querySelector('#modules tbody tr[data-module=" + json.dumps(name) +
+                  "]').cells).map(function (c) { return c.textContent; })")
+
+
+def test_saved_activations_in_the_header_table_icicle_and_details(browser, tmp_path):  # noqa: F811
+    report = _saved_report()
+    act = report.activations
+    saved = {n: report.module(n).saved_bytes for n in report.module_names}
+    own = {n: report.module(n, exclusive=True).saved_bytes for n in report.module_names}
+    # the container never ran: it saved nothing itself, its children did (4 x 16 float32 = 256 B each)
+    assert saved["blocks"] == 0 and saved["blocks.0"] == saved["blocks.1"] == 4 * 16 * 4
+    path = tmp_path / "act.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#metric=saved", width=800)
+    cards = dict(cdp.js("Array.from(document.querySelectorAll('#cards .card')).map(function (c) "
+                        "{ return [c.querySelector('span').textContent, c.querySelector('b').textContent]; })"))
+    assert cards["saved for backward"] == fd.human(act["saved_bytes"], "B")
+    assert cards["peak saved at once"] == fd.human(act["saved_peak_bytes"], "B")
+    assert cards["params saved (not act.)"] == fd.human(act["saved_param_bytes"], "B")
+    heads = cdp.js("Array.from(document.querySelectorAll('#modules thead th')).map(function (t) { return t.textContent; })")
+    assert heads[-3:] == ["% saved act.", "saved act.", "self saved"]
+    for name in report.module_names:
+        shown = saved[name] if name != "blocks" else saved["blocks.0"] + saved["blocks.1"]  # its children's sum
+        assert _cells(cdp, name)[-2:] == [fd.human(shown, "B"), fd.human(own[name], "B")], name
+    total = cdp.js("Array.from(document.querySelector('#modules tfoot tr').cells).map(function (c) "
+                   "{ return c.textContent; })")
+    assert total[-3:] == ["100.0%", fd.human(act["saved_bytes"], "B"), fd.human(act["saved_bytes"], "B")]
+    # the icicle in the saved view: boxes as wide as their saved bytes; the list is its children's sum
+    assert cdp.js("Array.from(document.querySelectorAll('#phases button')).filter(function (b) "
+                  "{ return !b.disabled; }).map(function (b) { return b.dataset.value; })") == ["all"]
+    width = {n: cdp.js(f"document.querySelector('.box[data-module=\"{n}\"]').getBoundingClientRect().width")
+             for n in ("", "a", "blocks", "blocks.0", "blocks.1")}
+    assert width["blocks"] == pytest.approx(width[""] * 2 * 256 / act["saved_bytes"], abs=1.5)
+    assert width["blocks.0"] + width["blocks.1"] == pytest.approx(width["blocks"], abs=1.5)
+    assert width["a"] == pytest.approx(width[""] * saved["a"] / act["saved_bytes"], abs=1.5)
+    assert cdp.js("document.querySelector('.box[data-module=\"\"]').dataset.value") == str(saved[""])
+    _click(cdp, '#modules tbody tr[data-module="blocks"]')
+    details = cdp.js("document.getElementById('details').textContent")
+    assert "saved for backward" + fd.human(512, "B") + " (its children's); own 0 B" in details
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_a_report_without_activations_shows_no_saved_figures(browser, tmp_path):  # noqa: F811
+    """Absent is not measured: no card, no column, no view, no details row (and no zeros)."""
+    report = _saved_report()
+    d = report.to_dict()
+    del d["activations"]
+    for m in d["modules"]:
+        del m["saved_bytes"], m["self_saved_bytes"]
+    path = tmp_path / "plain.html"
+    write_html(fd.Report.from_dict(d), path)
+    cdp = browser
+    _open(cdp, path.as_uri() + "#metric=saved")  # an unknown view in the link is ignored
+    page = cdp.js("document.querySelector('header').textContent + document.querySelector('main').textContent")
+    assert "saved" not in page and "Ops" in page
+    assert cdp.js("document.querySelector('#metrics button.on').dataset.value") == "flops"
+    assert cdp.js("window.__fdErrors") == []
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_saved_activation_column_is_the_terminal_tables(tmp_path):
+    report = _saved_report()
+    table = _draw_in_node(report, tmp_path)["modules"]
+    assert table["head"][0][-3:] == ["% FLOPs", "saved act.", "self saved"]
+    for row in table["rows"] + table["foot"]:
+        del row[-1]  # the terminal table has no "self saved" column
+    assert _same_rows_as_the_terminal(table, report, share_column=-2) == \
+        ["(root)", "a", "blocks", "0", "1", "(outside root)", "total"]
+
+
+# ----- collectives (torch.distributed) -----------------------------------------------------------------
+
+COLLECTIVES_SCRIPT = r'''
+import sys
+import torch
+import torch.distributed as dist
+import flopdispatch as fd
+
+dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())  # one rank, no network
+
+
+class Sync(torch.nn.Module):  # a tensor-parallel-like layer: all-reduces its output in forward
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        y = self.lin(x)
+        dist.all_reduce(y)
+        return y
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = Sync(), torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+torch.manual_seed(0)
+net = Net()
+with fd.count(net) as c:
+    net(torch.ones(4, 8)).sum().backward()
+    for p in net.parameters():  # data-parallel-like: the gradients, outside every module
+        dist.all_reduce(p.grad)
+fd.Report.from_count(c).save(sys.argv[1])
+dist.destroy_process_group()
+'''
+
+
+@pytest.fixture(scope="module")
+def collectives_report(tmp_path_factory):
+    """A report of a real count under a one-rank gloo process group (in a child process, so this one
+    starts no process group)."""
+    folder = tmp_path_factory.mktemp("comm")
+    script, out = folder / "comm.py", folder / "comm.json"
+    script.write_text(COLLECTIVES_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300, env=env)
+    if proc.returncode != 0 and "gloo" in proc.stderr.lower() and "not" in proc.stderr.lower():
+        pytest.skip("this torch has no gloo backend")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return fd.Report.load(out)
+
+
+def _comm(cdp):
+    """{op: [calls, payload, bus bytes, ranks, phases]} of the communication table."""
+    return {r[0]: r[1:6] for r in cdp.js("Array.from(document.querySelectorAll('#comm-table tbody tr[data-op]'))"
+                                          ".map(function (r) { return Array.from(r.cells).map(function (c) "
+                                          "{ return c.textContent; }); })")}
+
+
+def _expected_comm(report, **kw):
+    return {op: [str(r["calls"]), fd.human(r["bytes"], "B"), fd.human(r["bus_bytes"], "B"), str(r["world_size"]),
+                 ", ".join(p for p in ("forward", "backward", "optimizer", "other")
+                           if op in report.collectives(phase=p, module=kw.get("module")) and kw.get("phase") in (None, p))]
+            for op, r in report.collectives(**kw).items()}
+
+
+def test_communication_section_follows_the_focus_and_the_phase(browser, collectives_report, tmp_path):  # noqa: F811
+    report = collectives_report
+    # forward: a's all-reduce of its 4 x 8 float32 output (128 B); other: the 90 parameters' gradients
+    # (8 * 8 + 8 + 8 * 2 + 2 = 90 floats = 360 B) in 4 calls, outside every module
+    everything = report.collectives()["c10d::allreduce_"]
+    assert (everything["calls"], everything["bytes"], everything["world_size"]) == (5, 128 + 360, 1)
+    assert report.collectives(module="a")["c10d::allreduce_"]["bytes"] == 128
+    assert report.meta["rank"] == 0 and report.meta["world_size"] == 1
+    path = tmp_path / "comm.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri(), width=800)
+    assert "rank 0 of 1" in _meta_line(cdp)
+    assert _comm(cdp) == _expected_comm(report) == {"c10d::allreduce_": ["5", "488 B", "0 B", "1", "forward, other"]}
+    assert cdp.js("document.getElementById('comm-title').textContent") == "Communication"
+    _click(cdp, '#modules tbody tr[data-module="a"]')  # inclusive: a's subtree (its own call)
+    assert cdp.js("document.getElementById('comm-title').dataset.focus") == "a"
+    assert _comm(cdp) == _expected_comm(report, module="a") == {"c10d::allreduce_": ["1", "128 B", "0 B", "1", "forward"]}
+    _click(cdp, '#modules tbody tr[data-module="a.lin"]')  # the Linear inside ran none
+    assert _comm(cdp) == {} and "No collective ran here" in cdp.js("document.getElementById('comm-table').textContent")
+    _click(cdp, '#crumbs a[data-crumb=""]')
+    _click(cdp, '#phases button[data-value="other"]')  # the gradients' all-reduces only
+    assert _comm(cdp) == _expected_comm(report, phase="other") == \
+        {"c10d::allreduce_": ["4", "360 B", "0 B", "1", "other"]}
+    assert cdp.js("document.getElementById('comm-title').textContent") == "Communication (other)"
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_a_report_without_collectives_has_no_communication_section(browser, tmp_path):  # noqa: F811
+    _, report = _report()
+    path = tmp_path / "gpt.html"
+    write_html(report, path)
+    cdp = browser
+    _open(cdp, path.as_uri())
+    assert cdp.js("document.getElementById('comm').hidden") is True
+    assert "rank" not in _meta_line(cdp) and "collective" not in cdp.js("document.getElementById('cards').textContent")
+    assert cdp.js("window.__fdErrors") == []
+
+
+# ----- symbolic counts (flopdispatch model ... --symbolic) ---------------------------------------------
+
+SYMBOLIC_MODELS = '''
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(8, 16), nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.out(self.fc(x).relu())
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.h, self.norm = nn.Linear(8, 8), nn.ModuleList([Block(), Block()]), nn.LayerNorm(8)
+
+    def forward(self, x):
+        x = self.inp(x)
+        for b in self.h:
+            x = b(x)
+        return self.norm(x)
+
+
+def build():
+    return Net()
+'''
+
+
+@pytest.fixture
+def symbolic_page(tmp_path, monkeypatch):
+    """`flopdispatch model page_sym_models:build --input 3x5x8 --symbolic batch,seq --json --html`."""
+    pytest.importorskip("sympy")
+    from flopdispatch.cli import main
+
+    (tmp_path / "page_sym_models.py").write_text(SYMBOLIC_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out, page = tmp_path / "sym.json", tmp_path / "sym.html"
+    assert main(["model", "page_sym_models:build", "--input", "3x5x8", "--symbolic", "batch,seq", "--json", str(out),
+                 "--html", str(page)]) == 0
+    return fd.Report.load(out), page
+
+
+def _column(cdp, key):
+    """{module: cell} of the module table's column `key`."""
+    return dict(cdp.js("(function (k) { var i = Array.from(document.querySelectorAll('#modules thead th'))"
+                       ".map(function (t) { return t.dataset.key; }).indexOf(k); return Array.from(document."
+                       "querySelectorAll('#modules tbody tr[data-module]')).map(function (r) { return [r.dataset."
+                       "module, r.cells[i].textContent]; }); })(" + json.dumps(key) + ")"))
+
+
+def test_symbolic_polynomials_per_module_and_dims_in_the_header(browser, symbolic_page):  # noqa: F811
+    import sympy
+
+    report, page = symbolic_page
+    sym = report.symbolic
+    batch, seq = sympy.symbols("batch seq")
+    cdp = browser
+    _open(cdp, page.as_uri() + "#focus=h", width=800)
+    header = cdp.js("document.getElementById('symbolic').textContent")
+    assert "symbolic in batch (traced at 3), seq (traced at 5)" in header
+    assert "total FLOPs = " + sym["totals"]["flops"] in header and "total bytes = " + sym["totals"]["bytes"] in header
+    for field, label, metric in (("flops", "FLOPs", "flops"), ("macs", "MACs", "macs"), ("bytes", "bytes", "bytes")):
+        _click(cdp, f'#metrics button[data-value="{metric}"]')
+        _click(cdp, "#module-tools button")  # expand all
+        assert cdp.js("document.querySelector('#modules thead th[data-key=\"symbolic\"]').textContent") == \
+            label + " in batch, seq"
+        cells = _column(cdp, "symbolic")
+        assert set(cells) == set(report.module_names)
+        for name, cell in cells.items():
+            if name != "h":
+                assert cell == sym["modules"][name][field], (name, field)
+            expr = sympy.sympify(cell, locals={"batch": batch, "seq": seq})
+            shown = report.display_counts(name)[0]  # the list never ran: its children's sum
+            at_traced = shown.bytes_read + shown.bytes_written if field == "bytes" else getattr(shown, field)
+            assert expr.subs({batch: 3, seq: 5}) == at_traced, (name, field)  # the polynomial at the traced sizes
+        # the ModuleList's polynomial is its blocks' sum, like terms added
+        assert sympy.expand(sympy.sympify(cells["h"]) - sympy.sympify(cells["h.0"]) - sympy.sympify(cells["h.1"])) == 0
+    # the details panel: every polynomial of the focused module
+    _click(cdp, '#modules tbody tr[data-module="h.0.fc"]')
+    details = cdp.js("document.getElementById('details').textContent")
+    for field, label in (("flops", "FLOPs"), ("macs", "MACs"), ("bytes", "bytes")):
+        assert label + " (symbolic)" + sym["modules"]["h.0.fc"][field] in details
+    assert cdp.js("document.documentElement.scrollWidth") <= 800
+    assert cdp.js("window.__fdErrors") == []
+
+
+def test_symbolic_expressions_that_are_not_polynomials_and_hostile_names_stay_text(browser, symbolic_page,  # noqa: F811
+                                                                                    tmp_path):
+    report, _ = symbolic_page
+    d = report.to_dict()
+    evil = "<img src=x onerror=\"window.__fdErrors.push('ran')\">"
+    d["symbolic"]["modules"]["h.0"]["flops"] = "2*Min(batch, seq)"  # not a sum of monomials: joined, not added
+    d["symbolic"]["modules"]["h.1"]["flops"] = evil
+    d["symbolic"]["dims"][evil] = {"traced": 7}
+    d["symbolic"]["guards"] = [evil]
+    path = tmp_path / "odd.html"
+    write_html(fd.Report.from_dict(d), path)
+    cdp = browser
+    _open(cdp, path.as_uri())
+    _click(cdp, "#module-tools button")
+    cells = _column(cdp, "symbolic")
+    assert cells["h"] == "(2*Min(batch, seq)) + (" + evil + ")"
+    assert cells["h.1"] == evil
+    header = cdp.js("document.getElementById('symbolic').textContent")
+    assert evil + " (traced at 7)" in header and "valid while " + evil in header
+    assert cdp.js("document.querySelectorAll('img').length") == 0
     assert cdp.js("window.__fdErrors") == []

@@ -212,6 +212,32 @@ def test_html_page_script_draws_huge_counts_at_their_size(valid, tmp_path):
     assert [b["name"] for b in big["boxes"]] == ["", "constructor", "1"]  # one box per module, none lost
 
 
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_html_page_script_draws_huge_saved_bytes_and_collectives_at_their_size(valid, tmp_path):
+    """Saved activation bytes and collectives past 2**53 (and 10**400) are drawn at their size, next to
+    counts that force the page's common scale."""
+    d = _huge(valid)
+    big = 10**400
+    d["activations"] = {"saved_bytes": 3 * big, "saved_peak_bytes": 2 * big, "saved_param_bytes": 2**60}
+    for m, (saved, own) in zip(d["modules"], [(3 * big, big), (2 * big, 2 * big), (0, 0)]):
+        m["saved_bytes"], m["self_saved_bytes"] = saved, own
+    comm = {"calls": 2**60 + 1, "bytes": 27 * 10**21, "bus_bytes": big, "world_size": 8, "seconds": 0.0}
+    d["collective_phases"] = {"backward": {"c10d::allreduce_": comm}}
+    d["module_collectives"] = {"": {"backward": {"c10d::allreduce_": comm}}}
+    path = tmp_path / "p.html"
+    path.write_text(render_html(fd.Report.from_dict(d)), encoding="utf-8")
+    proc = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "html_dom.js"), str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    drawn = json.loads(proc.stdout)
+    assert ["3e400 B", "saved for backward"] in drawn["cards"] and ["2e400 B", "peak saved at once"] in drawn["cards"]
+    assert ["1.15 EB", "params saved (not act.)"] in drawn["cards"]  # 2**60 = 1.153e18
+    assert ["27 ZB", "collective payload"] not in drawn["cards"] and ["2.7e22 B", "collective payload"] in drawn["cards"]
+    root = drawn["modules"]["rows"][0]
+    assert root[-2:] == ["3e400 B", "1e400 B"]  # saved act. and self saved
+    assert drawn["comm"]["rows"] == [["c10d::allreduce_", str(2**60 + 1), "2.7e22 B", "1e400 B", "8", "backward", "-"]]
+
 def test_page_embeds_no_script_breakers(valid):
     d = copy.deepcopy(valid)
     evil = "</script><!--<script>alert(1)</script>\u2028\u2029&amp;\x1b[31m\ud800"

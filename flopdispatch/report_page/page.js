@@ -3,7 +3,9 @@
 //
 // What it draws: the header (cards and metadata), an icicle of the module tree, a module table
 // (a tree with the terminal table's columns plus the exclusive "self" figure, sortable within
-// siblings), the details of the focused module and the op table of the focused module's subtree.
+// siblings), the details of the focused module and the op table of the focused module's subtree;
+// when the report has them, saved activations (count(activations=True)), a communication table
+// (torch.distributed collectives) and symbolic polynomials (--symbolic). Absent keys: nothing shown.
 // The icicle, the module table and the op table follow one focused module; the state (figure,
 // phase, focus, search) is in the URL fragment: page.html#metric=macs&phase=backward&focus=h.0.
 //
@@ -18,7 +20,8 @@
   // be Infinity past 1e308). Arithmetic uses doubles scaled by 10^-SHIFT (SHIFT > 0 only when a count
   // has more than 300 digits), so shares and widths stay right; si() writes numbers at their true
   // size, and "exact_" + key keeps each stored count's exact digits for display.
-  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params"];
+  var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params",
+                    "saved_bytes", "self_saved_bytes", "saved_peak_bytes", "saved_param_bytes"];
   // the order of the numbers in a module's self_ops rows (flopdispatch.schema.SELF_OP_FIELDS)
   var SELF_OP_FIELDS = ["calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs"];
   var FIELDS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "seconds"];
@@ -27,9 +30,12 @@
   R.ops = R.ops || [];
   R.phases = R.phases || {};
   R.totals = R.totals || {};
+  // count(activations=True): bytes saved for backward (absent: not measured, so nothing is shown, not zero)
+  var ACT = R.activations && typeof R.activations === "object" ? R.activations : null;
   function countObjects() {
     var out = [R];
     if (R.totals) { out.push(R.totals); }
+    if (ACT) { out.push(ACT); }
     function withPhases(c) { out.push(c); var ph = c.phases || {}; PHASES.forEach(function (p) { if (ph[p]) { out.push(ph[p]); } }); }
     withPhases({ phases: R.phases });
     R.modules.forEach(withPhases);
@@ -67,6 +73,8 @@
     });
   })();
   var METRICS = [["flops", "FLOPs"], ["macs", "MACs"], ["bytes", "bytes"], ["params", "params"]];
+  if (ACT) { METRICS.push(["saved", "saved act."]); R.totals.saved = ACT.saved_bytes || 0; }
+  function phaseless(metric) { return metric === "params" || metric === "saved"; }  // no per-phase split
   var ROW = 28;          // icicle row height, px
   var MIN_BOX = 3;       // px: a module with any work is drawn at least this wide (findable, hoverable)
   var MAX_ROWS = 3000;   // module table rows drawn at most (the search box narrows a bigger tree)
@@ -127,7 +135,7 @@
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
-  function unitOf(key) { return key === "bytes" ? "B" : ""; }
+  function unitOf(key) { return key === "bytes" || key === "saved" ? "B" : ""; }
   function zero() { var z = {}; FIELDS.forEach(function (f) { z[f] = 0; }); return z; }
   function addInto(a, b) { if (b) { FIELDS.forEach(function (f) { a[f] = (a[f] || 0) + (b[f] || 0); }); } return a; }
   var phasesRun = PHASES.filter(function (p) { return R.phases[p] && R.phases[p].calls > 0; });
@@ -147,7 +155,16 @@
     phasesRun.forEach(function (p) { if (R.phases[p].flops) { card(si(R.phases[p].flops), p + " FLOPs"); } });
   }
   if (R.totals.causal_macs !== R.totals.macs) { card(si(R.totals.causal_macs), "causal-aware MACs"); }
+  if (ACT) {
+    card(si(ACT.saved_bytes || 0, "B"), "saved for backward");
+    card(si(ACT.saved_peak_bytes || 0, "B"), "peak saved at once");
+    card(si(ACT.saved_param_bytes || 0, "B"), "params saved (not act.)");
+  }
   var metaBits = [];
+  // one report per rank (torchrun, or a process group): which rank wrote this page
+  if (meta.rank !== undefined && meta.rank !== null) {
+    metaBits.push(["rank", String(meta.rank) + (meta.world_size !== undefined && meta.world_size !== null ? " of " + String(meta.world_size) : "")]);
+  }
   ["mode", "devices", "dtypes", "inputs", "torch_version", "flopdispatch_version", "created", "duration_s", "exit_code", "error"].forEach(function (k) {
     if (meta[k] !== undefined && meta[k] !== null && meta[k] !== "") { metaBits.push([k, Array.isArray(meta[k]) ? meta[k].join(", ") : String(meta[k])]); }
   });
@@ -158,12 +175,6 @@
     metaBits.push(["ignored (not in any figure)", ig.modules.map(function (n) { return n === "" ? "(root)" : String(n); }).join(", ") +
                    ": " + si(igFlops) + " FLOPs"]);
   }
-  var metaEl = document.getElementById("meta");
-  metaBits.forEach(function (kv, i) {
-    if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
-    metaEl.appendChild(document.createTextNode(kv[0].replace(/_/g, " ") + " "));
-    metaEl.appendChild(el("code", {}, kv[1]));
-  });
 
   // ----- module tree ----------------------------------------------------------------------------
   var nodes = R.modules.map(function (m, i) {
@@ -193,25 +204,122 @@
   for (var ni = nodes.length - 1; ni >= 0; ni--) {
     var nd = nodes[ni];
     if (!nd.m.calls && nd.children.length) {
-      nd.rolled = true; nd.c = zero(); nd.pc = {};
+      nd.rolled = true; nd.c = zero(); nd.pc = {}; nd.saved = null;
       nd.children.forEach(function (k) {
         addInto(nd.c, k.c);
+        if (k.saved !== null) { nd.saved = (nd.saved || 0) + k.saved; }
         PHASES.forEach(function (p) { if (k.pc[p]) { nd.pc[p] = addInto(nd.pc[p] || zero(), k.pc[p]); } });
       });
     } else {
       nd.rolled = false; nd.c = nd.m; nd.pc = nd.m.phases || {};
+      nd.saved = ACT && typeof nd.m.saved_bytes === "number" ? nd.m.saved_bytes : null;
     }
+    nd.selfSaved = ACT && typeof nd.m.self_saved_bytes === "number" && !nd.rolled ? nd.m.self_saved_bytes : (nd.saved === null ? null : 0);
   }
+  // several roots (fd.count({"G": g, "D": d})): "" is all of them; the header names each, as the terminal's summary
+  var ROOTS = Array.isArray(R.roots) ? R.roots.filter(function (r) { return byName[r]; }) : [];
+  if (ROOTS.length) {
+    metaBits.splice(meta.rank !== undefined && meta.rank !== null ? 1 : 0, 0, [ROOTS.length + (ROOTS.length > 1 ? " models" : " model"), ROOTS.map(function (r) {
+      var n = byName[r], t = String(n.m.type || "");
+      return r + " (" + (r.split("#")[0] === t ? "" : t + ", ") + si(n.m.params || 0) + " params, " + si(n.c.flops) + " FLOPs)";
+    }).join("; ")]);
+  }
+  var metaEl = document.getElementById("meta");
+  metaBits.forEach(function (kv, i) {
+    if (i) { metaEl.appendChild(document.createTextNode(" \u00b7 ")); }
+    metaEl.appendChild(document.createTextNode(kv[0].replace(/_/g, " ") + " "));
+    metaEl.appendChild(el("code", {}, kv[1]));
+  });
+  var ROOT_WORD = ROOTS.length ? "the models" : "the root module";
+
+  // ----- symbolic counts (flopdispatch model ... --symbolic batch,seq): polynomials in named dims -----
+  // R.symbolic = {dims: {name: {traced}}, totals, phases, modules: {name: {flops, macs, bytes, ...: sympy
+  // strings}}, guards, specialized, not_symbolic, dropped}. The page shows the strings as text.
+  function ownKey(o, k) { return o && typeof o === "object" && Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined; }
+  var SYM = R.symbolic && typeof R.symbolic === "object" ? R.symbolic : null;
+  var SYM_FIELDS = [["flops", "FLOPs"], ["macs", "MACs"], ["bytes", "bytes"]];
+  function polySum(exprs) {
+    // the sum of expanded polynomials ("744*batch*seq + 1472"), like terms added (BigInt coefficients);
+    // anything else (parentheses, functions, fractions) is joined as "(a) + (b)" instead
+    var terms = Object.create(null), order = [], simple = true;
+    exprs.forEach(function (e) {
+      if (!simple) { return; }
+      var t = String(e).replace(/\*\*/g, "^");
+      if (!/^-?[0-9A-Za-z_*^ +-]+$/.test(t)) { simple = false; return; }
+      t.replace(/ - /g, " + -").split(" + ").forEach(function (term) {
+        if (!simple) { return; }
+        var sign = 1n, coef = 1n, factors = [];
+        if (term.charAt(0) === "-") { sign = -1n; term = term.slice(1); }
+        term.split("*").forEach(function (f) {
+          if (/^[0-9]+$/.test(f)) { coef *= BigInt(f); }
+          else if (/^[A-Za-z_][A-Za-z0-9_]*(\^[0-9]+)?$/.test(f)) { factors.push(f); }
+          else { simple = false; }
+        });
+        var key = factors.sort().join("*");
+        if (!(key in terms)) { terms[key] = 0n; order.push(key); }
+        terms[key] += sign * coef;
+      });
+    });
+    if (!simple) { return exprs.map(function (e) { return "(" + e + ")"; }).join(" + "); }
+    var out = "";
+    order.forEach(function (key) {
+      var c = terms[key];
+      if (c === 0n) { return; }
+      var neg = c < 0n, a = neg ? -c : c;
+      var body = key === "" ? String(a) : (a === 1n ? "" : String(a) + "*") + key.replace(/\^/g, "**");
+      out += out ? (neg ? " - " : " + ") + body : (neg ? "-" : "") + body;
+    });
+    return out || "0";
+  }
+  function symOf(n, field) {  // the module's polynomial (a container that never ran: its children's sum), or null
+    if (!SYM) { return null; }
+    if (n.rolled) {
+      var parts = n.children.map(function (k) { return symOf(k, field); });
+      return parts.every(function (x) { return x !== null; }) && parts.length ? polySum(parts) : null;
+    }
+    var e = ownKey(ownKey(SYM.modules, n.name), field);
+    return typeof e === "string" ? e : null;
+  }
+  function symField() { return state.metric === "macs" || state.metric === "bytes" ? state.metric : "flops"; }
+  if (SYM) {
+    var symEl = document.getElementById("symbolic");
+    symEl.hidden = false;
+    var dims = SYM.dims && typeof SYM.dims === "object" ? Object.keys(SYM.dims) : [];
+    function symLine(label, text) {
+      var line = el("div");
+      line.appendChild(document.createTextNode(label + " "));
+      line.appendChild(el("code", {}, text));
+      symEl.appendChild(line);
+    }
+    symLine("symbolic in", dims.map(function (d) {
+      var t = ownKey(ownKey(SYM.dims, d), "traced");
+      return d + (t !== undefined ? " (traced at " + String(t) + ")" : "");
+    }).join(", ") || "(no dims)");
+    SYM_FIELDS.forEach(function (f) {
+      var e = ownKey(SYM.totals, f[0]);
+      if (typeof e === "string") { symLine("total " + f[1] + " =", e); }
+    });
+    if (Array.isArray(SYM.guards) && SYM.guards.length) { symLine("valid while", SYM.guards.map(String).join(", ")); }
+    [["specialized", "specialized (a fixed size)"], ["not_symbolic", "not symbolic"], ["dropped", "left out"]].forEach(function (k) {
+      var m = SYM[k[0]];
+      if (m && typeof m === "object" && !Array.isArray(m) && Object.keys(m).length) {
+        symLine(k[1] + ":", Object.keys(m).map(function (a) { return a + ": " + String(m[a]); }).join("; "));
+      }
+    });
+  }
+
   function shown(n) { return state.phase === "all" ? n.c : n.pc[state.phase]; }
   function ownShown(n) { return state.phase === "all" ? n.self : n.selfPc[state.phase]; }
   function value(n) {
     // a tied tensor counts once, in the first module holding it: siblings add up to their parent
     if (state.metric === "params") { return (n.m.params || 0) - (n.m.shared_params || 0); }
+    if (state.metric === "saved") { return n.saved || 0; }
     return get(shown(n), state.metric);
   }
-  function ownMetric() { return state.metric === "params" ? "flops" : state.metric; }
+  function ownMetric() { return phaseless(state.metric) ? "flops" : state.metric; }
   function totalValue() {
     if (state.metric === "params") { return R.params; }
+    if (state.metric === "saved") { return R.totals.saved; }
     return state.phase === "all" ? get(R.totals, state.metric) : get(R.phases[state.phase], state.metric);
   }
   function labelOf(key) { return METRICS.filter(function (m) { return m[0] === key; })[0][1]; }
@@ -290,9 +398,10 @@
     });
     var note = document.getElementById("note");
     var root = nodes[0], outside = total - value(root);
-    note.textContent = (state.metric !== "params" && outside > 0)
+    note.textContent = state.metric === "saved" ? (outside > 0 ? pct(outside, total) + " of the saved activations were saved outside " + ROOT_WORD + " (the loss)." : "")
+      : (state.metric !== "params" && outside > 0)
       ? (outside / total < 0.001 ? "under 0.1%" : pct(outside, total)) + " of the " + (state.phase === "all" ? "" : state.phase + " ") + metricLabel() +
-        " ran outside the root module (loss, optimizer, data preparation)."
+        " ran outside " + ROOT_WORD + " (loss, optimizer, data preparation)."
       : "";
   }
   function crumbs(focus) {
@@ -323,6 +432,16 @@
     row("FLOP / byte", intensity(m));
     if (hasSelf) {
       row("self (own ops)", si(n.self.flops) + " FLOPs, " + si(n.self.macs) + " MACs, " + si(bytesOf(n.self), "B"));
+    }
+    if (ACT) {
+      row("saved for backward", n.saved === null ? "not measured" : si(n.saved, "B") + (n.rolled ? " (its children's)" : "") +
+          "; own " + si(n.selfSaved || 0, "B") + " (not a child's)");
+    }
+    if (SYM) {
+      SYM_FIELDS.forEach(function (f) {
+        var e = symOf(n, f[0]);
+        if (e !== null) { row(f[1] + " (symbolic)", e + (n.rolled ? " (its children's)" : "")); }
+      });
     }
     row("op calls", exact(m, "calls"));
     row("share of total " + metricLabel() + (state.phase !== "all" && state.metric !== "params" ? " (" + state.phase + ")" : ""),
@@ -361,6 +480,11 @@
       { key: "name", label: "module" }, { key: "type", label: "type" }, { key: "params", label: "params" },
       { key: "macs", label: "MACs" }, { key: "flops", label: "FLOPs" }];
     if (hasSelf) { cols.push({ key: "self", label: "self " + labelOf(own), title: "the work run directly in the module, not in a child" }); }
+    // --symbolic: the chosen figure (FLOPs, MACs or bytes; else FLOPs) as a polynomial, all phases
+    if (SYM && state.phase === "all") {
+      var sdims = SYM.dims && typeof SYM.dims === "object" ? Object.keys(SYM.dims).join(", ") : "";
+      cols.push({ key: "symbolic", label: labelOf(symField()) + " in " + sdims, title: "the count as a polynomial in the named dims (all phases)" });
+    }
     if (state.phase === "all" && state.metric !== "params") {
       var ph = phasesRun.filter(function (p) { return get(R.phases[p], state.metric); });
       if (ph.length > 1) {
@@ -370,6 +494,10 @@
     cols.push({ key: "bytes", label: "bytes" }, { key: "intensity", label: "FLOP/B" },
               { key: "share", label: "% " + metricLabel() });
     if (timed) { cols.push({ key: "ms", label: "time ms" }, { key: "rate", label: "GFLOP/s" }); }
+    if (ACT) {
+      cols.push({ key: "saved", label: "saved act.", title: "bytes autograd saved for backward in the module and below" },
+                { key: "selfsaved", label: "self saved", title: "bytes saved for backward by the module's own ops, not a child's" });
+    }
     return cols;
   }
   function moduleValue(n, key) {  // the number a column sorts by
@@ -383,6 +511,9 @@
       case "share": return value(n);
       case "ms": return get(c, "seconds");
       case "rate": return get(c, "seconds") ? get(c, "flops") / get(c, "seconds") : 0;
+      case "saved": return n.saved || 0;
+      case "selfsaved": return n.selfSaved || 0;
+      case "symbolic": return get(c, symField());  // sorts as its value at the traced sizes
       default:
         if (key.indexOf("phase:") === 0) { return get(n.pc[key.slice(6)], state.metric); }
         return get(c, key);
@@ -399,6 +530,9 @@
       case "share": return pct(value(n), totalValue());
       case "ms": return (get(c, "seconds") * 1e3).toFixed(1);
       case "rate": return rate(c);
+      case "symbolic": var sx = symOf(n, symField()); return sx === null ? "" : sx;
+      case "saved": return n.saved === null ? "" : si(n.saved, "B");
+      case "selfsaved": return n.selfSaved === null ? "" : si(n.selfSaved, "B");
       default: return si(moduleValue(n, col.key), col.unit || "");
     }
   }
@@ -467,6 +601,7 @@
           cell.appendChild(document.createTextNode((level > MAX_INDENT ? "[level " + level + "] " : "") + (n.name === "" ? "(root)" : leaf(n))));
         } else {
           cell = el("td", {}, moduleCell(n, col));
+          if (col.key === "symbolic") { cell.className = "formula"; cell.setAttribute("title", cell.textContent); }
         }
         row.appendChild(cell);
       });
@@ -493,6 +628,7 @@
     var root = nodes[0], out = zero(), rc = shown(root);
     addInto(out, state.phase === "all" ? R.totals : R.phases[state.phase]);
     FIELDS.forEach(function (f) { out[f] -= (rc && rc[f]) || 0; });
+    out.saved = ACT ? R.totals.saved - (root.saved || 0) : 0;  // the loss's saved tensors (no phase split)
     function footRow(label, c, cls, params, own, share) {
       var r = el("tr", { "class": cls });
       cols.forEach(function (col) {
@@ -507,6 +643,8 @@
           case "share": text = share; break;
           case "ms": text = (get(c, "seconds") * 1e3).toFixed(1); break;
           case "rate": text = label === "total" ? rate(c) : ""; break;
+          case "saved": case "selfsaved": text = si(c.saved || 0, "B"); break;
+          case "symbolic": text = label === "total" && SYM ? (ownKey(SYM.totals, symField()) || "") : ""; break;
           default:
             text = col.key.indexOf("phase:") === 0 ? si(label === "total" ? get(R.phases[col.key.slice(6)], state.metric) :
               get(R.phases[col.key.slice(6)], state.metric) - get(root.pc[col.key.slice(6)], state.metric), col.unit || "") : si(get(c, col.key));
@@ -516,10 +654,10 @@
       return r;
     }
     var whole = totalValue();
-    if (state.metric !== "params" && (out.flops > 0 || bytesOf(out) > 0)) {
+    if (state.metric !== "params" && (out.flops > 0 || bytesOf(out) > 0 || out.saved > 0)) {
       tbody.appendChild(footRow("(outside root)", out, "outside", "", get(out, ownMetric()), pct(get(out, state.metric), whole)));
     }
-    var tot = state.phase === "all" ? R.totals : (R.phases[state.phase] || zero());
+    var tot = state.phase === "all" ? R.totals : Object.assign({ saved: R.totals.saved }, R.phases[state.phase] || zero());
     if (!tfoot) { tfoot = table.createTFoot ? table.createTFoot() : null; }
     if (tfoot) { tfoot.appendChild(footRow("total", tot, "total", si(R.params), get(tot, ownMetric()), whole ? "100.0%" : "0.0%")); }
     var sc = document.getElementById("modules-scroll");
@@ -653,6 +791,85 @@
       none.appendChild(td); tbody.appendChild(none);
     }
   }
+  // ----- communication: torch.distributed collectives of the focused module's subtree ---------------
+  // collective_phases: {phase: {op: COMM}}; module_collectives: {module: {phase: {op: COMM}}}, inclusive
+  // (a container that never ran has none: its children's are summed); COMM = {calls, bytes, bus_bytes,
+  // world_size, seconds}.
+  var COLL = R.collective_phases && typeof R.collective_phases === "object" ? R.collective_phases : {};
+  var MODULE_COLL = R.module_collectives && typeof R.module_collectives === "object" ? R.module_collectives : {};
+  var hasComm = PHASES.some(function (p) { return COLL[p] && Object.keys(COLL[p]).length; });
+  // calls are summed exactly (BigInt): a count past 2**53 keeps its digits
+  function exactInt(x) { try { return BigInt(typeof x === "number" || typeof x === "string" ? x : 0); } catch (e) { return 0n; } }
+  function commAdd(into, op, rec, phase) {
+    if (!rec || typeof rec !== "object") { return; }
+    var r = into[op];
+    if (!r) { r = into[op] = { name: op, calls: 0n, bytes: 0, bus_bytes: 0, world_size: 0, seconds: 0, phases: [] }; }
+    r.calls += exactInt(rec.calls); r.bytes += scaled(rec.bytes); r.bus_bytes += scaled(rec.bus_bytes);
+    r.world_size = Math.max(r.world_size, Number(rec.world_size) || 0);
+    r.seconds += typeof rec.seconds === "number" ? rec.seconds : 0;
+    if (r.phases.indexOf(phase) < 0) { r.phases.push(phase); }
+  }
+  function commSplits(n) {  // the {phase: {op: COMM}} objects that make up a module's (or the report's) figures
+    if (!n) { return [COLL]; }
+    if (n.rolled) { return n.children.reduce(function (a, k) { return a.concat(commSplits(k)); }, []); }
+    var own = MODULE_COLL[n.name];  // a name is data: "__proto__" must not reach Object.prototype
+    return own && Object.prototype.hasOwnProperty.call(MODULE_COLL, n.name) ? [own] : [];
+  }
+  function commRows(focus, whole) {
+    var merged = Object.create(null);
+    commSplits(whole ? null : focus).forEach(function (split) {
+      PHASES.forEach(function (p) {
+        var t = split[p];
+        if (!t || typeof t !== "object" || (state.phase !== "all" && p !== state.phase)) { return; }
+        Object.keys(t).forEach(function (op) { commAdd(merged, op, t[op], p); });
+      });
+    });
+    return Object.keys(merged).map(function (op) { return merged[op]; }).sort(function (a, b) {
+      return b.bus_bytes - a.bus_bytes || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);  // as Report.collectives()
+    });
+  }
+  if (hasComm) {
+    var payload = 0;
+    commRows(null, true).forEach(function (r) { payload += r.bytes; });
+    card(si(payload, "B"), "collective payload");
+  }
+  function drawComm(focus) {
+    var box = document.getElementById("comm");
+    if (!hasComm) { box.hidden = true; return; }
+    box.hidden = false;
+    var table = document.getElementById("comm-table"), thead = table.tHead, tbody = table.tBodies[0], tfoot = table.tFoot;
+    thead.textContent = ""; tbody.textContent = ""; if (tfoot) { tfoot.textContent = ""; }
+    var whole = !focus || !focus.parent;  // the root: every collective (those outside the modules too)
+    var title = document.getElementById("comm-title");
+    title.textContent = "Communication" + (whole ? "" : " in " + fullName(focus) + " and below") +
+                        (state.phase !== "all" ? " (" + state.phase + ")" : "");
+    title.setAttribute("data-focus", whole ? "" : focus.name);
+    var tools = document.getElementById("comm-tools");
+    tools.textContent = "";
+    tools.appendChild(el("span", { "class": "hint" }, "torch.distributed collectives, per rank: payload as NCCL-tests sizes it; " +
+                         "bus bytes = payload \u00d7 the algorithm's factor; ranks: the process group's size"));
+    var cols = ["collective", "calls", "payload", "bus bytes", "ranks", "phases", "time ms"], tr = el("tr");
+    cols.forEach(function (c) { tr.appendChild(el("th", {}, c)); });
+    thead.appendChild(tr);
+    var rows = commRows(focus, whole), sum = { calls: 0n, bytes: 0, bus_bytes: 0, seconds: 0 };
+    rows.forEach(function (r) {
+      var row = el("tr", { "data-op": r.name });
+      [r.name, String(r.calls), si(r.bytes, "B"), si(r.bus_bytes, "B"), String(r.world_size),
+       r.phases.join(", "), r.seconds ? (r.seconds * 1e3).toFixed(2) : "-"].forEach(function (t) { row.appendChild(el("td", {}, t)); });
+      tbody.appendChild(row);
+      ["calls", "bytes", "bus_bytes", "seconds"].forEach(function (k) { sum[k] += r[k]; });
+    });
+    if (!rows.length) {
+      var none = el("tr"), td = el("td", { colspan: String(cols.length) }, "No collective ran here" + (state.phase !== "all" ? " in this phase." : "."));
+      none.appendChild(td); tbody.appendChild(none);
+    } else if (tfoot) {
+      var ft = el("tr");
+      ["total", String(sum.calls), si(sum.bytes, "B"), si(sum.bus_bytes, "B"), "", "", sum.seconds ? (sum.seconds * 1e3).toFixed(2) : "-"]
+        .forEach(function (t) { ft.appendChild(el("td", {}, t)); });
+      tfoot.appendChild(ft);
+    }
+  }
+
   var un = document.getElementById("unsupported");
   if ((R.unsupported || []).length) {
     un.appendChild(el("h2", { "class": "warn" }, "Unsupported ops (FLOPs not counted, bytes counted)"));
@@ -680,11 +897,11 @@
   var search = document.getElementById("search");
   search.addEventListener("input", function () { state.query = String(search.value || ""); update(); });
   function update() {
-    if (state.metric === "params") { state.phase = "all"; }
+    if (phaseless(state.metric)) { state.phase = "all"; }
     buttons("metrics", METRICS, "metric");
     if (phasesRun.length > 1) {
       buttons("phases", [["all", "all phases"]].concat(phasesRun.map(function (p) { return [p, p]; })), "phase",
-              function (v) { return state.metric === "params" && v !== "all"; });
+              function (v) { return phaseless(state.metric) && v !== "all"; });
     } else {
       document.getElementById("phases").style.display = "none";
     }
@@ -694,6 +911,7 @@
     if (focus) { crumbs(focus); details(focus); }
     drawModules(focus);
     drawOps(focus);
+    drawComm(focus);
     var h = "metric=" + state.metric + (state.phase !== "all" ? "&phase=" + state.phase : "") +
             (state.focus ? "&focus=" + encodeURIComponent(state.focus) : "") +
             (state.query ? "&find=" + encodeURIComponent(state.query) : "");
