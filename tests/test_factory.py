@@ -3,6 +3,7 @@ in fd.profile and the CLI, their one-line errors, and to_pandas (issue 13 items 
 import importlib.util
 import json
 import logging
+import importlib.machinery
 import sys
 import types
 
@@ -427,7 +428,10 @@ def test_to_pandas_builds_a_frame_of_those_rows(monkeypatch):
             built.update(data=data, columns=columns)
             return cls()
 
-    monkeypatch.setitem(sys.modules, "pandas", types.SimpleNamespace(DataFrame=FakeFrame))
+    fake = types.ModuleType("pandas")  # a stand-in module (with a spec: other libraries probe for pandas)
+    fake.__spec__ = importlib.machinery.ModuleSpec("pandas", None)
+    fake.DataFrame = FakeFrame
+    monkeypatch.setitem(sys.modules, "pandas", fake)
     c = _small_step()
     assert isinstance(c.to_pandas(by="op"), FakeFrame)
     assert built["columns"] == list(frames.OP_COLUMNS)
