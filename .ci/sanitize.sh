@@ -40,7 +40,8 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$l
 # The tests of the core's hazards: new ops first seen inside callbacks (the op table), threads,
 # nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes; user
 # formulas (op-table refresh), higher-order ops, nested tensors (decomposition), the new families
-# and fd.symbolic (the recorder's per-count Python pricer).
+# fd.symbolic (the recorder's per-count Python pricer), the tree cache (walk_tree, add_modules),
+# several roots (alias_module), saved activations (where), the meter and collectives (comm hook).
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   selection=(tests/test_reliability.py
@@ -50,7 +51,12 @@ if [ ${#selection[@]} -eq 0 ]; then
              tests/test_hops.py
              tests/test_nested.py
              tests/test_new_families.py
-             tests/test_symbolic.py)
+             tests/test_symbolic.py
+             tests/test_block_cost.py
+             tests/test_roots.py
+             tests/test_activations.py
+             tests/test_meter.py
+             tests/test_distributed.py)
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \
