@@ -39,7 +39,7 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$log.ubsan"
 # The tests of the core's hazards: new ops first seen inside callbacks (the op table), threads,
 # nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes; user
-# formulas (op-table refresh), higher-order ops, nested tensors (decomposition), the new families
+# formulas (op-table refresh), higher-order ops, nested tensors (decomposition), the new families,
 # fd.symbolic (the recorder's per-count Python pricer), the tree cache (walk_tree, add_modules),
 # several roots (alias_module), saved activations (where), the meter and collectives (comm hook).
 selection=("$@")
