@@ -466,7 +466,7 @@ def reference_conv(cfg, x, w, b):
                                     cfg["output_padding"], cfg["groups"])
 
 
-@builder("convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution")
+@builder("convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution", "convolution_overrideable")
 def build_conv(name, draw):
     return conv_call(name, draw)[:4]
 
@@ -480,8 +480,8 @@ def conv_call(name, draw):
     out = reference_conv(cfg, x, w, b)
     s, p, d, t = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["transposed"]
     op_, g = cfg["output_padding"], cfg["groups"]
-    if name == "convolution":
-        op, args = aten.convolution.default, (x, w, b, s, p, d, t, op_, g)
+    if name in ("convolution", "convolution_overrideable"):  # overrideable: no CPU kernel (the reference's result)
+        op, args = overload_of(name), (x, w, b, s, p, d, t, op_, g)
     elif name == "_convolution":
         if draw(st.booleans()):
             op, args = aten._convolution.default, (x, w, b, s, p, d, t, op_, g, False, False, False, False)
@@ -872,8 +872,8 @@ def norm_call(name, draw):
             op, args = overload_of(name), (x, w, b, rm, rv, 0.1, 1e-5)
         elif name == "batch_norm_elemt":  # SyncBatchNorm: (input, weight?, bias?, mean, invstd, eps)
             op, args = aten.batch_norm_elemt.default, (x, w, b, meta(c), meta(c), 1e-5)
-        elif name == "_native_batch_norm_legit_no_training":
-            op, args = aten._native_batch_norm_legit_no_training.default, (x, w, b, rm, rv, 0.1, 1e-5)
+        elif name in ("_native_batch_norm_legit_no_training", "_batch_norm_no_update"):
+            op, args = overload_of(name), (x, w, b, rm, rv, 0.1, 1e-5)
         else:
             op = overload_of(name)
             args = (x, w, b, rm, rv, training, 0.1, 1e-5)
@@ -950,9 +950,15 @@ def build_norm_backward(name, draw):
     return norm_backward_call(name, draw)[:4]
 
 
-@builder("convolution_backward")
+@builder("convolution_backward", "convolution_backward_overrideable")
 def build_conv_backward(name, draw):
-    return conv_backward_call(draw)[:4]
+    if name == "convolution_backward":
+        return conv_backward_call(draw)[:4]
+    op, args, kwargs, out = conv_backward_call(draw)[:4]  # the overrideable schema has no bias_sizes
+    args = tuple(args[:3]) + tuple(args[4:])
+    names = [a.name for a in aten.convolution_backward_overrideable.default._schema.arguments]
+    kwargs = {k: v for k, v in kwargs.items() if k in names}
+    return aten.convolution_backward_overrideable.default, args, kwargs, out
 
 
 def conv_backward_call(draw):
@@ -1894,6 +1900,103 @@ def build_sparse_matmul(name, draw):
         args = (sparse, torch.rand(m, n, dtype=dtype), torch.rand(k, n, dtype=dtype), "sum",
                 torch.zeros(0, dtype=torch.int64), [draw(st.booleans()), draw(st.booleans())])
     return op, args, {}, run_or(op, args, {}, lambda: (torch.zeros(m, n, dtype=dtype),))
+
+
+# ---- ops declared by the gaps branch whose schemas the generic filler cannot build (CPU tensors
+# where meta has no kernel) ---------------------------------------------------------------------------
+
+def _gaps_call(name, draw):
+    n, c, h, w = dims(draw, 4, 1, 5)
+    x = torch.rand(n, c, h, w)
+    o = overload_of(name)
+    if name in ("_aminmax", "_logcumsumexp"):
+        args = (x,) if name != "_logcumsumexp" else (x, draw(st.integers(0, 3)))
+    elif name in ("_cummax_helper", "_cummin_helper"):
+        args = (x, torch.empty_like(x), torch.empty(x.shape, dtype=torch.long), draw(st.integers(0, 3)))
+    elif name in ("_standard_gamma_grad",):
+        args = (x + 0.5, x + 0.1)
+    elif name == "_dirichlet_grad":
+        args = (x * 0.5 + 0.1, x + 0.5, x + 2)
+    elif name.startswith("fake_quantize_per_tensor") or name == "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams":
+        if name.startswith("_"):
+            args = (x, torch.tensor([0.1]), torch.tensor([0], dtype=torch.int32), torch.tensor([1]), 0, 255)
+        else:
+            args = (x, 0.1, 0, 0, 255)
+    elif name == "fake_quantize_per_channel_affine_cachemask":
+        args = (x, torch.full((c,), 0.1), torch.zeros(c, dtype=torch.int32), 1, 0, 255)
+    elif name == "_fake_quantize_learnable_per_tensor_affine":
+        args = (x, torch.tensor([0.1]), torch.tensor([0.0]), 0, 255)
+    elif name == "_fake_quantize_learnable_per_channel_affine":
+        args = (x, torch.full((c,), 0.1), torch.zeros(c), 1, 0, 255)
+    elif name == "_transform_bias_rescale_qkv":
+        heads = draw(st.integers(1, 3))
+        d = heads * h
+        args = (torch.rand(n, w, 3 * d), torch.rand(3 * d), heads)
+    elif name == "_upsample_lanczos2d_aa":
+        args = (x, [draw(st.integers(1, 6)), draw(st.integers(1, 6))], draw(st.booleans()))
+    elif name == "_upsample_lanczos2d_aa_backward":
+        oh, ow = dims(draw, 2, 1, 6)
+        args = (torch.rand(n, c, oh, ow), [oh, ow], [n, c, h, w], draw(st.booleans()))
+    elif name.startswith("adaptive_avg_pool"):
+        r = int(name[len("adaptive_avg_pool")])
+        if name.endswith("backward.grad_input"):
+            y = torch.rand(n, c, h, w, 2)
+            return o, (torch.rand(n, c, 1, 2, 1), y), {"grad_input": torch.empty(0)}
+        t = torch.rand((n, c, h, w, 3)[:2 + r])
+        return o, (t, [draw(st.integers(1, 2))] * r), {"out": torch.empty(0)}
+    elif name == "mkldnn_adaptive_avg_pool2d_backward":
+        args = (torch.rand(n, c, 1, 1), x)
+    elif name in ("max_pool2d_backward", "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward"):
+        r = 3 if "3d" in name else 2
+        t = torch.rand((n, c, h + 1, w + 1, 2)[:2 + r])
+        y = torch.nn.functional.max_pool2d(t, 2, 1) if r == 2 else torch.nn.functional.max_pool3d(t, 2, 1)
+        args = (y, t, [2] * r, [1] * r) if name == "max_pool2d_backward" else (y, y, t, [2] * r, [1] * r)
+    elif name in ("affine_grid_generator", "cudnn_affine_grid_generator"):
+        theta = torch.rand(n, 2, 3)
+        args = (theta, [n, c, h, w], False) if name == "affine_grid_generator" else (theta, n, c, h, w)
+    elif name == "cudnn_affine_grid_generator_backward":
+        args = (torch.rand(n, h, w, 2), n, c, h, w)
+    elif name == "glu_jvp":
+        t = torch.rand(n, c, h, 2 * w)
+        args = (torch.nn.functional.glu(t, -1), t, torch.rand_like(t), -1)
+    elif name in ("log_softmax.int_out", "softmax.int_out"):
+        return o, (x, draw(st.integers(0, 3))), {"out": torch.empty(0)}
+    elif name == "_cholesky_solve_helper":
+        k = draw(st.integers(1, 4))
+        args = (torch.rand(h, k, dtype=torch.float64), torch.eye(h, dtype=torch.float64), draw(st.booleans()))
+    elif name == "_linalg_eigvals":
+        args = (torch.rand(n, h, h, dtype=torch.float64),)
+    elif name == "avg_pool1d.out":
+        t = torch.rand(n, c, h + 2)
+        return o, (t, [draw(st.integers(1, 3))]), {"out": torch.empty(0)}
+    else:
+        raise AssertionError(name)
+    return o, args, {}
+
+
+GAPS_BUILT = ["_aminmax", "_logcumsumexp", "_cummax_helper", "_cummin_helper", "_standard_gamma_grad",
+              "_dirichlet_grad", "fake_quantize_per_tensor_affine_cachemask",
+              "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "fake_quantize_per_channel_affine_cachemask",
+              "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine",
+              "_transform_bias_rescale_qkv", "_upsample_lanczos2d_aa", "_upsample_lanczos2d_aa_backward",
+              "adaptive_avg_pool1d.out", "adaptive_avg_pool2d.out", "adaptive_avg_pool3d.out",
+              "adaptive_avg_pool3d_backward.grad_input", "mkldnn_adaptive_avg_pool2d_backward", "max_pool2d_backward",
+              "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward", "affine_grid_generator",
+              "cudnn_affine_grid_generator", "cudnn_affine_grid_generator_backward", "glu_jvp", "log_softmax.int_out",
+              "softmax.int_out", "_cholesky_solve_helper", "_linalg_eigvals", "avg_pool1d.out"]
+CPU_ONLY_GAPS = {"max_pool2d_backward", "cudnn_affine_grid_generator", "cudnn_affine_grid_generator_backward", "mkldnn_adaptive_avg_pool2d_backward",
+                 "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward"}
+
+
+@builder(*GAPS_BUILT)
+def build_gaps(name, draw):
+    op, args, kwargs = _gaps_call(name, draw)
+    if name in CPU_ONLY_GAPS:  # no CPU kernel (cuDNN) or an MKLDNN-layout one: a result of the right shape
+        shape = {"cudnn_affine_grid_generator": lambda: (args[1], args[3], args[4], 2),
+                 "cudnn_affine_grid_generator_backward": lambda: (args[1], 2, 3),
+                 "mkldnn_adaptive_avg_pool2d_backward": lambda: args[1].shape}.get(name, lambda: args[-3].shape)()
+        return op, args, kwargs, run_or(op, args, kwargs, lambda: torch.empty(shape))
+    return op, args, kwargs, op(*args, **kwargs)
 
 
 # Any other declared elementwise op or reduction gets the schema-driven builder.
