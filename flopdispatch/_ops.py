@@ -193,6 +193,10 @@ OPS = [
     ("_scaled_mm", "matmul", {"a": 0, "b": 1, "bias": 4}),
     ("_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 3, "kind": 3}),
     ("_scaled_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 5, "kind": 3}),
+    # the v2 APIs: scales, recipes and swizzles as lists (self, mat2, scale_a[], recipe_a[], swizzle_a[],
+    # scale_b[], recipe_b[], swizzle_b[], [offs,] bias, ...)
+    ("_scaled_mm_v2", "matmul", {"a": 0, "b": 1, "bias": 8}),
+    ("_scaled_grouped_mm_v2", "matmul", {"a": 0, "b": 1, "bias": 9, "kind": 3}),
     ("linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
     ("_weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "kind": 2}),  # (self, weight [n, k], scales)
     ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
@@ -237,6 +241,10 @@ OPS = [
      "attention", {"q": 0, "causal": 6, "mask": 3}),
     ("_scaled_dot_product_fused_attention_overrideable", "attention", {"q": 0, "causal": 5, "mask": 3}),
     ("_flash_attention_forward", "attention", {"q": 0, "layout": 1, "causal": 8, "varlen": 3}),
+    # (out, query, key, value, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, ...): writes out
+    ("_flash_attention_forward_no_dropout_inplace", "attention", {"q": 1, "layout": 1, "causal": 9, "varlen": 4}),
+    # Apple MPS's math path (query, key, value, attn_mask, dropout_p, is_causal, ...)
+    ("_scaled_dot_product_attention_math_for_mps", "attention", {"q": 0, "causal": 5, "mask": 3}),
     ("_efficient_attention_forward", "attention",
      {"q": 0, "layout": 1, "causal": 9, "causal_kind": 1, "mask": 3, "varlen": 4}),
     ("_scaled_dot_product_flash_attention_for_cpu_backward", "attention",

@@ -190,15 +190,13 @@ LEFT = {
     "_weight_int4pack_mm_with_scales_and_zeros _dyn_quant_matmul_4bit _mixed_dtypes_linear": "quantized",
     # Apple MPS kernels (not runnable or checkable here)
     "_lstm_mps lstm_mps_backward _mps_convolution _mps_convolution_transpose mps_convolution_backward "
-    "mps_convolution_transpose_backward _scaled_dot_product_attention_math_for_mps": "mps",
+    "mps_convolution_transpose_backward": "mps",
     # nested-tensor internals
     "_nested_select_backward _nested_sum_backward _nested_tensor_softmax_with_shape": "nested",
     # need a family that none has: a lattice sized by the target lengths (CTC), a list of products,
     # several products with a mask (linear/matmul backward), time-major conv, rows selected by index
     "_cudnn_ctc_loss miopen_ctc_loss _foreach_mm _compute_linear_combination linear_backward matmul_backward "
     "mkldnn_linear_backward conv_tbc embedding_renorm embedding_renorm_ glu_backward_jvp": "needs a new family",
-    # CUDA-only kernels of the newer scaled-mm / flash APIs, not yet declared
-    "_scaled_mm_v2 _scaled_grouped_mm_v2 _flash_attention_forward_no_dropout_inplace": "not yet declared",
 }
 
 
@@ -229,3 +227,25 @@ def test_every_non_composite_aten_op_is_declared_or_deliberately_left():
     # a name that got declared (or left this torch) must leave LEFT too, so the list stays true;
     # names this torch does not have are allowed (newer/older builds)
     assert {n for n in left - found if hasattr(aten, n)} == set()
+
+
+def test_newer_cuda_and_mps_kernels_priced_as_their_older_forms():
+    f8 = torch.float8_e4m3fn
+    x, w = torch.empty(32, 48, dtype=f8, device="meta"), torch.empty(16, 48, dtype=f8, device="meta").t()
+    s = torch.empty((), device="meta")
+    out = torch.empty(32, 16, dtype=torch.bfloat16, device="meta")
+    v2 = compiled_cost(aten._scaled_mm_v2.default, (x, w, [s], [0], [0], [s], [0], [0], None), {}, out)
+    assert tuple(v2)[1] == 32 * 48 * 16  # m * k * n = 24576 MACs
+    q = torch.empty(2, 3, 5, 8, device="meta")  # [B, H, S, D]
+    lse = torch.empty(2, 3, 5, device="meta")
+    mps = tuple(compiled_cost(aten._scaled_dot_product_attention_math_for_mps.default, (q, q, q, None, 0.0, True),
+                              {}, (q, lse)))
+    cpu = tuple(compiled_cost(aten._scaled_dot_product_flash_attention_for_cpu.default, (q, q, q, 0.0, True),
+                              {}, (q, lse)))
+    # QK^T and PV, dense: 2 products * B 2 * H 3 * 5 * 5 pairs * D 8 = 2400 MACs, of which the causal
+    # mask skips the 10 pairs above the diagonal: 2 * 2 * 3 * 10 * 8 = 960 (masked_macs)
+    assert mps == cpu and mps[1:] == (2 * 2 * 3 * 25 * 8, 2 * 2 * 3 * 10 * 8)
+    qb = torch.empty(2, 5, 3, 8, device="meta")  # flash layout [B, S, H, D]
+    inplace = tuple(compiled_cost(aten._flash_attention_forward_no_dropout_inplace.default,
+                                  (qb, qb, qb, qb, None, None, 5, 5, 0.0, True, False), {}, lse))
+    assert inplace[1:] == (2400, 960)

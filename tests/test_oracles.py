@@ -370,15 +370,19 @@ def build_int8pack(name, draw):
     return op, (x, w, s), {}, run_or(op, (x, w, s), {}, lambda: meta(m, n, dtype=torch.bfloat16))
 
 
-@builder("_scaled_mm")
+@builder("_scaled_mm", "_scaled_mm_v2")
 def build_scaled_mm(name, draw):
     m, k, n = (16 * d for d in dims(draw, 3, 1, 3))
     f8 = torch.float8_e4m3fn
     x, w = meta(m, k, dtype=f8), meta(n, k, dtype=f8).t()
     bias = meta(n, dtype=torch.bfloat16) if draw(st.booleans()) else None
-    args = (x, w, meta((), dtype=torch.float32), meta((), dtype=torch.float32), bias)
+    scale = meta((), dtype=torch.float32)
+    if name == "_scaled_mm_v2":  # scales, recipes and swizzles as lists, bias at 8
+        args = (x, w, [scale], [0], [0], [scale], [0], [0], bias)
+    else:
+        args = (x, w, scale, scale, bias)
     kwargs = {"out_dtype": torch.bfloat16}
-    op = aten._scaled_mm.default
+    op = overload_of(name)
     return op, args, kwargs, run_or(op, args, kwargs, lambda: meta(m, n, dtype=torch.bfloat16))
 
 
@@ -390,7 +394,7 @@ def grouped_mm_call(name, draw):
     g, m, k, n = (16 * d for d in dims(draw, 4, 1, 3))
     g //= 16
     form = draw(st.sampled_from(GROUPED_FORMS))
-    scaled = name == "_scaled_grouped_mm"
+    scaled = name in ("_scaled_grouped_mm", "_scaled_grouped_mm_v2")
     dt = torch.float8_e4m3fn if scaled else torch.bfloat16
     offs = meta(g, dtype=torch.int32)
     if form == "2d x 3d":  # tokens [G*M, K] routed to experts [G, K, N]
@@ -406,7 +410,11 @@ def grouped_mm_call(name, draw):
         a_, b_, macs = meta(g, m, k, dtype=dt), meta(g * n, k, dtype=dt).t(), m * k * g * n
         out_shape = (m, g * n)
     bias = meta(n, dtype=torch.bfloat16) if draw(st.booleans()) else None
-    if scaled:
+    if name == "_scaled_grouped_mm_v2":  # scales, recipes and swizzles as lists; offs at 8, bias at 9
+        op = aten._scaled_grouped_mm_v2.default
+        args = (a_, b_, [meta(a_.shape[:-1])], [0], [0], [meta(b_.shape[:-2] + b_.shape[-1:])], [0], [0], offs, bias,
+                torch.bfloat16)
+    elif scaled:
         op = aten._scaled_grouped_mm.default
         args = (a_, b_, meta(a_.shape[:-1], dtype=torch.float32), meta(b_.shape[:-2] + b_.shape[-1:]),
                 offs, bias, None, torch.bfloat16)
@@ -417,7 +425,7 @@ def grouped_mm_call(name, draw):
     return op, args, {}, out, macs
 
 
-@builder("_grouped_mm", "_scaled_grouped_mm")
+@builder("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2")
 def build_grouped_mm(name, draw):
     return grouped_mm_call(name, draw)[:4]
 
@@ -531,8 +539,8 @@ def attention_call(name, draw):
     s0 = lambda: meta((), dtype=torch.int64)  # noqa: E731 - rng seeds/offsets
     extra = tuple(shapes(draw, 0, 1, 1, 3)) if name.startswith("_scaled_dot") else ()
     cfg["batch"] = b * math.prod(extra)
-    layout = 1 if name in ("_flash_attention_forward", "_efficient_attention_forward",
-                           "_flash_attention_backward", "_efficient_attention_backward") else 0
+    layout = 1 if name in ("_flash_attention_forward", "_efficient_attention_forward", "_flash_attention_backward",
+                           "_efficient_attention_backward", "_flash_attention_forward_no_dropout_inplace") else 0
     q, k, v, o = qkv(cfg, layout, extra)
     lse = meta(*extra, b, h, sq)
     mask = draw_mask(draw, cfg) if draw(st.booleans()) else None
@@ -554,6 +562,10 @@ def attention_call(name, draw):
         args, n_out = [q, k, v, mask, 0.0, causal, False], 9
     elif name == "_flash_attention_forward":
         args, n_out = [q, k, v, None, None, sq, sk, 0.0, causal, False], 5
+    elif name == "_flash_attention_forward_no_dropout_inplace":  # writes o, returns the logsumexp
+        args, n_out = [o, q, k, v, None, None, sq, sk, 0.0, causal, False], 2
+    elif name == "_scaled_dot_product_attention_math_for_mps":
+        args, n_out = [q, k, v, mask, 0.0, causal], 2
     elif name == "_efficient_attention_forward":
         mask_type = draw(st.sampled_from([0, 1, 2]))  # 0 none, 1 top-left causal, 2 bottom-right causal
         cfg.update(causal=mask_type != 0, bottom_right=mask_type == 2)
