@@ -215,6 +215,12 @@ OPS = [
     ("miopen_convolution miopen_depthwise_convolution _nnpack_spatial_convolution", "conv",
      {"input": 0, "weight": 1, "bias": 2}),
     ("miopen_convolution_transpose", "conv", {"input": 0, "weight": 1, "bias": 2, "always_transposed": 1}),
+    # Apple MPS: _mps_convolution(self, weight, bias?, padding, stride, dilation, groups);
+    # _mps_convolution_transpose(self, weight, padding, output_padding, stride, dilation, groups);
+    # mps_convolution_backward(self, grad_output, weight, padding, stride, dilation, groups, output_mask)
+    ("_mps_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
+    ("_mps_convolution_transpose", "conv", {"input": 0, "weight": 1, "always_transposed": 1}),
+    ("mps_convolution_backward", "conv_backward", {"grad_out": 1, "input": 0, "weight": 2, "output_mask": 7}),
     # (self, weight, kernel_size, bias?, stride, padding[, dilation])
     ("_slow_conv2d_forward thnn_conv2d slow_conv3d slow_conv3d_forward _conv_depthwise2d conv_depthwise3d "
      "slow_conv_dilated2d slow_conv_dilated3d", "conv", {"input": 0, "weight": 1, "bias": 3}),

@@ -189,8 +189,9 @@ LEFT = {
     "_fake_quantize_learnable_per_tensor_affine_backward _weight_int4pack_mm _weight_int4pack_mm_for_cpu "
     "_weight_int4pack_mm_with_scales_and_zeros _dyn_quant_matmul_4bit _mixed_dtypes_linear": "quantized",
     # Apple MPS kernels (not runnable or checkable here)
-    "_lstm_mps lstm_mps_backward _mps_convolution _mps_convolution_transpose mps_convolution_backward "
-    "mps_convolution_transpose_backward": "mps",
+    # Apple MPS LSTM kernels (several outputs of workspace layouts), and the transposed conv backward
+    # (a two-entry mask and no transposed flag for the conv_backward family to read)
+    "_lstm_mps lstm_mps_backward mps_convolution_transpose_backward": "mps",
     # nested-tensor internals
     "_nested_select_backward _nested_sum_backward _nested_tensor_softmax_with_shape": "nested",
     # need a family that none has: a lattice sized by the target lengths (CTC), a list of products,
@@ -249,3 +250,15 @@ def test_newer_cuda_and_mps_kernels_priced_as_their_older_forms():
     inplace = tuple(compiled_cost(aten._flash_attention_forward_no_dropout_inplace.default,
                                   (qb, qb, qb, qb, None, None, 5, 5, 0.0, True, False), {}, lse))
     assert inplace[1:] == (2400, 960)
+
+
+def test_mps_convolutions_priced_as_convolution():
+    x, w = torch.empty(1, 2, 6, 6, device="meta"), torch.empty(4, 2, 3, 3, device="meta")
+    out = torch.empty(1, 4, 4, 4, device="meta")
+    mps = tuple(compiled_cost(aten._mps_convolution.default, (x, w, None, [0, 0], [1, 1], [1, 1], 1), {}, out))
+    assert mps[1] == 64 * 2 * 3 * 3  # 1 * 4 * 4 * 4 outputs * C_in 2 * 3 * 3 = 1152 MACs
+    g = torch.empty_like(out)
+    grads = (torch.empty_like(x), torch.empty_like(w), torch.empty(4, device="meta"))
+    backward = tuple(compiled_cost(aten.mps_convolution_backward.default,
+                                   (x, g, w, [0, 0], [1, 1], [1, 1], 1, [True, True, False]), {}, grads))
+    assert backward[1] == 2 * 1152  # input and weight gradients, one forward's MACs each

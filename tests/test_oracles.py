@@ -962,10 +962,17 @@ def build_norm_backward(name, draw):
     return norm_backward_call(name, draw)[:4]
 
 
-@builder("convolution_backward", "convolution_backward_overrideable")
+@builder("convolution_backward", "convolution_backward_overrideable", "mps_convolution_backward")
 def build_conv_backward(name, draw):
     if name == "convolution_backward":
         return conv_backward_call(draw)[:4]
+    if name == "mps_convolution_backward":  # (self, grad_output, weight, padding, stride, dilation, groups, mask)
+        while True:
+            op, args, kwargs, out, cfg, mask, x, grad = conv_backward_call(draw)
+            if not cfg["transposed"]:
+                break
+        args = (x, grad, args[2], cfg["padding"], cfg["stride"], cfg["dilation"], cfg["groups"], mask)
+        return aten.mps_convolution_backward.default, args, {}, out
     op, args, kwargs, out = conv_backward_call(draw)[:4]  # the overrideable schema has no bias_sizes
     args = tuple(args[:3]) + tuple(args[4:])
     names = [a.name for a in aten.convolution_backward_overrideable.default._schema.arguments]
@@ -1166,6 +1173,7 @@ CONV_VARIANTS = {
     "cudnn_convolution_add_relu": ("add_relu", None, False), "miopen_convolution_add_relu": ("add_relu", None, False),
     "miopen_convolution": ("miopen", None, False), "miopen_depthwise_convolution": ("miopen", None, False),
     "miopen_convolution_transpose": ("miopen_t", None, True),
+    "_mps_convolution": ("mps", None, False), "_mps_convolution_transpose": ("mps_t", None, True),
     "_nnpack_spatial_convolution": ("nnpack", 2, False),
     "_slow_conv2d_forward": ("slow", 2, False), "thnn_conv2d": ("slow", 2, False),
     "slow_conv3d": ("slow", 3, False), "slow_conv3d_forward": ("slow", 3, False),
@@ -1190,7 +1198,7 @@ def backend_conv_call(name, draw):
     if layout in ("nnpack", "slow"):  # no dilation argument
         cfg["dilation"] = [1] * cfg["r"]
         cfg["padding"] = [min(p_, kk - 1) for p_, kk in zip(cfg["padding"], cfg["k"])]
-    if layout == "cudnn_t":
+    if layout in ("cudnn_t", "mps_t"):  # no bias argument
         cfg["bias"] = False
     if transposed:  # output_padding must be smaller than stride or dilation
         cfg["output_padding"] = [min(o, max(s_, d) - 1) for o, s_, d in zip(cfg["output_padding"], cfg["stride"],
@@ -1204,6 +1212,8 @@ def backend_conv_call(name, draw):
         "add_relu": (x, w, torch.empty_like(out), 1.0, b, s_, p_, d, g),
         "miopen": (x, w, b, p_, s_, d, g, False, False),
         "miopen_t": (x, w, b, p_, op_, s_, d, g, False, False),
+        "mps": (x, w, b, p_, s_, d, g),
+        "mps_t": (x, w, p_, op_, s_, d, g),
         "nnpack": (x, w, b, p_, s_),
         "slow": (x, w, k, b, s_, p_),
         "slow_dil": (x, w, k, b, s_, p_, d),
