@@ -60,12 +60,14 @@ FAMILY_PARAMS = {
     # the tensors sent (read) and received (written; -1: the op's output), the process group (a
     # ProcessGroup, a group name, or an int group size) and the root rank argument.
     "comm": ("kind", "send", "recv", "group", "root"),
+    # fused CTC loss and gradient: costs per lattice element (T x N x (2 S_max + 1)) and per gradient element
+    "ctc": ("log_probs", "target_lengths", "cost", "grad_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
                     "times", "only_if", "weights", "signal", "dim", "matrix", "other", "flag", "flag2", "i1",
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
-                    "sparse", "dense", "send", "recv", "group", "root"}
+                    "sparse", "dense", "send", "recv", "group", "root", "log_probs", "target_lengths"}
 
 # Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
 # csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
@@ -420,6 +422,10 @@ OPS = [
     # element (argument 6), and exp(lp) - exp(lcab + nll - lp), times grad (6) per gradient element.
     ("_ctc_loss", "reduce", {"cost": 0, "input": 0, "cost_out": 13, "out_index": 1}),
     ("_ctc_loss_backward", "reduce", {"cost": 21, "input": 6, "cost_out": 6}),
+    # cuDNN / MIOpen: (log_probs [T, N, C], targets, input_lengths, target_lengths, blank, ...) ->
+    # (loss, grad): loss and gradient in one call, priced as _ctc_loss and its backward together:
+    # alpha 13 + beta 13 + the log-add-exp fold 8 = 34 per lattice element, 6 per gradient element.
+    ("_cudnn_ctc_loss miopen_ctc_loss", "ctc", {"log_probs": 0, "target_lengths": 3, "cost": 34, "grad_cost": 6}),
     # ---- normalization ---------------------------------------------------------------------------
     ("native_layer_norm", "norm", {"input": 0, "weight": 2, "bias": 3, "cost": LAYER_NORM}),
     ("native_group_norm", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM}),

@@ -158,10 +158,27 @@ def test_zero_and_move_lists():
     assert declaration(aten._fw_primal.default)[1] == "zero"
 
 
-def test_cudnn_ctc_loss_still_unsupported():
-    """Not priced yet (its lattice size needs the target lengths; see README Known limits): reported, never zero."""
-    assert declaration(aten._cudnn_ctc_loss.default)[1] == "unsupported"
-    assert declaration(aten.miopen_ctc_loss.default)[1] == "unsupported"
+def test_fused_ctc_loss_is_ctc_loss_and_its_backward():
+    """cuDNN's CTC computes the loss and the gradient in one call: priced as the CPU kernels' two."""
+    T, N, C, lengths = 6, 2, 5, [3, 2]
+    log_probs = torch.randn(T, N, C).log_softmax(-1).requires_grad_()
+    targets = torch.tensor([[1, 2, 3], [1, 2, 0]])
+    with fd.count() as c:
+        F.ctc_loss(log_probs, targets, [T, T], lengths, reduction="sum").backward()
+    cpu = ops(c)
+    lattice = N * T * (2 * 3 + 1)  # log_alpha [N, T, 2 S_max + 1] = 2 * 6 * 7 = 84
+    assert cpu["aten::_ctc_loss"] == 13 * lattice  # 1092
+    assert cpu["aten::_ctc_loss_backward"] == 21 * lattice + 6 * T * N * C  # 1764 + 360 = 2124
+    # cuDNN: concatenated int32 targets, same shapes; no CPU kernel, priced on results of its shapes
+    lp = torch.empty(T, N, C, device="meta")
+    args = (lp, torch.zeros(5, dtype=torch.int32), [T, T], lengths, 0, True, False)
+    out = (torch.empty(N, device="meta"), torch.empty(T, N, C, device="meta"))
+    fused = both(aten._cudnn_ctc_loss.default, args, out)
+    assert fused == 34 * lattice + 6 * T * N * C == cpu["aten::_ctc_loss"] + cpu["aten::_ctc_loss_backward"]  # 3216
+    assert both(aten.miopen_ctc_loss.default, args, out) == fused
+    # lengths as a CPU tensor (the .Tensor overload): read by the Python path, same count
+    tensor_args = args[:3] + (torch.tensor(lengths),) + args[4:]
+    assert both(aten._cudnn_ctc_loss.Tensor, tensor_args, out) == fused
 
 
 # ---- the census: every non-composite aten overload is declared, or deliberately left ----------------
@@ -196,7 +213,7 @@ LEFT = {
     "_nested_select_backward _nested_sum_backward _nested_tensor_softmax_with_shape": "nested",
     # need a family that none has: a lattice sized by the target lengths (CTC), a list of products,
     # several products with a mask (linear/matmul backward), time-major conv, rows selected by index
-    "_cudnn_ctc_loss miopen_ctc_loss _foreach_mm _compute_linear_combination linear_backward matmul_backward "
+    "_foreach_mm _compute_linear_combination linear_backward matmul_backward "
     "mkldnn_linear_backward conv_tbc embedding_renorm embedding_renorm_ glu_backward_jvp": "needs a new family",
 }
 

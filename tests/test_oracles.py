@@ -2021,6 +2021,26 @@ def build_gaps(name, draw):
     return op, args, kwargs, op(*args, **kwargs)
 
 
+@builder("_cudnn_ctc_loss", "miopen_ctc_loss")
+def build_fused_ctc(name, draw):
+    """cuDNN/MIOpen CTC (no CPU kernel): [T, N, C] or [T, C] log-probs, lengths as a list or a CPU tensor."""
+    t, n, c = dims(draw, 3, 1, 6)
+    lengths = [draw(st.integers(0, 4)) for _ in range(n)]
+    batched = draw(st.booleans())
+    log_probs = meta((t, n, c) if batched else (t, c), dtype=draw(st.sampled_from(FLOATS)))
+    if not batched:
+        lengths = lengths[:1]
+    op = overload_of(name)
+    target_lengths = lengths
+    if draw(st.booleans()):
+        op = getattr(aten, name).Tensor
+        target_lengths = torch.tensor(lengths)
+    args = (log_probs, torch.zeros(sum(lengths), dtype=torch.int32), [t] * len(lengths), target_lengths, 0, True,
+            False)
+    out = (meta((n,) if batched else ()), torch.empty_like(log_probs))
+    return op, args, {}, out
+
+
 # Any other declared elementwise op or reduction gets the schema-driven builder.
 GENERIC_FALLBACK = sorted(n for f in ("elementwise", "reduce") for n in OPS_BY_FAMILY[f] if n not in BUILDERS)
 
