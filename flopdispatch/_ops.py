@@ -567,7 +567,7 @@ OPS = [
     ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
     # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
     ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
-    # ---- ops found undeclared by listing every non-composite aten overload (branch gaps) -------------
+    # ---- found undeclared by listing every non-composite aten overload (tests/test_gaps_ops.py) ----
     # Queries, checks and metadata: no arithmetic, nothing written.
     ("_assert_scalar _functional_assert_scalar _functional_sym_constrain_range "
      "_functional_sym_constrain_range_for_size _print _dimI _dimV dense_dim sparse_dim _nnz is_coalesced "
@@ -598,8 +598,10 @@ OPS = [
      "move", {}),
     # Bit shifts and integer number theory: one operation per element (gcd's Euclid loop counted once,
     # as the special functions' series); lcm = |a / gcd(a, b) * b|: gcd, divide, multiply.
+    # (conj_physical's default overload is composite: counted by its parts; its out= and in-place
+    # kernels are not)
     ("__lshift__ __rshift__ __ilshift__ __irshift__ bitwise_left_shift bitwise_right_shift gcd "
-     "conj_physical", "elementwise", {"cost": 1}),
+     "conj_physical.out conj_physical_", "elementwise", {"cost": 1}),
     ("lcm", "elementwise", {"cost": 3}),
     ("_add_relu", "elementwise", {"cost": 2}),  # add, relu (as clamp_min)
     ("log_softmax.int_out softmax.int_out", "elementwise", {"cost": SOFTMAX}),  # out= kernels of the composites
@@ -620,7 +622,7 @@ OPS = [
     ("cudnn_affine_grid_generator_backward", "reduce", {"cost": 6, "input": 0}),
     # Lanczos-3 antialiased resize: 6 taps per axis, separable as the bicubic (4 taps: 35) is priced
     # per output element: 6 x 6 weights multiplied and summed (36 + 35) = 71.
-    ("_upsample_lanczos2d_aa", "elementwise", {"cost": 71}),
+    ("_upsample_lanczos2d_aa.default _upsample_lanczos2d_aa.out", "elementwise", {"cost": 71}),  # .vec: composite
     ("_upsample_lanczos2d_aa_backward", "reduce", {"cost": 71, "input": 0}),
     # Window functions per output element (n the index, M = N - 1): hann and hamming a - b cos(2 pi n / M):
     # scale, cos, multiply, subtract = 4; bartlett 1 - |2n / M - 1|: 4; blackman two cosine terms

@@ -25,15 +25,18 @@ def both(op, args, out, kwargs=None):
     return cpp[0]
 
 
-def test_integer_and_bit_ops_one_each():
+def test_add_relu_conj_and_integer_ops():
     a = torch.arange(1, 13, dtype=torch.float32).reshape(3, 4)
     i = torch.arange(1, 13).reshape(3, 4)
     with fd.count() as c:
         aten._add_relu.Tensor(a, a)
     assert ops(c)["aten::_add_relu"] == 2 * 12  # add, relu on 3 * 4 elements = 24
     z = torch.rand(3, 4, dtype=torch.complex64)
-    # one sign flip per element, as _conj_physical (which conj_physical's default kernel calls): 12
-    assert both(aten.conj_physical.default, (z,), z.conj_physical()) == 12
+    # conj_physical's out= kernel: one sign flip per element, as _conj_physical (which its composite
+    # default overload calls, and is counted by): 12
+    out = torch.empty_like(z)
+    assert both(aten.conj_physical.out, (z,), out, {"out": out}) == 12
+    assert declaration(aten.conj_physical.default)[1] == "unsupported"  # offered to decomposition
     with fd.count() as c:
         torch.gcd(i, i + 1)
         i << 1

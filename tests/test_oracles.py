@@ -1954,8 +1954,13 @@ def _gaps_call(name, draw):
         heads = draw(st.integers(1, 3))
         d = heads * h
         args = (torch.rand(n, w, 3 * d), torch.rand(3 * d), heads)
-    elif name == "_upsample_lanczos2d_aa":
+    elif name.startswith("_upsample_lanczos2d_aa."):
         args = (x, [draw(st.integers(1, 6)), draw(st.integers(1, 6))], draw(st.booleans()))
+        if name.endswith(".out"):
+            return o, args, {"out": torch.empty(0)}
+    elif name == "conj_physical.out":
+        z = torch.rand(n, c, dtype=draw(st.sampled_from([torch.float32, torch.complex64])))
+        return o, (z,), {"out": torch.empty(0, dtype=z.dtype)}
     elif name == "_upsample_lanczos2d_aa_backward":
         oh, ow = dims(draw, 2, 1, 6)
         args = (torch.rand(n, c, oh, ow), [oh, ow], [n, c, h, w], draw(st.booleans()))
@@ -2000,7 +2005,8 @@ GAPS_BUILT = ["_aminmax", "_logcumsumexp", "_cummax_helper", "_cummin_helper", "
               "_dirichlet_grad", "fake_quantize_per_tensor_affine_cachemask",
               "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "fake_quantize_per_channel_affine_cachemask",
               "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine",
-              "_transform_bias_rescale_qkv", "_upsample_lanczos2d_aa", "_upsample_lanczos2d_aa_backward",
+              "_transform_bias_rescale_qkv", "_upsample_lanczos2d_aa.default", "_upsample_lanczos2d_aa.out",
+              "_upsample_lanczos2d_aa_backward", "conj_physical.out",
               "adaptive_avg_pool1d.out", "adaptive_avg_pool2d.out", "adaptive_avg_pool3d.out",
               "adaptive_avg_pool3d_backward.grad_input", "mkldnn_adaptive_avg_pool2d_backward", "max_pool2d_backward",
               "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward", "affine_grid_generator",
