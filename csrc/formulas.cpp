@@ -1055,6 +1055,50 @@ Cost sparse_matmul(const int* p, const CallView& call) {
     return done(2 * macs + stored * p[3], macs);
 }
 
+// Fused CTC loss and gradient (cuDNN, MIOpen): the alpha-beta lattice of _ctc_loss, T x N x
+// (2 S + 1) with S the longest target (unbatched log_probs [T, C]: N = 1), at p2 per element; p3 per
+// element of the gradient (output 1). Target lengths given as a tensor (.Tensor overload): its values.
+Cost ctc(const int* p, const CallView& call) {
+    PyObject* log_probs = call.tensor(p[0]);
+    if (!dtype_info(log_probs).floating) return Cost{};
+    PyObject* lengths = call.arg(p[1]);
+    int64_t longest = 0;
+    if (lengths && is_tensor(lengths)) {  // the .Tensor overload: its values (a meta tensor has none)
+        static PyObject* str_tolist = PyUnicode_InternFromString("tolist");
+        PyObject* values = PyObject_CallMethodNoArgs(lengths, str_tolist);
+        if (!values || !PyList_Check(values)) {
+            Py_XDECREF(values);
+            clear_error();
+            throw FormulaError("CTC target lengths have no values (meta tensor)");
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); ++i) {
+            PyObject* v = PyList_GET_ITEM(values, i);
+            int64_t n = PyLong_Check(v) ? PyLong_AsLongLong(v) : -1;
+            if (n < 0 || PyErr_Occurred()) {
+                Py_DECREF(values);
+                clear_error();
+                throw FormulaError("CTC target lengths must be non-negative ints");
+            }
+            longest = std::max(longest, n);
+        }
+        Py_DECREF(values);
+    } else {
+        std::vector<int64_t> targets;
+        call.get_int_list(p[1], targets);
+        for (int64_t t : targets) longest = std::max(longest, t);
+    }
+    read_shape(log_probs, s_a);
+    if (s_a.size() != 2 && s_a.size() != 3) throw FormulaError("CTC log_probs must be [T, C] or [T, N, C]");
+    Count lattice = Count(s_a[0]) * (s_a.size() == 3 ? s_a[1] : 1) * (2 * longest + 1);
+    Count flops = Count(p[2]) * lattice;
+    if (p[3]) {
+        PyObject* grad = call.out_tensor(1);
+        if (!grad) throw FormulaError("CTC returned no gradient");
+        flops += Count(p[3]) * numel_of(grad);
+    }
+    return done(flops);
+}
+
 }  // namespace
 
 Cost compute_cost(int family, const int* p, const CallView& call) {
@@ -1106,6 +1150,8 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return linear_cross_entropy(p, call);
         case F_SPARSE_MATMUL:
             return sparse_matmul(p, call);
+        case F_CTC:
+            return ctc(p, call);
         default:
             throw FormulaError("unknown family");
     }

@@ -49,6 +49,8 @@ enum Family : int {
     F_SPARSE_MATMUL,   // p0=sparse CSR arg p1=dense arg p2=output_mask p3=FLOPs per stored element
     F_COMM,            // collectives and FSDP copy helpers: no FLOPs; bytes and the communication
                        // record come from the comm hook (flopdispatch/comm.py), rare calls only
+    F_CTC,             // p0=log_probs [T, N, C] p1=target_lengths (int list) p2=FLOPs per lattice
+                       // element (T x N x (2 max target length + 1)) p3=FLOPs per element of output 1
     F_COUNT
 };
 
@@ -58,7 +60,7 @@ inline const char* family_name(int f) {
                                   "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
                                   "rnn",         "fft",    "linalg",      "trilinear", "distance",
                                   "embedding_bag", "grid_sampler",
-                                  "linear_cross_entropy", "sparse_matmul", "comm"};
+                                  "linear_cross_entropy", "sparse_matmul", "comm", "ctc"};
     return (f >= 0 && f < F_COUNT) ? names[f] : "?";
 }
 

@@ -658,8 +658,15 @@ bool record_comm(PyObject* self, RecorderState* st, int op, PyObject* func, int 
                  PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject* r = PyObject_CallFunction(g_comm, "OiiOOOO", self, scope, phase, func, args, kwargs ? kwargs : Py_None, out);
     i128 read = 0, written = 0;
-    bool ok = r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 && int128_from_py(PyTuple_GET_ITEM(r, 0), &read) &&
+    // (read, written) or (read, written, scope): the hook may name the scope the call belongs to
+    // (FSDP2's all-gather prefetched for another module: that module's scope)
+    Py_ssize_t n = r && PyTuple_Check(r) ? PyTuple_GET_SIZE(r) : 0;
+    bool ok = (n == 2 || n == 3) && int128_from_py(PyTuple_GET_ITEM(r, 0), &read) &&
               int128_from_py(PyTuple_GET_ITEM(r, 1), &written);
+    if (ok && n == 3) {
+        long owner = PyLong_AsLong(PyTuple_GET_ITEM(r, 2));
+        if (owner >= 0 && owner < static_cast<long>(st->scopes.size())) scope = static_cast<int>(owner);
+    }
     Py_XDECREF(r);
     clear_error();
     if (!ok || error_deferred()) return error_deferred();
@@ -1098,6 +1105,16 @@ PyObject* Recorder_where(PyObject* self, PyObject*) {
     return Py_BuildValue("(ii)", scope, phase);
 }
 
+// The canonical scope of a registered module (its named_modules path), or -1 for one this count
+// does not know. Adopts nothing (unlike a module's entry).
+PyObject* Recorder_module_scope(PyObject* self, PyObject* module) {
+    RecorderState* st = state(self);
+    auto it = st->module_ids.find(module);
+    if (it == st->module_ids.end() || it->second < 0 || it->second >= static_cast<int>(st->module_parent.size()))
+        return PyLong_FromLong(-1);
+    return PyLong_FromLong(st->home_scope(it->second));
+}
+
 // Forget the module stack and the callbacks (end of a counting block).
 PyObject* Recorder_detach(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
@@ -1226,6 +1243,7 @@ PyMethodDef Recorder_methods[] = {
     {"times", Recorder_times, METH_NOARGS, "Return (host op seconds rows, CUDA event-pair rows)."},
     {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
     {"where", Recorder_where, METH_NOARGS, "Return (scope, phase) of work run now."},
+    {"module_scope", Recorder_module_scope, METH_O, "Return a registered module's canonical scope, or -1."},
     {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
     {"totals", Recorder_totals, METH_NOARGS,
      "Return (flops, macs, masked_macs, bytes_read, bytes_written, calls) summed over the table."},

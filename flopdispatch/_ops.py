@@ -60,12 +60,14 @@ FAMILY_PARAMS = {
     # the tensors sent (read) and received (written; -1: the op's output), the process group (a
     # ProcessGroup, a group name, or an int group size) and the root rank argument.
     "comm": ("kind", "send", "recv", "group", "root"),
+    # fused CTC loss and gradient: costs per lattice element (T x N x (2 S_max + 1)) and per gradient element
+    "ctc": ("log_probs", "target_lengths", "cost", "grad_cost"),
 }
 _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out", "output_mask", "q",
                     "causal", "mask", "training", "grad", "kernel", "counted", "tensors", "w_ih", "w_hh", "varlen",
                     "times", "only_if", "weights", "signal", "dim", "matrix", "other", "flag", "flag2", "i1",
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
-                    "sparse", "dense", "send", "recv", "group", "root"}
+                    "sparse", "dense", "send", "recv", "group", "root", "log_probs", "target_lengths"}
 
 # Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
 # csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
@@ -193,6 +195,10 @@ OPS = [
     ("_scaled_mm", "matmul", {"a": 0, "b": 1, "bias": 4}),
     ("_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 3, "kind": 3}),
     ("_scaled_grouped_mm", "matmul", {"a": 0, "b": 1, "bias": 5, "kind": 3}),
+    # the v2 APIs: scales, recipes and swizzles as lists (self, mat2, scale_a[], recipe_a[], swizzle_a[],
+    # scale_b[], recipe_b[], swizzle_b[], [offs,] bias, ...)
+    ("_scaled_mm_v2", "matmul", {"a": 0, "b": 1, "bias": 8}),
+    ("_scaled_grouped_mm_v2", "matmul", {"a": 0, "b": 1, "bias": 9, "kind": 3}),
     ("linear", "matmul", {"a": 0, "b": 1, "bias": 2, "kind": 2}),
     ("_weight_int8pack_mm", "matmul", {"a": 0, "b": 1, "kind": 2}),  # (self, weight [n, k], scales)
     ("convolution _convolution", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
@@ -211,6 +217,12 @@ OPS = [
     ("miopen_convolution miopen_depthwise_convolution _nnpack_spatial_convolution", "conv",
      {"input": 0, "weight": 1, "bias": 2}),
     ("miopen_convolution_transpose", "conv", {"input": 0, "weight": 1, "bias": 2, "always_transposed": 1}),
+    # Apple MPS: _mps_convolution(self, weight, bias?, padding, stride, dilation, groups);
+    # _mps_convolution_transpose(self, weight, padding, output_padding, stride, dilation, groups);
+    # mps_convolution_backward(self, grad_output, weight, padding, stride, dilation, groups, output_mask)
+    ("_mps_convolution", "conv", {"input": 0, "weight": 1, "bias": 2}),
+    ("_mps_convolution_transpose", "conv", {"input": 0, "weight": 1, "always_transposed": 1}),
+    ("mps_convolution_backward", "conv_backward", {"grad_out": 1, "input": 0, "weight": 2, "output_mask": 7}),
     # (self, weight, kernel_size, bias?, stride, padding[, dilation])
     ("_slow_conv2d_forward thnn_conv2d slow_conv3d slow_conv3d_forward _conv_depthwise2d conv_depthwise3d "
      "slow_conv_dilated2d slow_conv_dilated3d", "conv", {"input": 0, "weight": 1, "bias": 3}),
@@ -237,6 +249,10 @@ OPS = [
      "attention", {"q": 0, "causal": 6, "mask": 3}),
     ("_scaled_dot_product_fused_attention_overrideable", "attention", {"q": 0, "causal": 5, "mask": 3}),
     ("_flash_attention_forward", "attention", {"q": 0, "layout": 1, "causal": 8, "varlen": 3}),
+    # (out, query, key, value, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, ...): writes out
+    ("_flash_attention_forward_no_dropout_inplace", "attention", {"q": 1, "layout": 1, "causal": 9, "varlen": 4}),
+    # Apple MPS's math path (query, key, value, attn_mask, dropout_p, is_causal, ...)
+    ("_scaled_dot_product_attention_math_for_mps", "attention", {"q": 0, "causal": 5, "mask": 3}),
     ("_efficient_attention_forward", "attention",
      {"q": 0, "layout": 1, "causal": 9, "causal_kind": 1, "mask": 3, "varlen": 4}),
     ("_scaled_dot_product_flash_attention_for_cpu_backward", "attention",
@@ -406,6 +422,10 @@ OPS = [
     # element (argument 6), and exp(lp) - exp(lcab + nll - lp), times grad (6) per gradient element.
     ("_ctc_loss", "reduce", {"cost": 0, "input": 0, "cost_out": 13, "out_index": 1}),
     ("_ctc_loss_backward", "reduce", {"cost": 21, "input": 6, "cost_out": 6}),
+    # cuDNN / MIOpen: (log_probs [T, N, C], targets, input_lengths, target_lengths, blank, ...) ->
+    # (loss, grad): loss and gradient in one call, priced as _ctc_loss and its backward together:
+    # alpha 13 + beta 13 + the log-add-exp fold 8 = 34 per lattice element, 6 per gradient element.
+    ("_cudnn_ctc_loss miopen_ctc_loss", "ctc", {"log_probs": 0, "target_lengths": 3, "cost": 34, "grad_cost": 6}),
     # ---- normalization ---------------------------------------------------------------------------
     ("native_layer_norm", "norm", {"input": 0, "weight": 2, "bias": 3, "cost": LAYER_NORM}),
     ("native_group_norm", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": LAYER_NORM}),
@@ -547,6 +567,93 @@ OPS = [
     ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
     # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
     ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
+    # ---- found undeclared by listing every non-composite aten overload (tests/test_gaps_ops.py) ----
+    # Queries, checks and metadata: no arithmetic, nothing written.
+    ("_assert_scalar _functional_assert_scalar _functional_sym_constrain_range "
+     "_functional_sym_constrain_range_for_size _print _dimI _dimV dense_dim sparse_dim _nnz is_coalesced "
+     "is_pinned is_set_to _has_same_storage_numel _use_miopen_ctc_loss _nested_tensor_storage_offsets "
+     "_validate_compressed_sparse_indices q_per_channel_axis q_scale q_zero_point qscheme", "zero", {}),
+    # Views and aliases (forward-mode dual parts, sparse parts, a lazy copy-on-write clone), storage
+    # resizes, and tensors that are allocated but not written, as empty: no FLOPs, no bytes.
+    ("_fw_primal _make_dual _indices _values indices crow_indices col_indices ccol_indices row_indices "
+     "_coalesced _sparse_broadcast_to slice_inverse unsafe_split_with_sizes lift _lazy_clone "
+     "resize resize_as _resize_output resize_as_sparse sparse_resize sparse_resize_and_clear set "
+     "_empty_affine_quantized _empty_per_channel_affine_quantized empty_quantized "
+     "_sparse_coo_tensor_with_dims _sparse_coo_tensor_with_dims_and_tensors sparse_coo_tensor.size",
+     "zero", {}),
+    # Copies: the *_copy forms of views (functionalization), layout conversions, repacking, padding
+    # between jagged and dense, index generation, and random sampling (as normal/uniform above).
+    ("_conj_copy _neg_view_copy _fw_primal_copy _make_dual_copy _indices_copy _values_copy values_copy "
+     "indices_copy ccol_indices_copy col_indices_copy crow_indices_copy row_indices_copy "
+     "_nested_get_values_copy _nested_view_from_jagged_copy _reshape_alias_copy _sparse_broadcast_to_copy "
+     "view_as_complex_copy view_as_real_copy _copy_from _copy_from_and_resize _stack _mkldnn_reshape "
+     "_mkldnn_transpose to_mkldnn mkldnn_reorder_conv2d_weight mkldnn_reorder_conv3d_weight "
+     "_convert_weight_to_int4pack _convert_weight_to_int4pack_for_cpu _dyn_quant_pack_4bit_weight "
+     "_pack_padded_sequence _jagged_to_padded_dense_forward _padded_dense_to_jagged_forward "
+     "_convert_indices_from_coo_to_csr _convert_indices_from_csr_to_coo copy_sparse_to_sparse "
+     "_new_zeros_with_same_feature_meta zero unique_dim_consecutive range tril_indices triu_indices "
+     "fft_fftfreq fft_rfftfreq from_file _spdiags int_repr q_per_channel_scales q_per_channel_zero_points "
+     "binomial poisson geometric cauchy log_normal normal_functional _standard_gamma _sample_dirichlet "
+     "_philox_normal _philox_uniform _philox_key_split _philox_key_fold_in _fill_mem_eff_dropout_mask",
+     "move", {}),
+    # Bit shifts and integer number theory: one operation per element (gcd's Euclid loop counted once,
+    # as the special functions' series); lcm = |a / gcd(a, b) * b|: gcd, divide, multiply.
+    # (conj_physical's default overload is composite: counted by its parts; its out= and in-place
+    # kernels are not)
+    ("__lshift__ __rshift__ __ilshift__ __irshift__ bitwise_left_shift bitwise_right_shift gcd "
+     "conj_physical.out conj_physical_", "elementwise", {"cost": 1}),
+    ("lcm", "elementwise", {"cost": 3}),
+    ("_add_relu", "elementwise", {"cost": 2}),  # add, relu (as clamp_min)
+    ("log_softmax.int_out softmax.int_out", "elementwise", {"cost": SOFTMAX}),  # out= kernels of the composites
+    ("rrelu_with_noise_functional", "elementwise", {"cost": 3}),  # as rrelu_with_noise
+    # Reparameterized-sampling gradients: one series evaluation per element, as the special functions.
+    ("_standard_gamma_grad _dirichlet_grad", "elementwise", {"cost": 1}),
+    # Fake quantization per element: x / s + z, round, clamp (2), then (q - z) * s: 7.
+    ("fake_quantize_per_tensor_affine_cachemask fake_quantize_per_channel_affine_cachemask "
+     "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams _fake_quantize_learnable_per_tensor_affine "
+     "_fake_quantize_learnable_per_channel_affine", "elementwise", {"cost": 7}),
+    # glu_jvp(glu, x, dx, dim): dglu = da * s + glu * (1 - s) * db with s = sigmoid(b) recomputed:
+    # sigmoid 4, da * s 1, (1 - s), * glu, * db 3, add 1 = 9 per output element.
+    ("glu_jvp", "elementwise", {"cost": SIGMOID + 5}),
+    # cudnn_affine_grid_generator(theta [N, 2, 3], N, C, H, W) -> grid [N, H, W, 2]: each coordinate
+    # the dot of a theta row with (x, y, 1): 3 multiplies and 3 adds (the composite affine_grid's
+    # bmm: 3 MACs per coordinate). Backward: grad [N, H, W, 2] folded into theta, 3 MACs per element.
+    ("cudnn_affine_grid_generator affine_grid_generator", "elementwise", {"cost": 6}),
+    ("cudnn_affine_grid_generator_backward", "reduce", {"cost": 6, "input": 0}),
+    # Lanczos-3 antialiased resize: 6 taps per axis, separable as the bicubic (4 taps: 35) is priced
+    # per output element: 6 x 6 weights multiplied and summed (36 + 35) = 71.
+    ("_upsample_lanczos2d_aa.default _upsample_lanczos2d_aa.out", "elementwise", {"cost": 71}),  # .vec: composite
+    ("_upsample_lanczos2d_aa_backward", "reduce", {"cost": 71, "input": 0}),
+    # Window functions per output element (n the index, M = N - 1): hann and hamming a - b cos(2 pi n / M):
+    # scale, cos, multiply, subtract = 4; bartlett 1 - |2n / M - 1|: 4; blackman two cosine terms
+    # (scale, cos, multiply each) and two adds = 8; kaiser I0(beta sqrt(1 - (2n / M - 1)^2)) / I0(beta):
+    # scale, subtract, square, subtract, sqrt, multiply, i0, divide = 8.
+    ("hann_window hamming_window bartlett_window", "elementwise", {"cost": 4}),
+    ("blackman_window kaiser_window", "elementwise", {"cost": 8}),
+    # Reductions and scans, as their public forms above.
+    ("_aminmax _cummax_helper _cummin_helper _logcumsumexp _is_all_true _is_any_true", "reduce",
+     {"cost": 1, "input": 0}),
+    ("linalg__powsum", "reduce", {"cost": 2, "input": 0}),  # |x|^p and the sum (no root), as _foreach_powsum
+    # Pooling kernels' out= forms and backward kernels, as their functional rows above.
+    ("adaptive_avg_pool1d.out adaptive_avg_pool2d.out adaptive_avg_pool3d.out", "reduce",
+     {"cost": 1, "input": 0, "cost_out": 1}),
+    ("adaptive_avg_pool3d_backward.grad_input mkldnn_adaptive_avg_pool2d_backward", "reduce",
+     {"cost": 1, "input": 1}),
+    ("max_pool2d_backward mkldnn_max_pool2d_backward mkldnn_max_pool3d_backward", "reduce",
+     {"cost": 1, "input": 0}),
+    ("avg_pool1d.out", "pool", {"kernel": 1, "rank": 1}),
+    # Better Transformer's input projection epilogue: the bias added to every element of qkv
+    # [B, T, 3D], and q (output 0, [B, H, T, D/H]) scaled by 1/sqrt(D/H).
+    ("_transform_bias_rescale_qkv", "reduce", {"cost": 1, "input": 0, "cost_out": 1, "out_index": 0}),
+    # Batch norm with the running statistics, never updating them (eval): scale and shift.
+    ("_batch_norm_no_update", "norm", {"input": 0, "weight": 1, "bias": 2, "cost": 2}),
+    # The backend-extension convolution, with convolution's schema.
+    ("convolution_overrideable", "conv", {"input": 0, "weight": 1, "bias": 2, "transposed": 6}),
+    ("convolution_backward_overrideable", "conv_backward",
+     {"grad_out": 0, "input": 1, "weight": 2, "transposed": 6, "output_mask": 9}),
+    # Solves and eigenvalues behind cholesky_solve and linalg.eigvals' composite.
+    ("_cholesky_solve_helper", "linalg", {"matrix": 1, "kind": LA_FACTORED_SOLVE}),
+    ("_linalg_eigvals", "linalg", {"matrix": 0, "kind": LA_EIGVALS}),
     # ---- communication (torch.distributed): no FLOPs; payload, bus bytes and group size per call --
     # c10d ops (dist.all_reduce, DDP, FSDP2): the group is a ProcessGroup; in-place buffers are
     # both sent and received.

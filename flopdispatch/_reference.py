@@ -634,6 +634,28 @@ def sparse_matmul(p, c):
     return 2 * macs + stored * p["cost"], macs, 0
 
 
+def ctc(p, c):
+    log_probs = c.tensor(p["log_probs"])
+    if not _floating(log_probs):
+        return 0, 0, 0
+    lengths = c.arg(p["target_lengths"])
+    if isinstance(lengths, torch.Tensor):
+        if lengths.device.type == "meta":
+            raise ValueError("CTC target lengths on meta: their values are unknown")
+        lengths = lengths.tolist()
+    longest = max([_concrete(x) for x in _int_list(lengths)] or [0])
+    s = shape(log_probs)
+    if len(s) not in (2, 3):
+        raise ValueError("CTC log_probs must be [T, C] or [T, N, C]")
+    flops = p["cost"] * s[0] * (s[1] if len(s) == 3 else 1) * (2 * longest + 1)
+    if p["grad_cost"]:
+        outs = c.outputs()
+        if len(outs) < 2:
+            raise ValueError("CTC returned no gradient")
+        flops += p["grad_cost"] * numel(outs[1])
+    return flops, 0, 0
+
+
 def _zero(p, c):
     return 0, 0, 0
 
@@ -647,6 +669,7 @@ FAMILIES = {
     "embedding_bag": embedding_bag, "grid_sampler": grid_sampler,
     "linear_cross_entropy": linear_cross_entropy, "sparse_matmul": sparse_matmul,
     "comm": _zero,  # collectives: no FLOPs (bytes and the communication record: flopdispatch/comm.py)
+    "ctc": ctc,
 }
 assert set(FAMILIES) == set(FAMILY_PARAMS)
 

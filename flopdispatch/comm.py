@@ -100,6 +100,38 @@ def _state(mode) -> dict:
     return state
 
 
+_FSDP_GROUP_MODULE = "torch.distributed.fsdp._fully_shard._fsdp_param_group"
+# FSDPParamGroup's methods that issue its collectives and copies: the all-gather (and copy-in) of
+# its parameters, their copy-out, the reduce-scatter of its gradients.
+_FSDP_METHODS = frozenset({"unshard", "wait_for_unshard", "post_backward"})
+_FSDP_FRAME_DEPTH = 32  # dist.* wrappers, no_grad and record_function frames lie between
+
+
+def _fsdp_owner_scope(mode) -> Optional[int]:
+    """The scope of the module whose FSDP2 parameter group issues the call running now, or None.
+
+    FSDP2 prefetches in backward: a module's hook unshards the next module's parameters, so the
+    all-gather runs inside the wrong module's scope; its final callback reduce-scatters outside
+    every module. The group (``self`` of the FSDPParamGroup method on the Python stack) says whose
+    parameters move. A group of several modules (``fully_shard([a, b])``) is charged to the first."""
+    module = sys.modules.get(_FSDP_GROUP_MODULE)
+    group_class = getattr(module, "FSDPParamGroup", None) if module is not None else None
+    if group_class is None:
+        return None
+    frame = sys._getframe(2)
+    for _ in range(_FSDP_FRAME_DEPTH):
+        if frame is None:
+            return None
+        if frame.f_code.co_name in _FSDP_METHODS:
+            group = frame.f_locals.get("self")
+            if isinstance(group, group_class):
+                modules = getattr(group, "modules", None) or ()
+                scope = mode.module_scope(modules[0]) if modules else -1
+                return scope if scope >= 0 else None
+        frame = frame.f_back
+    return None
+
+
 def record(declaration, mode, scope, phase, func, args, kwargs, out):
     """Called by the recorder for a comm-family op (``declaration``: ``_core.declaration``, bound
     by ``_core`` when it installs the hook): keeps its record in ``mode`` and returns the
@@ -109,8 +141,11 @@ def record(declaration, mode, scope, phase, func, args, kwargs, out):
     kind, send, recv, group_pos, root_pos = params
     sent = _nbytes(_arg(args, kwargs, arg_names, send))
     received = _nbytes(out if recv < 0 else _arg(args, kwargs, arg_names, recv))
+    owner = _fsdp_owner_scope(mode)
     if kind == _ops.COMM_COPY:  # a local copy: what it reads, it writes (out= given: that)
-        return sent, received if recv >= 0 else sent
+        return _located(sent, received if recv >= 0 else sent, owner)
+    if owner is not None:
+        scope = owner
     state = _state(mode)
     size, rank = _group_info(state["groups"], _arg(args, kwargs, arg_names, group_pos))
     if kind in (_ops.COMM_SEND,):
@@ -144,7 +179,12 @@ def record(declaration, mode, scope, phase, func, args, kwargs, out):
         rec[1] += payload
         rec[2] += bus
         rec[3] = max(rec[3], size)
-    return sent, received
+    return _located(sent, received, owner)
+
+
+def _located(read, written, owner):
+    """What ``record`` returns: the bytes, and the scope to charge when not the current one."""
+    return (read, written) if owner is None else (read, written, owner)
 
 
 _SUBCLASSES = []  # [(DTensor, AsyncCollectiveTensor)] once torch.distributed.tensor is imported

@@ -189,11 +189,16 @@ class Estimate:
         return max(parts, key=parts.get)
 
 
+_LINKS = ("nvlink", "network")
+
+
 def estimate_count(counter, device, dtype="bf16", link: str = "nvlink") -> Estimate:
     """An Estimate from a finished count (any device: meta is the usual one). Collectives take
     their bus bytes over the interconnect (``link``), one after another with the ops (no overlap)."""
     from .counter import Counts
 
+    if link not in _LINKS:  # checked even when nothing was communicated, so a misspelt link is not silent
+        raise ValueError(f"link must be 'nvlink' or 'network', got {link!r}")
     spec = device_spec(device)
     total = compute_bound = communication = 0.0
     collectives = counter.collectives() if hasattr(counter, "collectives") else {}
@@ -218,9 +223,15 @@ def estimate_count(counter, device, dtype="bf16", link: str = "nvlink") -> Estim
     return Estimate(spec, _dtype_key(dtype), total, compute_bound, modules, communication)
 
 
-def estimate(model, *args, device="H100", dtype="bf16", train: bool = False, **kwargs) -> Estimate:
+def estimate(model, *args, device="H100", dtype="bf16", train: bool = False, link: str = "nvlink",
+             **kwargs) -> Estimate:
     """Predicted time of ``model(*args, **kwargs)`` (and its backward with ``train=True``) on a
-    device, from a count run where the inputs are (usually meta tensors): nothing runs on that device."""
+    device, from a count run where the inputs are (usually meta tensors): nothing runs on that device.
+    Collectives the model runs (DDP, FSDP, tensor parallel under an initialized process group) take
+    their bus bytes over ``link``: 'nvlink' (inside a node) or 'network' (between nodes), as
+    ``estimate_count``. ``device``, ``dtype``, ``train`` and ``link`` are not passed to the model."""
+    if link not in _LINKS:
+        raise ValueError(f"link must be 'nvlink' or 'network', got {link!r}")
     import torch
 
     from .counter import count
@@ -232,4 +243,4 @@ def estimate(model, *args, device="H100", dtype="bf16", train: bool = False, **k
             if loss is None:
                 loss = (out if isinstance(out, torch.Tensor) else out[0]).sum()
             loss.backward()
-    return estimate_count(c, device, dtype)
+    return estimate_count(c, device, dtype, link)

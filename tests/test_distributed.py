@@ -69,6 +69,10 @@ def _rank_main(rank, world, port, out_dir):
         opt.step()
     res["fsdp"] = summary(c)
     res["fsdp"]["module0"] = c.collectives(module="0")
+    res["fsdp"]["by_module"] = {m: {p: c.collectives(module=m, phase=p, exclusive=True) for p in ("forward", "backward")}
+                                for m in ("", "0", "2")}
+    res["fsdp"]["module_bytes"] = {m: {op: v["bytes_written"] for op, v in c.ops(module=m).items()}
+                                   for m in ("0", "2")}
     res["fsdp"]["optimizer_flops"] = c.phase("optimizer").flops
 
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
@@ -158,6 +162,26 @@ def test_fsdp2_gathers_parameters_and_reduce_scatters_gradients(ranks):
         # element as _ops.py declares it, on this rank's half of every parameter (dim 0 split in 2):
         # (128 + 16 + 64 + 4) / 2 = 106, not the 212 of the whole parameters
         assert f["optimizer_flops"] == PARAMS // WORLD
+
+
+def test_fsdp2_collectives_are_charged_to_the_module_whose_parameters_they_move(ranks):
+    """FSDP2's backward hook of module "2" prefetches module "0"'s all-gather, and module "0"'s
+    reduce-scatter runs in the engine's final callback (its input needs no gradient): both are
+    charged to "0", the module whose parameter group issues them, not to where they run."""
+    own = {"0": (8 * 16 + 16) * 4, "2": (16 * 4 + 4) * 4}  # 576 and 272 fp32 bytes
+    for r in ranks:
+        m = r["fsdp"]["by_module"]
+        for name, nbytes in own.items():
+            # gathered for its forward (resharded after it) and again for its backward
+            assert m[name]["forward"]["c10d::_allgather_base_"]["bytes"] == nbytes
+            assert m[name]["backward"]["c10d::_allgather_base_"]["bytes"] == nbytes
+            assert m[name]["backward"]["c10d::_allgather_base_"]["calls"] == 1
+            assert m[name]["backward"]["c10d::_reduce_scatter_base_"]["bytes"] == nbytes
+        assert m[""]["backward"] == {}  # nothing left outside the modules (the root has no parameters)
+        # the copy-in into the all-gather buffer follows its all-gather: module "0" writes its
+        # rank's half of its parameters twice (forward and backward): 2 * 576 / 2 = 576 bytes
+        assert r["fsdp"]["module_bytes"]["0"]["fsdp::all_gather_copy_in"] == own["0"]
+        assert r["fsdp"]["module_bytes"]["2"]["fsdp::all_gather_copy_in"] == own["2"]
 
 
 def test_tensor_parallel_counts_the_local_shards_and_the_allreduce(ranks):

@@ -370,15 +370,19 @@ def build_int8pack(name, draw):
     return op, (x, w, s), {}, run_or(op, (x, w, s), {}, lambda: meta(m, n, dtype=torch.bfloat16))
 
 
-@builder("_scaled_mm")
+@builder("_scaled_mm", "_scaled_mm_v2")
 def build_scaled_mm(name, draw):
     m, k, n = (16 * d for d in dims(draw, 3, 1, 3))
     f8 = torch.float8_e4m3fn
     x, w = meta(m, k, dtype=f8), meta(n, k, dtype=f8).t()
     bias = meta(n, dtype=torch.bfloat16) if draw(st.booleans()) else None
-    args = (x, w, meta((), dtype=torch.float32), meta((), dtype=torch.float32), bias)
+    scale = meta((), dtype=torch.float32)
+    if name == "_scaled_mm_v2":  # scales, recipes and swizzles as lists, bias at 8
+        args = (x, w, [scale], [0], [0], [scale], [0], [0], bias)
+    else:
+        args = (x, w, scale, scale, bias)
     kwargs = {"out_dtype": torch.bfloat16}
-    op = aten._scaled_mm.default
+    op = overload_of(name)
     return op, args, kwargs, run_or(op, args, kwargs, lambda: meta(m, n, dtype=torch.bfloat16))
 
 
@@ -390,7 +394,7 @@ def grouped_mm_call(name, draw):
     g, m, k, n = (16 * d for d in dims(draw, 4, 1, 3))
     g //= 16
     form = draw(st.sampled_from(GROUPED_FORMS))
-    scaled = name == "_scaled_grouped_mm"
+    scaled = name in ("_scaled_grouped_mm", "_scaled_grouped_mm_v2")
     dt = torch.float8_e4m3fn if scaled else torch.bfloat16
     offs = meta(g, dtype=torch.int32)
     if form == "2d x 3d":  # tokens [G*M, K] routed to experts [G, K, N]
@@ -406,7 +410,11 @@ def grouped_mm_call(name, draw):
         a_, b_, macs = meta(g, m, k, dtype=dt), meta(g * n, k, dtype=dt).t(), m * k * g * n
         out_shape = (m, g * n)
     bias = meta(n, dtype=torch.bfloat16) if draw(st.booleans()) else None
-    if scaled:
+    if name == "_scaled_grouped_mm_v2":  # scales, recipes and swizzles as lists; offs at 8, bias at 9
+        op = aten._scaled_grouped_mm_v2.default
+        args = (a_, b_, [meta(a_.shape[:-1])], [0], [0], [meta(b_.shape[:-2] + b_.shape[-1:])], [0], [0], offs, bias,
+                torch.bfloat16)
+    elif scaled:
         op = aten._scaled_grouped_mm.default
         args = (a_, b_, meta(a_.shape[:-1], dtype=torch.float32), meta(b_.shape[:-2] + b_.shape[-1:]),
                 offs, bias, None, torch.bfloat16)
@@ -417,7 +425,7 @@ def grouped_mm_call(name, draw):
     return op, args, {}, out, macs
 
 
-@builder("_grouped_mm", "_scaled_grouped_mm")
+@builder("_grouped_mm", "_scaled_grouped_mm", "_scaled_grouped_mm_v2")
 def build_grouped_mm(name, draw):
     return grouped_mm_call(name, draw)[:4]
 
@@ -466,7 +474,7 @@ def reference_conv(cfg, x, w, b):
                                     cfg["output_padding"], cfg["groups"])
 
 
-@builder("convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution")
+@builder("convolution", "_convolution", "mkldnn_convolution", "cudnn_convolution", "convolution_overrideable")
 def build_conv(name, draw):
     return conv_call(name, draw)[:4]
 
@@ -480,8 +488,8 @@ def conv_call(name, draw):
     out = reference_conv(cfg, x, w, b)
     s, p, d, t = cfg["stride"], cfg["padding"], cfg["dilation"], cfg["transposed"]
     op_, g = cfg["output_padding"], cfg["groups"]
-    if name == "convolution":
-        op, args = aten.convolution.default, (x, w, b, s, p, d, t, op_, g)
+    if name in ("convolution", "convolution_overrideable"):  # overrideable: no CPU kernel (the reference's result)
+        op, args = overload_of(name), (x, w, b, s, p, d, t, op_, g)
     elif name == "_convolution":
         if draw(st.booleans()):
             op, args = aten._convolution.default, (x, w, b, s, p, d, t, op_, g, False, False, False, False)
@@ -531,8 +539,8 @@ def attention_call(name, draw):
     s0 = lambda: meta((), dtype=torch.int64)  # noqa: E731 - rng seeds/offsets
     extra = tuple(shapes(draw, 0, 1, 1, 3)) if name.startswith("_scaled_dot") else ()
     cfg["batch"] = b * math.prod(extra)
-    layout = 1 if name in ("_flash_attention_forward", "_efficient_attention_forward",
-                           "_flash_attention_backward", "_efficient_attention_backward") else 0
+    layout = 1 if name in ("_flash_attention_forward", "_efficient_attention_forward", "_flash_attention_backward",
+                           "_efficient_attention_backward", "_flash_attention_forward_no_dropout_inplace") else 0
     q, k, v, o = qkv(cfg, layout, extra)
     lse = meta(*extra, b, h, sq)
     mask = draw_mask(draw, cfg) if draw(st.booleans()) else None
@@ -554,6 +562,10 @@ def attention_call(name, draw):
         args, n_out = [q, k, v, mask, 0.0, causal, False], 9
     elif name == "_flash_attention_forward":
         args, n_out = [q, k, v, None, None, sq, sk, 0.0, causal, False], 5
+    elif name == "_flash_attention_forward_no_dropout_inplace":  # writes o, returns the logsumexp
+        args, n_out = [o, q, k, v, None, None, sq, sk, 0.0, causal, False], 2
+    elif name == "_scaled_dot_product_attention_math_for_mps":
+        args, n_out = [q, k, v, mask, 0.0, causal], 2
     elif name == "_efficient_attention_forward":
         mask_type = draw(st.sampled_from([0, 1, 2]))  # 0 none, 1 top-left causal, 2 bottom-right causal
         cfg.update(causal=mask_type != 0, bottom_right=mask_type == 2)
@@ -872,8 +884,8 @@ def norm_call(name, draw):
             op, args = overload_of(name), (x, w, b, rm, rv, 0.1, 1e-5)
         elif name == "batch_norm_elemt":  # SyncBatchNorm: (input, weight?, bias?, mean, invstd, eps)
             op, args = aten.batch_norm_elemt.default, (x, w, b, meta(c), meta(c), 1e-5)
-        elif name == "_native_batch_norm_legit_no_training":
-            op, args = aten._native_batch_norm_legit_no_training.default, (x, w, b, rm, rv, 0.1, 1e-5)
+        elif name in ("_native_batch_norm_legit_no_training", "_batch_norm_no_update"):
+            op, args = overload_of(name), (x, w, b, rm, rv, 0.1, 1e-5)
         else:
             op = overload_of(name)
             args = (x, w, b, rm, rv, training, 0.1, 1e-5)
@@ -950,9 +962,22 @@ def build_norm_backward(name, draw):
     return norm_backward_call(name, draw)[:4]
 
 
-@builder("convolution_backward")
+@builder("convolution_backward", "convolution_backward_overrideable", "mps_convolution_backward")
 def build_conv_backward(name, draw):
-    return conv_backward_call(draw)[:4]
+    if name == "convolution_backward":
+        return conv_backward_call(draw)[:4]
+    if name == "mps_convolution_backward":  # (self, grad_output, weight, padding, stride, dilation, groups, mask)
+        while True:
+            op, args, kwargs, out, cfg, mask, x, grad = conv_backward_call(draw)
+            if not cfg["transposed"]:
+                break
+        args = (x, grad, args[2], cfg["padding"], cfg["stride"], cfg["dilation"], cfg["groups"], mask)
+        return aten.mps_convolution_backward.default, args, {}, out
+    op, args, kwargs, out = conv_backward_call(draw)[:4]  # the overrideable schema has no bias_sizes
+    args = tuple(args[:3]) + tuple(args[4:])
+    names = [a.name for a in aten.convolution_backward_overrideable.default._schema.arguments]
+    kwargs = {k: v for k, v in kwargs.items() if k in names}
+    return aten.convolution_backward_overrideable.default, args, kwargs, out
 
 
 def conv_backward_call(draw):
@@ -1148,6 +1173,7 @@ CONV_VARIANTS = {
     "cudnn_convolution_add_relu": ("add_relu", None, False), "miopen_convolution_add_relu": ("add_relu", None, False),
     "miopen_convolution": ("miopen", None, False), "miopen_depthwise_convolution": ("miopen", None, False),
     "miopen_convolution_transpose": ("miopen_t", None, True),
+    "_mps_convolution": ("mps", None, False), "_mps_convolution_transpose": ("mps_t", None, True),
     "_nnpack_spatial_convolution": ("nnpack", 2, False),
     "_slow_conv2d_forward": ("slow", 2, False), "thnn_conv2d": ("slow", 2, False),
     "slow_conv3d": ("slow", 3, False), "slow_conv3d_forward": ("slow", 3, False),
@@ -1172,7 +1198,7 @@ def backend_conv_call(name, draw):
     if layout in ("nnpack", "slow"):  # no dilation argument
         cfg["dilation"] = [1] * cfg["r"]
         cfg["padding"] = [min(p_, kk - 1) for p_, kk in zip(cfg["padding"], cfg["k"])]
-    if layout == "cudnn_t":
+    if layout in ("cudnn_t", "mps_t"):  # no bias argument
         cfg["bias"] = False
     if transposed:  # output_padding must be smaller than stride or dilation
         cfg["output_padding"] = [min(o, max(s_, d) - 1) for o, s_, d in zip(cfg["output_padding"], cfg["stride"],
@@ -1186,6 +1212,8 @@ def backend_conv_call(name, draw):
         "add_relu": (x, w, torch.empty_like(out), 1.0, b, s_, p_, d, g),
         "miopen": (x, w, b, p_, s_, d, g, False, False),
         "miopen_t": (x, w, b, p_, op_, s_, d, g, False, False),
+        "mps": (x, w, b, p_, s_, d, g),
+        "mps_t": (x, w, p_, op_, s_, d, g),
         "nnpack": (x, w, b, p_, s_),
         "slow": (x, w, k, b, s_, p_),
         "slow_dil": (x, w, k, b, s_, p_, d),
@@ -1894,6 +1922,129 @@ def build_sparse_matmul(name, draw):
         args = (sparse, torch.rand(m, n, dtype=dtype), torch.rand(k, n, dtype=dtype), "sum",
                 torch.zeros(0, dtype=torch.int64), [draw(st.booleans()), draw(st.booleans())])
     return op, args, {}, run_or(op, args, {}, lambda: (torch.zeros(m, n, dtype=dtype),))
+
+
+# ---- ops declared by the gaps branch whose schemas the generic filler cannot build (CPU tensors
+# where meta has no kernel) ---------------------------------------------------------------------------
+
+def _gaps_call(name, draw):
+    n, c, h, w = dims(draw, 4, 1, 5)
+    x = torch.rand(n, c, h, w)
+    o = overload_of(name)
+    if name in ("_aminmax", "_logcumsumexp"):
+        args = (x,) if name != "_logcumsumexp" else (x, draw(st.integers(0, 3)))
+    elif name in ("_cummax_helper", "_cummin_helper"):
+        args = (x, torch.empty_like(x), torch.empty(x.shape, dtype=torch.long), draw(st.integers(0, 3)))
+    elif name in ("_standard_gamma_grad",):
+        args = (x + 0.5, x + 0.1)
+    elif name == "_dirichlet_grad":
+        args = (x * 0.5 + 0.1, x + 0.5, x + 2)
+    elif name.startswith("fake_quantize_per_tensor") or name == "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams":
+        if name.startswith("_"):
+            args = (x, torch.tensor([0.1]), torch.tensor([0], dtype=torch.int32), torch.tensor([1]), 0, 255)
+        else:
+            args = (x, 0.1, 0, 0, 255)
+    elif name == "fake_quantize_per_channel_affine_cachemask":
+        args = (x, torch.full((c,), 0.1), torch.zeros(c, dtype=torch.int32), 1, 0, 255)
+    elif name == "_fake_quantize_learnable_per_tensor_affine":
+        args = (x, torch.tensor([0.1]), torch.tensor([0.0]), 0, 255)
+    elif name == "_fake_quantize_learnable_per_channel_affine":
+        args = (x, torch.full((c,), 0.1), torch.zeros(c), 1, 0, 255)
+    elif name == "_transform_bias_rescale_qkv":
+        heads = draw(st.integers(1, 3))
+        d = heads * h
+        args = (torch.rand(n, w, 3 * d), torch.rand(3 * d), heads)
+    elif name.startswith("_upsample_lanczos2d_aa."):
+        args = (x, [draw(st.integers(1, 6)), draw(st.integers(1, 6))], draw(st.booleans()))
+        if name.endswith(".out"):
+            return o, args, {"out": torch.empty(0)}
+    elif name == "conj_physical.out":
+        z = torch.rand(n, c, dtype=draw(st.sampled_from([torch.float32, torch.complex64])))
+        return o, (z,), {"out": torch.empty(0, dtype=z.dtype)}
+    elif name == "_upsample_lanczos2d_aa_backward":
+        oh, ow = dims(draw, 2, 1, 6)
+        args = (torch.rand(n, c, oh, ow), [oh, ow], [n, c, h, w], draw(st.booleans()))
+    elif name.startswith("adaptive_avg_pool"):
+        r = int(name[len("adaptive_avg_pool")])
+        if name.endswith("backward.grad_input"):
+            y = torch.rand(n, c, h, w, 2)
+            return o, (torch.rand(n, c, 1, 2, 1), y), {"grad_input": torch.empty(0)}
+        t = torch.rand((n, c, h, w, 3)[:2 + r])
+        return o, (t, [draw(st.integers(1, 2))] * r), {"out": torch.empty(0)}
+    elif name == "mkldnn_adaptive_avg_pool2d_backward":
+        args = (torch.rand(n, c, 1, 1), x)
+    elif name in ("max_pool2d_backward", "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward"):
+        r = 3 if "3d" in name else 2
+        t = torch.rand((n, c, h + 1, w + 1, 2)[:2 + r])
+        y = torch.nn.functional.max_pool2d(t, 2, 1) if r == 2 else torch.nn.functional.max_pool3d(t, 2, 1)
+        args = (y, t, [2] * r, [1] * r) if name == "max_pool2d_backward" else (y, y, t, [2] * r, [1] * r)
+    elif name in ("affine_grid_generator", "cudnn_affine_grid_generator"):
+        theta = torch.rand(n, 2, 3)
+        args = (theta, [n, c, h, w], False) if name == "affine_grid_generator" else (theta, n, c, h, w)
+    elif name == "cudnn_affine_grid_generator_backward":
+        args = (torch.rand(n, h, w, 2), n, c, h, w)
+    elif name == "glu_jvp":
+        t = torch.rand(n, c, h, 2 * w)
+        args = (torch.nn.functional.glu(t, -1), t, torch.rand_like(t), -1)
+    elif name in ("log_softmax.int_out", "softmax.int_out"):
+        return o, (x, draw(st.integers(0, 3))), {"out": torch.empty(0)}
+    elif name == "_cholesky_solve_helper":
+        k = draw(st.integers(1, 4))
+        args = (torch.rand(h, k, dtype=torch.float64), torch.eye(h, dtype=torch.float64), draw(st.booleans()))
+    elif name == "_linalg_eigvals":
+        args = (torch.rand(n, h, h, dtype=torch.float64),)
+    elif name == "avg_pool1d.out":
+        t = torch.rand(n, c, h + 2)
+        return o, (t, [draw(st.integers(1, 3))]), {"out": torch.empty(0)}
+    else:
+        raise AssertionError(name)
+    return o, args, {}
+
+
+GAPS_BUILT = ["_aminmax", "_logcumsumexp", "_cummax_helper", "_cummin_helper", "_standard_gamma_grad",
+              "_dirichlet_grad", "fake_quantize_per_tensor_affine_cachemask",
+              "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "fake_quantize_per_channel_affine_cachemask",
+              "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine",
+              "_transform_bias_rescale_qkv", "_upsample_lanczos2d_aa.default", "_upsample_lanczos2d_aa.out",
+              "_upsample_lanczos2d_aa_backward", "conj_physical.out",
+              "adaptive_avg_pool1d.out", "adaptive_avg_pool2d.out", "adaptive_avg_pool3d.out",
+              "adaptive_avg_pool3d_backward.grad_input", "mkldnn_adaptive_avg_pool2d_backward", "max_pool2d_backward",
+              "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward", "affine_grid_generator",
+              "cudnn_affine_grid_generator", "cudnn_affine_grid_generator_backward", "glu_jvp", "log_softmax.int_out",
+              "softmax.int_out", "_cholesky_solve_helper", "_linalg_eigvals", "avg_pool1d.out"]
+CPU_ONLY_GAPS = {"max_pool2d_backward", "cudnn_affine_grid_generator", "cudnn_affine_grid_generator_backward", "mkldnn_adaptive_avg_pool2d_backward",
+                 "mkldnn_max_pool2d_backward", "mkldnn_max_pool3d_backward"}
+
+
+@builder(*GAPS_BUILT)
+def build_gaps(name, draw):
+    op, args, kwargs = _gaps_call(name, draw)
+    if name in CPU_ONLY_GAPS:  # no CPU kernel (cuDNN) or an MKLDNN-layout one: a result of the right shape
+        shape = {"cudnn_affine_grid_generator": lambda: (args[1], args[3], args[4], 2),
+                 "cudnn_affine_grid_generator_backward": lambda: (args[1], 2, 3),
+                 "mkldnn_adaptive_avg_pool2d_backward": lambda: args[1].shape}.get(name, lambda: args[-3].shape)()
+        return op, args, kwargs, run_or(op, args, kwargs, lambda: torch.empty(shape))
+    return op, args, kwargs, op(*args, **kwargs)
+
+
+@builder("_cudnn_ctc_loss", "miopen_ctc_loss")
+def build_fused_ctc(name, draw):
+    """cuDNN/MIOpen CTC (no CPU kernel): [T, N, C] or [T, C] log-probs, lengths as a list or a CPU tensor."""
+    t, n, c = dims(draw, 3, 1, 6)
+    lengths = [draw(st.integers(0, 4)) for _ in range(n)]
+    batched = draw(st.booleans())
+    log_probs = meta((t, n, c) if batched else (t, c), dtype=draw(st.sampled_from(FLOATS)))
+    if not batched:
+        lengths = lengths[:1]
+    op = overload_of(name)
+    target_lengths = lengths
+    if draw(st.booleans()):
+        op = getattr(aten, name).Tensor
+        target_lengths = torch.tensor(lengths)
+    args = (log_probs, torch.zeros(sum(lengths), dtype=torch.int32), [t] * len(lengths), target_lengths, 0, True,
+            False)
+    out = (meta((n,) if batched else ()), torch.empty_like(log_probs))
+    return op, args, {}, out
 
 
 # Any other declared elementwise op or reduction gets the schema-driven builder.
