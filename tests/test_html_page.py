@@ -43,8 +43,8 @@ def test_page_sources_are_package_data_found_by_importlib_resources():
 
 
 def test_the_built_package_ships_the_page_sources(tmp_path):
-    """setup.py build_py (what a wheel or an install copies): the page's files are in the package."""
-    pytest.importorskip("pybind11")
+    """setup.py build_py (what a wheel or an install copies): the page's files are in the package
+    (setup.py imports pybind11: a test extra, so a missing one fails here rather than skipping)."""
     proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -641,13 +641,15 @@ dist.destroy_process_group()
 def collectives_report(tmp_path_factory):
     """A report of a real count under a one-rank gloo process group (in a child process, so this one
     starts no process group)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("this torch has no gloo backend")
     folder = tmp_path_factory.mktemp("comm")
     script, out = folder / "comm.py", folder / "comm.json"
     script.write_text(COLLECTIVES_SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300, env=env)
-    if proc.returncode != 0 and "gloo" in proc.stderr.lower() and "not" in proc.stderr.lower():
-        pytest.skip("this torch has no gloo backend")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return fd.Report.load(out)
 
