@@ -988,7 +988,12 @@ PyObject* Recorder_add_modules(PyObject* self, PyObject* const* argv, Py_ssize_t
             PyErr_SetString(PyExc_TypeError, "add_modules: parents must be ints");
             return nullptr;
         }
-        parents[static_cast<size_t>(i)] = static_cast<int>(PyLong_AsLong(p));
+        long parent = PyLong_AsLong(p);
+        if (parent < -1 || parent >= static_cast<long>(first) + i) {  // a registered module or an earlier one here
+            PyErr_SetString(PyExc_ValueError, "add_modules: a parent index must name an earlier module (or be -1)");
+            return nullptr;
+        }
+        parents[static_cast<size_t>(i)] = static_cast<int>(parent);
         if (st->module_ids.count(PyList_GET_ITEM(argv[0], i))) {
             PyErr_SetString(PyExc_ValueError, "add_modules: a module is already registered");
             return nullptr;

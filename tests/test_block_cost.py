@@ -176,3 +176,14 @@ def test_results_are_rolled_up_after_the_block_from_the_recorders_table():
     assert c.module("1").macs == 4 * 5 * 2  # 40
     assert c._results is not None
     assert c.totals == c._collect()["total"].counts()
+
+
+def test_add_modules_refuses_parent_indices_that_name_no_earlier_module():
+    # The recorder walks parent indices when it rolls scopes up: an index past the modules
+    # registered so far (or below -1) would read outside its table, so it is refused whole.
+    mode = counter._CountingMode()
+    pair = [torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)]
+    for parents in ([0, -1], [-1, 2], [-2, 0], [-1, 1]):
+        with pytest.raises(ValueError, match="earlier module"):
+            mode.add_modules(pair, parents)
+    assert mode.add_modules(pair, [-1, 0]) == 0  # nothing was registered by the refused calls
