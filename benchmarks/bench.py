@@ -169,6 +169,19 @@ class Workload:
             return self.model(self.peer_input)
 
 
+def llama7b_meta():
+    """A Llama-2-7B-shaped LlamaForCausalLM on the meta device, in eval mode (423 modules), the
+    benchmarks' big model (transformers needed: ImportError without it)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                      intermediate_size=11008, vocab_size=32000, max_position_embeddings=2048)
+    with torch.device("meta"):
+        return LlamaForCausalLM(cfg).eval()
+
+
 def make_workloads(quick):
     r = (lambda full, q: q if quick else full)
     out = {}
@@ -213,14 +226,7 @@ def make_workloads(quick):
     out["mlp-tiny"] = Workload("mlp-tiny", "20 x Linear(8, 8), batch 4, forward + backward (overhead-dominated)",
                                mlp, mlp_step, x, False, r(9, 5), r(20, 10))
 
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                      intermediate_size=11008, vocab_size=32000, max_position_embeddings=2048)
-    with torch.device("meta"):
-        llama = LlamaForCausalLM(cfg).eval()
+    llama = llama7b_meta()
     ids = torch.randint(0, 32000, (1, 2048), device="meta")
 
     def llama_fwd():

@@ -34,7 +34,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import flopdispatch as fd
-from bench import NoopMode, RawNoopMode  # the reference modes, defined once (bench.py)
+from bench import NoopMode, RawNoopMode, llama7b_meta  # the reference modes and big model, defined once (bench.py)
 from flopdispatch.counter import _CountingMode
 
 
@@ -140,14 +140,7 @@ def block_cost(reps):
                                        torch.randint(0, 1000, (1, 16))),
     }
     try:
-        from transformers import LlamaConfig, LlamaForCausalLM
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                          intermediate_size=11008, vocab_size=32000)
-        with torch.device("meta"):
-            llama = LlamaForCausalLM(cfg).eval()
+        llama = llama7b_meta()
         models["Llama-7B shape on meta, 423 modules"] = (llama, torch.randint(0, 32000, (1, 16), device="meta"))
     except ImportError:
         pass

@@ -55,14 +55,9 @@ def workloads():
 
     out = {"MLP, 21 modules, fwd+bwd": (mlp, mlp_step), "GPT 12 layers, 90 modules, fwd+bwd": (gpt, gpt_step)}
     try:
-        from transformers import LlamaConfig, LlamaForCausalLM
-        from transformers.utils import logging as hf_logging
+        from bench import llama7b_meta  # the benchmarks' big model, defined once (bench.py)
 
-        hf_logging.set_verbosity_error()
-        cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                          intermediate_size=11008, vocab_size=32000)
-        with torch.device("meta"):
-            llama = LlamaForCausalLM(cfg).eval()
+        llama = llama7b_meta()
         tokens = torch.randint(0, 32000, (1, 16), device="meta")
 
         def llama_fwd():
