@@ -1,4 +1,4 @@
-"""``python -m flopdispatch`` and the ``flopdispatch`` console script: see ``flopdispatch/cli.py``.
+"""``python -m flopdispatch`` and the ``flopdispatch`` console script (see ``flopdispatch/commands/``).
 
     flopdispatch run [options] SCRIPT [ARGS...]   count an unmodified script (report on stderr)
     flopdispatch model SPEC [options]             hf:<model_type> or package.module:factory
@@ -7,7 +7,7 @@
 """
 import sys
 
-from .cli import main
+from .commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

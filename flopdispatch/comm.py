@@ -13,9 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 from fractions import Fraction
-from typing import Dict, Optional
-
-import torch
+from typing import Dict, List, Optional
 
 from . import _ops
 from ._counts import PHASES
@@ -48,6 +46,8 @@ def bus_factor(kind: str, world_size: int) -> Fraction:
 
 def _nbytes(x) -> int:
     """Bytes of the tensors in x (a tensor, or nested lists/tuples of them)."""
+    import torch  # here, not at module level: reading reports (schema, show) needs no torch
+
     if isinstance(x, torch.Tensor):
         return int(x.numel()) * x.element_size()
     if isinstance(x, (list, tuple)):
@@ -71,6 +71,8 @@ _ProcessGroup = None
 def _group_info(cache: dict, group) -> tuple:
     """(size, rank) of a process group given as a ProcessGroup (or its TorchScript box), a group
     name, or a group size (rank unknown: -1). Cached per group name in ``cache`` (one count's)."""
+    import torch
+
     global _ProcessGroup
     if group is None:
         return 1, 0
@@ -526,4 +528,101 @@ def rank_table(reports, names, fmt) -> list:
         lines.append(f"imbalance (max/mean above {IMBALANCE}): " + "; ".join(flagged))
     else:
         lines.append(f"balanced: every figure's max/mean across ranks is at most {IMBALANCE}")
+    return lines
+
+
+_SAME_JOB = (("world_size", "world size"), ("command", "command"), ("target", "model"))
+
+
+def check_ranks(reports, names) -> None:
+    """One job's reports, each rank once, or a ValueError (one line naming the files): the same
+    file or rank twice, or reports of different jobs (world size, command or model differ), or
+    reports with a rank mixed with reports without."""
+    import os
+
+    seen_files, seen_ranks = {}, {}
+    ranked = [type(r.meta.get("rank")) is int for r in reports]
+    if any(ranked) and not all(ranked):
+        bare = next(n for n, has in zip(names, ranked) if not has)
+        with_rank = next(n for n, has in zip(names, ranked) if has)
+        raise ValueError(f"{bare} has no rank (not written under torchrun) while {with_rank} has: "
+                         "give one job's rank files")
+    for report, name in zip(reports, names):
+        real = os.path.realpath(name)
+        if real in seen_files:
+            raise ValueError(f"{seen_files[real]} and {name} are the same file: give each rank once")
+        seen_files[real] = name
+        rank = report.meta.get("rank")
+        if type(rank) is int:
+            if rank in seen_ranks:
+                raise ValueError(f"rank {rank} appears twice ({seen_ranks[rank]} and {name}): give each rank once")
+            seen_ranks[rank] = name
+    first, first_name = reports[0], names[0]
+    for report, name in zip(reports[1:], names[1:]):
+        for key, label in _SAME_JOB:
+            a, b = first.meta.get(key), report.meta.get(key)
+            if a is not None and b is not None and a != b:
+                show = (lambda v: " ".join(v) if isinstance(v, list) else str(v))
+                raise ValueError(terminal_safe(f"{first_name} and {name} are not one job: {label} "
+                                               f"{show(a)!r} vs {show(b)!r}"))
+    world = first.meta.get("world_size")
+    if type(world) is int:
+        for report, name in zip(reports, names):
+            rank = report.meta.get("rank")
+            if type(rank) is int and not 0 <= rank < world:
+                raise ValueError(f"{name}: rank {rank} is outside world size {world}")
+
+
+def rank_breakdown(reports, names, by: str, figure: str, fmt) -> List[str]:
+    """The lines of ``show --by op|phase`` on one report per rank: one row per op (or phase), the
+    chosen figure (flops, macs or bytes) on each rank, the job's total and max/mean across ranks;
+    rows by the job total, largest first."""
+    unit = {"flops": "FLOPs", "macs": "MACs", "bytes": "B"}[figure]
+    order = sorted(range(len(reports)), key=lambda i: (reports[i].meta.get("rank")
+                                                      if type(reports[i].meta.get("rank")) is int else i))
+    ranks = [reports[i].meta.get("rank") if type(reports[i].meta.get("rank")) is int else i for i in order]
+    per_rank = []
+    for i in order:
+        report = reports[i]
+        if by == "op":
+            per_rank.append({name: row["flops"] if figure == "flops" else row["macs"] if figure == "macs"
+                             else row["bytes_read"] + row["bytes_written"] for name, row in report.ops().items()})
+        else:
+            per_rank.append({p: getattr(report.phase(p), figure) for p in report.phases_run})
+    keys = set().union(*per_rank)
+    totals = {k: sum(v.get(k, 0) for v in per_rank) for k in keys}
+    if by == "phase":
+        phase_order = list(PHASES)
+        rows_keys = sorted(keys, key=lambda k: phase_order.index(k) if k in phase_order else len(phase_order))
+    else:
+        rows_keys = sorted(keys, key=lambda k: (-totals[k], k))
+
+    def cell(value):
+        text = fmt.text(value, unit).strip()
+        return text if unit == "B" else (text[:-len(unit)].strip() if text.endswith(unit) else text)
+
+    label = "op" if by == "op" else "phase"
+    header = [f"{label} ({unit})"] + [f"rank {r}" for r in ranks] + ["job total", "max/mean"]
+    rows = [header]
+    for k in rows_keys:
+        values = [v.get(k, 0) for v in per_rank]
+        mean = sum(values) / len(values)
+        rows.append([terminal_safe(k)] + [cell(v) for v in values] + [cell(totals[k]),
+                                                                       f"{max(values) / mean:.2f}" if mean else "-"])
+    job = [sum(v.values()) for v in per_rank]  # ops, or phases, partition each rank's totals
+    rows.append(["job total"] + [cell(v) for v in job] + [cell(sum(job)),
+                                                          f"{max(job) / (sum(job) / len(job)):.2f}" if sum(job) else "-"])
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+    worlds = {r.meta.get("world_size") for r in reports}
+    world = next(iter(worlds)) if len(worlds) == 1 and type(next(iter(worlds))) is int else None
+    targets = {r.meta.get("target") for r in reports}
+    head = f"flopdispatch: {len(reports)} ranks" + (f" of {world}" if world is not None else "")
+    if len(targets) == 1 and isinstance(next(iter(targets)), str):
+        head += f", {next(iter(targets))}"
+    head += f", {figure if figure != 'bytes' else 'bytes read + written'} by {label}"
+    lines = [terminal_safe(head), ""]
+    for n, r in enumerate(rows):
+        if n == len(rows) - 1:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip())
     return lines

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-import torch
+if TYPE_CHECKING:  # torch loads where a dtype or a tensor is made: the command line parses specs without it
+    import torch
 
 
 class SpecError(ValueError):
@@ -41,6 +42,8 @@ class InputSpec(NamedTuple):
 
 def parse_dtype(text: str) -> torch.dtype:
     """'bf16', 'bfloat16', 'int64', 'i64'... -> the torch dtype; SpecError for anything else."""
+    import torch
+
     name = DTYPE_ALIASES.get(text.strip().lower(), text.strip().lower())
     dtype = getattr(torch, name, None) if name.isidentifier() else None
     if not isinstance(dtype, torch.dtype):
@@ -85,6 +88,8 @@ def parse_input_spec(text: str) -> InputSpec:
 def parse_input(text: str) -> Tuple[tuple, torch.dtype]:
     """'1x3x224x224' or '1x1024:int64' -> ((1, 1024), torch.int64) (float32 when no dtype is
     given); SpecError (a ValueError) with a reason. Names are for ``parse_input_spec``."""
+    import torch
+
     spec = parse_input_spec(text)
     if spec.name is not None:
         raise SpecError(f"bad --input {text!r}: expected SHAPE[:DTYPE] without a name here")
@@ -92,6 +97,8 @@ def parse_input(text: str) -> Tuple[tuple, torch.dtype]:
 
 
 def _model_device_dtype(model: torch.nn.Module):
+    import torch
+
     device, dtype = None, None
     for t in list(model.parameters()) + list(model.buffers()):
         if device is None:
@@ -118,6 +125,8 @@ def is_hf_model(model) -> bool:
 
 
 def _make_tensor(spec: InputSpec, name: Optional[str], device, float_dtype, vocab: Optional[int]):
+    import torch
+
     dtype = spec.dtype or float_dtype
     try:
         if dtype.is_floating_point or dtype.is_complex:
@@ -144,6 +153,8 @@ def make_inputs(model: torch.nn.Module, specs: Sequence[Union[str, InputSpec]], 
     ``past_key_values``). ``given_positional``/``given_names``: inputs the caller passes besides
     these (tensors), which positional specs follow and names must not repeat.
     """
+    import torch
+
     parsed = [s if isinstance(s, InputSpec) else parse_input_spec(s) for s in specs]
     model_device, model_dtype = _model_device_dtype(model)
     device = torch.device(device) if device is not None else model_device

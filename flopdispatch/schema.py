@@ -78,8 +78,6 @@ import platform
 import re
 from typing import Any, Dict, List, Optional
 
-import torch
-
 from . import comm
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from ._version import __version__
@@ -146,6 +144,8 @@ def _self_ops_json(self_ops):
 
 def default_meta(**extra) -> dict:
     """The metadata every report carries, plus ``extra`` (None values dropped)."""
+    import torch  # here: reading and rendering reports needs no torch
+
     meta = {
         "flopdispatch_version": __version__,
         "torch_version": torch.__version__,

@@ -1,0 +1,93 @@
+"""Command-line start-up: wall seconds of whole `flopdispatch ...` processes, before and after (issue 21).
+
+    python benchmarks/cli_start.py                         # this checkout only
+    python benchmarks/cli_start.py --before /tmp/old -n 7  # another checkout's flopdispatch side by side
+
+Each case is a fresh ``python -m flopdispatch ...`` subprocess (PYTHONPATH = the checkout), run N
+times interleaved between the checkouts; the table gives the median (and the fastest) wall seconds,
+and whether the process had imported torch (``-X importtime`` is not used: it slows what it times).
+The small report is the demo's (GPT-2 small, about 30 KB); the big one has 40,000 ops (show_ops.py's
+synthetic report, about 40 MB). Targets (issue 21): --help and show of a small report under 0.3 s,
+show --by op on 40,000 ops under 2 s.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# A child that reports, after the command, whether torch was imported (on stderr, last line).
+CHILD = ("import sys, runpy\n"
+         "sys.argv = ['flopdispatch'] + sys.argv[1:]\n"
+         "try:\n"
+         "    runpy.run_module('flopdispatch', run_name='__main__')\n"
+         "except SystemExit:\n"
+         "    pass\n"
+         "finally:\n"
+         "    sys.stderr.write('\\nTORCH=%d\\n' % ('torch' in sys.modules))\n")
+
+
+def _run(src, args):
+    env = dict(os.environ, PYTHONPATH=src)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+    wall = time.perf_counter() - t0
+    torch_loaded = done.stderr.rstrip().endswith("TORCH=1")
+    return wall, torch_loaded
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", help="another checkout (its root, holding flopdispatch/) to time alongside")
+    parser.add_argument("-n", type=int, default=5, help="runs per case and checkout (default 5)")
+    parser.add_argument("--ops", type=int, default=40000, help="ops in the big report (default 40,000)")
+    args = parser.parse_args()
+
+    sys.path.insert(0, HERE)
+    from show_ops import synthetic_report
+
+    sources = [("after", ROOT)] + ([("before", os.path.abspath(args.before))] if args.before else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        small, big = os.path.join(tmp, "small.json"), os.path.join(tmp, "big.json")
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        subprocess.run([sys.executable, "-m", "flopdispatch", "demo", "-q", "--json", small], env=env, check=True)
+        with open(big, "w") as f:
+            json.dump(synthetic_report(args.ops), f)
+        cases = [("--help", ["--help"]), ("show small", ["show", small]),
+                 ("show small --by op", ["show", small, "--by", "op"]),
+                 ("show small --json -", ["show", small, "--json", "-"]),
+                 ("show small --html", ["show", small, "-q", "--html", os.path.join(tmp, "p.html")]),
+                 ("show 2 ranks", ["show", small, small.replace("small", "small1")]),
+                 (f"show {args.ops:,} ops --by op", ["show", big, "--by", "op"])]
+        # a second rank file for the rank merge: the same report, another rank
+        with open(small) as f:
+            data = json.load(f)
+        for rank, path in ((0, small), (1, small.replace("small", "small1"))):
+            data["meta"].update(rank=rank, world_size=2)
+            with open(path, "w") as f:
+                json.dump(data, f)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median (min) of {args.n} runs, seconds")
+        header = f"{'case':<26}" + "".join(f"{name + ' (torch?)':>24}" for name, _ in sources)
+        print(header)
+        for label, argv in cases:
+            times = {name: [] for name, _ in sources}
+            torch_seen = {name: False for name, _ in sources}
+            for _ in range(args.n):  # interleaved: a busy moment falls on both
+                for name, src in sources:
+                    wall, loaded = _run(src, argv)
+                    times[name].append(wall)
+                    torch_seen[name] |= loaded
+            cells = "".join(f"{statistics.median(times[n]):>9.2f} ({min(times[n]):.2f}) "
+                            f"{'torch' if torch_seen[n] else 'no torch':>8}" for n, _ in sources)
+            print(f"{label:<26}{cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
