@@ -5,9 +5,12 @@
     "1x128:int64"              a positional tensor of that dtype (token ids below the vocab size)
     "attention_mask=1x128:i64" a keyword input
 
-Token ids (integer inputs named ``*input_ids``, ``labels`` or positional) are drawn below the
-model's vocabulary size; integer masks are ones, other integer inputs zeros; floats are random
-normal. Shapes and dtypes are what counts: values never change a FLOP count, except where a model
+A spec without a dtype makes floats in the model's dtype, except token ids: an input filling a
+parameter named ``input_ids``, ``*_ids``, ``tokens``, ``idx`` or ``labels`` (a transformers model's
+positional input when its main input is ``input_ids``; its masks too) is int64, so ``"2x512"`` is
+what a language model expects. Token ids (integer inputs named ``*input_ids``, ``labels`` or
+positional) are drawn below the model's vocabulary size; integer masks are ones, other integer
+inputs zeros; floats are random normal. Shapes and dtypes are what counts: values never change a FLOP count, except where a model
 reads them (a mask, a router).
 """
 from __future__ import annotations
@@ -47,7 +50,10 @@ def parse_dtype(text: str) -> torch.dtype:
     name = DTYPE_ALIASES.get(text.strip().lower(), text.strip().lower())
     dtype = getattr(torch, name, None) if name.isidentifier() else None
     if not isinstance(dtype, torch.dtype):
-        raise SpecError(f"unknown dtype {text!r} (e.g. float32, bf16, fp16, int64)")
+        known = sorted(set(DTYPE_ALIASES) | set(DTYPE_ALIASES.values()) | {"bfloat16", "float16", "bool", "int16"})
+        close = difflib.get_close_matches(text.strip().lower(), known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise SpecError(f"unknown dtype {text!r}{hint} (e.g. float32, bf16, fp16, int64)")
     return dtype
 
 
@@ -196,6 +202,25 @@ def make_inputs(model: torch.nn.Module, specs: Sequence[Union[str, InputSpec]], 
                 close = difflib.get_close_matches(s.name, names, n=3, cutoff=0.6)
                 hint = f"; did you mean {' or '.join(close)}?" if close else f"; it takes {', '.join(names[:12])}"
                 raise SpecError(f"{type(model).__name__}.forward has no input named {s.name!r}{hint}")
+    # no dtype given: token ids are integers (what the parameter they fill is named says so)
+    if params is not None and not given_positional:
+        if hf:
+            bound_names = [getattr(model, "main_input_name", None)]
+        else:
+            bound_names = [p.name for p in takes]
+        positional = [s._replace(dtype=torch.int64) if s.dtype is None and i < len(bound_names)
+                      and is_token_input(bound_names[i]) else s for i, s in enumerate(positional)]
+    keyword = [s._replace(dtype=torch.int64) if s.dtype is None and (is_token_input(s.name) or
+               (hf and s.name.endswith("mask"))) else s for s in keyword]
     args = [_make_tensor(s, None, device, float_dtype, vocab) for s in positional]
     kwargs = {s.name: _make_tensor(s, s.name, device, float_dtype, vocab) for s in keyword}
     return args, kwargs
+
+
+_TOKEN_NAMES = ("ids", "tokens", "idx", "labels", "token_ids", "input_ids")
+
+
+def is_token_input(name: Optional[str]) -> bool:
+    """Whether a forward parameter of this name takes token ids (integers): input_ids, *_ids,
+    tokens, idx, labels."""
+    return bool(name) and (name in _TOKEN_NAMES or name.endswith("_ids"))

@@ -23,7 +23,7 @@ from .._version import __version__
 from ._shared import (PROG, TRACEBACK_HINT, CLIError, Parser, display_options, measure_options, print_error,
                       show_traceback)
 
-# name -> module of this package (the order of `flopdispatch --help`)
+# name -> its module: a module of this package, or a full dotted path (the order of `flopdispatch --help`)
 SUBCOMMANDS = {
     "run": "run",
     "model": "model",
@@ -33,7 +33,8 @@ SUBCOMMANDS = {
 
 
 def _module(name: str):
-    return importlib.import_module(f"{__name__}.{SUBCOMMANDS[name]}")
+    module = SUBCOMMANDS[name]  # a module of this package, or a full dotted path (flopdispatch.plan.command)
+    return importlib.import_module(module if "." in module else f"{__name__}.{module}")
 
 
 def build_parser() -> Parser:

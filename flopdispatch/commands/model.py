@@ -8,8 +8,8 @@ import argparse
 import sys
 import time
 
-from ._shared import (PROG, TRACEBACK_HINT, CLIError, check_output_paths, command_line, device_meta, emit,
-                      one_line, show_traceback)
+from ._shared import (PROG, TRACEBACK_HINT, CLIError, check_output_paths, command_line, device_meta, did_you_mean,
+                      emit, one_line, show_traceback)
 
 
 def add_parser(subparsers, parents) -> argparse.ArgumentParser:
@@ -64,8 +64,9 @@ class _InputsAction(argparse.Action):
             try:
                 specs.append(parse_input_spec(text))
             except SpecError as e:
-                if getattr(namespace, "spec", None) is None and _looks_like_model_spec(text):
-                    namespace.spec = text
+                if getattr(namespace, "spec", None) is None and _looks_like_model_spec(text) and \
+                        getattr(namespace, "spec_after_inputs", None) is None:
+                    namespace.spec_after_inputs = text  # argparse sets the empty SPEC afterwards
                     continue
                 raise argparse.ArgumentError(self, str(e).replace("bad --input ", "bad shape ")) from None
         setattr(namespace, self.dest, specs)
@@ -146,14 +147,15 @@ def run(args, argv) -> int:
     from ..progress import Progress
     from ..schema import Report, default_meta
 
-    spec, device = args.spec, args.device
+    spec, device = args.spec or getattr(args, "spec_after_inputs", None), args.device
     if spec is None:
         raise CLIError("model: give the model's SPEC: hf:<model_type> or package.module:factory "
                        "(see 'flopdispatch model --help')")
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise CLIError(f"bad --device {device!r}: expected meta, cpu or cuda") from None
+        raise CLIError(f"bad --device {device!r}{did_you_mean(device, ('meta', 'cpu', 'cuda'))}: expected meta, "
+                       "cpu or cuda") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CLIError("--device cuda: CUDA is not available here")
     check_output_paths(args)
