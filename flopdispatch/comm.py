@@ -597,12 +597,16 @@ def rank_breakdown(reports, names, by: str, figure: str, fmt) -> List[str]:
     else:
         rows_keys = sorted(keys, key=lambda k: (-totals[k], k))
 
+    fixed = fmt.units != "auto"
+
     def cell(value):
+        if fixed:  # the prefix is in the header: bare numbers
+            return fmt.cell(value, unit).strip()
         text = fmt.text(value, unit).strip()
         return text if unit == "B" else (text[:-len(unit)].strip() if text.endswith(unit) else text)
 
     label = "op" if by == "op" else "phase"
-    header = [f"{label} ({unit})"] + [f"rank {r}" for r in ranks] + ["job total", "max/mean"]
+    header = [f"{label} ({fmt.units if fixed else ''}{unit})"] + [f"rank {r}" for r in ranks] + ["job total", "max/mean"]
     rows = [header]
     for k in rows_keys:
         values = [v.get(k, 0) for v in per_rank]
@@ -619,7 +623,7 @@ def rank_breakdown(reports, names, by: str, figure: str, fmt) -> List[str]:
     head = f"flopdispatch: {len(reports)} ranks" + (f" of {world}" if world is not None else "")
     if len(targets) == 1 and isinstance(next(iter(targets)), str):
         head += f", {next(iter(targets))}"
-    head += f", {figure if figure != 'bytes' else 'bytes read + written'} by {label}"
+    head += f", {dict(flops='FLOPs', macs='MACs', bytes='bytes read + written')[figure]} by {label}"
     lines = [terminal_safe(head), ""]
     for n, r in enumerate(rows):
         if n == len(rows) - 1:
