@@ -4,15 +4,17 @@
     python benchmarks/cli_start.py --before /tmp/old -n 7  # another checkout's flopdispatch side by side
 
 Each case is a fresh ``python -m flopdispatch ...`` subprocess (PYTHONPATH = the checkout), run N
-times interleaved between the checkouts; the table gives the median (and the fastest) wall seconds,
-and whether the process had imported torch (``-X importtime`` is not used: it slows what it times).
+times interleaved between the checkouts; the table gives the median wall seconds, the median CPU
+seconds of the child (user + system: what a shared, busy machine inflates least), and whether the
+process had imported torch (``-X importtime`` is not used: it slows what it times).
 The small report is the demo's (GPT-2 small, about 30 KB); the big one has 40,000 ops (show_ops.py's
-synthetic report, about 40 MB). Targets (issue 21): --help and show of a small report under 0.3 s,
+synthetic report, about 16 MB). Targets (issue 21): --help and show of a small report under 0.3 s,
 show --by op on 40,000 ops under 2 s.
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,14 +35,20 @@ CHILD = ("import sys, runpy\n"
          "    sys.stderr.write('\\nTORCH=%d\\n' % ('torch' in sys.modules))\n")
 
 
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(src, args):
+    """(wall seconds, CPU seconds of the child, whether it imported torch) of one run."""
     env = dict(os.environ, PYTHONPATH=src)
-    t0 = time.perf_counter()
+    c0, t0 = _child_cpu(), time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
     torch_loaded = done.stderr.rstrip().endswith("TORCH=1")
-    return wall, torch_loaded
+    return wall, cpu, torch_loaded
 
 
 def main():
@@ -73,18 +81,21 @@ def main():
             data["meta"].update(rank=rank, world_size=2)
             with open(path, "w") as f:
                 json.dump(data, f)
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median (min) of {args.n} runs, seconds")
-        header = f"{'case':<26}" + "".join(f"{name + ' (torch?)':>24}" for name, _ in sources)
+        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {os.getloadavg()[0]:.1f} load; "
+              f"median of {args.n} runs: wall seconds (the child's CPU seconds), torch imported?")
+        header = f"{'case':<26}" + "".join(f"{name:>26}" for name, _ in sources)
         print(header)
         for label, argv in cases:
             times = {name: [] for name, _ in sources}
+            cpus = {name: [] for name, _ in sources}
             torch_seen = {name: False for name, _ in sources}
             for _ in range(args.n):  # interleaved: a busy moment falls on both
                 for name, src in sources:
-                    wall, loaded = _run(src, argv)
+                    wall, cpu, loaded = _run(src, argv)
                     times[name].append(wall)
+                    cpus[name].append(cpu)
                     torch_seen[name] |= loaded
-            cells = "".join(f"{statistics.median(times[n]):>9.2f} ({min(times[n]):.2f}) "
+            cells = "".join(f"{statistics.median(times[n]):>9.2f} ({statistics.median(cpus[n]):.2f}) "
                             f"{'torch' if torch_seen[n] else 'no torch':>8}" for n, _ in sources)
             print(f"{label:<26}{cells}", flush=True)
 

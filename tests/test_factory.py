@@ -219,8 +219,10 @@ def test_hf_mixtral_works_by_default_on_meta_in_bf16():
 def test_hf_dtype_builds_the_model_in_it_and_float_inputs_follow():
     model = build_model("hf:llama", TINY_LLAMA, dtype="bf16")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
-    args, _ = make_inputs(model, ["1x4x64"])
-    assert args[0].dtype == torch.bfloat16
+    _, kwargs = make_inputs(model, ["inputs_embeds=1x4x64"])  # a float input (the positional one is token ids)
+    assert kwargs["inputs_embeds"].dtype == torch.bfloat16
+    args, _ = make_inputs(model, ["1x4"])  # input_ids: integers whatever the model's dtype
+    assert args[0].dtype == torch.int64
     with pytest.raises(SpecError, match="floating dtype"):
         build_model("hf:llama", TINY_LLAMA, dtype=torch.int64)
     with pytest.raises(SpecError, match="unknown dtype 'bf17'"):
