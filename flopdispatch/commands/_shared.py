@@ -12,13 +12,11 @@ import os
 import sys
 from typing import Iterable, List
 
+from ..report import SORTS, UNITS, VIEWS, parse_depth  # the display choices (report.py is torch-free)
+
 PROG = "flopdispatch"
 TRACEBACK_ENV = "FLOPDISPATCH_TRACEBACK"
 TRACEBACK_HINT = f"({TRACEBACK_ENV}=1 shows the traceback)"
-
-# The report's display choices (the same tuples report.py validates against; that module is
-# torch-free, so reading them here costs nothing).
-from ..report import SORTS, UNITS, VIEWS, parse_depth  # noqa: E402
 
 
 class CLIError(Exception):
@@ -28,14 +26,6 @@ class CLIError(Exception):
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
-
-
-def user_code_failed(what: str, error: BaseException) -> CLIError:
-    """The error for code of the user's that raised (a factory, a model's forward, an import): one
-    line with the exception, and the hint to see its traceback (exit status 1); with
-    FLOPDISPATCH_TRACEBACK set, the traceback is printed first."""
-    show_traceback(error)
-    return CLIError(f"{what}: {type(error).__name__}: {one_line(error)} {TRACEBACK_HINT}", code=1)
 
 
 def one_line(e: BaseException) -> str:
@@ -195,6 +185,6 @@ def show_traceback(error: BaseException) -> None:
 
 
 __all__ = ["PROG", "CLIError", "Parser", "display_options", "measure_options", "check_output_paths", "display",
-           "emit", "write", "command_line", "device_meta", "print_error", "user_code_failed", "one_line", "did_you_mean",
+           "emit", "write", "command_line", "device_meta", "print_error", "one_line", "did_you_mean",
            "close_matches", "traceback_wanted", "show_traceback", "TRACEBACK_HINT"]
 

@@ -19,6 +19,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args, argv) -> int:
+    """Count the GPT-2-small training step; the table, per-phase figures and the 6 * N comparison on stdout."""
     import torch
 
     from .._demo import GPT

@@ -138,6 +138,7 @@ class _DropKnownHFWarning:
 
 
 def run(args, argv) -> int:
+    """Build the model, make its inputs, count one call (or training step); the report on stdout."""
     import torch
 
     from ..counter import count

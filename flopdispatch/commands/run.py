@@ -109,6 +109,7 @@ class _StdoutToStderr:
 
 
 def run(args, argv) -> int:
+    """Run the script (or module) under the counter; its exit status, the report on stderr."""
     from .. import comm
     from ..counter import count
     from ..progress import Progress

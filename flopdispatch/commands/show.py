@@ -20,6 +20,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
 
 
 def run(args, argv) -> int:
+    """Load the report(s) and render them again (no torch); several files as one job's ranks."""
     from .. import comm
     from ..report import _Fmt
     from ..schema import Report, ReportError
