@@ -84,7 +84,7 @@ def test_a_token_models_input_defaults_to_integer_ids(models, capsys):
     embedding refuses)."""
     report = _json(capsys, "model", "cli_models:tokens", "--input", "2x8")
     assert report["totals"]["macs"] == 2 * 8 * 4 * 3  # the head: 2 x 8 tokens x 4 in x 3 out = 192
-    assert "int64" in report["meta"]["dtypes"]
+    assert "int64" in report["meta"]["dtypes"] and report["meta"]["inputs"] == ["2x8:int64"]  # as counted
 
 
 def test_hf_token_model_without_dtype_counts_as_with_int64(models, capsys):

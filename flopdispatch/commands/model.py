@@ -84,6 +84,22 @@ def _dtype_arg(text: str):
     return dtype
 
 
+def _input_texts(specs, args_in, kwargs) -> list:
+    """The inputs as the report states them: each spec as typed, with the dtype it was given when it
+    gave none and is not a float (token ids: ``2x512`` -> ``2x512:int64``)."""
+    from ..inputs import parse_input_spec
+
+    texts, positional = [], iter(args_in)
+    for spec in specs:
+        parsed = parse_input_spec(spec) if isinstance(spec, str) else spec
+        tensor = next(positional, None) if parsed.name is None else kwargs.get(parsed.name)
+        text = parsed.text
+        if parsed.dtype is None and tensor is not None and not tensor.is_floating_point():
+            text += ":" + str(tensor.dtype).replace("torch.", "")
+        texts.append(text)
+    return texts
+
+
 def _pick_loss(out):
     import torch
 
@@ -174,7 +190,7 @@ def run(args, argv) -> int:
         print(f"{PROG}: note: {spec} runs in bfloat16 on meta (the meta kernel of its grouped expert matmuls "
               "takes bf16 only; --device cpu for float32)", file=sys.stderr)
     args_in, kwargs = make_inputs(model, specs, device=device)
-    texts = [s if isinstance(s, str) else s.text for s in specs]
+    texts = _input_texts(specs, args_in, kwargs)
     if hf:
         texts += complete_hf_inputs(model, args_in, kwargs, args.train)
 
