@@ -7,11 +7,11 @@
 
 A spec without a dtype makes floats in the model's dtype, except token ids: an input filling a
 parameter named ``input_ids``, ``*_ids``, ``tokens``, ``idx`` or ``labels`` (a transformers model's
-positional input when its main input is ``input_ids``; its masks too) is int64, so ``"2x512"`` is
-what a language model expects. Token ids (integer inputs named ``*input_ids``, ``labels`` or
-positional) are drawn below the model's vocabulary size; integer masks are ones, other integer
-inputs zeros; floats are random normal. Shapes and dtypes are what counts: values never change a FLOP count, except where a model
-reads them (a mask, a router).
+positional input when its main input is ``input_ids``; its attention masks too) is int64, so
+``"2x512"`` is what a language model expects. Token ids (integer inputs named ``*input_ids``,
+``labels`` or positional) are drawn below the model's vocabulary size; integer masks are ones,
+other integer inputs zeros; floats are random normal. Shapes and dtypes are what counts: values
+never change a FLOP count, except where a model reads them (a mask, a router).
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def make_inputs(model: torch.nn.Module, specs: Sequence[Union[str, InputSpec]], 
         positional = [s._replace(dtype=torch.int64) if s.dtype is None and i < len(bound_names)
                       and is_token_input(bound_names[i]) else s for i, s in enumerate(positional)]
     keyword = [s._replace(dtype=torch.int64) if s.dtype is None and (is_token_input(s.name) or
-               (hf and s.name.endswith("mask"))) else s for s in keyword]
+               (hf and s.name.endswith("attention_mask"))) else s for s in keyword]
     args = [_make_tensor(s, None, device, float_dtype, vocab) for s in positional]
     kwargs = {s.name: _make_tensor(s, s.name, device, float_dtype, vocab) for s in keyword}
     return args, kwargs

@@ -88,10 +88,14 @@ def test_a_token_models_input_defaults_to_integer_ids(models, capsys):
 
 
 def test_hf_token_model_without_dtype_counts_as_with_int64(models, capsys):
-    """hf:llama --input 2x16 (no dtype) equals the same with :int64: the oracle is the explicit form."""
-    bare = _json(capsys, "model", "hf:llama", "--config", *TINY_LLAMA, "--input", "2x16")
-    typed = _json(capsys, "model", "hf:llama", "--config", *TINY_LLAMA, "--input", "2x16:int64")
+    """hf:llama --input 2x16 attention_mask=2x16 (no dtypes) equals the same with :int64: the oracle
+    is the explicit form (on the CPU: the mask's values are read)."""
+    bare = _json(capsys, "model", "hf:llama", "--config", *TINY_LLAMA, "--device", "cpu",
+                 "--input", "2x16", "attention_mask=2x16")
+    typed = _json(capsys, "model", "hf:llama", "--config", *TINY_LLAMA, "--device", "cpu",
+                  "--input", "2x16:int64", "attention_mask=2x16:int64")
     assert bare["totals"] == typed["totals"] and bare["totals"]["macs"] > 0
+    assert bare["meta"]["inputs"] == typed["meta"]["inputs"] == ["2x16:int64", "attention_mask=2x16:int64"]
 
 
 def test_several_specs_after_one_input(models, capsys):

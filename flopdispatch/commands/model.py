@@ -27,7 +27,7 @@ def add_parser(subparsers, parents) -> argparse.ArgumentParser:
                             "NAME=SHAPE[:DTYPE] passes one by name (attention_mask=1x128:int64); several after "
                             "one --input, or --input repeated. Without a dtype, a token model's ids (its "
                             "positional input when that is input_ids/tokens/idx, names ending in _ids, labels; "
-                            "an hf: model's masks) are int64, anything else floats (hf: models take one "
+                            "an hf: model's attention masks) are int64, anything else floats (hf: models take one "
                             "positional input, the others by name; default: 1x128 token ids below the vocab "
                             "size, pixels or audio features from the config)")
     model.add_argument("--config", action="extend", nargs="+", default=[], metavar="KEY=VALUE|FILE.json",
