@@ -117,6 +117,50 @@ def is_hf_model(model) -> bool:
     return hasattr(model, "config") and hasattr(model, "main_input_name") and hasattr(model, "can_generate")
 
 
+def default_input_dtype(model: torch.nn.Module, name: Optional[str] = None) -> Optional[torch.dtype]:
+    """The dtype an input given without one should have: ``torch.int64`` for token ids, None for
+    "the model's floating dtype". ``name``: the keyword it is passed as (None: the first positional
+    input). Ids are a name ending in ``_ids``, and for a token model its first input (positional or
+    by its parameter name) and ``labels``/``targets``. A token model: a transformers model whose
+    ``main_input_name`` is ``input_ids``, else a model whose forward's first parameter is named
+    ``input_ids``, whose ``get_input_embeddings()`` is an Embedding, or whose first parameter
+    belongs to an Embedding."""
+    if name is not None and name.endswith("_ids"):
+        return torch.int64
+    if name is not None and name not in ("labels", "targets") and name != _first_input_name(model):
+        return None
+    return torch.int64 if _token_model(model) else None
+
+
+def _first_input_name(model) -> Optional[str]:
+    try:
+        params = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    return params[0].name if params else None
+
+
+def _token_model(model) -> bool:
+    """Whether the model's (first positional) input is token ids (see ``default_input_dtype``)."""
+    main = getattr(model, "main_input_name", None) if is_hf_model(model) else None
+    if isinstance(main, str):
+        return main.endswith("input_ids")
+    if (_first_input_name(model) or "").endswith("input_ids"):
+        return True
+    getter = getattr(model, "get_input_embeddings", None)
+    if callable(getter):
+        try:
+            if isinstance(getter(), torch.nn.Embedding):
+                return True
+        except Exception:  # noqa: BLE001 - a model that does not implement it: look at its parameters
+            pass
+    for module in model.modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            return isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag))
+    return False
+
+
 def _make_tensor(spec: InputSpec, name: Optional[str], device, float_dtype, vocab: Optional[int]):
     dtype = spec.dtype or float_dtype
     try:
