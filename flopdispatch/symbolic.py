@@ -397,6 +397,13 @@ class SymbolicCount:
     def __repr__(self):
         return f"SymbolicCount(flops={self.flops}, macs={self.macs}, bytes={self.bytes})"
 
+    def _repr_html_(self):  # Jupyter: the polynomials per module, the notes, the page (flopdispatch.notebook)
+        from . import notebook
+        from .schema import Report
+        report = Report.from_count(self.count)
+        report.symbolic = self.to_dict()
+        return notebook.symbolic_html(self, report)
+
 
 # Ops whose fake (meta) kernel reads sizes as ints in torch 2.13, pinning every dim of their input
 # to its traced value: run as their PyTorch reference decomposition instead (same output, sizes
