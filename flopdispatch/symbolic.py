@@ -88,6 +88,7 @@ class SymbolicCounts:
     causal_macs: object = 0
     calls: int = 0
     dims: tuple = dataclasses.field(default=(), compare=False, repr=False)  # the names at() takes
+    fixed: tuple = dataclasses.field(default=(), compare=False, repr=False)  # (name, size): dims set by retrace
 
     @property
     def bytes(self):
@@ -98,6 +99,11 @@ class SymbolicCounts:
         polynomials hold for dims >= 2 (PyTorch specializes sizes 0 and 1): a size of 1 warns here;
         ``SymbolicCount.at`` retraces for it instead."""
         sympy = _sympy()
+        fixed = dict(self.fixed)
+        for n, v in sizes.items():
+            if n in fixed and v != fixed[n]:
+                raise ValueError(f"fd.symbolic: {n} is fixed at {fixed[n]} in this result, not {v}")
+        sizes = {n: v for n, v in sizes.items() if n not in fixed}
         _check_sizes(sizes, self.dims)
         ones = [n for n, v in sizes.items() if v == 1]
         if ones:
@@ -244,7 +250,8 @@ class SymbolicCount:
         rows = list(rows)
         fields = [sympy.expand(sympy.Add(*[getattr(r, f) for r in rows])) for f in
                   ("flops", "macs", "bytes_read", "bytes_written", "causal_macs")]
-        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows), dims=tuple(self.dims))
+        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows), dims=tuple(self.dims),
+                              fixed=tuple(self.fixed.items()))
 
     def _select(self, phase=None, module=None, exclusive=False, op=None):
         key = (phase, module, exclusive, op)
@@ -295,6 +302,7 @@ class SymbolicCount:
     def at(self, **sizes) -> Counts:
         """Total integer counts at the given sizes (``at(batch=8, seq=2048)``), exact at every size
         >= 1: a dim at 1 is counted by a retrace with it fixed at 1 (see the class)."""
+        sizes = self._unfixed(sizes)
         _check_sizes(sizes, self.dims)
         ones = {n: 1 for n, v in sizes.items() if v == 1}
         if not ones:
@@ -302,10 +310,18 @@ class SymbolicCount:
         rest = {n: v for n, v in sizes.items() if v != 1}
         return self.retrace(**ones).totals.at(**rest)
 
+    def _unfixed(self, sizes):
+        """``sizes`` without the dims this result has fixed (a fixed dim given another size: an error)."""
+        for n, v in sizes.items():
+            if n in self.fixed and v != self.fixed[n]:
+                raise ValueError(f"fd.symbolic: {n} is fixed at {self.fixed[n]} in this result, not {v}")
+        return {n: v for n, v in sizes.items() if n not in self.fixed}
+
     def retrace(self, **sizes) -> "SymbolicCount":
         """The model run again: a dim given 1 is fixed at 1 (no longer symbolic: PyTorch
         specializes it), a dim given >= 2 is traced at that size (still symbolic). ``retrace(batch=1,
         seq=128).count`` is the ordinary count at those sizes. Cached; ``self`` when nothing changes."""
+        sizes = self._unfixed(sizes)
         _check_sizes(sizes, self.dims)
         hints = {n: sizes.get(n, h) for n, h in self.traced.items()}
         if hints == self.traced:
@@ -371,7 +387,8 @@ class SymbolicCount:
         table = [(name, [cells[k] for k in keep]) for name, cells in [head] + rows]
         widths = [max(len(r[0]) for r in table)] + [max(len(r[1][i]) for r in table) for i in range(len(keep))]
         lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
-                 + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
+                 + ", ".join(f"{k}={v}" for k, v in self.traced.items())
+                 + "".join(f"; {k} fixed at {v}" for k, v in self.fixed.items()) + ")", ""]
         for n, (name, cells) in enumerate(table):
             text = f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))
             lines.append(text.rstrip())

@@ -401,6 +401,12 @@ def test_bytes_at_size_one_equal_a_concrete_count(train):
         assert (got.flops, got.macs, got.bytes_read, got.bytes_written) == \
             (c.flops, c.macs, c.bytes_read, c.bytes_written), (b, q)
         assert s.retrace(batch=b, seq=q).count.bytes_read == c.bytes_read
+    one = s.retrace(batch=1)  # the whole result at batch 1: seq still symbolic, batch fixed
+    assert one.fixed == {"batch": 1} and set(one.dims) == {"seq"} and one.retrace(batch=1) is one
+    assert one.module("blocks.0").at(batch=1, seq=8).bytes_read == _concrete(model, 1, 8, train).module(
+        "blocks.0").bytes_read
+    with pytest.raises(ValueError, match="batch is fixed at 1 in this result, not 2"):
+        one.at(batch=2, seq=8)
     # the polynomial itself holds for batch >= 2 only, and says so when read at 1
     with pytest.warns(UserWarning, match="batch >= 2"):
         poly = s.totals.at(batch=1, seq=8)
