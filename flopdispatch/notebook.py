@@ -17,7 +17,7 @@ from typing import Optional
 
 from .report import human
 
-__all__ = ["report_html", "symbolic_html", "step_stats_html", "PAGE_INLINE_LIMIT"]
+__all__ = ["report_html", "module_table_html", "symbolic_html", "step_stats_html", "PAGE_INLINE_LIMIT"]
 
 PAGE_INLINE_LIMIT = 4_000_000
 """The largest interactive page (characters) inlined in a notebook cell; a larger one is left out

@@ -544,6 +544,15 @@ def symbolic(model: torch.nn.Module, inputs=None, dims: Optional[Mapping[str, in
         by_name = keyword
     if not positional and not by_name:
         raise ValueError("fd.symbolic: give the model's inputs, e.g. fd.symbolic(model, ('batch', 'seq'), dims=...)")
+    try:
+        inspect.signature(model.forward).bind(*positional, **by_name)
+    except TypeError as e:
+        options = ("train", "loss_fn", "optimizer", "device", "keyword_inputs", "dims", "inputs")
+        close = [o for k in named_inputs for o in difflib.get_close_matches(k, options, n=1, cutoff=0.7)]
+        hint = f" (an option of fd.symbolic: {', '.join(close)}?)" if close else ""
+        raise TypeError(f"fd.symbolic: {type(model).__name__}.forward: {e}{hint}") from None
+    except ValueError:
+        pass  # no signature to check against
     used = set()
     for spec in positional + list(by_name.values()):
         if not isinstance(spec, torch.Tensor):
@@ -556,12 +565,6 @@ def symbolic(model: torch.nn.Module, inputs=None, dims: Optional[Mapping[str, in
             hint = f"; did you mean {' or '.join(close)}?" if close else \
                 (f"; the inputs use {', '.join(sorted(used))}" if used else "; no input names a dim")
             raise ValueError(f"fd.symbolic: dims names {n!r}, which no input uses{hint}")
-    try:
-        inspect.signature(model.forward).bind(*positional, **by_name)
-    except TypeError as e:
-        raise TypeError(f"fd.symbolic: {type(model).__name__}.forward: {e}") from None
-    except ValueError:
-        pass  # no signature to check against
     recipe = _Recipe(model, positional, by_name, train, loss_fn, optimizer, device)
     return _trace(recipe, dims, {})
 

@@ -451,6 +451,8 @@ def test_unused_and_unknown_dim_names_are_errors_with_close_matches():
         s.module("").at(bach=4)
     with pytest.raises(ValueError, match="an int >= 1"):
         s.at(batch=0)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'trian' \(an option of fd.symbolic: train\?\)"):
+        fd.symbolic(lin, ("batch", 8), dims={"batch": 3}, trian=True)  # a typo is an input the model lacks
     assert s.at(batch=5).macs == 5 * 8 * 4  # 160
 
 
