@@ -471,8 +471,8 @@ class _DropKnownHFWarning:
 
 def _cmd_symbolic(model, args_in, kwargs, texts, args, argv, target) -> int:
     """``model ... --symbolic batch,seq``: the table of polynomials, and the report (counts at the
-    traced sizes) with a ``symbolic`` field for --json / --html. The names are given to the input
-    tensors' dims by position (an empty name keeps that dim's size)."""
+    inputs' own sizes) with a ``symbolic`` field for --json / --html. The names are given to the
+    input tensors' dims by position (``symbolic.dims_from_tensors``)."""
     from .schema import Report, default_meta
     from .symbolic import dims_from_tensors, symbolic
 
