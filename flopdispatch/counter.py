@@ -1049,6 +1049,10 @@ class count(TotalsShortcuts):
         t = self.totals
         return f"<flopdispatch.count flops={t.flops} macs={t.macs} bytes={t.bytes}>"
 
+    def _repr_html_(self):  # Jupyter: the module table and the interactive page (flopdispatch.notebook)
+        from . import notebook
+        return None if self._mode is None else notebook.report_html(Report.from_count(self))
+
 
 def profile(model: torch.nn.Module, *args, **kwargs) -> count:
     """Count one call ``model(*args, **kwargs)``; returns the finished ``count``.

@@ -130,6 +130,74 @@ def is_hf_model(model) -> bool:
     return hasattr(model, "config") and hasattr(model, "main_input_name") and hasattr(model, "can_generate")
 
 
+def default_input_dtype(model: torch.nn.Module, name: Optional[str] = None, position: int = 0
+                        ) -> Optional[torch.dtype]:
+    """The dtype an input given without one should have: ``torch.int64`` for token ids (and a
+    transformers model's attention masks), None for "the model's floating dtype". ``name``: the
+    keyword it is passed as, or None for the positional input at ``position``. The one rule behind
+    ``--input``, ``fd.profile`` and ``fd.symbolic``: ids are what fills a parameter named like token
+    ids (``is_token_input``: input_ids, *_ids, tokens, idx, labels), and for a token model its first
+    input (positional or by its parameter name) and ``targets``. A token model: a transformers model
+    whose ``main_input_name`` is ``input_ids``, else a model whose forward's first parameter is named
+    ``input_ids``, whose ``get_input_embeddings()`` is an Embedding, or whose first parameter belongs
+    to an Embedding."""
+    import torch
+
+    if name is not None:
+        if is_token_input(name) or (is_hf_model(model) and name.endswith("attention_mask")):
+            return torch.int64
+        if name != "targets" and name != _first_input_name(model):
+            return None
+        return torch.int64 if _token_model(model) else None
+    filled = _positional_names(model)
+    if position < len(filled) and is_token_input(filled[position]):
+        return torch.int64
+    return torch.int64 if position == 0 and _token_model(model) else None
+
+
+def _positional_names(model) -> List[str]:
+    """The parameters positional inputs fill, in order (a transformers model: its main input only)."""
+    if is_hf_model(model):
+        main = getattr(model, "main_input_name", None)
+        return [main] if isinstance(main, str) else []
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _first_input_name(model) -> Optional[str]:
+    try:
+        params = [p for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    return params[0].name if params else None
+
+
+def _token_model(model) -> bool:
+    """Whether the model's (first positional) input is token ids (see ``default_input_dtype``)."""
+    import torch
+
+    main = getattr(model, "main_input_name", None) if is_hf_model(model) else None
+    if isinstance(main, str):
+        return main.endswith("input_ids")
+    if (_first_input_name(model) or "").endswith("input_ids"):
+        return True
+    getter = getattr(model, "get_input_embeddings", None)
+    if callable(getter):
+        try:
+            if isinstance(getter(), torch.nn.Embedding):
+                return True
+        except Exception:  # noqa: BLE001 - a model that does not implement it: look at its parameters
+            pass
+    for module in model.modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            return isinstance(module, (torch.nn.Embedding, torch.nn.EmbeddingBag))
+    return False
+
+
 def _make_tensor(spec: InputSpec, name: Optional[str], device, float_dtype, vocab: Optional[int]):
     import torch
 
@@ -202,16 +270,10 @@ def make_inputs(model: torch.nn.Module, specs: Sequence[Union[str, InputSpec]], 
                 close = difflib.get_close_matches(s.name, names, n=3, cutoff=0.6)
                 hint = f"; did you mean {' or '.join(close)}?" if close else f"; it takes {', '.join(names[:12])}"
                 raise SpecError(f"{type(model).__name__}.forward has no input named {s.name!r}{hint}")
-    # no dtype given: token ids are integers (what the parameter they fill is named says so)
-    if params is not None and not given_positional:
-        if hf:
-            bound_names = [getattr(model, "main_input_name", None)]
-        else:
-            bound_names = [p.name for p in takes]
-        positional = [s._replace(dtype=torch.int64) if s.dtype is None and i < len(bound_names)
-                      and is_token_input(bound_names[i]) else s for i, s in enumerate(positional)]
-    keyword = [s._replace(dtype=torch.int64) if s.dtype is None and (is_token_input(s.name) or
-               (hf and s.name.endswith("attention_mask"))) else s for s in keyword]
+    # no dtype given: token ids are integers (default_input_dtype: the one rule)
+    positional = [s if s.dtype is not None else s._replace(dtype=default_input_dtype(model, None, i))
+                  for i, s in enumerate(positional, start=given_positional)]
+    keyword = [s if s.dtype is not None else s._replace(dtype=default_input_dtype(model, s.name)) for s in keyword]
     args = [_make_tensor(s, None, device, float_dtype, vocab) for s in positional]
     kwargs = {s.name: _make_tensor(s, s.name, device, float_dtype, vocab) for s in keyword}
     return args, kwargs

@@ -100,6 +100,10 @@ class StepStats:
                 "tokens_per_second": self.tokens_per_second, "samples_per_second": self.samples_per_second,
                 "mfu": self.mfu}
 
+    def _repr_html_(self):  # Jupyter: meter.summary() and meter.last as a small table (flopdispatch.notebook)
+        from . import notebook
+        return notebook.step_stats_html(self)
+
 
 _PLAIN = (int, float, bool, str, type(None))
 
@@ -369,3 +373,8 @@ class Meter:
 
     def __repr__(self):
         return f"<flopdispatch.Meter steps={self.steps} counts_made={self.counts_made} signatures={len(self._cache)}>"
+
+    def _repr_html_(self):  # Jupyter: the summary of the steps so far (flopdispatch.notebook), none before one
+        from . import notebook
+        summary = self.summary()
+        return None if summary is None else notebook.step_stats_html(summary)

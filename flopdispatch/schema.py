@@ -574,6 +574,10 @@ class Report(TotalsShortcuts):
         return (f"<flopdispatch.Report {terminal_safe(self.meta.get('target') or '')} flops={t.flops} "
                 f"macs={t.macs} bytes={t.bytes}>")
 
+    def _repr_html_(self):  # Jupyter: the module table and the interactive page (flopdispatch.notebook)
+        from . import notebook
+        return notebook.report_html(self)
+
 
 def _sum(counts) -> Counts:
     out = dict.fromkeys(COUNT_FIELDS, 0)

@@ -14,6 +14,8 @@ into a constant.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import os
 import traceback
 import warnings
@@ -24,7 +26,7 @@ import torch
 from . import _core, _reference
 from .counter import PHASES, Counts, count
 
-__all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC"]
+__all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC", "dims_from_tensors"]
 
 # Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
 # numbers"); tests/test_symbolic.py checks the data-dependent, FFT, user-formula and fake-kernel
@@ -52,6 +54,24 @@ def _sympy():
     return sympy
 
 
+def _close(name, choices) -> str:
+    """'; did you mean X?' for a mistyped name, or the names there are."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(str(name), choices, n=3, cutoff=0.6)
+    if close:
+        return "; did you mean " + " or ".join(close) + "?"
+    return f"; the dims are {', '.join(choices)}" if choices else "; there are no dims"
+
+
+def _check_sizes(sizes, dims):
+    """Sizes for at()/retrace(): known dim names (when the dims are known), ints >= 1."""
+    for name, value in sizes.items():
+        if dims and name not in dims:
+            raise ValueError(f"fd.symbolic: no dim named {name!r}{_close(name, dims)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"fd.symbolic: {name}={value!r}: a size is an int >= 1")
+
+
 @dataclasses.dataclass(frozen=True)
 class SymbolicCounts:
     """Work as sympy expressions in the named dimensions (same units as ``Counts``).
@@ -67,14 +87,31 @@ class SymbolicCounts:
     bytes_written: object = 0
     causal_macs: object = 0
     calls: int = 0
+    dims: tuple = dataclasses.field(default=(), compare=False, repr=False)  # the names at() takes
+    fixed: tuple = dataclasses.field(default=(), compare=False, repr=False)  # (name, size): dims set by retrace
 
     @property
     def bytes(self):
         return _sympy().expand(self.bytes_read + self.bytes_written)
 
     def at(self, **sizes) -> Counts:
-        """The integer counts at the given sizes of the named dimensions."""
+        """The integer counts at the given sizes of the named dimensions (each >= 1). The
+        polynomials hold for dims >= 2 (PyTorch specializes sizes 0 and 1): a size of 1 warns here;
+        ``SymbolicCount.at`` retraces for it instead."""
         sympy = _sympy()
+        fixed = dict(self.fixed)
+        for n, v in sizes.items():
+            if n in fixed and v != fixed[n]:
+                raise ValueError(f"fd.symbolic: {n} is fixed at {fixed[n]} in this result, not {v}")
+        sizes = {n: v for n, v in sizes.items() if n not in fixed}
+        _check_sizes(sizes, self.dims)
+        ones = [n for n, v in sizes.items() if v == 1]
+        if ones:
+            warnings.warn(f"fd.symbolic: these polynomials hold for {', '.join(f'{n} >= 2' for n in ones)} "
+                          "(PyTorch specializes size 1); bytes can differ at 1 (a reshape that copies at 2 "
+                          "can be a view at 1): use SymbolicCount.at(...) or .retrace("
+                          + ", ".join(f"{n}=1" for n in ones) + ") for exact counts there",
+                          UserWarning, stacklevel=2)
         subs = {sympy.Symbol(k, positive=True, integer=True): int(v) for k, v in sizes.items()}
 
         def value(e):
@@ -131,8 +168,9 @@ def _dim_source(name):
 
 
 def _parse_dtype(d):
+    """A dtype, or None (not given: the model's default for that input)."""
     if d is None:
-        return torch.float32
+        return None
     if isinstance(d, torch.dtype):
         return d
     found = getattr(torch, str(d), None)
@@ -142,7 +180,7 @@ def _parse_dtype(d):
 
 
 def _input_spec(spec):
-    """(shape entries, dtype) of one input: ("batch", "seq"), (("batch", 3), torch.int64),
+    """(shape entries, dtype or None) of one input: ("batch", "seq"), (("batch", 3), torch.int64),
     {"shape": ..., "dtype": ...} or "batch,seq:int64"."""
     if isinstance(spec, str):
         shape, _, dtype = spec.partition(":")
@@ -155,7 +193,7 @@ def _input_spec(spec):
     if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], (tuple, list)):
         return list(spec[0]), _parse_dtype(spec[1])
     if isinstance(spec, (tuple, list)):
-        return list(spec), torch.float32
+        return list(spec), None
     raise TypeError(f"fd.symbolic: an input is a shape such as ('batch', 'seq'), a (shape, dtype) pair or a "
                     f"'batch,seq:int64' string; got {type(spec).__name__}")
 
@@ -165,8 +203,8 @@ def _one_input(spec):
     than a list of them."""
     if isinstance(spec, (str, torch.Tensor, Mapping)):
         return True
-    if not isinstance(spec, (tuple, list)):
-        return False
+    if not isinstance(spec, (tuple, list)) or not spec:
+        return False  # [] or (): no positional inputs
     if len(spec) == 2 and isinstance(spec[0], (tuple, list)) and isinstance(spec[1], (torch.dtype, str)):
         return True  # (shape, dtype)
     return all(isinstance(e, (int, str)) for e in spec)  # a shape
@@ -185,26 +223,35 @@ class SymbolicCount:
     dims the model pinned to their traced size, with why; ``not_symbolic``: ops whose cost has no
     expression (left out of every expression, see ``NOT_SYMBOLIC``); ``unsupported``: as ``count``;
     ``dropped``: {op: calls} run only because sizes are symbolic (left out: eager never runs them).
+    ``fixed``: dims set to a size rather than kept symbolic (by ``retrace``).
+
+    The expressions hold for every dim >= 2 (``guards`` says so): PyTorch specializes sizes 0 and 1,
+    and at 1 a reshape that copies at 2 can be a view, so the bytes differ. ``at()`` with a dim at 1
+    retraces with that dim fixed at 1 (exact there); ``retrace(batch=1)`` gives that whole result.
     """
 
-    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic, dropped=None):
+    def __init__(self, c, dims, traced, sums, guards, specialized, not_symbolic, dropped=None, recipe=None,
+                 fixed=None):
         self.count, self.dims, self.traced = c, dims, traced
         self.guards, self.specialized, self.not_symbolic = guards, specialized, not_symbolic
         self.dropped = dict(dropped or {})
+        self.fixed = dict(fixed or {})
         self._sums = sums  # (scope, phase name, op name) -> SymbolicCounts
         self._cache = {}
+        self._recipe = recipe  # what _trace needs to run the model again (retrace)
+        self._retraced = {}
 
     @property
     def unsupported(self) -> Dict[str, int]:
         return self.count.unsupported
 
-    @staticmethod
-    def _add(rows):
+    def _add(self, rows):
         sympy = _sympy()
         rows = list(rows)
         fields = [sympy.expand(sympy.Add(*[getattr(r, f) for r in rows])) for f in
                   ("flops", "macs", "bytes_read", "bytes_written", "causal_macs")]
-        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows))
+        return SymbolicCounts(*fields, calls=sum(r.calls for r in rows), dims=tuple(self.dims),
+                              fixed=tuple(self.fixed.items()))
 
     def _select(self, phase=None, module=None, exclusive=False, op=None):
         key = (phase, module, exclusive, op)
@@ -253,8 +300,40 @@ class SymbolicCount:
         return {o: self._select(phase=phase, op=o) for o in names}
 
     def at(self, **sizes) -> Counts:
-        """Total integer counts at the given sizes (``at(batch=8, seq=2048)``)."""
-        return self.totals.at(**sizes)
+        """Total integer counts at the given sizes (``at(batch=8, seq=2048)``), exact at every size
+        >= 1: a dim at 1 is counted by a retrace with it fixed at 1 (see the class)."""
+        sizes = self._unfixed(sizes)
+        _check_sizes(sizes, self.dims)
+        ones = {n: 1 for n, v in sizes.items() if v == 1}
+        if not ones:
+            return self.totals.at(**sizes)
+        rest = {n: v for n, v in sizes.items() if v != 1}
+        return self.retrace(**ones).totals.at(**rest)
+
+    def _unfixed(self, sizes):
+        """``sizes`` without the dims this result has fixed (a fixed dim given another size: an error)."""
+        for n, v in sizes.items():
+            if n in self.fixed and v != self.fixed[n]:
+                raise ValueError(f"fd.symbolic: {n} is fixed at {self.fixed[n]} in this result, not {v}")
+        return {n: v for n, v in sizes.items() if n not in self.fixed}
+
+    def retrace(self, **sizes) -> "SymbolicCount":
+        """The model run again: a dim given 1 is fixed at 1 (no longer symbolic: PyTorch
+        specializes it), a dim given >= 2 is traced at that size (still symbolic). ``retrace(batch=1,
+        seq=128).count`` is the ordinary count at those sizes. Cached; ``self`` when nothing changes."""
+        sizes = self._unfixed(sizes)
+        _check_sizes(sizes, self.dims)
+        hints = {n: sizes.get(n, h) for n, h in self.traced.items()}
+        if hints == self.traced:
+            return self
+        if self._recipe is None:
+            raise ValueError("fd.symbolic: this result cannot be retraced (it keeps no model)")
+        key = tuple(sorted(hints.items()))
+        if key not in self._retraced:
+            fixed = {**self.fixed, **{n: 1 for n, v in hints.items() if v == 1}}
+            traced = {n: v for n, v in hints.items() if v != 1}
+            self._retraced[key] = _trace(self._recipe, traced, fixed)
+        return self._retraced[key]
 
     def to_dict(self, depth=None) -> dict:
         """JSON-able: every expression as a string (the report's ``symbolic`` field)."""
@@ -308,7 +387,8 @@ class SymbolicCount:
         table = [(name, [cells[k] for k in keep]) for name, cells in [head] + rows]
         widths = [max(len(r[0]) for r in table)] + [max(len(r[1][i]) for r in table) for i in range(len(keep))]
         lines = [f"{field} as polynomials in {', '.join(self.dims)} (traced at "
-                 + ", ".join(f"{k}={v}" for k, v in self.traced.items()) + ")", ""]
+                 + ", ".join(f"{k}={v}" for k, v in self.traced.items())
+                 + "".join(f"; {k} fixed at {v}" for k, v in self.fixed.items()) + ")", ""]
         for n, (name, cells) in enumerate(table):
             text = f"{name:<{widths[0]}}  " + "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths[1:]))
             lines.append(text.rstrip())
@@ -333,6 +413,13 @@ class SymbolicCount:
 
     def __repr__(self):
         return f"SymbolicCount(flops={self.flops}, macs={self.macs}, bytes={self.bytes})"
+
+    def _repr_html_(self):  # Jupyter: the polynomials per module, the notes, the page (flopdispatch.notebook)
+        from . import notebook
+        from .schema import Report
+        report = Report.from_count(self.count)
+        report.symbolic = self.to_dict()
+        return notebook.symbolic_html(self, report)
 
 
 # Ops whose fake (meta) kernel reads sizes as ints in torch 2.13, pinning every dim of their input
@@ -410,27 +497,28 @@ def _default_loss(output):
     return output if output.dim() == 0 else output.float().sum()
 
 
-def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: bool = False, loss_fn=None,
-             optimizer=None, device="cpu", keyword_inputs=None) -> SymbolicCount:
+def symbolic(model: torch.nn.Module, inputs=None, dims: Optional[Mapping[str, int]] = None, *, train: bool = False,
+             loss_fn=None, optimizer=None, device="cpu", keyword_inputs=None, **named_inputs) -> SymbolicCount:
     """Count one run of ``model`` with named dimensions kept symbolic; FLOPs, MACs and bytes come
     back as exact polynomials in them.
 
     ``inputs``: the model's inputs as shapes whose entries are ints or dim names: one shape
     ``("batch", "seq")``, a ``(shape, dtype)`` pair, a ``"batch,seq:int64"`` string, a list of those
-    (positional) or a dict of them (keyword arguments); an actual tensor passes as it is.
-    ``dims``: {name: size the model is traced at} (each >= 2: PyTorch pins sizes 0 and 1).
-    ``train``: also run backward of ``loss_fn(output)`` (default: the output's ``loss``, else the
-    sum of its logits or first tensor); ``optimizer``: a callable(params) -> optimizer whose
-    ``step()`` runs after backward. The model's parameters may be on any device, meta included:
-    the run uses fake copies on ``device`` (no memory, no data). ``keyword_inputs``: more inputs
-    passed by name, beside positional ``inputs``.
+    (positional) or a dict of them (keyword arguments); an actual tensor passes as it is. Inputs
+    may also be passed by name: ``fd.symbolic(model, dims=..., input_ids=("batch", "seq"))``
+    (``keyword_inputs={...}`` for a name this function takes itself, such as ``device``). An input
+    without a dtype is token ids (int64) where ``inputs.default_input_dtype`` says so (a token
+    model's first input, ``*_ids``), else the model's floating dtype.
+    ``dims``: {name: size the model is traced at} (each >= 2: PyTorch pins sizes 0 and 1); every
+    name must be used by an input. ``train``: also run backward of ``loss_fn(output)`` (default: the
+    output's ``loss``, else the sum of its logits or first tensor); ``optimizer``: a
+    callable(params) -> optimizer whose ``step()`` runs after backward. The model's parameters may
+    be on any device, meta included: the run uses fake copies on ``device`` (no memory, no data).
     """
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
-
-    sympy = _sympy()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"fd.symbolic(model): expected a torch.nn.Module, got {type(model).__name__}")
+    if dims is None:
+        raise TypeError("fd.symbolic: give dims={name: size to trace at}, e.g. dims={'batch': 2, 'seq': 16}")
     dims = dict(dims)
     if not dims:
         raise ValueError("fd.symbolic: name at least one dimension in dims={'seq': 128, ...}")
@@ -440,32 +528,100 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
         if not isinstance(hint, int) or isinstance(hint, bool) or hint < 2:
             raise ValueError(f"fd.symbolic: dims[{name!r}] = {hint!r}: trace at an int >= 2 "
                              "(PyTorch specializes sizes 0 and 1)")
+    keyword = dict(keyword_inputs or {})
+    for k, v in named_inputs.items():
+        if k in keyword:
+            raise ValueError(f"fd.symbolic: input {k!r} is given twice (by name and in keyword_inputs)")
+        keyword[k] = v
+    if isinstance(inputs, Mapping):
+        positional, by_name = [], dict(inputs)
+        for k in keyword:
+            if k in by_name:
+                raise ValueError(f"fd.symbolic: input {k!r} is given twice")
+        by_name.update(keyword)
+    else:
+        positional = [] if inputs is None else [inputs] if _one_input(inputs) else list(inputs)
+        by_name = keyword
+    if not positional and not by_name:
+        raise ValueError("fd.symbolic: give the model's inputs, e.g. fd.symbolic(model, ('batch', 'seq'), dims=...)")
+    try:
+        inspect.signature(model.forward).bind(*positional, **by_name)
+    except TypeError as e:
+        options = ("train", "loss_fn", "optimizer", "device", "keyword_inputs", "dims", "inputs")
+        close = [o for k in named_inputs for o in difflib.get_close_matches(k, options, n=1, cutoff=0.7)]
+        hint = f" (an option of fd.symbolic: {', '.join(close)}?)" if close else ""
+        raise TypeError(f"fd.symbolic: {type(model).__name__}.forward: {e}{hint}") from None
+    except ValueError:
+        pass  # no signature to check against
+    used = set()
+    for spec in positional + list(by_name.values()):
+        if not isinstance(spec, torch.Tensor):
+            used.update(e for e in _input_spec(spec)[0] if isinstance(e, str))
+    for e in sorted(used - set(dims)):
+        raise ValueError(f"fd.symbolic: input dim {e!r} is not in dims{_close(e, dims)}")
+    for n in dims:
+        if n not in used:
+            close = difflib.get_close_matches(n, sorted(used), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else \
+                (f"; the inputs use {', '.join(sorted(used))}" if used else "; no input names a dim")
+            raise ValueError(f"fd.symbolic: dims names {n!r}, which no input uses{hint}")
+    recipe = _Recipe(model, positional, by_name, train, loss_fn, optimizer, device)
+    return _trace(recipe, dims, {})
+
+
+@dataclasses.dataclass
+class _Recipe:
+    """One call of fd.symbolic: what a trace (and a retrace at other sizes) runs."""
+
+    model: torch.nn.Module
+    positional: list
+    by_name: dict
+    train: bool
+    loss_fn: object
+    optimizer: object
+    device: object
+
+
+def _float_dtype(model):
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float32
+
+
+def _trace(recipe: _Recipe, dims: Dict[str, int], fixed: Dict[str, int]) -> SymbolicCount:
+    """Run the recipe once with ``dims`` symbolic (traced at their values) and ``fixed`` dims as ints."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    from .inputs import default_input_dtype
+
+    sympy = _sympy()
+    model, train, loss_fn, optimizer, device = (recipe.model, recipe.train, recipe.loss_fn, recipe.optimizer,
+                                                recipe.device)
     env = ShapeEnv()
     sym_of = {n: env.create_symbol(h, _dim_source(n), dynamic_dim=DimDynamic.DYNAMIC) for n, h in dims.items()}
     named = {s: sympy.Symbol(n, positive=True, integer=True) for n, s in sym_of.items()}
     fake = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
+    float_dtype = _float_dtype(model)
 
     def size(entry):
         if isinstance(entry, str):
-            if entry not in dims:
-                raise ValueError(f"fd.symbolic: input dim {entry!r} is not in dims ({', '.join(dims)})")
+            if entry in fixed:
+                return fixed[entry]
             return env.create_symintnode(sym_of[entry], hint=dims[entry])
         return int(entry)
 
-    def make(spec):
+    def make(spec, name, position=0):
         if isinstance(spec, torch.Tensor):
             return spec
         shape, dtype = _input_spec(spec)
+        dtype = dtype or default_input_dtype(model, name, position) or float_dtype
         return torch.zeros([size(e) for e in shape], dtype=dtype, device=device)
 
     with fake:
-        if isinstance(inputs, Mapping):
-            args, kwargs = (), {k: make(v) for k, v in inputs.items()}
-        elif _one_input(inputs):
-            args, kwargs = (make(inputs),), {}
-        else:
-            args, kwargs = tuple(make(s) for s in inputs), {}
-        kwargs.update({k: make(v) for k, v in (keyword_inputs or {}).items()})
+        args = tuple(make(spec, None, i) for i, spec in enumerate(recipe.positional))
+        kwargs = {k: make(v, k) for k, v in recipe.by_name.items()}
         state = {}
         for n, p in model.named_parameters():
             state[n] = torch.empty(p.shape, dtype=p.dtype, device=device).requires_grad_(p.requires_grad)
@@ -550,7 +706,7 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
             specialized[n] = f"pinned to {env.replace(s)} (replacement without a recorded guard)"
     if specialized:
         warnings.warn("fd.symbolic: " + "; ".join(f"{n} {why}" for n, why in specialized.items())
-                      + ": the expressions are constant in those dims", UserWarning, stacklevel=2)
+                      + ": the expressions are constant in those dims", UserWarning, stacklevel=3)
     phase_names = PHASES
     totals = {}
     for (scope, phase, name), acc in sums.items():
@@ -572,5 +728,46 @@ def symbolic(model: torch.nn.Module, inputs, dims: Mapping[str, int], *, train: 
                 ("flops", "macs", "bytes_read", "bytes_written")] if got is not None else [0, 0, 0, 0]
         if have != want and key[2] not in not_symbolic:
             not_symbolic[key[2]] = "priced outside the Python reference (a user formula?): traced size only"
+    # PyTorch's own assumption on every symbolic dim (sizes 0 and 1 are specialized): at 1 the run
+    # can differ (a reshape that copies at 2 can be a view at 1, other bytes): SymbolicCount.at retraces.
+    guards = [f"{n} >= 2  (PyTorch specializes size 1: at({n}=1) retraces with {n} fixed at 1)"
+              for n in dims if n not in specialized] + guards
     return SymbolicCount(c, {n: named[s] for n, s in sym_of.items()}, dict(dims), totals, guards, specialized,
-                         not_symbolic, dropped)
+                         not_symbolic, dropped, recipe=recipe, fixed=fixed)
+
+
+def dims_from_tensors(args, kwargs, names):
+    """The command line's ``--symbolic batch,seq``: the input tensors' dims named by position (an
+    empty name keeps that dim's size). Returns (positional specs, keyword specs, dims, sizes):
+    ``dims`` {name: size to trace at} (a size of 1 is traced at 2: PyTorch pins 1, and the
+    polynomial is the same), ``sizes`` {name: the inputs' own size}, for ``retrace(**sizes)``.
+    ValueError (one line) for a bad name, a name with two sizes or one no input has."""
+    names = [n.strip() for n in names]
+    for n in names:
+        if n and not n.isidentifier():
+            raise ValueError(f"{n!r} is not a name (letters, digits, _)")
+    dims, sizes = {}, {}
+
+    def named(tensor):
+        entries = []
+        for i, size in enumerate(tensor.shape):
+            name = names[i] if i < len(names) else ""
+            if not name:
+                entries.append(size)
+                continue
+            if sizes.setdefault(name, size) != size:
+                raise ValueError(f"{name} has two sizes in the inputs ({sizes[name]} and {size})")
+            dims[name] = max(size, 2)
+            entries.append(name)
+        return (entries, tensor.dtype)
+
+    positional = [named(t) for t in args]
+    keyword = {k: named(t) for k, t in kwargs.items()}
+    if not dims:
+        raise ValueError("name at least one dim, e.g. --symbolic batch,seq")
+    unused = [n for n in names if n and n not in dims]
+    if unused:
+        most = max([t.dim() for t in list(args) + list(kwargs.values())] or [0])
+        raise ValueError(f"{unused[0]!r} names dim {names.index(unused[0])} of the inputs, which have at most "
+                         f"{most} dims")
+    return positional, keyword, dims, sizes

@@ -1,7 +1,7 @@
 // Runs the HTML report's script under node with a minimal stand-in for the DOM (no browser needed)
 // and prints what it drew as JSON: the cards, the metadata line, the op table, the module boxes,
 // the module table, the communication table.
-// Usage: node html_dom.js PAGE.html
+// Usage: node html_dom.js PAGE.html [HASH]   (HASH: the URL fragment, e.g. "#metric=macs")
 "use strict";
 const fs = require("fs");
 const page = fs.readFileSync(process.argv[2], "utf8");
@@ -33,7 +33,7 @@ function get(id) {
 get("report-data")._text = m[1];
 globalThis.document = { getElementById: get, createElement: (t) => new El(t), createTextNode: (t) => new TextNode(t), body: new El("body") };
 globalThis.window = { addEventListener() {}, innerWidth: 1200, innerHeight: 800 };
-globalThis.location = { hash: "" };
+globalThis.location = { hash: process.argv[3] || "" };
 globalThis.history = { replaceState() {} };
 new Function(m[2])();
 
@@ -49,6 +49,7 @@ console.log(JSON.stringify({
   symbolic: get("symbolic").textContent,
   details: get("details").textContent,
   ops: rows,
+  opsHead: get("ops").tHead.children.map(cells),
   modules: { head: get("modules").tHead.children.map(cells), rows: get("modules").tBodies[0].children.map(cells),
              foot: get("modules").tFoot.children.map(cells) },
   boxes: boxes,

@@ -712,27 +712,31 @@
     }
     return names.map(function (op) { return merged[op]; });
   }
-  var opSort = "flops";
+  var opSort = null;  // a clicked column; null: the chosen figure, largest first
+  // the op table's figure: the chosen one (FLOPs, MACs or bytes); ops have no params or saved bytes: FLOPs
+  function opFigure() { return state.metric === "macs" || state.metric === "bytes" ? state.metric : "flops"; }
+  function opSortKey() { return opSort || (opFigure() === "bytes" ? "share" : opFigure()); }
   function opCols() {
+    var fig = labelOf(opFigure());
     var cols = [["name", "op"], ["calls", "calls"], ["flops", "FLOPs"], ["macs", "MACs"], ["bytes_read", "bytes read"],
-                ["bytes_written", "bytes written"], ["intensity", "FLOP/B"], ["share", "% FLOPs"]];
-    if (phasesRun.length > 1 && state.phase === "all") { phasesRun.forEach(function (p) { cols.push(["phase:" + p, p + " FLOPs"]); }); }
+                ["bytes_written", "bytes written"], ["intensity", "FLOP/B"], ["share", "% " + fig]];
+    if (phasesRun.length > 1 && state.phase === "all") { phasesRun.forEach(function (p) { cols.push(["phase:" + p, p + " " + fig]); }); }
     return cols;
   }
   function opValue(o, key) {
     if (key === "name") { return o.name; }
     if (key === "intensity") { var b = bytesOf(o.c); return b ? o.c.flops / b : 0; }
-    if (key === "share") { return o.c.flops; }
-    if (key.indexOf("phase:") === 0) { return get(o.phases[key.slice(6)], "flops"); }
+    if (key === "share") { return get(o.c, opFigure()); }
+    if (key.indexOf("phase:") === 0) { return get(o.phases[key.slice(6)], opFigure()); }
     return o.c[key] || 0;
   }
   function opCell(o, key, sum) {
     if (key === "name") { return o.name + (unsupported[o.name] ? " (unsupported)" : ""); }
     if (key === "calls") { return o.exactCalls ? exact(o.c, "calls") : exact({ calls: o.c.calls }, "calls"); }
     if (key === "intensity") { return intensity(o.c); }
-    if (key === "share") { return pct(o.c.flops, sum); }
+    if (key === "share") { return pct(get(o.c, opFigure()), sum); }
     if (key.indexOf("bytes") === 0) { return si(o.c[key], "B"); }
-    return si(opValue(o, key));
+    return si(opValue(o, key), key.indexOf("phase:") === 0 ? unitOf(opFigure()) : "");
   }
   function drawOps(focus) {
     var table = document.getElementById("ops");
@@ -758,17 +762,17 @@
     var tr = el("tr");
     cols.forEach(function (c) {
       var th = el("th", { "data-key": c[0] }, c[1]);
-      if (c[0] === opSort) { th.className = "sorted"; }
+      if (c[0] === opSortKey()) { th.className = "sorted"; }
       th.addEventListener("click", function () { opSort = c[0]; drawOps(byName[state.focus] || nodes[0]); });
       tr.appendChild(th);
     });
     thead.appendChild(tr);
-    var rows = opRows(focus), sum = 0, maxFlops = 0;
-    rows.forEach(function (o) { sum += o.c.flops || 0; if (o.c.flops > maxFlops) { maxFlops = o.c.flops; } });  // no apply(): 10^5 ops overflow the argument stack
-    if (whole && state.phase === "all") { sum = R.totals.flops; }
+    var rows = opRows(focus), sum = 0, maxFig = 0, fig = opFigure(), sortKey = opSortKey();
+    rows.forEach(function (o) { var v = get(o.c, fig); sum += v; if (v > maxFig) { maxFig = v; } });  // no apply(): 10^5 ops overflow the argument stack
+    if (whole && state.phase === "all") { sum = get(R.totals, fig); }
     rows.sort(function (a, b) {
-      var x = opValue(a, opSort), y = opValue(b, opSort);
-      if (opSort === "name") { return x < y ? -1 : x > y ? 1 : 0; }
+      var x = opValue(a, sortKey), y = opValue(b, sortKey);
+      if (sortKey === "name") { return x < y ? -1 : x > y ? 1 : 0; }
       return y - x || bytesOf(b.c) - bytesOf(a.c) || (a.name < b.name ? -1 : 1);  // ties as Report.ops()
     });
     rows.forEach(function (o) {
@@ -778,7 +782,7 @@
         var td = el("td");
         if (c[0] === "share") {
           var bar = el("span", { "class": "bar" });
-          bar.style.width = (maxFlops ? Math.round(60 * o.c.flops / maxFlops) : 0) + "px";
+          bar.style.width = (maxFig ? Math.round(60 * get(o.c, fig) / maxFig) : 0) + "px";
           td.appendChild(bar);
         }
         td.appendChild(document.createTextNode(opCell(o, c[0], sum)));
