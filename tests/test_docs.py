@@ -186,7 +186,7 @@ def test_page_examples_run_and_print_what_the_page_shows(page, tmp_path):
         shutil.copytree(ROOT / "examples", tmp_path, dirs_exist_ok=True)
     result_path = tmp_path / ".doc-results.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               COLUMNS="200", NO_COLOR="1")
+               COLUMNS="200", NO_COLOR="1", OMP_NUM_THREADS="1")  # one thread: no torchrun banner
     child = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), str(page), str(result_path)],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert child.returncode == 0, child.stderr[-4000:]
