@@ -18,7 +18,7 @@ durations (``0.39 s``, ``5.10 ms``) are replaced by a placeholder on both sides.
 Markers, an HTML comment on the line before a fence (visible in the page's source, with a reason):
 ``<!-- no-run: REASON -->`` the block is not run; ``<!-- output-varies: REASON -->`` the output block
 after it is not compared (timings, rates). A page is slow (``pytest -m slow``) when it holds
-``<!-- doctest: slow -->``.
+``<!-- doctest: slow -->`` on a line of its own.
 """
 from __future__ import annotations
 
@@ -173,7 +173,8 @@ def run_page(page: pathlib.Path, result_path: pathlib.Path) -> None:
 
 def _params():
     for page in PAGES:
-        marks = [pytest.mark.slow] if "<!-- doctest: slow -->" in page.read_text() else []
+        slow = any(line.strip() == "<!-- doctest: slow -->" for line in page.read_text().splitlines())
+        marks = [pytest.mark.slow] if slow else []
         yield pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks)
 
 
