@@ -208,15 +208,26 @@ PENDING_PAGES = {"cli.md", "results.md", "reliability.md", "symbolic.md", "noteb
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
+def _anchors(page: pathlib.Path) -> set:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to dashes."""
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in page.read_text().splitlines() if line.startswith("#")}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_relative_links_resolve(page):
-    """Every relative link of a page names a file or folder of the repository (anchors aside)."""
+    """Every relative link of a page names a file or folder of the repository, and its anchor a
+    heading of that page."""
     broken = []
     for target in LINK.findall(page.read_text()):
-        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"[a-z]+:", target):
             continue
-        path = (page.parent / target.split("#")[0]).resolve()
-        if not path.exists() and path.name not in PENDING_PAGES:
+        name, _, anchor = target.partition("#")
+        path = (page.parent / name).resolve() if name else page
+        if not path.exists():
+            if path.name not in PENDING_PAGES:
+                broken.append(target)
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
             broken.append(target)
     assert not broken, f"{page.name}: links to nothing: {broken}"
 
