@@ -209,9 +209,15 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def _anchors(page: pathlib.Path) -> set:
-    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to dashes."""
-    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
-            for line in page.read_text().splitlines() if line.startswith("#")}
+    """GitHub's anchors for a page's headings (outside code blocks): lower case, punctuation
+    dropped, spaces to dashes."""
+    anchors, in_code = set(), False
+    for line in page.read_text().splitlines():
+        if FENCE.match(line.strip()):
+            in_code = not in_code
+        elif line.startswith("#") and not in_code:
+            anchors.add(re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-"))
+    return anchors
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
