@@ -17,8 +17,9 @@ durations (``0.39 s``, ``5.10 ms``) are replaced by a placeholder on both sides.
 
 Markers, an HTML comment on the line before a fence (visible in the page's source, with a reason):
 ``<!-- no-run: REASON -->`` the block is not run; ``<!-- output-varies: REASON -->`` the output block
-after it is not compared (timings, rates). A page is slow (``pytest -m slow``) when it holds
-``<!-- doctest: slow -->`` on a line of its own.
+after it is not compared (timings, rates); ``<!-- slow: REASON -->`` the block runs only in the
+full suite (``-m slow``; the page's other blocks run in the quick subset too). A whole page is slow
+when it holds ``<!-- doctest: slow -->`` on a line of its own.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```(\S*)\s*$")
-MARKER = re.compile(r"^<!--\s*(no-run|output-varies)\s*:\s*(\S.*?)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*(no-run|output-varies|slow)\s*:\s*(\S.*?)\s*-->\s*$")
 DURATION = re.compile(r"\b\d+(?:\.\d+)?\s?(?:s|ms|us)\b")
 
 
@@ -94,11 +95,12 @@ def transcript(code: str) -> list[tuple[list[str], str]] | None:
     return [(words, "\n".join(shown)) for words, shown in runs]
 
 
-def plan(page: pathlib.Path) -> list[dict]:
-    """What runs on a page: python blocks, commands, and the output each is checked against."""
+def plan(page: pathlib.Path, quick: bool = False) -> list[dict]:
+    """What runs on a page: python blocks, commands, and the output each is checked against
+    (``quick``: leaving out the blocks marked slow)."""
     steps, blocks = [], parse(page.read_text())
     for k, b in enumerate(blocks):
-        if "no-run" in b["markers"]:
+        if "no-run" in b["markers"] or (quick and "slow" in b["markers"]):
             continue
         nxt = blocks[k + 1] if k + 1 < len(blocks) else None
         shown = None
@@ -144,7 +146,7 @@ def argv_of(words: list[str]) -> list[str]:
     raise ValueError(f"a command the doc test does not run: {shlex.join(words)}")
 
 
-def run_page(page: pathlib.Path, result_path: pathlib.Path) -> None:
+def run_page(page: pathlib.Path, result_path: pathlib.Path, quick: bool) -> None:
     """In the child process: run the page's steps in order, write what each printed."""
     import contextlib
     import io
@@ -152,7 +154,7 @@ def run_page(page: pathlib.Path, result_path: pathlib.Path) -> None:
 
     namespace: dict = {"__name__": "__doc_example__"}
     results = []
-    for step in plan(page):
+    for step in plan(page, quick):
         if step["kind"] == "python":
             buffer = io.StringIO()
             error = None
@@ -172,15 +174,24 @@ def run_page(page: pathlib.Path, result_path: pathlib.Path) -> None:
 
 
 def _params():
+    """A page runs whole, marked slow when it holds ``<!-- doctest: slow -->``; a page with blocks
+    marked ``<!-- slow: REASON -->`` runs twice: its quick blocks in the quick subset, and whole,
+    marked slow."""
     for page in PAGES:
-        slow = any(line.strip() == "<!-- doctest: slow -->" for line in page.read_text().splitlines())
-        marks = [pytest.mark.slow] if slow else []
-        yield pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks)
+        text = page.read_text()
+        name = str(page.relative_to(ROOT))
+        if any(line.strip() == "<!-- doctest: slow -->" for line in text.splitlines()):
+            yield pytest.param(page, False, id=name, marks=[pytest.mark.slow])
+        elif any("slow" in b["markers"] for b in parse(text)):
+            yield pytest.param(page, True, id=name + "[quick blocks]")
+            yield pytest.param(page, False, id=name, marks=[pytest.mark.slow])
+        else:
+            yield pytest.param(page, False, id=name)
 
 
-@pytest.mark.parametrize("page", list(_params()))
-def test_page_examples_run_and_print_what_the_page_shows(page, tmp_path):
-    steps = plan(page)
+@pytest.mark.parametrize("page, quick", list(_params()))
+def test_page_examples_run_and_print_what_the_page_shows(page, quick, tmp_path):
+    steps = plan(page, quick)
     if not steps:
         pytest.skip("no runnable example on this page")
     if (ROOT / "examples").is_dir():
@@ -188,7 +199,8 @@ def test_page_examples_run_and_print_what_the_page_shows(page, tmp_path):
     result_path = tmp_path / ".doc-results.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                COLUMNS="200", NO_COLOR="1", OMP_NUM_THREADS="1")  # one thread: no torchrun banner
-    child = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), str(page), str(result_path)],
+    child = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), str(page), str(result_path),
+                            "quick" if quick else "all"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     assert child.returncode == 0, child.stderr[-4000:]
     results = json.loads(result_path.read_text())
@@ -257,4 +269,4 @@ def test_parse_markers_and_output_blocks():
 
 
 if __name__ == "__main__":
-    run_page(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]))
+    run_page(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3] == "quick")
