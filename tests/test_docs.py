@@ -34,7 +34,9 @@ import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+# the repository root: the nearest folder above this file holding pyproject.toml (tests may move into
+# subfolders)
+ROOT = next(d for d in pathlib.Path(__file__).resolve().parents if (d / "pyproject.toml").exists())
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^```(\S*)\s*$")
 MARKER = re.compile(r"^<!--\s*(no-run|output-varies|slow)\s*:\s*(\S.*?)\s*-->\s*$")
