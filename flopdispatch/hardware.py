@@ -1,7 +1,7 @@
 """Device peaks, the roofline, MFU, and step-time estimates from a count.
 
 Peak figures are dense (no structured sparsity) tensor-core rates from the vendors' datasheets
-(see README, "Device table"): FLOP/s per dtype and memory bandwidth in bytes/s. Matmul FLOPs
+(docs/planning-numbers.md, "Device table"): FLOP/s per dtype and memory bandwidth in bytes/s. Matmul FLOPs
 (2 x MACs) are priced at the tensor-core rate of the compute dtype; the other FLOPs at the plain
 FP32 vector rate.
 """
