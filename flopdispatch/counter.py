@@ -654,8 +654,9 @@ class count(TotalsShortcuts):
         (scope, phase, op), each scope's own module and the modules holding it (the attribution
         rule, docs/results.md), in public module order. Made once when the block has closed."""
         rows, scopes, ops, errors = self._mode.snapshot()
-        names, name_of, index_by_name = self._naming()
-        public = [index_by_name[n] for n in name_of]  # recorder index -> position in `names`
+        names, name_of, _ = self._naming()
+        position = {n: i for i, n in enumerate(names)}
+        public = [position[n] for n in name_of]  # recorder index -> position in `names`
         # Each scope's call stack (a module counted once per op even when recursive), recorder indices
         on_path = [()] * len(scopes)
         for s in range(1, len(scopes)):

@@ -77,8 +77,11 @@ def unknown(kind: str, name, known) -> str:
 
 
 def check_phase(phase) -> None:
+    """ValueError (with close matches) unless `phase` is None or one of PHASES."""
     if phase is not None and phase not in PHASES:
-        raise ValueError(unknown("phase", phase, PHASES) + f" (expected one of {', '.join(PHASES)})")
+        close = difflib.get_close_matches(phase, PHASES, n=1, cutoff=0.5) if isinstance(phase, str) else []
+        raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}"
+                         + (f" (close: {close[0]!r})" if close else ""))
 
 
 class Results(TotalsShortcuts):
@@ -202,6 +205,8 @@ class Results(TotalsShortcuts):
                     if parent in self._index:
                         has_kids.add(self._index[parent])
                 r = [i not in called and i in has_kids for i in range(len(self._names))]
+                if self._names and self.roots not in ([], [""]):
+                    r[0] = False  # "" of several roots: all of them together, shown as such, not as a container
             self._cache["rolled"] = r
         return r
 

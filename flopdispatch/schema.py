@@ -237,14 +237,16 @@ class Report(Results):
                               "phases": {p: _counts_json(self.ignored(p)) for p in PHASES
                                          if p in self._ignored["phase"]},
                               "ops": {op: _counts_json(_op_counts(v)) for op, v in self._ignored["op"].items()}}
-        if self._comm_override is not None:
-            phases, mods = self._comm_override
-            if phases:
-                out["collective_phases"], out["module_collectives"] = phases, mods
-        if self._comm_override is not None or self._comm_rows:
-            table = self.collectives()
-            if table:
-                out["collectives"] = table
+        table = self.collectives()
+        if table:  # derived, for readers: all phases, each phase, each module holding some (inclusive)
+            out["collectives"] = table
+            out["collective_phases"] = {p: self.collectives(p) for p in PHASES if self.collectives(p)}
+            out["module_collectives"] = {}
+            for n in names:
+                split = {p: self.collectives(p, n) for p in PHASES}
+                split = {p: t for p, t in split.items() if t}
+                if split:
+                    out["module_collectives"][n] = split
         if self.missing:
             out["missing"] = list(self.missing)
         if self.symbolic is not None:
@@ -363,8 +365,9 @@ def _parse_v2(cls, data: dict) -> Report:
     override = comm_override = None
     if "module_counts" in missing:  # re-saved from a report/1 file: its stored module counts stand
         override = _override_from(v, data)
+    comm_derived = _comm_parse(data, v)  # derived figures: checked, then made again from the scopes
     if "collective_scopes" in missing:
-        comm_override = _comm_parse(data, v)
+        comm_override = comm_derived
     total_params = (v.integer(data.get("params", 0), "params"),
                     v.integer(data.get("trainable_params", 0), "trainable_params"))
     results = Results(names=names, types=types, params=params, shared_params=shared, scope_module=scope_module,
@@ -568,6 +571,8 @@ def _parse_v1(cls, data: dict) -> Report:
     if activations is not None and any(s is not None for s in saved):
         missing.append("saved_scopes")
     override = _override_from(v, data)
+    parents = {n.rpartition(".")[0] if "." in n else "" for n in names if n}
+    rolled = [override[(i, None)][0] == 0 and n in parents for i, n in enumerate(names)]  # as report/1 showed
     comm_override = _comm_parse(data, v)
     if comm_override[0]:
         missing.append("collective_scopes")
@@ -576,7 +581,7 @@ def _parse_v1(cls, data: dict) -> Report:
     results = Results(names=names, types=types, params=params, shared_params=shared, scope_module=scope_module,
                       scope_path=raw_paths, rows=rows, unsupported=unsupported, reasons=reasons, roots=roots,
                       total_params=total_params, activations=activations, scope_saved=scope_saved,
-                      module_override=override, comm_override=comm_override, missing=tuple(missing),
+                      rolled_up=rolled, module_override=override, comm_override=comm_override, missing=tuple(missing),
                       wall_seconds=meta.get("duration_s") if isinstance(meta.get("duration_s"), (int, float)) else None)
     if activations is not None:
         results._saved_override = {i: s for i, s in enumerate(saved) if s is not None}

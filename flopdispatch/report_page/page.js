@@ -50,7 +50,25 @@
     var v = Number(d.slice(0, k) + "e" + (d.length - k - SHIFT));
     return neg ? -v : v;
   }
-  function eachSelfRow(fn) {  // fn(module, phase, op, row) for every row of every module's self_ops
+  // report/2: the engine's scopes (flopdispatch.results): each scope's own module ("module", -1 outside
+  // every module), the modules holding it ("path", the attribution rule applied in Python) and its op rows
+  var SCOPES = Array.isArray(R.scopes) ? R.scopes.filter(function (s) { return s && typeof s === "object"; }) : null;
+  function eachScopeRow(fn) {  // fn(scope, phase, op, row) for every op row of every scope
+    (SCOPES || []).forEach(function (s) {
+      var so = s.ops;
+      if (!so || typeof so !== "object") { return; }
+      PHASES.forEach(function (p) {
+        var ops = so[p];
+        if (!ops || typeof ops !== "object") { return; }
+        Object.keys(ops).forEach(function (op) { fn(s, p, op, ops[op]); });
+      });
+    });
+  }
+  function eachSelfRow(fn) {  // fn(module, phase, op, row) for every row of every module's own ops
+    if (SCOPES) {
+      eachScopeRow(function (s, p, op, row) { if (s.module >= 0 && R.modules[s.module]) { fn(R.modules[s.module], p, op, row); } });
+      return;
+    }
     R.modules.forEach(function (m) {
       var so = m.self_ops;
       if (!so || typeof so !== "object") { return; }
@@ -64,6 +82,7 @@
   (function () {
     var objs = countObjects(), most = 0;
     objs.forEach(function (c) { COUNT_KEYS.forEach(function (key) { most = Math.max(most, digits(c[key])); }); });
+    eachScopeRow(function (s, p, op, row) { for (var i = 0; i < row.length; i++) { most = Math.max(most, digits(row[i])); } });
     eachSelfRow(function (m, p, op, row) { for (var i = 0; i < row.length; i++) { most = Math.max(most, digits(row[i])); } });
     SHIFT = Math.max(0, most - 300);
     objs.forEach(function (c) {
@@ -190,19 +209,27 @@
   });
   var tops = nodes.filter(function (n) { return !n.parent; });  // the root "" (the schema lists parents first)
   // Each module's own ops (self_ops): {phase: {op: counts}} and their sums per phase and overall.
-  var hasSelf = nodes.length > 0 && R.modules.every(function (m) { return m.self_ops && typeof m.self_ops === "object"; });
+  var hasSelf = nodes.length > 0 && (SCOPES ? (R.missing || []).indexOf("self_ops") < 0
+                                            : R.modules.every(function (m) { return m.self_ops && typeof m.self_ops === "object"; }));
   nodes.forEach(function (n) { n.ops = {}; n.self = zero(); n.selfPc = {}; });
   eachSelfRow(function (m, p, op, row) {
     var n = byName[m.name], c = {};
     SELF_OP_FIELDS.forEach(function (f, k) { c[f] = scaled(row[k]); });
     if (!n.ops[p]) { n.ops[p] = Object.create(null); }
-    n.ops[p][op] = c;
+    n.ops[p][op] = addInto(n.ops[p][op] || zero(), c);
     addInto(n.self, c);
     n.selfPc[p] = addInto(n.selfPc[p] || zero(), c);
   });
-  // A container that never ran itself (ModuleList, ModuleDict) shows the sum of its children.
+  // A container that never ran itself (ModuleList, ModuleDict) shows the sum of its children. A report/2
+  // file carries each module's figures by the engine's rule (rolled_up: such a container): read as they are.
   for (var ni = nodes.length - 1; ni >= 0; ni--) {
     var nd = nodes[ni];
+    if (SCOPES) {
+      nd.rolled = nd.m.rolled_up === true; nd.c = nd.m; nd.pc = nd.m.phases || {};
+      nd.saved = ACT && typeof nd.m.saved_bytes === "number" ? nd.m.saved_bytes : null;
+      nd.selfSaved = ACT && typeof nd.m.self_saved_bytes === "number" ? nd.m.self_saved_bytes : (nd.saved === null ? null : 0);
+      continue;
+    }
     if (!nd.m.calls && nd.children.length) {
       nd.rolled = true; nd.c = zero(); nd.pc = {}; nd.saved = null;
       nd.children.forEach(function (k) {
@@ -696,6 +723,19 @@
       }).filter(Boolean);
     }
     var merged = Object.create(null), names = [], stack = [focus];
+    if (SCOPES) {  // the rows of the scopes the focused module holds (or owns): what ops(module=...) returns
+      eachScopeRow(function (s, p, op, row) {
+        var mine = state.selfOps ? s.module === focus.i : Array.isArray(s.path) && s.path.indexOf(focus.i) >= 0;
+        if (!mine || (phase !== "all" && p !== phase)) { return; }
+        var c = {};
+        SELF_OP_FIELDS.forEach(function (f, k) { c[f] = scaled(row[k]); });
+        var r = merged[op];
+        if (!r) { r = merged[op] = { name: op, c: zero(), phases: {} }; names.push(op); }
+        addInto(r.c, c);
+        r.phases[p] = addInto(r.phases[p] || zero(), c);
+      });
+      stack = [];
+    }
     while (stack.length) {
       var n = stack.pop();
       PHASES.forEach(function (p) {
