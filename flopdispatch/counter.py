@@ -896,9 +896,13 @@ class count(TotalsShortcuts):
         return dict(self._res().unsupported_reasons)
 
     def to_dict(self) -> dict:
-        """The saved report of this count as JSON-able data: ``Report.from_count(self).to_dict()``
-        (schema ``flopdispatch.report/2``, docs/report-schema.md)."""
-        return Report.from_count(self).to_dict()
+        """This count's results as JSON-able data: the saved report's object (schema
+        ``flopdispatch.report/2``, docs/report-schema.md) with only the versions as metadata (no
+        timestamp: two counts of the same work give equal dicts); ``Report.from_count`` adds the run's."""
+        from ._version import __version__
+
+        return Report._of(self._res(), {"flopdispatch_version": __version__,
+                                        "torch_version": torch.__version__}).to_dict()
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
         """A readable table, as the command line's ``--depth --by --sort --units`` draw it.
