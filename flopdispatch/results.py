@@ -107,7 +107,9 @@ class Results(TotalsShortcuts):
         self._shared = shared_params
         self._scope_module = scope_module
         self._scope_path = scope_path
-        self._rows = rows
+        # one order for every view (scope, phase, op): float seconds then sum alike, live or loaded
+        order = {p: i for i, p in enumerate(PHASES)}
+        self._rows = dict(sorted(rows.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][2])))
         self.unsupported: Dict[str, int] = dict(unsupported)
         self.unsupported_reasons: Dict[str, str] = dict(reasons)
         self.roots: List[str] = list(roots) if roots else ([""] if names else [])
@@ -116,7 +118,8 @@ class Results(TotalsShortcuts):
         # count(activations=True): {"saved_bytes", "saved_peak_bytes", "saved_param_bytes"}; else None
         self.activations: Optional[Dict[str, int]] = activations
         self._scope_saved = scope_saved
-        self._comm_rows = comm_rows or {}
+        self._comm_rows = dict(sorted((comm_rows or {}).items(),
+                                      key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][2])))
         self._ignored = ignored
         self.timed = bool(timed)
         self._rolled = rolled_up

@@ -1,7 +1,7 @@
 // Runs the HTML report's script under node with a minimal stand-in for the DOM (no browser needed)
 // and prints what it drew as JSON: the cards, the metadata line, the op table, the module boxes,
 // the module table, the communication table.
-// Usage: node html_dom.js PAGE.html
+// Usage: node html_dom.js PAGE.html [#HASH]
 "use strict";
 const fs = require("fs");
 const page = fs.readFileSync(process.argv[2], "utf8");
@@ -33,7 +33,7 @@ function get(id) {
 get("report-data")._text = m[1];
 globalThis.document = { getElementById: get, createElement: (t) => new El(t), createTextNode: (t) => new TextNode(t), body: new El("body") };
 globalThis.window = { addEventListener() {}, innerWidth: 1200, innerHeight: 800 };
-globalThis.location = { hash: "" };
+globalThis.location = { hash: process.argv[3] || "" };  // optional: the page state, "#focus=blocks&phase=forward"
 globalThis.history = { replaceState() {} };
 new Function(m[2])();
 

@@ -129,14 +129,7 @@ def test_report_keeps_exclusive_counts_and_ops_per_module(tmp_path):
     report.save(path)
     loaded = fd.Report.load(path)
     assert loaded == report and loaded.has_exclusive
-    for r in (report, loaded):
-        for n in c.module_names:
-            for phase in (None, "forward", "backward"):
-                mine, theirs = c.module(n, phase=phase, exclusive=True), r.module(n, phase=phase, exclusive=True)
-                assert [getattr(theirs, f) for f in FIELDS] == [getattr(mine, f) for f in FIELDS], (n, phase)
-                # inclusive ops per module: the sum of the subtree's own ops
-                assert r.ops(module=n, phase=phase) == c.ops(module=n, phase=phase)
-                assert r.ops(module=n, phase=phase, exclusive=True) == c.ops(module=n, phase=phase, exclusive=True)
+    # every query of every view against the live count: tests/test_results_parity.py
     # compact: rows only where a module ran ops itself; the root (a Sequential) has none
     data = json.loads(path.read_text())
     names = [m["name"] for m in data["modules"]]
