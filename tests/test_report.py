@@ -2,6 +2,7 @@
 import copy
 import io
 import json
+import os
 import time
 
 import pytest
@@ -206,3 +207,66 @@ def test_progress_line_reads_the_live_table_cheaply():
     assert progress.updates >= 2 and "op calls" in out and "FLOPs" in out
     assert out.startswith("\r\x1b[K") and out.endswith("\r\x1b[K")  # the line is cleared at the end
     assert not Progress(c, io.StringIO()).enabled  # not a terminal: no progress
+
+
+# ----- atomic saves (issue 20, item 3) and unknown names --------------------------------------------
+
+def test_an_interrupted_save_leaves_the_old_file_whole_and_loadable(counted, tmp_path, monkeypatch):
+    _, report = counted
+    path = tmp_path / "r.json"
+    report.save(path)
+    before = path.read_bytes()
+    page = tmp_path / "r.html"
+    report.save_html(page)
+    page_before = page.read_bytes()
+    import flopdispatch._files as files
+
+    real_fdopen = os.fdopen
+
+    class Interrupted:
+        """The temporary file's writer, interrupted (Ctrl-C) halfway through the text."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+            return False
+
+        def write(self, text):
+            self.f.write(text[:len(text) // 2])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: Interrupted(real_fdopen(*a, **k)))
+    for write, target, old in ((report.save, path, before), (report.save_html, page, page_before)):
+        with pytest.raises(KeyboardInterrupt):
+            write(target)
+        assert target.read_bytes() == old  # the old file, whole
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]  # no temporary file left
+    monkeypatch.undo()
+    assert fd.Report.load(path) == report
+
+
+def test_a_save_keeps_the_files_permissions(counted, tmp_path):
+    _, report = counted
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    os.chmod(path, 0o640)
+    report.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640 and fd.Report.load(path) == report
+
+
+def test_unknown_module_phase_and_op_names_offer_close_matches(counted):
+    c, report = counted
+    for r in (c, report):
+        with pytest.raises(KeyError, match=r"no module named 'blocks\.0\.00'.*close: 'blocks\.0\.0'"):
+            r.module("blocks.0.00")
+        with pytest.raises(KeyError, match="close: 'head'"):
+            r.ops(module="haed")
+        with pytest.raises(ValueError, match="unknown phase 'backwards'.*close: 'backward'"):
+            r.module("", phase="backwards")
+        with pytest.raises(KeyError, match="close: 'aten::addmm'"):
+            r.op_counts("aten::addm")
