@@ -270,3 +270,23 @@ def test_unknown_module_phase_and_op_names_offer_close_matches(counted):
             r.module("", phase="backwards")
         with pytest.raises(KeyError, match="close: 'aten::addmm'"):
             r.op_counts("aten::addm")
+
+
+def test_the_results_engine_and_renderers_import_no_torch_at_module_level():
+    """`flopdispatch show` loads and renders a report without torch: the engine, the schema and the
+    renderers import (at module level) only each other and the standard library."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(fd.__file__).parent
+    light = {"results", "schema", "report", "frames", "htmlreport", "_counts", "_files", "_text", "_version"}
+    for name in sorted(light):
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: a function may import torch when it runs
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "torch" for a in node.names), name
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] != "torch", name
+                if node.level:
+                    for target in ([node.module] if node.module else [a.name for a in node.names]):
+                        assert target.split(".")[0] in light, (name, target)
