@@ -38,15 +38,23 @@ def _zero():
 
 
 def _add(acc, row):
-    for i in range(_N):
-        acc[i] += row[i]
-    acc[_N] += row[_N]
+    acc[0] += row[0]
+    acc[1] += row[1]
+    acc[2] += row[2]
+    acc[3] += row[3]
+    acc[4] += row[4]
+    acc[5] += row[5]
+    acc[6] += row[6]
 
 
 def _counts(v, cls=Counts, **extra) -> Counts:
+    """A (frozen) Counts or ModuleCounts of a row; made without the dataclass's per-field
+    ``object.__setattr__`` (thousands are made for one table), equal to ``cls(**fields)``."""
     calls, flops, macs, read, written, causal, seconds = v
-    return cls(flops=flops, macs=macs, bytes_read=read, bytes_written=written, causal_macs=causal, calls=calls,
-               seconds=float(seconds), **extra)
+    c = object.__new__(cls)
+    c.__dict__.update(flops=flops, macs=macs, bytes_read=read, bytes_written=written, causal_macs=causal, calls=calls,
+                      seconds=float(seconds), **extra)
+    return c
 
 
 def _op_dict(v, timed: bool) -> dict:
