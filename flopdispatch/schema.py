@@ -377,6 +377,8 @@ def _parse_v2(cls, data: dict) -> Report:
                       ignored=ignored, timed=timed, rolled_up=rolled, module_override=override,
                       comm_override=comm_override, missing=tuple(missing),
                       wall_seconds=meta.get("duration_s") if isinstance(meta.get("duration_s"), (int, float)) else None)
+    if "saved_scopes" in missing and activations is not None:  # re-saved from a report/1 file
+        results._saved_override = {i: s for i, s in enumerate(saved_given) if s is not None}
     report = cls._of(results, meta)
     if "symbolic" in data:
         report.symbolic = _symbolic_json(data["symbolic"])
