@@ -290,3 +290,35 @@ def test_the_results_engine_and_renderers_import_no_torch_at_module_level():
                 if node.level:
                     for target in ([node.module] if node.module else [a.name for a in node.names]):
                         assert target.split(".")[0] in light, (name, target)
+
+
+def test_older_files_load_and_say_what_they_lack(counted, tmp_path):
+    """report/1 (no scopes: module figures as stored, own ops per module) and a bare counts/1 dump."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from report_v1 import as_v1
+
+    c, report = counted
+    old = fd.Report.from_dict(as_v1(report.to_dict()))
+    assert "scopes" in old.missing and "module_counts" in old.missing and old.has_exclusive
+    for name in c.module_names:
+        for phase in (None,) + fd.PHASES:
+            assert old.module(name, phase) == c.module(name, phase)  # as stored
+            assert old.module(name, phase, exclusive=True) == c.module(name, phase, exclusive=True)
+    assert old.ops() == c.ops() and old.totals == c.totals
+    path = tmp_path / "again.json"
+    old.save(path)  # saved again: report/2 with what it lacks stated
+    data = json.loads(path.read_text())
+    assert data["schema"] == "flopdispatch.report/2" and "scopes" in data["missing"]
+    assert fd.Report.load(path) == old
+    # a bare counts/1 dump of older versions: one Linear(2, 3) on 1 row, 6 MACs, 12 + 3 = 15 FLOPs
+    row = {"flops": 15, "macs": 6, "bytes_read": 44, "bytes_written": 12, "causal_macs": 6, "calls": 1}
+    dump = {"schema": "flopdispatch.counts/1", "totals": row, "phases": {"forward": row},
+            "modules": {"": {**row, "type": "Linear", "params": 9}}, "module_phases": {"": {"forward": row}},
+            "op_phases": {"forward": {"aten::addmm": row}},
+            "module_self_ops": {"": {"forward": {"aten::addmm": [1, 15, 6, 44, 12, 6]}}}}
+    loaded = fd.Report.from_dict(dump)
+    assert loaded.module("").flops == 15 and loaded.module("", exclusive=True).macs == 6
+    assert loaded.ops(module="")["aten::addmm"]["flops"] == 15 and loaded.params == 9
+    assert loaded.module("").params == 9 and "scopes" in loaded.missing
