@@ -77,11 +77,12 @@ def _comm_out(table) -> Dict[str, dict]:
             for name, v in sorted(table.items(), key=lambda kv: (-kv[1][2], kv[0]))}
 
 
-def unknown(kind: str, name, known) -> str:
-    """A one-line message for an unknown module, phase or op, with close matches (difflib)."""
+def unknown(kind: str, name, known, where: str = "") -> str:
+    """A one-line message for an unknown module or op, with close matches (difflib):
+    "no module named 'h.0.fcc' was tracked; close: 'h.0.fc'"."""
     close = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=3, cutoff=0.6) \
         if isinstance(name, str) else []
-    return f"no {kind} named {name!r}" + (f"; close: {', '.join(map(repr, close))}" if close else "")
+    return f"no {kind} named {name!r}{where}" + (f"; close: {', '.join(map(repr, close))}" if close else "")
 
 
 def check_phase(phase) -> None:
@@ -226,7 +227,7 @@ class Results(TotalsShortcuts):
     def _module_index(self, name) -> int:
         i = self._index.get(name) if isinstance(name, str) else None
         if i is None:
-            raise KeyError(unknown("module", name, self._names) + " was tracked")
+            raise KeyError(unknown("module", name, self._names, " was tracked"))
         return i
 
     def _need_exclusive(self):
@@ -344,7 +345,7 @@ class Results(TotalsShortcuts):
         if known is None:
             known = self._cache["op_names"] = {op for op, _ in by_op}
         if name not in known:
-            raise KeyError(unknown("op", name, known) + " in this report")
+            raise KeyError(unknown("op", name, known, " was counted"))
         if phase is not None:
             v = by_op.get((name, phase))
             return _counts(v) if v else Counts()
