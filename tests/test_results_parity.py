@@ -2,7 +2,7 @@
 and the HTML page's op table agree on every query, on models with the cases where they used to
 disagree: a ModuleList (a container never called itself), a module called from outside its
 registered parent, a module shared by two parents, causal SDPA, an optimizer step, timing,
-several roots, activation memory and a collective on a one-rank gloo group.
+several roots, activation memory, an ignored module and a collective on a one-rank gloo group.
 
 The attribution rule (docs/results.md) is checked against hand counts, then every view is compared
 query by query with the live count."""
@@ -125,14 +125,15 @@ def _count(case):
         finally:
             dist.destroy_process_group()
         return c
-    options = {"timing": {"timing": True}, "activations": {"activations": True}}.get(case, {})
+    options = {"timing": {"timing": True}, "activations": {"activations": True},
+               "ignore": {"ignore": ["p2"]}}.get(case, {})
     with fd.count(net, **options) as c:
         net(x).pow(2).mean().backward()
         opt.step()
     return c
 
 
-CASES = ["plain", "timing", "activations", "roots", "no model", "gloo"]
+CASES = ["plain", "timing", "activations", "roots", "no model", "gloo", "ignore"]
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -167,7 +168,13 @@ def test_the_attribution_rule_by_hand(views):
         assert r.ops("forward", module=p + "enc")["aten::addmm"]["calls"] == 2
         # the shared sh: in p1 and in p2, each for its own call (one Linear each) plus its own Linear
         for parent in ("p1", "p2"):
-            assert r.module(p + parent, "forward").flops == 2 * LINEAR_FLOPS
+            # ignored: p2's work (its own Linear and its call of sh) is out of every figure
+            assert r.module(p + parent, "forward").flops == (0 if case == "ignore" and parent == "p2"
+                                                             else 2 * LINEAR_FLOPS)
+        if case == "ignore":
+            assert r.ignored("forward").flops == 2 * LINEAR_FLOPS and r.ignored_modules == ["p2"]
+            assert r.module(p + "p1.sh", "forward").flops == LINEAR_FLOPS  # its call from p1 only
+            continue
         assert r.module(p + "p1.sh", "forward").flops == 2 * LINEAR_FLOPS  # called twice, once by each parent
         # causal SDPA, two products (scores, weighted sum) of batch 2 x 4 queries x 4 keys x 8:
         # 2 * (2 * 4 * 4 * 8) = 512 MACs; the causal mask keeps 10 of the 16 (query, key) pairs:
@@ -191,6 +198,7 @@ def test_every_view_answers_every_query_alike(views):
         assert (r.saved_bytes, r.saved_peak_bytes, r.saved_param_bytes) == \
             (c.saved_bytes, c.saved_peak_bytes, c.saved_param_bytes), label
         assert r.collectives() == c.collectives(), label
+        assert (r.ignored(), r.ignored_ops(), r.ignored_modules) == (c.ignored(), c.ignored_ops(), c.ignored_modules)
         for phase in phases:
             if phase is not None:
                 assert r.phase(phase) == c.phase(phase), (label, phase)
