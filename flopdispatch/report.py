@@ -397,19 +397,11 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
 
 
 def _saved_display(report):
-    """{module: saved activation bytes as the tree shows them} (a container that never ran shows
-    the sum of its children's, as display_counts does), or None when not measured."""
+    """{module: saved activation bytes} as the results engine attributes them (a container that
+    never ran holds its children's), or None when not measured."""
     if getattr(report, "activations", None) is None:
         return None
-    out = {}
-    names = report.module_names
-    kids = {}
-    for n in names[1:]:
-        kids.setdefault(n.rpartition(".")[0], []).append(n)
-    for n in reversed(names):  # children before parents
-        rolled = report.display_counts(n)[1]
-        out[n] = sum(out[k] for k in kids[n]) if rolled else (report.module(n).saved_bytes or 0)
-    return out
+    return {n: report.module(n).saved_bytes or 0 for n in report.module_names}
 
 
 def _op_table(report, fancy, sort, fmt, phases=True):

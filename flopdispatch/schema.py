@@ -586,7 +586,16 @@ def _parse_v1(cls, data: dict) -> Report:
                       rolled_up=rolled, module_override=override, comm_override=comm_override, missing=tuple(missing),
                       wall_seconds=meta.get("duration_s") if isinstance(meta.get("duration_s"), (int, float)) else None)
     if activations is not None:
-        results._saved_override = {i: s for i, s in enumerate(saved) if s is not None}
+        # as report/1 showed them: a never-called container's saved bytes are its children's
+        index, children = {n: i for i, n in enumerate(names)}, {}
+        for i, n in enumerate(names[1:], start=1):
+            children.setdefault(index.get(n.rpartition(".")[0] if "." in n else ""), []).append(i)
+        shown = [pair[0] if pair is not None else None for pair in saved]
+        for i in reversed(range(len(names))):  # children before parents
+            if rolled[i]:
+                shown[i] = sum(shown[k] or 0 for k in children.get(i, ()))
+        results._saved_override = {i: (shown[i], 0 if rolled[i] else pair[1])
+                                   for i, pair in enumerate(saved) if pair is not None}
     report = cls._of(results, meta)
     if "symbolic" in data:
         report.symbolic = _symbolic_json(data["symbolic"])
