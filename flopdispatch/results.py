@@ -339,22 +339,26 @@ class Results(TotalsShortcuts):
 
     def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
         """One op's counts (all its calls), optionally for one phase."""
-        check_phase(phase)
-        by_op = self._derived()[2]
-        known = self._cache.get("op_names")
-        if known is None:
-            known = self._cache["op_names"] = {op for op, _ in by_op}
-        if name not in known:
-            raise KeyError(unknown("op", name, known, " was counted"))
-        if phase is not None:
-            v = by_op.get((name, phase))
-            return _counts(v) if v else Counts()
-        acc = _zero()
-        for p in PHASES:
-            v = by_op.get((name, p))
-            if v:
+        table = self._cache.get("op_counts")
+        if table is None:  # {(op, phase or None): Counts}, made once
+            table = {}
+            total = {}
+            for (op, ph), v in self._derived()[2].items():
+                table[(op, ph)] = _counts(v)
+                acc = total.get(op)
+                if acc is None:
+                    acc = total[op] = _zero()
                 _add(acc, v)
-        return _counts(acc)
+            for op, v in total.items():
+                table[(op, None)] = _counts(v)
+            self._cache["op_counts"] = table
+        c = table.get((name, phase))
+        if c is not None:
+            return c
+        check_phase(phase)
+        if (name, None) not in table:
+            raise KeyError(unknown("op", name, {op for op, _ in table}, " was counted"))
+        return Counts()
 
     def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
                     exclusive: bool = False) -> Dict[str, dict]:
