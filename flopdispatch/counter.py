@@ -1,7 +1,8 @@
 """Counting: ``count`` (a context manager around any eager code) and ``profile`` (one call).
 
 Everything per op happens in the compiled recorder; this module wires the dispatch mode and the
-module/optimizer hooks, and turns the recorder's flat table into totals per module, phase and op.
+module/optimizer hooks, and freezes the recorder's flat table once into the results engine
+(``flopdispatch.results``), which answers every query of ``count`` as it answers a saved report's.
 """
 from __future__ import annotations
 
