@@ -32,18 +32,22 @@ def counts(i, scale=1):
 
 
 def synthetic_report(n_ops: int) -> dict:
-    """A valid flopdispatch.report/1 document with n_ops ops (largest FLOPs first)."""
+    """A valid flopdispatch.report/2 document with n_ops ops (largest FLOPs first)."""
     ops = []
     for i in range(n_ops - 1, -1, -1):
         c = counts(i)
         ops.append({"name": f"aten::op_{i}", **c,
                     "phases": {"forward": counts(i // 2), "backward": counts(i - i // 2)}})
     total = {f: sum(o[f] for o in ops) for f in counts(0)}
+    row = ("calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs")
+    scope = {"module": 1, "path": [0, 1], "ops": {p: {o["name"]: [o["phases"][p][f] for f in row] for o in ops}
+                                                  for p in ("forward", "backward")}}
     return {"schema": SCHEMA, "meta": {"mode": "api", "target": f"{n_ops} ops"}, "params": 10, "trainable_params": 10,
             "totals": total, "phases": {"forward": total}, "ops": ops, "unsupported": [],
             "modules": [{"name": "", "type": "Net", "params": 10, "trainable_params": 10, **total, "phases": {}},
                         {"name": "fc", "type": "Linear", "params": 10, "trainable_params": 10, **total,
-                         "phases": {}}]}
+                         "phases": {}}],
+            "scopes": [scope]}
 
 
 def main():

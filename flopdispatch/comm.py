@@ -6,7 +6,8 @@ and phase the call ran in. A collective costs no FLOPs; its record holds, per (s
 calls, the payload bytes (per rank, the size the NCCL-tests convention measures the op by), the
 bus bytes (payload times the algorithm's factor) and the largest process-group size seen. The
 bytes it reads and writes locally go to the ordinary table like any op's. Collectives are rare
-(a few per step), so this runs in Python; the compiled hot path is untouched.
+(a few per step), so this runs in Python; the compiled hot path is untouched. The count's results
+engine (``flopdispatch.results``) reads the records; queries and the table live there.
 """
 from __future__ import annotations
 
@@ -257,165 +258,9 @@ def records(mode) -> Dict[tuple, list]:
     return {k: list(v) for k, v in state["records"].items()} if state else {}
 
 
-def _rows(counter):
-    """The count's collective records as (phase, op, modules on the path, innermost module,
-    [calls, payload, bus, world size, seconds]), ignored modules' left out (read once)."""
-
-    res = counter._res()
-    ignored = counter._ignored_idx
-    rows = []
-    for (scope, ph, name), (calls, payload, bus, size) in records(counter._mode).items():
-        phase_name = PHASES[ph]
-        path = res["on_path"][scope] if scope < len(res["on_path"]) else ()
-        if ignored and ignored.intersection(path):
-            continue
-        acc = res["scope_op"].get((scope, phase_name, name))
-        seconds = acc.v[6] if acc is not None else 0.0
-        innermost = res["innermost"][scope] if scope < len(res["innermost"]) else None
-        rows.append((phase_name, name, path, innermost, [calls, payload, bus, size, seconds]))
-    return rows
-
-
-def _add(table: dict, name: str, values) -> None:
-    m = table.setdefault(name, [0, 0, 0, 0, 0.0])
-    m[0] += values[0]
-    m[1] += values[1]
-    m[2] += values[2]
-    m[3] = max(m[3], values[3])
-    m[4] += values[4]
-
-
-def _records_out(table: dict) -> Dict[str, dict]:
-    return {name: {"calls": calls, "bytes": payload, "bus_bytes": bus, "world_size": size, "seconds": seconds}
-            for name, (calls, payload, bus, size, seconds) in sorted(table.items(), key=lambda kv: (-kv[1][2], kv[0]))}
-
-
-def collectives(counter, phase: Optional[str] = None, module: Optional[str] = None,
-                exclusive: bool = False) -> Dict[str, dict]:
-    """Per collective op of a ``count``: {op: {calls, bytes, bus_bytes, world_size, seconds}}."""
-    counter._check_phase(phase)
-    idx = counter._module_index(module) if module is not None else None
-    merged: Dict[str, list] = {}
-    for phase_name, name, path, innermost, values in _rows(counter):
-        if phase is not None and phase_name != phase:
-            continue
-        if idx is not None and not ((innermost == idx) if exclusive else (idx in path)):
-            continue
-        _add(merged, name, values)
-    return _records_out(merged)
-
-
 def totals(table: Dict[str, dict]) -> dict:
     """{calls, bytes, bus_bytes} summed over a collectives() table."""
     return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
-
-
-# ----- saved reports ----------------------------------------------------------------------------
-# A report keeps {phase: {op: RECORD}} ("collective_phases") and, for each module with any,
-# {module: {phase: {op: RECORD}}} ("module_collectives", inclusive); RECORD = {calls, bytes,
-# bus_bytes, world_size[, seconds]}. "collectives" ({op: RECORD}, all phases) is written for people.
-
-RECORD_FIELDS = ("calls", "bytes", "bus_bytes", "world_size")
-
-
-def count_fields(counter) -> dict:
-    """The collectives' fields of ``count.to_dict()`` and of a report (none when none ran), in one
-    pass over the records."""
-
-    rows = _rows(counter)
-    if not rows:
-        return {}
-    total, phases, modules = {}, {}, {}
-    for phase_name, name, path, _, values in rows:
-        _add(total, name, values)
-        _add(phases.setdefault(phase_name, {}), name, values)
-        for m in path:
-            _add(modules.setdefault(m, {}).setdefault(phase_name, {}), name, values)
-    return {"collectives": _records_out(total),
-            "collective_phases": {p: _records_out(phases[p]) for p in PHASES if p in phases},
-            "module_collectives": {counter._names[m]: {p: _records_out(split[p]) for p in PHASES if p in split}
-                                   for m, split in sorted(modules.items())}}
-
-
-def _merge(tables) -> Dict[str, dict]:
-    merged: Dict[str, dict] = {}
-    for table in tables:
-        for op, rec in table.items():
-            m = merged.setdefault(op, {"calls": 0, "bytes": 0, "bus_bytes": 0, "world_size": 0, "seconds": 0.0})
-            for f in ("calls", "bytes", "bus_bytes"):
-                m[f] += rec[f]
-            m["world_size"] = max(m["world_size"], rec["world_size"])
-            m["seconds"] += rec.get("seconds", 0.0)
-    return dict(sorted(merged.items(), key=lambda kv: (-kv[1]["bus_bytes"], kv[0])))
-
-
-def select(phases: dict, modules: dict, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
-    """{op: RECORD} of a report's collectives, for one phase and/or one module (inclusive)."""
-    source = phases if module is None else modules.get(module, {})
-    return _merge(t for p, t in source.items() if phase is None or p == phase)
-
-
-def parse(data: dict, v) -> tuple:
-    """(phases, modules) from a report's JSON, checked with the schema's validator ``v``."""
-
-    def table(x, where):
-        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
-        out = {}
-        for op, rec in x.items():
-            w = f"{where}[{op!r}]"
-            v.check(isinstance(rec, dict), f"{w}: expected an object of communication counts")
-            r = {f: v.integer(rec.get(f, 0), f"{w}.{f}") for f in RECORD_FIELDS}
-            t = rec.get("seconds", 0.0)
-            v.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300,
-                    f"{w}.seconds: expected a non-negative number")
-            r["seconds"] = float(t)
-            out[v.string(op, w)] = r
-        return out
-
-    def phase_split(x, where):
-        v.check(isinstance(x, dict), f"{where}: expected an object, got {type(x).__name__}")
-        for p in x:
-            v.check(p in PHASES, f"{where}: unknown phase {p!r}")
-        return {p: table(x[p], f"{where}.{p}") for p in PHASES if p in x}
-
-    phases = phase_split(data.get("collective_phases", {}), "collective_phases")
-    raw = data.get("module_collectives", {})
-    v.check(isinstance(raw, dict), "module_collectives: expected an object")
-    modules = {v.string(name, "module_collectives"): phase_split(split, f"module_collectives[{name!r}]")
-               for name, split in raw.items()}
-    return phases, modules
-
-
-def report_fields(phases: dict, modules: dict) -> dict:
-    """The JSON fields of a report's collectives (none when none ran)."""
-    if not phases:
-        return {}
-    return {"collectives": select(phases, modules), "collective_phases": phases, "module_collectives": modules}
-
-
-def table_lines(report, fmt) -> list:
-    """The terminal table's communication section (no lines when no collective ran)."""
-
-    table = report.collectives()
-    if not table:
-        return []
-    rows = [("collective", "calls", "payload", "bus bytes", "ranks", "phases", "time")]
-    for op, rec in table.items():
-        phases = [p for p in PHASES if op in report.collectives(phase=p)]
-        rows.append((terminal_safe(op), f"{rec['calls']:,}", fmt.text(rec["bytes"], "B").strip(),
-                     fmt.text(rec["bus_bytes"], "B").strip(), str(rec["world_size"]), ",".join(phases),
-                     f"{rec['seconds'] * 1e3:.2f} ms" if rec.get("seconds") else "-"))
-    t = totals(table)
-    rows.append(("total", f"{t['calls']:,}", fmt.text(t["bytes"], "B").strip(), fmt.text(t["bus_bytes"], "B").strip(),
-                 "", "", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["communication (per rank; payload as NCCL-tests sizes it, bus bytes = payload x the "
-             "algorithm's factor):"]
-    for k, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) if i not in (5,) else c.ljust(w)
-                                          for i, (c, w) in enumerate(zip(r[1:], widths[1:]), start=1)]
-        lines.append("  " + "  ".join(cells).rstrip())
-    return lines
 
 
 # ----- one report per rank (torchrun) ----------------------------------------------------------

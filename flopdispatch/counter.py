@@ -1,11 +1,11 @@
 """Counting: ``count`` (a context manager around any eager code) and ``profile`` (one call).
 
 Everything per op happens in the compiled recorder; this module wires the dispatch mode and the
-module/optimizer hooks, and turns the recorder's flat table into totals per module, phase and op.
+module/optimizer hooks, and freezes the recorder's flat table once into the results engine
+(``flopdispatch.results``), which answers every query of ``count`` as it answers a saved report's.
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import warnings
@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from . import _core, _hops, comm, user
 from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
-from ._version import __version__
+from .results import Results, check_phase, hold
 from .schema import Report
 
 
@@ -27,25 +27,6 @@ def _cuda_event():
     event = torch.cuda.Event(enable_timing=True)
     event.record()
     return event
-
-
-class _Acc:
-    """A mutable (flops, macs, masked_macs, bytes_read, bytes_written, calls, seconds) accumulator."""
-
-    __slots__ = ("v",)
-
-    def __init__(self):
-        self.v = [0, 0, 0, 0, 0, 0, 0.0]
-
-    def add(self, row_values):
-        v = self.v
-        for i, x in enumerate(row_values):
-            v[i] += x
-
-    def counts(self, cls=Counts, **extra):
-        f, m, masked, r, w, calls, seconds = self.v
-        return cls(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls,
-                   seconds=seconds, **extra)
 
 
 def _subtree_params(modules):
@@ -670,38 +651,46 @@ class count(TotalsShortcuts):
     # ----- results ----------------------------------------------------------------------------------
 
     def _collect(self):
+        """Freeze the recorder's table into the results engine (``flopdispatch.results``): rows per
+        (scope, phase, op), each scope's own module and the modules holding it (the attribution
+        rule, docs/results.md), in public module order. Made once when the block has closed."""
         rows, scopes, ops, errors = self._mode.snapshot()
-        # Modules on each scope's path (a module counted once per op even when recursive).
+        names, name_of, _ = self._naming()
+        position = {n: i for i, n in enumerate(names)}
+        public = [position[n] for n in name_of]  # recorder index -> position in `names`
+        # Each scope's call stack (a module counted once per op even when recursive), recorder indices
         on_path = [()] * len(scopes)
         for s in range(1, len(scopes)):
             parent, module = scopes[s]
             on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
-        if self._all_roots is not None:  # several roots: "" (all of them) holds every scope inside one
-            on_path = [()] + [(self._all_roots,) + path for path in on_path[1:]]
-        total, by_phase, by_op, by_scope, by_scope_op = _Acc(), {}, {}, {}, {}
-        unsupported, reasons = {}, {}
-        # count(ignore=...): the work run inside an ignored module (forward and backward) goes to a
-        # separate bucket, out of every total, phase, op and module figure
         ignored_idx = self._ignored_idx
         ignored_scope = [bool(ignored_idx.intersection(path)) for path in on_path] if ignored_idx else None
-        ignored = {"total": _Acc(), "phase": {}, "op": {}}
+        scope_module = [-1] + [public[scopes[s][1]] if scopes[s][1] >= 0 else -1 for s in range(1, len(scopes))]
+        scope_path = hold(scope_module, [tuple(public[m] for m in path) for path in on_path], names)
+        table, unsupported, reasons = {}, {}, {}
+        ignored = {"modules": self.ignored_modules, "total": [0, 0, 0, 0, 0, 0, 0.0], "phase": {}, "op": {}}
+
+        def add(target, key, values):
+            acc = target.get(key)
+            if acc is None:
+                target[key] = list(values)
+            else:
+                for i, x in enumerate(values):
+                    acc[i] += x
+
         for scope, phase, op, calls, flops, macs, masked, read, written in rows:
-            values = (flops, macs, masked, read, written, calls)
+            values = (calls, flops, macs, read, written, macs - masked, 0.0)
             name, family = ops[op]
             phase_name = PHASES[phase]
             if family == "unsupported":
                 unsupported[name] = unsupported.get(name, 0) + calls
                 reasons[name] = _core.unsupported_reason(name)
             if ignored_scope is not None and ignored_scope[scope]:
-                ignored["total"].add(values)
-                ignored["phase"].setdefault(phase_name, _Acc()).add(values)
-                ignored["op"].setdefault(name, _Acc()).add(values)
+                add(ignored, "total", values)
+                add(ignored["phase"], phase_name, values)
+                add(ignored["op"], name, values)
                 continue
-            total.add(values)
-            by_phase.setdefault(phase_name, _Acc()).add(values)
-            by_op.setdefault((name, phase_name), _Acc()).add(values)
-            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
-            by_scope_op.setdefault((scope, phase_name, name), _Acc()).add(values)
+            add(table, (scope, phase_name, name), values)
         for op, (message, failed_calls) in errors.items():  # calls whose formula failed
             name = ops[op][0] if op in ops else str(op)
             unsupported[name] = unsupported.get(name, 0) + failed_calls
@@ -713,72 +702,61 @@ class count(TotalsShortcuts):
         timed += [(s, p, o, start.elapsed_time(end) / 1e3) for s, p, o, start, end in events]
         for scope, phase, op, seconds in timed:
             values = (0, 0, 0, 0, 0, 0, seconds)
-            phase_name = PHASES[phase]
             if ignored_scope is not None and ignored_scope[scope]:
-                ignored["total"].add(values)
-                ignored["phase"].setdefault(phase_name, _Acc()).add(values)
-                ignored["op"].setdefault(ops[op][0], _Acc()).add(values)
+                add(ignored, "total", values)
+                add(ignored["phase"], PHASES[phase], values)
+                add(ignored["op"], ops[op][0], values)
                 continue
-            total.add(values)
-            by_phase.setdefault(phase_name, _Acc()).add(values)
-            by_op.setdefault((ops[op][0], phase_name), _Acc()).add(values)
-            by_scope.setdefault((scope, phase_name), _Acc()).add(values)
-            by_scope_op.setdefault((scope, phase_name, ops[op][0]), _Acc()).add(values)
-        # The module whose own code ran each scope's ops (None: outside every module); a recursive
-        # call's scope is its module's own, so exclusive counts of all modules plus the work
-        # outside them add up to the total.
-        innermost = [None] + [scopes[s][1] if scopes[s][1] >= 0 else None for s in range(1, len(scopes))]
-        # Per-module roll-ups are made on first use (_modules): reading totals stays cheap.
-        return {"total": total, "phase": by_phase, "op": by_op, "scope": by_scope, "scope_op": by_scope_op,
-                "on_path": on_path, "innermost": innermost, "module": None, "self": None,
-                "unsupported": unsupported, "reasons": reasons, "ignored": ignored}
+            add(table, (scope, PHASES[phase], ops[op][0]), values)
+        comm_rows = {}
+        for (scope, ph, name), (calls, payload, bus, size) in comm.records(self._mode).items():
+            if scope >= len(scopes) or (ignored_scope is not None and ignored_scope[scope]):
+                continue
+            row = table.get((scope, PHASES[ph], name))
+            comm_rows[(scope, PHASES[ph], name)] = [calls, payload, bus, size, row[6] if row else 0.0]
+        activations = scope_saved = None
+        if self._activations is not None:
+            skip = (lambda s: ignored_scope[s]) if ignored_scope is not None else None
+            activations = _activations.summary(self._activations, skip) or {}
+            scope_saved = {s: b for s, b in self._activations.by_scope.items()
+                           if s < len(scopes) and (skip is None or not skip(s))}
+        by_name = [None] * len(names)
+        for rec, pos in enumerate(public):
+            by_name[pos] = rec
+        wall = (self._wall[1] or time.perf_counter()) - self._wall[0] if self._wall[0] else None
+        results = Results(
+            names=names, types=[self._types[r] for r in by_name], params=[self._params[r] for r in by_name],
+            shared_params=[self._shared_params[r] for r in by_name], scope_module=scope_module,
+            scope_path=scope_path, rows=table, unsupported=unsupported, reasons=reasons,
+            roots=self.roots if self._prefixed else None,
+            total_params=self._params[self._root_row()] if self._params else (0, 0),
+            activations=activations, scope_saved=scope_saved, comm_rows=comm_rows,
+            ignored=ignored if ignored_idx else None, timed=self._timing, wall_seconds=wall)
+        return Report._of(results, {})
 
-    def _modules(self):
-        """{(module index, phase or None): inclusive accumulator}, rolled up once per result."""
-        res = self._res()
-        if res["module"] is None:
-            by_module = {}
-            for (scope, phase_name), acc in res["scope"].items():
-                for m in res["on_path"][scope]:
-                    by_module.setdefault((m, None), _Acc()).add(acc.v)
-                    by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
-            res["module"] = by_module
-        return res["module"]
-
-    def _self_modules(self):
-        """{(module index, phase or None): exclusive accumulator}: the ops run directly in each
-        module's own code (not in a child module), rolled up once per result."""
-        res = self._res()
-        if res["self"] is None:
-            by_module = {}
-            for (scope, phase_name), acc in res["scope"].items():
-                m = res["innermost"][scope]
-                if m is not None:
-                    by_module.setdefault((m, None), _Acc()).add(acc.v)
-                    by_module.setdefault((m, phase_name), _Acc()).add(acc.v)
-            res["self"] = by_module
-        return res["self"]
-
-    def _check_phase(self, phase):
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-
-    def _module_index(self, name):
-        if not isinstance(name, str) or name not in self._index_by_name:
-            close = [n for n in self._names if name and isinstance(name, str) and name in n][:5]
-            hint = f"; similar: {close}" if close else ""
-            raise KeyError(f"no module named {name!r} was tracked{hint}")
-        return self._index_by_name[name]
-
-    def _res(self):
+    def _res(self) -> "Report":
+        """The results engine of this count: made once when the block has closed; inside the block,
+        a fresh snapshot at every read."""
         if self._results is not None:
             return self._results
         if self._mode is None:
             raise RuntimeError("nothing counted yet: use `with flopdispatch.count(...) as c:`")
-        if self._entered and not self._active:  # finished: roll up once, on first read (issue 14)
+        if self._entered and not self._active:  # finished: frozen once, on first read (issue 14)
             self._results = self._collect()
             return self._results
         return self._collect()  # live view inside the block
+
+    def _results_now(self) -> "Report":
+        return self._res()
+
+    def _check_phase(self, phase):
+        check_phase(phase)
+
+    def _module_index(self, name) -> int:
+        """A module's position in ``module_names`` (KeyError with close matches when unknown)."""
+        return self._res()._module_index(name)
+
+    # ----- queries: answered by the results engine (flopdispatch.results.Results) ------------------
 
     @property
     def totals(self) -> Counts:
@@ -787,7 +765,7 @@ class count(TotalsShortcuts):
             # issue 14: summed by the recorder in C, without the Python roll-up of every row
             f, m, masked, r, w, calls = self._mode.totals()
             return Counts(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls)
-        return self._res()["total"].counts()
+        return self._res().totals
 
     @property
     def ignored_modules(self) -> List[str]:
@@ -797,20 +775,11 @@ class count(TotalsShortcuts):
     def ignored(self, phase: Optional[str] = None) -> Counts:
         """The work run inside ignored modules (forward and backward), left out of ``totals``,
         phases, ops and every module's counts (an ignored module's row is zero)."""
-        self._check_phase(phase)
-        bucket = self._res()["ignored"]
-        acc = bucket["total"] if phase is None else bucket["phase"].get(phase)
-        return acc.counts() if acc else Counts()
+        return self._res().ignored(phase)
 
     def ignored_ops(self) -> Dict[str, dict]:
         """Per aten op, the ignored work: {'aten::embedding': {calls, flops, ...}}, by FLOPs."""
-        rows = sorted(self._res()["ignored"]["op"].items(), key=lambda kv: (-kv[1].v[0], kv[0]))
-        out = {}
-        for name, acc in rows:
-            c = acc.counts()
-            out[name] = {"calls": c.calls, "flops": c.flops, "macs": c.macs, "bytes_read": c.bytes_read,
-                         "bytes_written": c.bytes_written}
-        return out
+        return self._res().ignored_ops()
 
     @property
     def wall_seconds(self) -> float:
@@ -839,100 +808,74 @@ class count(TotalsShortcuts):
         first, then each root's tree)."""
         return list(self._names)
 
+    @property
+    def phases_run(self) -> List[str]:
+        """Phases with at least one counted op, in PHASES order."""
+        return self._res().phases_run
+
+    @property
+    def has_exclusive(self) -> bool:
+        return True
+
     def phase(self, name: str) -> Counts:
         """Counts of one phase: 'forward', 'backward', 'optimizer' or 'other'."""
-        if name not in PHASES:
-            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
-        acc = self._res()["phase"].get(name)
-        return acc.counts() if acc else Counts()
+        return self._res().phase(name)
 
     def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
         """Counts of a module by name (``""`` is the root, or all roots), optionally for one phase.
 
-        Inclusive (its children's work too) by default; ``exclusive=True``: only the ops run
-        directly in its own code (a functional ``@`` or SDPA in its ``forward``), not in a child.
-        The exclusive counts of every module plus the work outside all modules add up to the total.
-        ``params`` is the subtree's parameters either way. ``saved_bytes`` (with
+        Inclusive by default: the work of every call stack the module is on, and for a container
+        never called itself (a ModuleList) its children's (docs/results.md); ``exclusive=True``:
+        only the ops run directly in its own code (a functional ``@`` or SDPA in its ``forward``),
+        not in a child. The exclusive counts of every module plus the work outside all modules add
+        up to the total. ``params`` is the subtree's parameters either way. ``saved_bytes`` (with
         ``count(activations=True)``; None otherwise, and for phases other than forward): bytes of
         activations saved for backward during its forward (``saved_bytes`` of the count).
         """
-        idx = self._module_index(name)
-        self._check_phase(phase)
-        table = self._self_modules() if exclusive else self._modules()
-        acc = table.get((idx, phase)) or _Acc()
-        total, trainable = self._params[idx]
-        saved = self._saved_by_module()[1 if exclusive else 0].get(idx, 0) \
-            if self._activations is not None and phase in (None, "forward") else None
-        return acc.counts(ModuleCounts, name=name, type=self._types[idx], params=total,
-                          trainable_params=trainable, shared_params=self._shared_params[idx], saved_bytes=saved)
+        return self._res().module(name, phase, exclusive)
 
-    # ----- activation memory (count(activations=True)) ---------------------------------------------
+    def display_counts(self, name: str = "", phase: Optional[str] = None):
+        """(counts, rolled_up): a module's counts as tables show them (``Report.display_counts``)."""
+        return self._res().display_counts(name, phase)
 
-    def _saved_skip(self):
-        """The scopes inside ignored modules (their saved bytes are left out like their work), or None."""
-        if not self._ignored_idx:
-            return None
-        on_path, ignored = self._res()["on_path"], self._ignored_idx
-        return lambda scope: bool(ignored.intersection(on_path[scope]))
+    def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
+        """One op's counts, optionally for one phase."""
+        return self._res().op_counts(name, phase)
 
-    def _saved_by_module(self):
-        """({module index: inclusive saved bytes}, {module index: exclusive}), once per result."""
-        res = self._res()
-        if res.get("saved") is None:
-            res["saved"] = self._activations.per_module(res["on_path"], res["innermost"], self._saved_skip())
-        return res["saved"]
-
-    def _saved_summary(self):
-        return _activations.summary(self._activations, self._saved_skip()) or {}
+    @property
+    def activations(self) -> Optional[Dict[str, int]]:
+        """{'saved_bytes', 'saved_peak_bytes', 'saved_param_bytes'} (activations=True), else None."""
+        return self._res().activations if self._activations is not None else None
 
     @property
     def saved_bytes(self) -> Optional[int]:
         """Bytes of activations autograd saved for backward during the block's forward work
         (``count(activations=True)``; None otherwise): each storage once, parameters and buffers
         excluded, checkpointed regions as their inputs. README "Activation memory"."""
-        return self._saved_summary().get("saved_bytes")
+        return self._res().saved_bytes if self._activations is not None else None
 
     @property
     def saved_peak_bytes(self) -> Optional[int]:
         """The most activation bytes saved for backward alive at once during the block, in bytes
         (None without ``activations=True``)."""
-        return self._saved_summary().get("saved_peak_bytes")
+        return self._res().saved_peak_bytes if self._activations is not None else None
 
     @property
     def saved_param_bytes(self) -> Optional[int]:
         """Bytes of parameters and buffers autograd saved (a linear's weight): model state, not
         in ``saved_bytes`` (None without ``activations=True``)."""
-        return self._saved_summary().get("saved_param_bytes")
+        return self._res().saved_param_bytes if self._activations is not None else None
 
     def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
             exclusive: bool = False) -> Dict[str, dict]:
-        """Per aten op: {'aten::mm': {calls, flops, macs, bytes_read, bytes_written}}, by FLOPs.
+        """Per aten op: {'aten::mm': {calls, flops, macs, bytes_read, bytes_written, causal_macs}}
+        (and ``seconds`` with timing), by FLOPs.
 
-        ``phase``: one phase only. ``module``: only the ops run in that module's subtree
-        (``exclusive=True``: only those run directly in its own code, not in a child).
+        ``phase``: one phase only. ``module``: the ops that module's figures hold (its call
+        stacks; a never-called container: its children's), so they add up to ``module(...)``;
+        ``exclusive=True``: only those run directly in its own code, not in a child.
         """
-        self._check_phase(phase)
-        if exclusive and module is None:
-            raise ValueError("ops(exclusive=True) needs a module name")
-        merged: Dict[str, _Acc] = {}
-        res = self._res()
-        if module is None:
-            for (name, ph), acc in res["op"].items():
-                if phase is None or ph == phase:
-                    merged.setdefault(name, _Acc()).add(acc.v)
-        else:
-            idx = self._module_index(module)
-            for (scope, ph, name), acc in res["scope_op"].items():
-                if phase is not None and ph != phase:
-                    continue
-                if (res["innermost"][scope] == idx) if exclusive else (idx in res["on_path"][scope]):
-                    merged.setdefault(name, _Acc()).add(acc.v)
-        out = {}
-        for name, acc in sorted(merged.items(), key=lambda kv: (-kv[1].v[0], -kv[1].v[3] - kv[1].v[4], kv[0])):
-            c = acc.counts()
-            out[name] = {"calls": c.calls, "flops": c.flops, "macs": c.macs,
-                         "bytes_read": c.bytes_read, "bytes_written": c.bytes_written}
-        return out
+        return self._res().ops(phase, module, exclusive)
 
     def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
                     exclusive: bool = False) -> Dict[str, dict]:
@@ -941,88 +884,26 @@ class count(TotalsShortcuts):
         ``bus_bytes``: payload x the algorithm's factor (all-reduce 2(n-1)/n, ...); ``world_size``:
         the process group's size (the largest, if several); ``seconds``: with ``timing=True``.
         ``phase`` and ``module`` (``exclusive``) select as in ``ops``."""
-        return comm.collectives(self, phase=phase, module=module, exclusive=exclusive)
+        return self._res().collectives(phase, module, exclusive)
 
     @property
     def unsupported(self) -> Dict[str, int]:
         """Ops whose FLOPs could not be counted: {'aten::xyz': calls}."""
-        return dict(self._res()["unsupported"])
+        return dict(self._res().unsupported)
 
     @property
     def unsupported_reasons(self) -> Dict[str, str]:
         """Why each unsupported op was not counted."""
-        return dict(self._res()["reasons"])
+        return dict(self._res().unsupported_reasons)
 
     def to_dict(self) -> dict:
-        """Every count as JSON-able data (ints; names as keys).
+        """This count's results as JSON-able data: the saved report's object (schema
+        ``flopdispatch.report/2``, docs/report-schema.md) with only the versions as metadata (no
+        timestamp: two counts of the same work give equal dicts); ``Report.from_count`` adds the run's."""
+        from ._version import __version__
 
-        Besides totals, phases, modules (inclusive, with type and params), ops and the unsupported
-        ops: ``params``/``trainable_params`` of the root, ``module_phases`` ({module: {phase:
-        counts}}, phases that ran in it), ``op_phases`` ({phase: {op: counts}}, causal_macs
-        included) and ``module_self_ops`` ({module: {phase: {op: [calls, flops, macs, bytes_read,
-        bytes_written, causal_macs]}}}: the ops run directly in each module, rows that ran). With several
-        roots, ``roots`` lists their names (the modules of depth one) and ``params`` counts all of
-        them. With collectives: ``collectives`` ({op: {calls, bytes, bus_bytes, world_size, seconds}}),
-        ``collective_phases`` ({phase: {op: ...}}) and ``module_collectives`` ({module: {phase: {op: ...}}},
-        inclusive). ``flopdispatch.Report.from_count`` builds the saved report from this.
-        """
-        res = self._res()
-        def phase_split(idx):
-            out = {}
-            for p in PHASES:
-                acc = self._modules().get((idx, p))
-                if acc is not None and acc.v[5]:
-                    out[p] = acc.counts().as_dict()
-            return out
-
-        op_phases = {}
-        for (name, ph), acc in sorted(res["op"].items(), key=lambda kv: (-kv[1].v[0], kv[0][0])):
-            op_phases.setdefault(ph, {})[name] = acc.counts().as_dict()
-        # Each module's own ops (exclusive), compact: {phase: {op: [calls, flops, macs, bytes_read,
-        # bytes_written, causal_macs]}}, rows with calls only; inclusive per-module ops are the sum
-        # over the subtree, so the size is one row per (innermost module, phase, op) that ran.
-        self_ops = {}
-        for (scope, ph, name), acc in res["scope_op"].items():
-            m = res["innermost"][scope]
-            if m is not None and acc.v[5]:
-                c = acc.counts()
-                self_ops.setdefault(m, {}).setdefault(ph, {})[name] = [
-                    c.calls, c.flops, c.macs, c.bytes_read, c.bytes_written, c.causal_macs]
-        module_self_ops = {}
-        for n in self._names:
-            split = self_ops.get(self._index_by_name[n], {})
-            module_self_ops[n] = {p: dict(sorted(split[p].items(), key=lambda kv: (-kv[1][1], kv[0])))
-                                  for p in PHASES if p in split}
-        return {
-            "schema": "flopdispatch.counts/1",
-            "torch_version": torch.__version__,
-            "flopdispatch_version": __version__,
-            "totals": self.totals.as_dict(),
-            "phases": {p: self.phase(p).as_dict() for p in PHASES if p in res["phase"]},
-            "modules": {n: self.module(n).as_dict() for n in self._names},
-            "ops": self.ops(),
-            "unsupported": self.unsupported,
-            "unsupported_reasons": self.unsupported_reasons,
-            "params": self.params,
-            "trainable_params": self.trainable_params,
-            "module_phases": {n: phase_split(self._index_by_name[n]) for n in self._names},
-            "op_phases": {p: op_phases[p] for p in PHASES if p in op_phases},
-            "module_self_ops": module_self_ops,
-            **({"roots": self.roots} if self._prefixed else {}),  # several roots: their names
-            **({"activations": {**self._saved_summary(), "modules": {
-                n: {"saved_bytes": self.module(n).saved_bytes,
-                    "self_saved_bytes": self.module(n, exclusive=True).saved_bytes} for n in self._names}}}
-               if self._activations is not None else {}),
-            **self._collectives_dict(),
-            **({"ignored": {"modules": self.ignored_modules, "totals": self.ignored().as_dict(),
-                            "phases": {p: self.ignored(p).as_dict() for p in PHASES
-                                       if p in res["ignored"]["phase"]},
-                            "ops": self.ignored_ops()}} if self._ignored_idx else {}),
-        }
-
-    def _collectives_dict(self) -> dict:
-        """The collectives' fields of ``to_dict`` (none when no collective ran)."""
-        return comm.count_fields(self)
+        return Report._of(self._res(), {"flopdispatch_version": __version__,
+                                        "torch_version": torch.__version__}).to_dict()
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto") -> str:
         """A readable table, as the command line's ``--depth --by --sort --units`` draw it.
@@ -1032,16 +913,14 @@ class count(TotalsShortcuts):
         child), "op" or "phase". sort: None (model order), "flops", "macs", "bytes" or "params".
         units: "auto" (SI prefixes) or one fixed prefix, "K", "M", "G", "T" or "P".
         """
-        return Report.from_count(self).table(depth=depth, by=by, sort=sort, units=units)
+        return self._res().table(depth=depth, by=by, sort=sort, units=units)
 
     def to_pandas(self, by: str = "module"):
         """A pandas DataFrame (pandas is optional): by="module", one row per (module, phase) with
         inclusive and ``self_*`` counts; by="op", one row per (module, phase, op) of each module's own
         ops. Work outside every module is in ``"(outside root)"`` rows, so own work adds up to the
         totals. See ``flopdispatch.frames``."""
-        from .schema import Report
-
-        return Report.from_count(self).to_pandas(by)
+        return self._res().to_pandas(by)
 
     def __repr__(self):
         if self._mode is None:

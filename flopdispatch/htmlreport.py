@@ -30,6 +30,7 @@ import json
 import re
 from importlib import resources
 
+from ._files import atomic_write
 from .report import terminal_safe
 
 _PAGE_PACKAGE = "flopdispatch.report_page"
@@ -91,5 +92,4 @@ def render_html(report) -> str:
 
 def write_html(report, path) -> None:
     """Write the page for ``report`` to ``path`` (UTF-8)."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(render_html(report))
+    atomic_write(path, render_html(report))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import List, Optional
 
+from ._counts import PHASES
 from ._text import terminal_safe
 
 _SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
@@ -396,19 +397,11 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
 
 
 def _saved_display(report):
-    """{module: saved activation bytes as the tree shows them} (a container that never ran shows
-    the sum of its children's, as display_counts does), or None when not measured."""
+    """{module: saved activation bytes} as the results engine attributes them (a container that
+    never ran holds its children's), or None when not measured."""
     if getattr(report, "activations", None) is None:
         return None
-    out = {}
-    names = report.module_names
-    kids = {}
-    for n in names[1:]:
-        kids.setdefault(n.rpartition(".")[0], []).append(n)
-    for n in reversed(names):  # children before parents
-        rolled = report.display_counts(n)[1]
-        out[n] = sum(out[k] for k in kids[n]) if rolled else (report.module(n).saved_bytes or 0)
-    return out
+    return {n: report.module(n).saved_bytes or 0 for n in report.module_names}
 
 
 def _op_table(report, fancy, sort, fmt, phases=True):
@@ -427,11 +420,10 @@ def _op_table(report, fancy, sort, fmt, phases=True):
              (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
     t = _table(fancy, cols)
     # One pass over the ops, each looked up once: linear in the number of ops (plus the sort).
-    entries = sorted(report._ops, key=lambda o: (-o.counts.flops, -o.counts.bytes, o.name))  # as report.ops()
+    entries = [(name, report.op_counts(name)) for name in report.ops()]  # by FLOPs, as report.ops()
     if metric != "flops":
-        entries.sort(key=lambda o: -_value(o.counts, metric))  # stable: the FLOPs order among equals
-    for o in entries:
-        name, c = o.name, o.counts
+        entries.sort(key=lambda o: -_value(o[1], metric))  # stable: the FLOPs order among equals
+    for name, c in entries:
         v = _value(c, metric)
         share = _share(v, whole)
         unsupported = name in report.unsupported
@@ -549,7 +541,7 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
         by = "op"
     # A terminal gets rich's table (colours, tree guides) up to _FANCY_MAX_ROWS rows; a longer one
     # is plain text there too (rich's layout costs ~1.5 ms a row: 40,000 ops would take a minute).
-    rows = {"module": lambda: len(_module_rows(report, depth, None)), "op": lambda: len(report._ops),
+    rows = {"module": lambda: len(_module_rows(report, depth, None)), "op": lambda: len(report.ops()),
             "phase": lambda: 4}[by]
     tf = fancy and rows() <= _FANCY_MAX_ROWS
     build = {"module": lambda ph: _module_table(report, tf, depth, sort, fmt, ph),
@@ -564,9 +556,7 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
     if by == "module" and any(report.display_counts(n)[1] for n, _, _ in _module_rows(report, depth, None)):
         out.append(Text("* not called itself (a container such as ModuleList): the sum of its children",
                         style="dim" if fancy else None))
-    from .comm import table_lines  # collectives (torch.distributed), when any ran
-
-    comm_lines = table_lines(report, fmt) if hasattr(report, "collectives") else []
+    comm_lines = _collective_lines(report, fmt) if hasattr(report, "collectives") else []
     if comm_lines:
         out.append(Text(""))
         out.extend(Text(line, style="bold" if fancy and i == 0 else None) for i, line in enumerate(comm_lines))
@@ -575,6 +565,31 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
         out.append(Text(""))
         out.extend(Text(line, style="red" if fancy and i == 0 else None) for i, line in enumerate(unsupported))
     return out
+
+
+def _collective_lines(report, fmt) -> list:
+    """The table's communication section (no lines when no collective ran)."""
+    table = report.collectives()
+    if not table:
+        return []
+    rows = [("collective", "calls", "payload", "bus bytes", "ranks", "phases", "time")]
+    by_phase = {p: report.collectives(phase=p) for p in PHASES}
+    for op, rec in table.items():
+        phases = [p for p in PHASES if op in by_phase[p]]
+        rows.append((terminal_safe(op), f"{rec['calls']:,}", fmt.text(rec["bytes"], "B").strip(),
+                     fmt.text(rec["bus_bytes"], "B").strip(), str(rec["world_size"]), ",".join(phases),
+                     f"{rec['seconds'] * 1e3:.2f} ms" if rec.get("seconds") else "-"))
+    t = {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+    rows.append(("total", f"{t['calls']:,}", fmt.text(t["bytes"], "B").strip(), fmt.text(t["bus_bytes"], "B").strip(),
+                 "", "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["communication (per rank; payload as NCCL-tests sizes it, bus bytes = payload x the "
+             "algorithm's factor):"]
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) if i != 5 else c.ljust(w)
+                                          for i, (c, w) in enumerate(zip(r[1:], widths[1:]), start=1)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
 
 
 def render_text(report, **options) -> str:

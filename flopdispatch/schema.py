@@ -1,76 +1,24 @@
-"""Saved reports: ``Report`` and its JSON schema, ``flopdispatch.report/1``.
+"""Saved reports: ``Report`` and its JSON schema, ``flopdispatch.report/2`` (docs/report-schema.md).
 
-A report holds every count of one ``count`` block (totals, per phase, per module and per op, each
-also split by phase), the root model's parameters and the run's metadata. It is what
-``flopdispatch --json`` writes, what ``flopdispatch show`` and the HTML page render, and what
-``Report.load`` reads back; a table rendered from a loaded report equals the table rendered from
-the live count.
+A report is the results engine (``flopdispatch.results.Results``: the frozen rows of one counted
+block and every query on them) plus the run's metadata. ``count`` answers its queries with the
+same engine, so a live count, ``Report.from_count(c)`` and the file saved from it agree on every
+figure. It is what ``flopdispatch --json`` writes, what ``flopdispatch show`` and the HTML page
+render, and what ``Report.load`` reads back.
 
     report = fd.Report.from_count(c)        # from a finished (or live) count
-    report.save("run.json")
+    report.save("run.json")                 # atomic: a temporary file renamed into place
     report = fd.Report.load("run.json")     # ReportError (a ValueError) if corrupt or foreign
-    report.module("h.0", phase="backward").macs, report.ops(), report.meta["torch_version"]
+    report.module("h.0", phase="backward").macs, report.ops(module="h.0"), report.meta["torch_version"]
 
-Schema ``flopdispatch.report/1`` (JSON; all counts are non-negative integers)::
-
-    {
-      "schema": "flopdispatch.report/1",
-      "meta": {                      # free-form strings/numbers/lists; keys written today:
-        "flopdispatch_version": "0.1.0", "torch_version": "2.13.0+cpu", "python_version": "3.11.2",
-        "created": "2025-01-01T12:00:00Z",        # UTC, when the report was made
-        "command": ["flopdispatch", "run", ...],  # the command line (absent for API reports)
-        "mode": "run" | "model" | "demo" | "api",
-        "target": "train.py" | "hf:gpt2" | ...,   # what was counted
-        "devices": ["cpu"], "dtypes": ["float32"],  # root model: parameters, buffers, inputs
-        "duration_s": 1.23,                        # wall time of the counted block
-        "exit_code": 0, "error": "ValueError: ..." # run mode: the script's exit and exception
-        ...                                        # mode-specific: "inputs", "train", "config"
-      },
-      "params": 124439808,            # parameters of the root module, or of all roots together
-                                      # (each tensor once; 0 when no module ran)
-      "trainable_params": 124439808,
-      "totals": COUNTS,               # everything counted
-      "phases": {"forward": COUNTS, "backward": COUNTS, "optimizer": COUNTS, "other": COUNTS},
-                                      # only the phases that ran; they add up to "totals"
-      "modules": [MODULE, ...],       # named_modules() order; "" is the root (first)
-      "ops": [OP, ...],               # by FLOPs, largest first
-      "unsupported": [{"op": "aten::xyz", "calls": 3, "reason": "no formula declared"}, ...],
-      "roots": ["G", "D"],            # optional: several roots (count({"G": g, "D": d}), or
-                                      # count() seeing several top-level modules): their names,
-                                      # modules of depth one; "" is then all of them together
-      "activations": {"saved_bytes": int, "saved_peak_bytes": int, "saved_param_bytes": int}
-                                      # optional: count(activations=True) only (absent: not measured)
-    }
-    COUNTS = {"flops": int, "macs": int, "bytes_read": int, "bytes_written": int,
-              "causal_macs": int, "calls": int,
-              "seconds": float}               # optional: measured op time (count(..., timing=True))
-    MODULE = {"name": "h.0", "type": "Block", "params": int, "trainable_params": int,
-              "shared_params": int,            # optional (absent: 0): of params, those tied to an
-                                               # earlier module's (ModuleCounts.shared_params)
-              "saved_bytes": int, "self_saved_bytes": int,  # optional, with "activations": bytes
-                                               # saved for backward, inclusive and the module's own
-              **COUNTS,                        # inclusive: children's work included
-              "phases": {"forward": COUNTS, ...}}   # phases that ran in this module
-    OP = {"name": "aten::mm", **COUNTS, "phases": {"forward": COUNTS, ...}}
-    # optional, only when a torch.distributed collective ran (COMM = {"calls", "bytes" (payload per
-    # rank), "bus_bytes", "world_size", "seconds"}):
-    "collective_phases": {"backward": {"c10d::allreduce_": COMM}},  "module_collectives": {"h.0":
-    {"backward": {op: COMM}}} (inclusive),  "collectives": {op: COMM} (all phases, for people)
-
-Validation (once, at load; renderers trust the result): the types above; integers below
-10**MAX_DIGITS (600 digits); finite floats; unique module and op names, parents before children;
-the ``meta`` keys renderers read with their types, other ``meta`` values plain JSON nested at most
-META_DEPTH (16) levels. Anything else raises a one-line ``ReportError``.
-
-Derived figures are not stored: bytes = bytes_read + bytes_written, arithmetic intensity =
-flops / bytes. The parent of module "a.b.c" is "a.b" (the root "" for "a"). Readers accept any
-``flopdispatch.report/1`` file and ignore keys they do not know; a future incompatible change
-bumps the number after the slash. ``Report.load`` also reads a bare ``count.to_dict()`` dump
-(schema ``flopdispatch.counts/1``).
+The schema is documented once, in docs/report-schema.md. Files of ``flopdispatch.report/1`` (and
+bare ``flopdispatch.counts/1`` dumps of older versions) still load; what they lack is listed in
+``Report.missing`` and the file's ``missing`` field, never invented. Every field of every accepted
+file is validated before use; anything else raises a one-line ``ReportError``. Importing this
+module imports no torch.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import math
@@ -78,32 +26,27 @@ import platform
 import re
 from typing import Any, Dict, List, Optional
 
-from . import comm
-from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
+from ._counts import PHASES, Counts
+from ._files import atomic_write
 from ._version import __version__
 from .htmlreport import write_html
 from .report import UNITS, parse_depth, render_text, terminal_safe
+from .results import COMM_FIELDS, ROW_FIELDS, Results, hold
 
-SCHEMA = "flopdispatch.report/1"
+SCHEMA = "flopdispatch.report/2"
+OLD_SCHEMA = "flopdispatch.report/1"
 COUNTS_SCHEMA = "flopdispatch.counts/1"
 COUNT_FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls")
-# Measured op time (count(..., timing=True)), when this flopdispatch's Counts has it: an optional
-# float, written only when non-zero.
-_TIMED = "seconds" in {f.name for f in dataclasses.fields(Counts)}
-# The validator builds Counts positionally when its first fields are COUNT_FIELDS, in this order.
-_POSITIONAL = tuple(f.name for f in dataclasses.fields(Counts))[:len(COUNT_FIELDS)] == COUNT_FIELDS
+SELF_OP_FIELDS = ROW_FIELDS
+"""The order of the numbers in a scope's op rows (and a report/1 module's ``self_ops`` rows)."""
+ACTIVATION_FIELDS = ("saved_bytes", "saved_peak_bytes", "saved_param_bytes")
+"""The report's ``activations`` object (count(activations=True)): totals in bytes."""
 
-
-_INT_LIST = re.compile(r"\[\n *(\d+(?:,\n *\d+)*)\n *\]")
+_INT_LIST = re.compile(r"\[\n *(-?\d+(?:\.\d+(?:e-?\d+)?)?(?:,\n *-?\d+(?:\.\d+(?:e-?\d+)?)?)*)\n *\]")
 
 
 class ReportError(ValueError):
     """A file that is not a readable flopdispatch report (the message is one line)."""
-
-
-def _counts(d: dict) -> Counts:
-    extra = {"seconds": float(d.get("seconds") or 0.0)} if _TIMED else {}
-    return Counts(**{f: d.get(f, 0) for f in COUNT_FIELDS}, **extra)
 
 
 def _counts_json(c: Counts) -> dict:
@@ -113,92 +56,68 @@ def _counts_json(c: Counts) -> dict:
     return out
 
 
-class _Entry:
-    """One module or op of a report: its counts, phase split and (modules) type and params."""
-
-    __slots__ = ("name", "type", "params", "trainable_params", "shared_params", "counts", "phases", "self_ops",
-                 "saved")
-
-    def __init__(self, name, counts, phases, type="", params=0, trainable_params=0, self_ops=None,
-                 shared_params=0, saved=None):
-        self.name, self.counts, self.phases = name, counts, phases
-        self.type, self.params, self.trainable_params = type, params, trainable_params
-        self.shared_params = shared_params
-        # modules: the ops run directly in the module, {phase: {op: [6 ints in SELF_OP_FIELDS order]}};
-        # None in a report written before exclusive counts existed
-        self.self_ops = self_ops
-        # modules, with activation memory measured: (saved bytes inclusive, exclusive); else None
-        self.saved = saved
-
-
-ACTIVATION_FIELDS = ("saved_bytes", "saved_peak_bytes", "saved_param_bytes")
-"""The report's ``activations`` object (count(activations=True)): totals in bytes."""
-
-SELF_OP_FIELDS = ("calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs")
-"""The order of the numbers in a module's ``self_ops`` rows."""
-
-
-def _self_ops_json(self_ops):
-    return {p: {op: list(row) for op, row in ops.items()} for p, ops in self_ops.items()}
+def _row_json(v, timed):
+    return list(v[:len(ROW_FIELDS)]) + ([float(v[-1])] if timed and v[-1] else [])
 
 
 def default_meta(**extra) -> dict:
     """The metadata every report carries, plus ``extra`` (None values dropped)."""
-    import torch  # here: reading and rendering reports needs no torch
+    try:
+        import torch  # here, not at the top: reading and rendering reports needs no torch
 
+        torch_version = torch.__version__
+    except ImportError:  # pragma: no cover
+        torch_version = None
     meta = {
         "flopdispatch_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": torch_version,
         "python_version": platform.python_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     meta.update({k: v for k, v in extra.items() if v is not None})
-    return meta
+    return {k: v for k, v in meta.items() if v is not None}
 
 
-class Report(TotalsShortcuts):
-    """Every count of one counted block plus metadata; the same read API as ``count``.
+class Report(Results):
+    """The results of one counted block plus metadata: the same queries as ``count``.
 
     Build one with ``Report.from_count(c)``, ``Report.load(path)`` or ``Report.from_dict(data)``.
     """
 
-    def __init__(self, *, meta, params, trainable_params, totals, phases, modules, ops, unsupported, reasons,
-                 roots=None, activations=None):
-        self.meta: Dict[str, Any] = meta
-        # several roots (count({"G": g, "D": d})): their names, the modules of depth one; one root: [""]
-        self.roots: List[str] = list(roots) if roots else ([""] if modules else [])
-        self.params: int = params
-        self.trainable_params: int = trainable_params
-        self.totals: Counts = totals
-        self._phases: Dict[str, Counts] = phases
-        self._modules: List[_Entry] = modules
-        self._by_name = {m.name: m for m in modules}
-        self._ops: List[_Entry] = ops
-        self._op_by_name = {o.name: o for o in ops}
-        self.unsupported: Dict[str, int] = unsupported
-        self.unsupported_reasons: Dict[str, str] = reasons
-        self._collective_phases, self._module_collectives = {}, {}  # comm.parse: set after construction
-        self._display = self._children = None
-        self.symbolic: Optional[dict] = None  # fd.symbolic's expressions (SymbolicCount.to_dict()), if any
-        self._self_cache = {}
-        # count(activations=True): {"saved_bytes", "saved_peak_bytes", "saved_param_bytes"}; else None
-        self.activations: Optional[Dict[str, int]] = activations
+    meta: Dict[str, Any]
+    symbolic: Optional[dict]
+
+    def _init_report(self, meta, symbolic=None):
+        self.meta = meta
+        self.symbolic = symbolic  # fd.symbolic's expressions (SymbolicCount.to_dict()), if any
+        return self
+
+    @classmethod
+    def _of(cls, results: Results, meta: dict) -> "Report":
+        """A report sharing `results`' frozen rows (and caches), with its own metadata."""
+        report = cls.__new__(cls)
+        report.__dict__.update(results.__dict__)
+        return report._init_report(meta, getattr(results, "symbolic", None))
 
     # ----- construction ------------------------------------------------------------------------
 
     @classmethod
     def from_count(cls, counter, meta: Optional[dict] = None) -> "Report":
         """The report of a ``flopdispatch.count`` (finished, or live inside its block)."""
-        data = counter.to_dict()
+        results = counter._results_now()
         full_meta = default_meta(mode="api")
-        full_meta.update(comm.rank_meta())  # rank and world size of an initialised process group
+        from .comm import rank_meta  # torch.distributed: a live count has torch loaded
+
+        full_meta.update(rank_meta())  # rank and world size of an initialised process group
+        if results.wall_seconds is not None:
+            full_meta["duration_s"] = results.wall_seconds
         full_meta.update(meta or {})
-        if "ignored" in data:  # count(ignore=...): what was left out, stated in the report
-            ig = data["ignored"]
-            full_meta["ignored"] = {"modules": list(ig["modules"]),
-                                    **{k: ig["totals"][k] for k in ("flops", "macs", "bytes_read", "bytes_written",
-                                                                    "calls")}}
-        return cls._from_counts(data, full_meta, "count.to_dict()")
+        if results.ignored_modules:  # count(ignore=...): what was left out, stated in the report
+            t = results.ignored()
+            full_meta["ignored"] = {"modules": results.ignored_modules,
+                                    **{k: getattr(t, k) for k in ("flops", "macs", "bytes_read", "bytes_written",
+                                                                  "calls")}}
+        return cls._of(results, full_meta)
 
     @classmethod
     def load(cls, path) -> "Report":
@@ -225,349 +144,164 @@ class Report(TotalsShortcuts):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "report") -> "Report":
-        """A report from parsed JSON (``flopdispatch.report/1`` or a ``count.to_dict()`` dump)."""
+        """A report from parsed JSON (``flopdispatch.report/2``; ``report/1`` and ``counts/1`` too)."""
         if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
             raise ReportError(f"{source}: not a flopdispatch report (no \"schema\" field)")
         schema = data["schema"]
-        if schema == COUNTS_SCHEMA:
-            return cls._from_counts(data, {}, source)
         name, _, version = schema.partition("/")
-        if name != SCHEMA.partition("/")[0]:
-            raise ReportError(f"{source}: not a flopdispatch report (schema {schema!r})")
-        if version != SCHEMA.partition("/")[2]:
-            raise ReportError(f"{source}: unsupported report version {schema!r} (this flopdispatch reads {SCHEMA!r})")
+        if schema != COUNTS_SCHEMA and name != SCHEMA.partition("/")[0]:
+            raise ReportError(f"{source}: not a flopdispatch report (schema {_short(schema)})")
+        if schema not in (SCHEMA, OLD_SCHEMA, COUNTS_SCHEMA):
+            raise ReportError(f"{source}: unsupported report version {_short(schema)} (this flopdispatch reads "
+                              f"{SCHEMA!r} and {OLD_SCHEMA!r})")
         try:
-            return cls._parse(data)
+            if schema == SCHEMA:
+                return _parse_v2(cls, data)
+            if schema == COUNTS_SCHEMA:
+                data = _counts_to_v1(data)
+            return _parse_v1(cls, data)
         except ReportError as e:
             raise ReportError(f"{source}: corrupt report: {e}") from None
-
-    @classmethod
-    def _parse(cls, data: dict) -> "Report":
-        v = _Validator()
-        meta = v.meta(data.get("meta", {}))
-        totals = v.counts(data.get("totals"), "totals")
-        phases = v.phase_map(data.get("phases", {}), "phases")
-        modules, seen = [], set()
-        for i, m in enumerate(v.array(data.get("modules", []), "modules")):
-            where = f"modules[{i}]"
-            if not isinstance(m, dict):
-                raise ReportError(f"{where}: expected an object, got {_short(m)}")
-            name = v.string(m.get("name"), f"{where}.name")
-            if name in seen:
-                raise ReportError(f"{where}: duplicate module name {_short(name)}")
-            parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
-            if parent is not None and parent not in seen:
-                raise ReportError(f"{where}: parent of {_short(name)} is not listed before it")
-            seen.add(name)
-            modules.append(_Entry(name, v.counts(m, where), v.phase_map(m.get("phases", {}), f"{where}.phases"),
-                                  type=v.string(m.get("type", ""), f"{where}.type"),
-                                  params=v.integer(m.get("params", 0), f"{where}.params"),
-                                  trainable_params=v.integer(m.get("trainable_params", 0),
-                                                             f"{where}.trainable_params"),
-                                  shared_params=v.integer(m.get("shared_params", 0), f"{where}.shared_params"),
-                                  self_ops=v.self_ops(m["self_ops"], f"{where}.self_ops") if "self_ops" in m else None,
-                                  saved=v.saved(m, where)))
-        v.check(not modules or modules[0].name == "", "modules[0]: the root module (name \"\") must come first")
-        ops, op_names = [], set()
-        for i, o in enumerate(v.array(data.get("ops", []), "ops")):
-            where = f"ops[{i}]"
-            if not isinstance(o, dict):
-                raise ReportError(f"{where}: expected an object, got {_short(o)}")
-            name = v.string(o.get("name"), f"{where}.name")
-            if name in op_names:
-                raise ReportError(f"{where}: duplicate op name {_short(name)}")
-            op_names.add(name)
-            ops.append(_Entry(name, v.counts(o, where), v.phase_map(o.get("phases", {}), f"{where}.phases")))
-        unsupported, reasons = {}, {}
-        for i, u in enumerate(v.array(data.get("unsupported", []), "unsupported")):
-            where = f"unsupported[{i}]"
-            if not isinstance(u, dict):
-                raise ReportError(f"{where}: expected an object, got {_short(u)}")
-            op = v.string(u.get("op"), f"{where}.op")
-            if op in unsupported:
-                raise ReportError(f"{where}: duplicate op {_short(op)}")
-            unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
-            reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
-        roots = None
-        if "roots" in data:  # several roots: names of depth one, listed modules, each once
-            roots = [v.string(r, f"roots[{i}]") for i, r in enumerate(v.array(data["roots"], "roots"))]
-            for i, r in enumerate(roots):
-                v.check(r and "." not in r and r in seen, f"roots[{i}]: {_short(r)} is not a module of depth one")
-            v.check(len(set(roots)) == len(roots), "roots: a name is listed twice")
-        activations = v.activations(data["activations"]) if "activations" in data else None
-        report = cls(meta=meta, params=v.integer(data.get("params", 0), "params"),
-                     trainable_params=v.integer(data.get("trainable_params", 0), "trainable_params"),
-                     totals=totals, phases=phases, modules=modules, ops=ops, unsupported=unsupported,
-                     reasons=reasons, roots=roots, activations=activations)
-        report._collective_phases, report._module_collectives = comm.parse(data, v)
-        if "symbolic" in data:
-            report.symbolic = _symbolic_json(data["symbolic"])
-        return report
-
-    @classmethod
-    def _from_counts(cls, data: dict, meta: dict, source: str) -> "Report":
-        """From ``count.to_dict()`` output (older dumps lack the per-phase splits: left empty)."""
-        try:
-            if not meta:
-                meta = {k: data[k] for k in ("torch_version", "flopdispatch_version") if k in data}
-            module_phases = data.get("module_phases", {})
-            module_self_ops = data.get("module_self_ops")
-            act = data.get("activations")
-            saved = act.get("modules", {}) if act is not None else None
-            modules = []
-            for name, m in data.get("modules", {}).items():
-                modules.append(_Entry(name, _counts(m), {p: _counts(c) for p, c in module_phases.get(name, {}).items()},
-                                      type=m.get("type", ""), params=m.get("params", 0),
-                                      trainable_params=m.get("trainable_params", 0),
-                                      shared_params=m.get("shared_params", 0),
-                                      self_ops=None if module_self_ops is None else module_self_ops.get(name, {}),
-                                      saved=None if saved is None else (saved[name]["saved_bytes"],
-                                                                        saved[name]["self_saved_bytes"])))
-            op_phases = data.get("op_phases")
-            ops = []
-            if op_phases is not None:
-                merged: Dict[str, Dict[str, Counts]] = {}
-                for phase in PHASES:
-                    for name, c in op_phases.get(phase, {}).items():
-                        merged.setdefault(name, {})[phase] = _counts(c)
-                for name, split in merged.items():
-                    ops.append(_Entry(name, _sum(split.values()), split))
-            else:
-                ops = [_Entry(name, _counts(c), {}) for name, c in data.get("ops", {}).items()]
-            ops.sort(key=lambda e: (-e.counts.flops, -e.counts.bytes, e.name))
-            params = data.get("params", modules[0].params if modules else 0)
-            trainable = data.get("trainable_params", modules[0].trainable_params if modules else 0)
-            report = cls(meta=meta, params=params, trainable_params=trainable, totals=_counts(data["totals"]),
-                         phases={p: _counts(c) for p, c in data.get("phases", {}).items()}, modules=modules, ops=ops,
-                         unsupported=dict(data.get("unsupported", {})),
-                         reasons=dict(data.get("unsupported_reasons", {})), roots=data.get("roots"),
-                         activations=None if act is None else {k: act[k] for k in ACTIVATION_FIELDS})
-            report._collective_phases = data.get("collective_phases", {})
-            report._module_collectives = data.get("module_collectives", {})
-        except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError) as e:
-            raise ReportError(f"{source}: corrupt counts dump ({type(e).__name__}: {_first_line(e)})") from None
-        # Round-trip through the validating parser: a report from a count and one from its file agree.
-        try:
-            text = json.dumps(report.to_dict(), default=str)
-        except (ValueError, TypeError, RecursionError) as e:  # an int past the int-string limit, a deep meta
-            raise ReportError(f"{source}: cannot be written as JSON ({type(e).__name__}: {_first_line(e)})") from None
-        return cls.from_dict(json.loads(text), source=source)
+        except RecursionError:
+            raise ReportError(f"{source}: corrupt report: nested too deeply") from None
 
     # ----- saving ------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """The ``flopdispatch.report/1`` JSON object."""
-        return {
+        """The ``flopdispatch.report/2`` JSON object (docs/report-schema.md)."""
+        timed = self.timed
+        names = self._names
+        rolled = self._rolled_up()
+        modules = []
+        for i, n in enumerate(names):
+            m = self.module(n)
+            entry = {"name": n, "type": m.type, "params": m.params, "trainable_params": m.trainable_params}
+            if m.shared_params:
+                entry["shared_params"] = m.shared_params
+            if m.saved_bytes is not None:
+                entry["saved_bytes"] = m.saved_bytes
+                entry["self_saved_bytes"] = self.module(n, exclusive=True).saved_bytes if self.has_exclusive else 0
+            if rolled[i]:
+                entry["rolled_up"] = True
+            entry.update(_counts_json(m))
+            entry["phases"] = {p: _counts_json(self.module(n, p)) for p in PHASES
+                               if self.module(n, p).calls or (p, i) in self._phase_keys()}
+            modules.append(entry)
+        # scopes with something in them, renumbered in order
+        per_scope: Dict[int, dict] = {}
+        for (s, ph, op), v in self._rows.items():
+            per_scope.setdefault(s, {}).setdefault("ops", {}).setdefault(ph, {})[op] = _row_json(v, timed)
+        for (s, ph, op), v in self._comm_rows.items():
+            per_scope.setdefault(s, {}).setdefault("collectives", {}).setdefault(ph, {})[op] = \
+                list(v[:4]) + ([float(v[4])] if v[4] else [])
+        for s, nbytes in (self._scope_saved or {}).items():
+            if nbytes:
+                per_scope.setdefault(s, {})["saved_bytes"] = nbytes
+        scopes = []
+        for s in sorted(per_scope):
+            body = per_scope[s]
+            entry = {"module": self._scope_module[s], "path": list(self._scope_path[s])}
+            if "ops" in body:
+                entry["ops"] = {p: dict(sorted(body["ops"][p].items())) for p in PHASES if p in body["ops"]}
+            if "collectives" in body:
+                entry["collectives"] = {p: body["collectives"][p] for p in PHASES if p in body["collectives"]}
+            if "saved_bytes" in body:
+                entry["saved_bytes"] = body["saved_bytes"]
+            scopes.append(entry)
+        ops = []
+        for name, c in self.ops().items():
+            ops.append({"name": name, **_counts_json(self.op_counts(name)),
+                        "phases": {p: _counts_json(self.op_counts(name, p)) for p in PHASES
+                                   if (name, p) in self._derived()[2]}})
+        out = {
             "schema": SCHEMA,
             "meta": self.meta,
             "params": self.params,
             "trainable_params": self.trainable_params,
             "totals": _counts_json(self.totals),
-            "phases": {p: _counts_json(c) for p, c in self._phases.items()},
-            "modules": [{"name": m.name, "type": m.type, "params": m.params, "trainable_params": m.trainable_params,
-                         **({"shared_params": m.shared_params} if m.shared_params else {}),
-                         **({} if m.saved is None else {"saved_bytes": m.saved[0], "self_saved_bytes": m.saved[1]}),
-                         **_counts_json(m.counts), "phases": {p: _counts_json(c) for p, c in m.phases.items()},
-                         **({} if m.self_ops is None else {"self_ops": _self_ops_json(m.self_ops)})}
-                        for m in self._modules],
-            "ops": [{"name": o.name, **_counts_json(o.counts),
-                     "phases": {p: _counts_json(c) for p, c in o.phases.items()}} for o in self._ops],
+            "phases": {p: _counts_json(self.phase(p)) for p in PHASES if p in self._derived()[1]},
+            "modules": modules,
+            "ops": ops,
+            "scopes": scopes,
             "unsupported": [{"op": op, "calls": calls, "reason": self.unsupported_reasons.get(op, "")}
                             for op, calls in sorted(self.unsupported.items())],
-            **({"roots": list(self.roots)} if self.roots not in ([], [""]) else {}),
-            **({} if self.activations is None else {"activations": dict(self.activations)}),
-            **self._collectives_json(),
-            **({"symbolic": self.symbolic} if self.symbolic is not None else {}),
         }
+        if timed:
+            out["timed"] = True
+        if self.roots not in ([], [""]):
+            out["roots"] = list(self.roots)
+        if self.activations is not None:
+            out["activations"] = dict(self.activations)
+        if self._ignored:
+            out["ignored"] = {"modules": self.ignored_modules, "totals": _counts_json(self.ignored()),
+                              "phases": {p: _counts_json(self.ignored(p)) for p in PHASES
+                                         if p in self._ignored["phase"]},
+                              "ops": {op: _counts_json(_op_counts(v)) for op, v in self._ignored["op"].items()}}
+        table = self.collectives()
+        if table:  # derived, for readers: all phases, each phase, each module holding some (inclusive)
+            out["collectives"] = table
+            out["collective_phases"] = {p: self.collectives(p) for p in PHASES if self.collectives(p)}
+            out["module_collectives"] = {}
+            for n in names:
+                split = {p: self.collectives(p, n) for p in PHASES}
+                split = {p: t for p, t in split.items() if t}
+                if split:
+                    out["module_collectives"][n] = split
+        if self.missing:
+            out["missing"] = list(self.missing)
+        if self.symbolic is not None:
+            out["symbolic"] = self.symbolic
+        return out
 
-    def _collectives_json(self) -> dict:
-        return comm.report_fields(self._collective_phases, self._module_collectives)
-
-    def collectives(self, phase: Optional[str] = None, module: Optional[str] = None) -> Dict[str, dict]:
-        """Per collective op, as ``count.collectives``: {op: {calls, bytes, bus_bytes, world_size,
-        seconds}} (``module``: inclusive, its subtree's)."""
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-        return comm.select(self._collective_phases, self._module_collectives, phase=phase, module=module)
+    def _phase_keys(self):
+        """{(phase, module index)} of the modules' phases that ran (report/1: as stored)."""
+        keys = self._cache.get("phase_keys")
+        if keys is None:
+            table = self._override if self._override is not None else self._module_tables()[0]
+            keys = self._cache["phase_keys"] = {(p, m) for (m, p), v in table.items() if p is not None and v[0]}
+        return keys
 
     def to_json(self, indent: Optional[int] = 1) -> str:
         text = json.dumps(self.to_dict(), indent=indent, default=str)
-        # lists of integers (the modules' self_ops rows) on one line each: a third of the file's
-        # size for a model's own ops; JSON strings hold no raw newline, so only lists can match
+        # lists of numbers (the scopes' op rows) on one line each; JSON strings hold no raw newline,
+        # so only lists can match
         if indent is None:
             return text
         return _INT_LIST.sub(lambda m: "[" + ", ".join(n.strip() for n in m.group(1).split(",")) + "]", text)
 
     def save(self, path) -> None:
-        """Write the report as JSON (``flopdispatch.report/1``)."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json())
-            f.write("\n")
+        """Write the report as JSON (``flopdispatch.report/2``), atomically (``atomic_write``)."""
+        atomic_write(path, self.to_json() + "\n")
 
     def table(self, depth=2, by: str = "module", sort: Optional[str] = None, units: str = "auto",
               summary: bool = False) -> str:
         """The table ``flopdispatch show`` prints (same options as ``count.table``); with
-        ``summary=True`` the header lines too."""
+        ``summary=True`` the header lines too. Made once per set of options."""
         if units not in UNITS:
             raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
-        return render_text(self, depth=parse_depth(depth), by=by, sort=sort, units=units, summary=summary)
+        key = ("table", depth if isinstance(depth, (int, str, type(None))) else repr(depth), by, sort, units, summary)
+        text = self._cache.get(key)
+        if text is None:
+            text = self._cache[key] = render_text(self, depth=parse_depth(depth), by=by, sort=sort, units=units,
+                                                  summary=summary)
+        return text
 
     def save_html(self, path) -> None:
-        """Write the self-contained HTML page (``--html``)."""
+        """Write the self-contained HTML page (``--html``), atomically."""
         write_html(self, path)
 
     def to_pandas(self, by: str = "module"):
-        """A pandas DataFrame of the counts (pandas is optional; see ``count.to_pandas``)."""
+        """A pandas DataFrame of the counts (pandas is optional; see ``flopdispatch.frames``)."""
         from .frames import to_pandas
 
         return to_pandas(self, by)
-
-    # ----- the count API -----------------------------------------------------------------------
-
-    @property
-    def module_names(self) -> List[str]:
-        return [m.name for m in self._modules]
-
-    @property
-    def phases_run(self) -> List[str]:
-        """Phases with at least one counted op, in PHASES order."""
-        return [p for p in PHASES if p in self._phases and self._phases[p].calls]
-
-    def phase(self, name: str) -> Counts:
-        if name not in PHASES:
-            raise ValueError(f"unknown phase {name!r}; expected one of {', '.join(PHASES)}")
-        return self._phases.get(name, Counts())
-
-    @property
-    def has_exclusive(self) -> bool:
-        """Whether the report has each module's own ops (exclusive counts, per-module ops):
-        reports written by flopdispatch before they existed do not."""
-        return bool(self._modules) and all(m.self_ops is not None for m in self._modules)
-
-    def _need_exclusive(self):
-        if not self.has_exclusive:
-            raise ValueError("this report has no per-module ops (exclusive counts): it was written by an "
-                             "older flopdispatch")
-
-    def _self_counts(self, name: str, phase: Optional[str]) -> Counts:
-        key = (name, phase)
-        c = self._self_cache.get(key)
-        if c is None:
-            rows = [row for p, ops in self._by_name[name].self_ops.items() if phase is None or p == phase
-                    for row in ops.values()]
-            c = self._self_cache[key] = _sum(Counts(**dict(zip(SELF_OP_FIELDS, row))) for row in rows)
-        return c
-
-    def module(self, name: str = "", phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
-        """A module's counts (inclusive; ``exclusive=True``: its own ops only, without seconds)."""
-        if name not in self._by_name:
-            raise KeyError(f"no module named {name!r} in this report")
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-        m = self._by_name[name]
-        if exclusive:
-            self._need_exclusive()
-            c = self._self_counts(name, phase)
-        else:
-            c = m.counts if phase is None else m.phases.get(phase, Counts())
-        saved = m.saved[1 if exclusive else 0] if m.saved is not None and phase in (None, "forward") else None
-        return ModuleCounts(**_counts_json(c), name=name, type=m.type, params=m.params,
-                            trainable_params=m.trainable_params, shared_params=m.shared_params, saved_bytes=saved)
-
-    @property
-    def saved_bytes(self) -> Optional[int]:
-        """Activation bytes saved for backward (``count(activations=True)``; None: not measured)."""
-        return None if self.activations is None else self.activations["saved_bytes"]
-
-    @property
-    def saved_peak_bytes(self) -> Optional[int]:
-        """The most saved activation bytes alive at once, in bytes (None: not measured)."""
-        return None if self.activations is None else self.activations["saved_peak_bytes"]
-
-    @property
-    def saved_param_bytes(self) -> Optional[int]:
-        """Parameter and buffer bytes autograd saved, apart from activations (None: not measured)."""
-        return None if self.activations is None else self.activations["saved_param_bytes"]
-
-    def display_counts(self, name: str = "", phase: Optional[str] = None):
-        """(counts, rolled_up) of a module as tables and pictures show it.
-
-        A container that never ran itself (a ModuleList or ModuleDict: its forward is not called,
-        so its own inclusive counts are 0) shows the sum of its children's displayed counts, and
-        ``rolled_up`` is True; every other module shows its own inclusive counts.
-        """
-        if name not in self._by_name:
-            raise KeyError(f"no module named {name!r} in this report")
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-        if self._display is None:
-            self._display = {}
-        table = self._display.get(phase)
-        if table is None:
-            table = self._display[phase] = self._display_table(phase)
-        return table[name]
-
-    def _display_table(self, phase: Optional[str]) -> Dict[str, tuple]:
-        """display_counts of every module for one phase, in one bottom-up pass (no recursion: a
-        parent is listed before its children, so the reversed list has every child before its parent)."""
-        if self._children is None:
-            self._children = {}
-            for m in self._modules[1:]:
-                self._children.setdefault(m.name.rpartition(".")[0], []).append(m.name)
-        table: Dict[str, tuple] = {}
-        for m in reversed(self._modules):
-            kids = self._children.get(m.name)
-            if m.counts.calls == 0 and kids:
-                table[m.name] = (_sum(table[k][0] for k in kids), True)
-            else:
-                c = m.counts if phase is None else m.phases.get(phase, Counts())
-                table[m.name] = (Counts(**_counts_json(c)), False)
-        return table
-
-    def ops(self, phase: Optional[str] = None, module: Optional[str] = None,
-            exclusive: bool = False) -> Dict[str, dict]:
-        """Per op: {calls, flops, macs, bytes_read, bytes_written, causal_macs}, by FLOPs.
-
-        ``module``: the ops of that module's subtree (the modules named below it), or with
-        ``exclusive=True`` its own ops only.
-        """
-        if phase is not None and phase not in PHASES:
-            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
-        if exclusive and module is None:
-            raise ValueError("ops(exclusive=True) needs a module name")
-        rows = []
-        if module is not None:
-            if module not in self._by_name:
-                raise KeyError(f"no module named {module!r} in this report")
-            self._need_exclusive()
-            prefix = module + "."
-            names = [module] if exclusive else [n for n in self._by_name
-                                                if n == module or not module or n.startswith(prefix)]
-            merged: Dict[str, list] = {}
-            for n in names:
-                for p, ops in self._by_name[n].self_ops.items():
-                    if phase is None or p == phase:
-                        for op, row in ops.items():
-                            merged.setdefault(op, []).append(Counts(**dict(zip(SELF_OP_FIELDS, row))))
-            rows = [(op, _sum(cs)) for op, cs in merged.items()]
-        for o in self._ops if module is None else ():
-            c = o.counts if phase is None else o.phases.get(phase)
-            if c is not None and (phase is None or c.calls):
-                rows.append((o.name, c))
-        rows.sort(key=lambda r: (-r[1].flops, -r[1].bytes, r[0]))
-        return {name: {"calls": c.calls, "flops": c.flops, "macs": c.macs, "bytes_read": c.bytes_read,
-                       "bytes_written": c.bytes_written, "causal_macs": c.causal_macs} for name, c in rows}
-
-    def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
-        o = self._op_by_name.get(name)
-        if o is None:
-            raise KeyError(f"no op named {name!r} in this report")
-        return o.counts if phase is None else o.phases.get(phase, Counts())
 
     def __eq__(self, other):
         if not isinstance(other, Report):
             return NotImplemented
         return self.to_dict() == other.to_dict()
+
+    __hash__ = None
 
     def __repr__(self):
         t = self.totals
@@ -579,14 +313,361 @@ class Report(TotalsShortcuts):
         return notebook.report_html(self)
 
 
-def _sum(counts) -> Counts:
+def _op_counts(v) -> Counts:
+    calls, flops, macs, read, written, causal, seconds = v
+    return Counts(flops=flops, macs=macs, bytes_read=read, bytes_written=written, causal_macs=causal, calls=calls,
+                  seconds=float(seconds))
+
+
+def _vec(c: Counts) -> list:
+    return [c.calls, c.flops, c.macs, c.bytes_read, c.bytes_written, c.causal_macs, c.seconds]
+
+
+# ----- reading report/2 ------------------------------------------------------------------------------
+
+def _parse_v2(cls, data: dict) -> Report:
+    v = _Validator()
+    meta = v.meta(data.get("meta", {}))
+    v.counts(data.get("totals"), "totals")  # derived figures: checked, then made again from the scopes
+    v.phase_map(data.get("phases", {}), "phases")
+    names, types, params, shared, rolled, saved_given = _modules(v, data)
+    _ops_list(v, data)
+    n = len(names)
+    scope_module, scope_path, rows, comm_rows, scope_saved = [-1], [()], {}, {}, {}
+    timed = data.get("timed", False)
+    v.check(isinstance(timed, bool), f"timed: expected true or false, got {_short(timed)}")
+    for i, s in enumerate(v.array(data.get("scopes", []), "scopes")):
+        where = f"scopes[{i}]"
+        v.check(isinstance(s, dict), f"{where}: expected an object, got {_short(s)}")
+        own = s.get("module", -1)
+        v.check(type(own) is int and -1 <= own < n, f"{where}.module: expected a module index (-1 to {n - 1}), "
+                                                    f"got {_short(own)}")
+        path = v.array(s.get("path", []), f"{where}.path")
+        for k, m in enumerate(path):
+            v.check(type(m) is int and 0 <= m < n, f"{where}.path[{k}]: expected a module index (0 to {n - 1}), "
+                                                   f"got {_short(m)}")
+        v.check(len(set(path)) == len(path), f"{where}.path: a module is listed twice")
+        v.check(own < 0 or own in path, f"{where}: its module is not on its path")
+        sid = len(scope_module)
+        scope_module.append(own)
+        scope_path.append(tuple(sorted(path)))
+        for p, ops in v.phase_rows(s.get("ops", {}), f"{where}.ops", len(ROW_FIELDS)).items():
+            for op, row in ops.items():
+                rows[(sid, p, op)] = row
+        for p, ops in v.phase_rows(s.get("collectives", {}), f"{where}.collectives", len(COMM_FIELDS)).items():
+            for op, row in ops.items():
+                comm_rows[(sid, p, op)] = row
+        if "saved_bytes" in s:
+            scope_saved[sid] = v.integer(s["saved_bytes"], f"{where}.saved_bytes")
+    unsupported, reasons = _unsupported(v, data)
+    roots = _roots(v, data, set(names))
+    activations = v.activations(data["activations"]) if "activations" in data else None
+    ignored = _ignored(v, data["ignored"]) if "ignored" in data else None
+    missing = data.get("missing", [])
+    v.check(isinstance(missing, list) and all(isinstance(x, str) for x in missing),
+            "missing: expected a list of strings")
+    override = comm_override = None
+    if "module_counts" in missing:  # re-saved from a report/1 file: its stored module counts stand
+        override = _override_from(v, data)
+    comm_derived = _comm_parse(data, v)  # derived figures: checked, then made again from the scopes
+    if "collective_scopes" in missing:
+        comm_override = comm_derived
+    total_params = (v.integer(data.get("params", 0), "params"),
+                    v.integer(data.get("trainable_params", 0), "trainable_params"))
+    results = Results(names=names, types=types, params=params, shared_params=shared, scope_module=scope_module,
+                      scope_path=scope_path, rows=rows, unsupported=unsupported, reasons=reasons, roots=roots,
+                      total_params=total_params, activations=activations,
+                      scope_saved=scope_saved if activations is not None else None, comm_rows=comm_rows,
+                      ignored=ignored, timed=timed, rolled_up=rolled, module_override=override,
+                      comm_override=comm_override, missing=tuple(missing),
+                      wall_seconds=meta.get("duration_s") if isinstance(meta.get("duration_s"), (int, float)) else None)
+    if "saved_scopes" in missing and activations is not None:  # re-saved from a report/1 file
+        results._saved_override = {i: s for i, s in enumerate(saved_given) if s is not None}
+    report = cls._of(results, meta)
+    if "symbolic" in data:
+        report.symbolic = _symbolic_json(data["symbolic"])
+    return report
+
+
+def _modules(v, data):
+    names, types, params, shared, rolled, saved, seen = [], [], [], [], [], [], set()
+    for i, m in enumerate(v.array(data.get("modules", []), "modules")):
+        where = f"modules[{i}]"
+        v.check(isinstance(m, dict), f"{where}: expected an object, got {_short(m)}")
+        name = v.string(m.get("name"), f"{where}.name")
+        if name in seen:
+            raise ReportError(f"{where}: duplicate module name {_short(name)}")
+        parent = name.rpartition(".")[0] if "." in name else ("" if name else None)
+        if parent is not None and parent not in seen:
+            raise ReportError(f"{where}: parent of {_short(name)} is not listed before it")
+        seen.add(name)
+        v.counts(m, where)
+        v.phase_map(m.get("phases", {}), f"{where}.phases")
+        names.append(name)
+        types.append(v.string(m.get("type", ""), f"{where}.type"))
+        params.append((v.integer(m.get("params", 0), f"{where}.params"),
+                       v.integer(m.get("trainable_params", 0), f"{where}.trainable_params")))
+        shared.append(v.integer(m.get("shared_params", 0), f"{where}.shared_params"))
+        r = m.get("rolled_up", False)
+        v.check(isinstance(r, bool), f"{where}.rolled_up: expected true or false, got {_short(r)}")
+        rolled.append(r)
+        saved.append(v.saved(m, where))
+        if "self_ops" in m:
+            v.self_ops(m["self_ops"], f"{where}.self_ops")
+    v.check(not names or names[0] == "", "modules[0]: the root module (name \"\") must come first")
+    return names, types, params, shared, rolled, saved
+
+
+def _ops_list(v, data):
+    ops, op_names = {}, set()
+    for i, o in enumerate(v.array(data.get("ops", []), "ops")):
+        where = f"ops[{i}]"
+        v.check(isinstance(o, dict), f"{where}: expected an object, got {_short(o)}")
+        name = v.string(o.get("name"), f"{where}.name")
+        if name in op_names:
+            raise ReportError(f"{where}: duplicate op name {_short(name)}")
+        op_names.add(name)
+        ops[name] = (v.counts(o, where), v.phase_map(o.get("phases", {}), f"{where}.phases"))
+    return ops
+
+
+def _unsupported(v, data):
+    unsupported, reasons = {}, {}
+    for i, u in enumerate(v.array(data.get("unsupported", []), "unsupported")):
+        where = f"unsupported[{i}]"
+        v.check(isinstance(u, dict), f"{where}: expected an object, got {_short(u)}")
+        op = v.string(u.get("op"), f"{where}.op")
+        if op in unsupported:
+            raise ReportError(f"{where}: duplicate op {_short(op)}")
+        unsupported[op] = v.integer(u.get("calls", 0), f"{where}.calls")
+        reasons[op] = v.string(u.get("reason", ""), f"{where}.reason")
+    return unsupported, reasons
+
+
+def _roots(v, data, seen):
+    if "roots" not in data:
+        return None
+    roots = [v.string(r, f"roots[{i}]") for i, r in enumerate(v.array(data["roots"], "roots"))]
+    for i, r in enumerate(roots):
+        v.check(r and "." not in r and r in seen, f"roots[{i}]: {_short(r)} is not a module of depth one")
+    v.check(len(set(roots)) == len(roots), "roots: a name is listed twice")
+    return roots
+
+
+def _ignored(v, x):
+    v.check(isinstance(x, dict), f"ignored: expected an object, got {_short(x)}")
+    mods = [v.string(n, f"ignored.modules[{i}]") for i, n in enumerate(v.array(x.get("modules", []), "ignored.modules"))]
+    ops = x.get("ops", {})
+    v.check(isinstance(ops, dict), f"ignored.ops: expected an object, got {_short(ops)}")
+    return {"modules": mods, "total": _vec(v.counts(x.get("totals", {}), "ignored.totals")),
+            "phase": {p: _vec(c) for p, c in v.phase_map(x.get("phases", {}), "ignored.phases").items()},
+            "op": {v.string(op, "ignored.ops"): _vec(v.counts(c, f"ignored.ops[{_short(op)}]")) for op, c in ops.items()}}
+
+
+def _override_from(v, data):
+    """{(module index, phase or None): row} from the modules' stored counts (report/1 files)."""
+    table = {}
+    for i, m in enumerate(data.get("modules", [])):
+        table[(i, None)] = _vec(v.counts(m, f"modules[{i}]"))
+        for p, c in v.phase_map(m.get("phases", {}), f"modules[{i}].phases").items():
+            table[(i, p)] = _vec(c)
+    return table
+
+
+def _comm_parse(data, v):
+    """(phases, modules) collectives of a report/1 file: {phase: {op: RECORD}}, {module: {phase: ...}}."""
+
+    def table(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        out = {}
+        for op, rec in x.items():
+            w = f"{where}[{_short(op)}]"
+            v.check(isinstance(rec, dict), f"{w}: expected an object of communication counts")
+            r = [v.integer(rec.get(f, 0), f"{w}.{f}") for f in COMM_FIELDS]
+            t = rec.get("seconds", 0.0)
+            v.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300 and math.isfinite(t),
+                    f"{w}.seconds: expected a non-negative number")
+            out[v.string(op, w)] = r + [float(t)]
+        return out
+
+    def phase_split(x, where):
+        v.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        for p in x:
+            v.check(p in PHASES, f"{where}: unknown phase {_short(p)}")
+        return {p: table(x[p], f"{where}.{p}") for p in PHASES if p in x}
+
+    phases = phase_split(data.get("collective_phases", {}), "collective_phases")
+    raw = data.get("module_collectives", {})
+    v.check(isinstance(raw, dict), "module_collectives: expected an object")
+    modules = {v.string(name, "module_collectives"): phase_split(split, f"module_collectives[{_short(name)}]")
+               for name, split in raw.items()}
+    return phases, modules
+
+
+# ----- reading report/1 and counts/1 (older files) ---------------------------------------------------
+
+V1_MISSING = ("scopes", "module_counts")
+
+
+def _parse_v1(cls, data: dict) -> Report:
+    """A report/1 file: modules' inclusive counts as stored; each module's own ops (``self_ops``)
+    become one scope held by the module and its ancestors by name (report/1 kept no call stack);
+    work outside every module is what the ops table holds beyond them."""
+    v = _Validator()
+    meta = v.meta(data.get("meta", {}))
+    totals = v.counts(data.get("totals"), "totals")
+    phases = v.phase_map(data.get("phases", {}), "phases")
+    names, types, params, shared, _, saved = _modules(v, data)
+    ops = _ops_list(v, data)
+    mods = data.get("modules", [])
+    self_ops = [v.self_ops(m["self_ops"], f"modules[{i}].self_ops") if "self_ops" in m else None
+                for i, m in enumerate(mods)]
+    has_self = bool(names) and all(s is not None for s in self_ops)
+    missing = list(V1_MISSING) + ([] if has_self else ["self_ops"])
+    scope_module, raw_paths, rows = [-1], [()], {}
+    own = {}  # (phase, op) -> row summed over modules
+    if has_self:
+        index = {n: i for i, n in enumerate(names)}
+        for i, (name, so) in enumerate(zip(names, self_ops)):
+            if not so:
+                continue
+            chain, n = [i], name
+            while n:
+                n = n.rpartition(".")[0] if "." in n else ""
+                if n in index:
+                    chain.append(index[n])
+                if not n:
+                    break
+            sid = len(scope_module)
+            scope_module.append(i)
+            raw_paths.append(tuple(sorted(set(chain))))
+            for p, table in so.items():
+                for op, row in table.items():
+                    r = list(row) + [0.0]
+                    rows[(sid, p, op)] = r
+                    acc = own.setdefault((p, op), [0] * 7)
+                    for k in range(6):
+                        acc[k] += r[k]
+    # the rest of each op's work (per phase) ran outside every module
+    by_phase_op = {}
+    for name, (c, split) in ops.items():
+        if split:
+            for p, pc in split.items():
+                by_phase_op[(p, name)] = _vec(pc)
+        elif c.calls or c.flops:
+            by_phase_op[(None, name)] = _vec(c)
+    if any(p is None for p, _ in by_phase_op):
+        missing.append("op_phases")
+    for (p, name), vec in by_phase_op.items():
+        mine = own.get((p, name), [0] * 7)
+        rest = [a - b for a, b in zip(vec[:6], mine[:6])]
+        v.check(all(x >= 0 for x in rest), f"ops: {_short(name)} counts less than its modules' own rows")
+        if any(rest):
+            rows[(0, p or "forward", name)] = rest + [vec[6]]
+    if not ops and (totals.calls or totals.flops):
+        missing.append("ops")
+        for p, c in (phases.items() if phases else [("forward", totals)]):
+            rows[(0, p, "(unknown op)")] = _vec(c)
+    if any(c.seconds for c in phases.values()) or totals.seconds:
+        missing.append("op_seconds")
+    unsupported, reasons = _unsupported(v, data)
+    roots = _roots(v, data, set(names))
+    activations = v.activations(data["activations"]) if "activations" in data else None
+    scope_saved = None
+    if activations is not None and any(s is not None for s in saved):
+        missing.append("saved_scopes")
+    override = _override_from(v, data)
+    parents = {n.rpartition(".")[0] if "." in n else "" for n in names if n}
+    rolled = [override[(i, None)][0] == 0 and n in parents for i, n in enumerate(names)]  # as report/1 showed
+    comm_override = _comm_parse(data, v)
+    if comm_override[0]:
+        missing.append("collective_scopes")
+    total_params = (v.integer(data.get("params", params[0][0] if params else 0), "params"),
+                    v.integer(data.get("trainable_params", params[0][1] if params else 0), "trainable_params"))
+    results = Results(names=names, types=types, params=params, shared_params=shared, scope_module=scope_module,
+                      scope_path=raw_paths, rows=rows, unsupported=unsupported, reasons=reasons, roots=roots,
+                      total_params=total_params, activations=activations, scope_saved=scope_saved,
+                      rolled_up=rolled, module_override=override, comm_override=comm_override, missing=tuple(missing),
+                      wall_seconds=meta.get("duration_s") if isinstance(meta.get("duration_s"), (int, float)) else None)
+    if activations is not None:
+        # as report/1 showed them: a never-called container's saved bytes are its children's
+        index, children = {n: i for i, n in enumerate(names)}, {}
+        for i, n in enumerate(names[1:], start=1):
+            children.setdefault(index.get(n.rpartition(".")[0] if "." in n else ""), []).append(i)
+        shown = [pair[0] if pair is not None else None for pair in saved]
+        for i in reversed(range(len(names))):  # children before parents
+            if rolled[i]:
+                shown[i] = sum(shown[k] or 0 for k in children.get(i, ()))
+        results._saved_override = {i: (shown[i], 0 if rolled[i] else pair[1])
+                                   for i, pair in enumerate(saved) if pair is not None}
+    report = cls._of(results, meta)
+    if "symbolic" in data:
+        report.symbolic = _symbolic_json(data["symbolic"])
+    return report
+
+
+def _counts_to_v1(data: dict) -> dict:
+    """A bare ``count.to_dict()`` dump of older versions (``flopdispatch.counts/1``) as report/1 data;
+    each field checked for its shape before use (ReportError otherwise)."""
+
+    def obj(x, where):
+        if not isinstance(x, dict):
+            raise ReportError(f"{where}: expected an object, got {_short(x)}")
+        return x
+
+    meta = {k: data[k] for k in ("torch_version", "flopdispatch_version") if k in data}
+    modules_in = obj(data.get("modules", {}), "modules")
+    module_phases = obj(data.get("module_phases", {}), "module_phases")
+    self_ops = data.get("module_self_ops")
+    if self_ops is not None:
+        obj(self_ops, "module_self_ops")
+    act = data.get("activations")
+    saved = obj(obj(act, "activations").get("modules", {}), "activations.modules") if act is not None else None
+    modules = []
+    for name, m in modules_in.items():
+        where = f"modules[{_short(name)}]"
+        obj(m, where)
+        entry = {**m, "name": name, "phases": obj(module_phases.get(name, {}), f"module_phases[{_short(name)}]")}
+        entry.pop("saved_bytes", None)
+        if self_ops is not None:
+            entry["self_ops"] = obj(self_ops.get(name, {}), f"module_self_ops[{_short(name)}]")
+        if saved is not None and name in saved:
+            s = obj(saved[name], f"activations.modules[{_short(name)}]")
+            entry["saved_bytes"], entry["self_saved_bytes"] = s.get("saved_bytes"), s.get("self_saved_bytes")
+        modules.append(entry)
+    op_phases = data.get("op_phases")
+    if op_phases is not None:
+        merged = {}
+        for p, table in obj(op_phases, "op_phases").items():
+            for name, c in obj(table, f"op_phases[{_short(p)}]").items():
+                merged.setdefault(name, {})[p] = c
+        ops = [{"name": name, **_sum_json(split.values()), "phases": split} for name, split in merged.items()]
+    else:
+        ops = [{"name": name, **obj(c, f"ops[{_short(name)}]")} for name, c in obj(data.get("ops", {}), "ops").items()]
+    unsupported = obj(data.get("unsupported", {}), "unsupported")
+    reasons = obj(data.get("unsupported_reasons", {}), "unsupported_reasons")
+    out = {"schema": OLD_SCHEMA, "meta": meta, "totals": data.get("totals"), "phases": data.get("phases", {}),
+           "modules": modules, "ops": ops,
+           "unsupported": [{"op": op, "calls": calls, "reason": reasons.get(op, "")} for op, calls in unsupported.items()]}
+    for k in ("params", "trainable_params", "roots", "collective_phases", "module_collectives"):
+        if k in data:
+            out[k] = data[k]
+    if act is not None:
+        out["activations"] = {k: act.get(k) for k in ACTIVATION_FIELDS}
+    return out
+
+
+def _sum_json(counts) -> dict:
     out = dict.fromkeys(COUNT_FIELDS, 0)
-    seconds = 0.0
     for c in counts:
+        if not isinstance(c, dict):
+            raise ReportError(f"op_phases: expected objects of counts, got {_short(c)}")
         for f in COUNT_FIELDS:
-            out[f] += getattr(c, f)
-        seconds += getattr(c, "seconds", 0.0)
-    return Counts(**out, **({"seconds": seconds} if _TIMED else {}))
+            x = c.get(f, 0)
+            if type(x) is not int:
+                raise ReportError(f"op_phases: {f}: expected a non-negative integer, got {_short(x)}")
+            out[f] += x
+    return out
 
 
 # ----- validation ----------------------------------------------------------------------------------
@@ -634,7 +715,7 @@ class _Validator:
         if type(x) is dict and "seconds" not in x:  # the fast path: no message built for valid data
             values = [x.get(f, 0) for f in COUNT_FIELDS]
             if set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT:
-                return Counts(*values) if _POSITIONAL else Counts(**dict(zip(COUNT_FIELDS, values)))
+                return Counts(*values)
         self.check(isinstance(x, dict), f"{where}: expected an object of counts, got {_short(x)}")
         fields = {f: self.integer(x.get(f, 0), f"{where}.{f}") for f in COUNT_FIELDS}
         if "seconds" in x:
@@ -642,8 +723,7 @@ class _Validator:
             if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
                     and math.isfinite(t)):
                 raise ReportError(f"{where}.seconds: expected a non-negative number, got {_short(t)}")
-            if _TIMED:
-                fields["seconds"] = float(t)
+            fields["seconds"] = float(t)
         return Counts(**fields)
 
     def phase_map(self, x, where):
@@ -656,6 +736,25 @@ class _Validator:
         if len(out) != len(x):
             unknown = sorted(set(x) - set(PHASES))
             raise ReportError(f"{where}: unknown phase {_short(unknown[0])}")
+        return out
+
+    def phase_rows(self, x, where, n):
+        """{phase: {op: [n integers, then an optional seconds number]}}, rows as n + 1 numbers."""
+        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
+        out = {}
+        for p, ops in x.items():
+            self.check(p in PHASES, f"{where}: unknown phase {_short(p)}")
+            self.check(isinstance(ops, dict), f"{where}.{p}: expected an object, got {_short(ops)}")
+            rows = out[p] = {}
+            for op, row in ops.items():
+                w = f"{where}.{p}[{_short(op)}]"
+                self.check(isinstance(row, list) and len(row) in (n, n + 1),
+                           f"{w}: expected a list of {n} counts (and seconds), got {_short(row)}")
+                r = [self.integer(k, f"{w}[{i}]") for i, k in enumerate(row[:n])]
+                t = row[n] if len(row) > n else 0.0
+                self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
+                           and math.isfinite(t), f"{w}[{n}]: expected a non-negative number of seconds")
+                rows[op] = r + [float(t)]
         return out
 
     def saved(self, m, where):
@@ -745,7 +844,7 @@ def _first_line(e) -> str:
     return _short(text.splitlines()[0] if text else type(e).__name__, 120)[1:-1]
 
 
-__all__ = ["Report", "ReportError", "SCHEMA", "MAX_DIGITS", "default_meta"]
+__all__ = ["Report", "ReportError", "SCHEMA", "MAX_DIGITS", "default_meta", "atomic_write"]
 
 
 _SYMBOLIC_COUNTS = ("flops", "macs", "bytes_read", "bytes_written", "bytes", "causal_macs")

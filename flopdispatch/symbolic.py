@@ -260,10 +260,10 @@ class SymbolicCount:
             scopes = None
             if module is not None:
                 idx = self.count._module_index(module)
-                if exclusive:
-                    scopes = {s for s, m in enumerate(res["innermost"]) if m == idx}
+                if exclusive:  # the results engine's scopes (flopdispatch.results): one attribution rule
+                    scopes = {s for s, m in enumerate(res._scope_module) if m == idx}
                 else:
-                    scopes = {s for s, path in enumerate(res["on_path"]) if idx in path}
+                    scopes = {s for s, path in enumerate(res._scope_path) if idx in path}
             self._cache[key] = self._add(v for (s, p, o), v in self._sums.items()
                                          if (phase is None or p == phase) and (scopes is None or s in scopes)
                                          and (op is None or o == op))

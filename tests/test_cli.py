@@ -114,7 +114,7 @@ def test_run_counts_an_unmodified_script_and_show_renders_it_again(script, tmp_p
     assert r.stderr.startswith(f"flopdispatch: {script}: ") and "\ntotal " in r.stderr
     assert "(root)" in r.stderr and "Sequential" in r.stderr
     data = json.loads(out_json.read_text())
-    assert data["schema"] == "flopdispatch.report/1"
+    assert data["schema"] == "flopdispatch.report/2"
     meta = data["meta"]
     assert meta["mode"] == "run" and meta["exit_code"] == 0 and meta["devices"] == ["cpu"]
     assert meta["dtypes"] == ["float32"] and meta["torch_version"] == torch.__version__

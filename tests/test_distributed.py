@@ -9,6 +9,7 @@ Parameters: 8 * 16 + 16 + 16 * 4 + 4 = 212 (848 fp32 bytes). MACs of one step, p
 forward 4 * 8 * 16 + 4 * 16 * 4 = 512 + 256 = 768; backward: both weight gradients (768) and the
 second layer's input gradient (256; the input needs none): 1,024; total 1,792.
 """
+import copy
 import json
 import os
 import socket
@@ -278,10 +279,13 @@ def test_show_merges_one_report_per_rank(ranks, tmp_path, capsys):
 
     paths = []
     for rank, r in enumerate(ranks):
-        report = dict(r["ddp"]["report"])
+        report = copy.deepcopy(r["ddp"]["report"])
         report["meta"] = dict(report["meta"], rank=rank, world_size=WORLD, target="train.py")
         if rank == 1:  # rank 1 does twice the compute: max/mean = 2 / 1.5 = 1.33
-            report["totals"] = dict(report["totals"], flops=2 * report["totals"]["flops"])
+            for scope in report["scopes"]:  # the op rows, which every figure of the report sums
+                for ops in scope.get("ops", {}).values():
+                    for row in ops.values():
+                        row[1] *= 2
         paths.append(tmp_path / f"out.rank{rank}.json")
         paths[-1].write_text(json.dumps(report))
     assert main(["show", "--units", "K", str(paths[1]), str(paths[0])]) == 0

@@ -129,7 +129,7 @@ def test_scan_counts_the_body_per_element():
         got = scan(combine, init, xs)
     assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
     assert c.ops()["aten::mm"] == {"calls": 5, "flops": 640, "macs": 320, "bytes_read": 640,
-                                   "bytes_written": 320}  # 5 x (4*4*4 = 64 MACs)
+                                   "bytes_written": 320, "causal_macs": 320}  # 5 x (4*4*4 = 64 MACs)
     assert c.ops()["aten::add"]["flops"] == 5 * 16
     assert c.unsupported == {}
 

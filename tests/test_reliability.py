@@ -43,7 +43,7 @@ def _two_steps(model, x):
 
 def _phase_numbers(c):
     d = c.to_dict()
-    return d["phases"], d["module_phases"], d["ops"], d["unsupported"]
+    return d["phases"], d["modules"], d["ops"], d["unsupported"]
 
 
 # ----- 1. the shared op table: new ops first seen while another op is being recorded --------------

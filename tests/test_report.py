@@ -2,6 +2,7 @@
 import copy
 import io
 import json
+import os
 import time
 
 import pytest
@@ -52,7 +53,7 @@ def test_report_matches_the_count_and_survives_a_file(counted, tmp_path):
     path = tmp_path / "r.json"
     report.save(path)
     data = json.loads(path.read_text())
-    assert data["schema"] == SCHEMA == "flopdispatch.report/1"
+    assert data["schema"] == SCHEMA == "flopdispatch.report/2"
     assert data["meta"]["torch_version"] == torch.__version__ and data["meta"]["target"] == "Net"
     loaded = fd.Report.load(path)
     assert loaded == report
@@ -66,9 +67,7 @@ def test_report_matches_the_count_and_survives_a_file(counted, tmp_path):
             for p in fd.PHASES:
                 assert r.module(name, p) == c.module(name, p)
         for p in (None,) + fd.PHASES:
-            ours = {k: {f: v[f] for f in ("calls", "flops", "macs", "bytes_read", "bytes_written")}
-                    for k, v in r.ops(p).items()}
-            assert ours == c.ops(p)
+            assert r.ops(p) == c.ops(p)
     # Every count is in the file, split by phase, and the splits add up.
     assert sum(ph["flops"] for ph in data["phases"].values()) == data["totals"]["flops"]
     for m in data["modules"]:
@@ -82,12 +81,14 @@ def test_report_matches_the_count_and_survives_a_file(counted, tmp_path):
 def test_to_dict_carries_the_splits_the_report_needs(counted):
     c, _ = counted
     d = json.loads(json.dumps(c.to_dict()))
+    assert d["schema"] == "flopdispatch.report/2"  # count.to_dict() is the saved report's JSON
     assert d["params"] == c.params and d["trainable_params"] == c.trainable_params
     m = c.module("blocks.0", "backward")
-    assert d["module_phases"]["blocks.0"]["backward"] == {f: getattr(m, f) for f in d["totals"]}
-    assert d["module_phases"]["blocks.0"]["backward"]["macs"] == c.module("blocks.0", "backward").macs > 0
-    assert d["op_phases"]["optimizer"]["aten::addcdiv_"]["calls"] == c.ops("optimizer")["aten::addcdiv_"]["calls"]
-    # A bare to_dict() dump loads as a report too (without run metadata).
+    entry = next(e for e in d["modules"] if e["name"] == "blocks.0")
+    assert entry["phases"]["backward"] == {f: getattr(m, f) for f in d["totals"]}
+    assert entry["phases"]["backward"]["macs"] == c.module("blocks.0", "backward").macs > 0
+    op = next(o for o in d["ops"] if o["name"] == "aten::addcdiv_")
+    assert op["phases"]["optimizer"]["calls"] == c.ops("optimizer")["aten::addcdiv_"]["calls"]
     r = fd.Report.from_dict(d)
     assert r.totals == c.totals and r.module("head", "forward") == c.module("head", "forward")
 
@@ -206,3 +207,118 @@ def test_progress_line_reads_the_live_table_cheaply():
     assert progress.updates >= 2 and "op calls" in out and "FLOPs" in out
     assert out.startswith("\r\x1b[K") and out.endswith("\r\x1b[K")  # the line is cleared at the end
     assert not Progress(c, io.StringIO()).enabled  # not a terminal: no progress
+
+
+# ----- atomic saves (issue 20, item 3) and unknown names --------------------------------------------
+
+def test_an_interrupted_save_leaves_the_old_file_whole_and_loadable(counted, tmp_path, monkeypatch):
+    _, report = counted
+    path = tmp_path / "r.json"
+    report.save(path)
+    before = path.read_bytes()
+    page = tmp_path / "r.html"
+    report.save_html(page)
+    page_before = page.read_bytes()
+    import flopdispatch._files as files
+
+    real_fdopen = os.fdopen
+
+    class Interrupted:
+        """The temporary file's writer, interrupted (Ctrl-C) halfway through the text."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+            return False
+
+        def write(self, text):
+            self.f.write(text[:len(text) // 2])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: Interrupted(real_fdopen(*a, **k)))
+    for write, target, old in ((report.save, path, before), (report.save_html, page, page_before)):
+        with pytest.raises(KeyboardInterrupt):
+            write(target)
+        assert target.read_bytes() == old  # the old file, whole
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]  # no temporary file left
+    monkeypatch.undo()
+    assert fd.Report.load(path) == report
+
+
+def test_a_save_keeps_the_files_permissions(counted, tmp_path):
+    _, report = counted
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    os.chmod(path, 0o640)
+    report.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o640 and fd.Report.load(path) == report
+
+
+def test_unknown_module_phase_and_op_names_offer_close_matches(counted):
+    c, report = counted
+    for r in (c, report):
+        with pytest.raises(KeyError, match=r"no module named 'blocks\.0\.00'.*close: 'blocks\.0\.0'"):
+            r.module("blocks.0.00")
+        with pytest.raises(KeyError, match="close: 'head'"):
+            r.ops(module="haed")
+        with pytest.raises(ValueError, match="unknown phase 'backwards'.*close: 'backward'"):
+            r.module("", phase="backwards")
+        with pytest.raises(KeyError, match="close: 'aten::addmm'"):
+            r.op_counts("aten::addm")
+
+
+def test_the_results_engine_and_renderers_import_no_torch_at_module_level():
+    """`flopdispatch show` loads and renders a report without torch: the engine, the schema and the
+    renderers import (at module level) only each other and the standard library."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(fd.__file__).parent
+    light = {"results", "schema", "report", "frames", "htmlreport", "_counts", "_files", "_text", "_version"}
+    for name in sorted(light):
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: a function may import torch when it runs
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "torch" for a in node.names), name
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] != "torch", name
+                if node.level:
+                    for target in ([node.module] if node.module else [a.name for a in node.names]):
+                        assert target.split(".")[0] in light, (name, target)
+
+
+def test_older_files_load_and_say_what_they_lack(counted, tmp_path):
+    """report/1 (no scopes: module figures as stored, own ops per module) and a bare counts/1 dump."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from report_v1 import as_v1
+
+    c, report = counted
+    old = fd.Report.from_dict(as_v1(report.to_dict()))
+    assert "scopes" in old.missing and "module_counts" in old.missing and old.has_exclusive
+    for name in c.module_names:
+        for phase in (None,) + fd.PHASES:
+            assert old.module(name, phase) == c.module(name, phase)  # as stored
+            assert old.module(name, phase, exclusive=True) == c.module(name, phase, exclusive=True)
+    assert old.ops() == c.ops() and old.totals == c.totals
+    path = tmp_path / "again.json"
+    old.save(path)  # saved again: report/2 with what it lacks stated
+    data = json.loads(path.read_text())
+    assert data["schema"] == "flopdispatch.report/2" and "scopes" in data["missing"]
+    assert fd.Report.load(path) == old
+    # a bare counts/1 dump of older versions: one Linear(2, 3) on 1 row, 6 MACs, 12 + 3 = 15 FLOPs
+    row = {"flops": 15, "macs": 6, "bytes_read": 44, "bytes_written": 12, "causal_macs": 6, "calls": 1}
+    dump = {"schema": "flopdispatch.counts/1", "totals": row, "phases": {"forward": row},
+            "modules": {"": {**row, "type": "Linear", "params": 9}}, "module_phases": {"": {"forward": row}},
+            "op_phases": {"forward": {"aten::addmm": row}},
+            "module_self_ops": {"": {"forward": {"aten::addmm": [1, 15, 6, 44, 12, 6]}}}}
+    loaded = fd.Report.from_dict(dump)
+    assert loaded.module("").flops == 15 and loaded.module("", exclusive=True).macs == 6
+    assert loaded.ops(module="")["aten::addmm"]["flops"] == 15 and loaded.params == 9
+    assert loaded.module("").params == 9 and "scopes" in loaded.missing

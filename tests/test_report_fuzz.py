@@ -19,6 +19,10 @@ import flopdispatch as fd
 from flopdispatch import cli
 from flopdispatch.htmlreport import render_html
 from flopdispatch.report import render_text
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_v1 import as_v1  # noqa: E402
 
 SETTINGS = dict(deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -38,6 +42,7 @@ def _valid():
 
 
 VALID = _valid()
+VALID_V1 = as_v1(VALID)  # the same report as an older report/1 file (still read)
 
 # Strings with what terminals and browsers act on: ESC/CSI/OSC, C0/C1, bidi controls, NUL, lone
 # surrogates, </script>, dots (module paths), __proto__.
@@ -62,15 +67,16 @@ def _paths(x, prefix=()):
             yield from _paths(v, prefix + (i,))
 
 
-ALL_PATHS = list(_paths(VALID))
+ALL_PATHS = {2: list(_paths(VALID)), 1: list(_paths(VALID_V1))}
 
 
 @st.composite
 def mutated(draw):
     """The valid report with a few random edits: replace, delete, insert a key, rename a module/op."""
-    doc = copy.deepcopy(VALID)
+    version = draw(st.sampled_from([2, 1]))
+    doc = copy.deepcopy(VALID if version == 2 else VALID_V1)
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(ALL_PATHS))
+        path = draw(st.sampled_from(ALL_PATHS[version]))
         parent, key = None, None
         at = doc
         try:
@@ -97,9 +103,12 @@ def mutated(draw):
 DOCUMENTS = st.one_of(
     mutated(),
     JSONS.map(lambda x: json.dumps(x)),
-    st.fixed_dictionaries({"schema": st.sampled_from(["flopdispatch.report/1", "flopdispatch.counts/1"])},
+    st.fixed_dictionaries({"schema": st.sampled_from(["flopdispatch.report/2", "flopdispatch.report/1",
+                                                      "flopdispatch.counts/1"])},
                           optional={k: JSONS for k in ("meta", "totals", "phases", "modules", "ops", "unsupported",
-                                                       "params", "module_phases", "op_phases")}).map(json.dumps),
+                                                       "params", "module_phases", "op_phases", "scopes", "missing",
+                                                       "module_self_ops", "ignored", "collective_phases",
+                                                       "activations", "timed", "roots")}).map(json.dumps),
     st.builds(lambda n, inside: json.dumps(VALID)[:-1] + ', "deep": ' + "[" * n + "]" * n + "}" if inside
               else "[" * n + "]" * n, st.sampled_from([10, 500, 5000, 100_000]), st.booleans()),
     st.builds(lambda digits: json.dumps(VALID).replace('"params": ', '"params": ' + "7" * digits + " * ", 1)

@@ -9,6 +9,11 @@
 // The icicle, the module table and the op table follow one focused module; the state (figure,
 // phase, focus, search) is in the URL fragment: page.html#metric=macs&phase=backward&focus=h.0.
 //
+// It reads, it does not recompute: it receives a flopdispatch.report/2 object (htmlreport.py always
+// writes one), whose module figures, roll-ups and scope paths the Python results engine made
+// (flopdispatch.results); the op table of a focused module sums the rows of the scopes whose path
+// holds it, which is what Report.ops(module=...) returns (tests/test_results_parity.py).
+//
 // Names and metadata are data: they reach the document only through textContent and
 // setAttribute, and every map keyed by a name is Object.create(null) ("__proto__" is a name).
 (function () {
@@ -22,7 +27,7 @@
   // size, and "exact_" + key keeps each stored count's exact digits for display.
   var COUNT_KEYS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "params", "trainable_params", "shared_params",
                     "saved_bytes", "self_saved_bytes", "saved_peak_bytes", "saved_param_bytes"];
-  // the order of the numbers in a module's self_ops rows (flopdispatch.schema.SELF_OP_FIELDS)
+  // the order of the numbers in a scope's op rows (flopdispatch.schema.SELF_OP_FIELDS)
   var SELF_OP_FIELDS = ["calls", "flops", "macs", "bytes_read", "bytes_written", "causal_macs"];
   var FIELDS = ["flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls", "seconds"];
   var SHIFT = 0;
@@ -50,21 +55,27 @@
     var v = Number(d.slice(0, k) + "e" + (d.length - k - SHIFT));
     return neg ? -v : v;
   }
-  function eachSelfRow(fn) {  // fn(module, phase, op, row) for every row of every module's self_ops
-    R.modules.forEach(function (m) {
-      var so = m.self_ops;
+  // report/2: the engine's scopes (flopdispatch.results): each scope's own module ("module", -1 outside
+  // every module), the modules holding it ("path", the attribution rule applied in Python) and its op rows
+  var SCOPES = Array.isArray(R.scopes) ? R.scopes.filter(function (s) { return s && typeof s === "object"; }) : [];
+  function eachScopeRow(fn) {  // fn(scope, phase, op, row) for every op row of every scope
+    SCOPES.forEach(function (s) {
+      var so = s.ops;
       if (!so || typeof so !== "object") { return; }
       PHASES.forEach(function (p) {
         var ops = so[p];
-        if (!ops) { return; }
-        Object.keys(ops).forEach(function (op) { fn(m, p, op, ops[op]); });
+        if (!ops || typeof ops !== "object") { return; }
+        Object.keys(ops).forEach(function (op) { fn(s, p, op, ops[op]); });
       });
     });
+  }
+  function eachSelfRow(fn) {  // fn(module, phase, op, row) for every row of every module's own ops
+    eachScopeRow(function (s, p, op, row) { if (s.module >= 0 && R.modules[s.module]) { fn(R.modules[s.module], p, op, row); } });
   }
   (function () {
     var objs = countObjects(), most = 0;
     objs.forEach(function (c) { COUNT_KEYS.forEach(function (key) { most = Math.max(most, digits(c[key])); }); });
-    eachSelfRow(function (m, p, op, row) { for (var i = 0; i < row.length; i++) { most = Math.max(most, digits(row[i])); } });
+    eachScopeRow(function (s, p, op, row) { for (var i = 0; i < row.length; i++) { most = Math.max(most, digits(row[i])); } });
     SHIFT = Math.max(0, most - 300);
     objs.forEach(function (c) {
       COUNT_KEYS.forEach(function (key) {
@@ -189,33 +200,24 @@
     if (p) { n.parent = p; p.children.push(n); }
   });
   var tops = nodes.filter(function (n) { return !n.parent; });  // the root "" (the schema lists parents first)
-  // Each module's own ops (self_ops): {phase: {op: counts}} and their sums per phase and overall.
-  var hasSelf = nodes.length > 0 && R.modules.every(function (m) { return m.self_ops && typeof m.self_ops === "object"; });
+  // Each module's own ops (the scopes it owns): {phase: {op: counts}} and their sums per phase and overall.
+  var hasSelf = nodes.length > 0 && (R.missing || []).indexOf("self_ops") < 0;
   nodes.forEach(function (n) { n.ops = {}; n.self = zero(); n.selfPc = {}; });
   eachSelfRow(function (m, p, op, row) {
     var n = byName[m.name], c = {};
     SELF_OP_FIELDS.forEach(function (f, k) { c[f] = scaled(row[k]); });
     if (!n.ops[p]) { n.ops[p] = Object.create(null); }
-    n.ops[p][op] = c;
+    n.ops[p][op] = addInto(n.ops[p][op] || zero(), c);
     addInto(n.self, c);
     n.selfPc[p] = addInto(n.selfPc[p] || zero(), c);
   });
-  // A container that never ran itself (ModuleList, ModuleDict) shows the sum of its children.
-  for (var ni = nodes.length - 1; ni >= 0; ni--) {
-    var nd = nodes[ni];
-    if (!nd.m.calls && nd.children.length) {
-      nd.rolled = true; nd.c = zero(); nd.pc = {}; nd.saved = null;
-      nd.children.forEach(function (k) {
-        addInto(nd.c, k.c);
-        if (k.saved !== null) { nd.saved = (nd.saved || 0) + k.saved; }
-        PHASES.forEach(function (p) { if (k.pc[p]) { nd.pc[p] = addInto(nd.pc[p] || zero(), k.pc[p]); } });
-      });
-    } else {
-      nd.rolled = false; nd.c = nd.m; nd.pc = nd.m.phases || {};
-      nd.saved = ACT && typeof nd.m.saved_bytes === "number" ? nd.m.saved_bytes : null;
-    }
-    nd.selfSaved = ACT && typeof nd.m.self_saved_bytes === "number" && !nd.rolled ? nd.m.self_saved_bytes : (nd.saved === null ? null : 0);
-  }
+  // Each module's figures as the Python engine made them (flopdispatch.results): inclusive by its
+  // attribution rule; rolled_up: a container never called itself, holding its children's work.
+  nodes.forEach(function (nd) {
+    nd.rolled = nd.m.rolled_up === true; nd.c = nd.m; nd.pc = nd.m.phases || {};
+    nd.saved = ACT && typeof nd.m.saved_bytes === "number" ? nd.m.saved_bytes : null;
+    nd.selfSaved = ACT && typeof nd.m.self_saved_bytes === "number" ? nd.m.self_saved_bytes : (nd.saved === null ? null : 0);
+  });
   // several roots (fd.count({"G": g, "D": d})): "" is all of them; the header names each, as the terminal's summary
   var ROOTS = Array.isArray(R.roots) ? R.roots.filter(function (r) { return byName[r]; }) : [];
   if (ROOTS.length) {
@@ -695,21 +697,18 @@
         return c && (phase === "all" || c.calls) ? { name: o.name, c: c, phases: o.phases || {}, exactCalls: phase === "all" } : null;
       }).filter(Boolean);
     }
-    var merged = Object.create(null), names = [], stack = [focus];
-    while (stack.length) {
-      var n = stack.pop();
-      PHASES.forEach(function (p) {
-        var ops = n.ops[p];
-        if (!ops || (phase !== "all" && p !== phase)) { return; }
-        Object.keys(ops).forEach(function (op) {
-          var r = merged[op];
-          if (!r) { r = merged[op] = { name: op, c: zero(), phases: {} }; names.push(op); }
-          addInto(r.c, ops[op]);
-          r.phases[p] = addInto(r.phases[p] || zero(), ops[op]);
-        });
-      });
-      if (!state.selfOps) { for (var i = n.children.length - 1; i >= 0; i--) { stack.push(n.children[i]); } }
-    }
+    // the rows of the scopes the focused module holds (or owns): what ops(module=...) returns
+    var merged = Object.create(null), names = [];
+    eachScopeRow(function (s, p, op, row) {
+      var mine = state.selfOps ? s.module === focus.i : Array.isArray(s.path) && s.path.indexOf(focus.i) >= 0;
+      if (!mine || (phase !== "all" && p !== phase)) { return; }
+      var c = {};
+      SELF_OP_FIELDS.forEach(function (f, k) { c[f] = scaled(row[k]); });
+      var r = merged[op];
+      if (!r) { r = merged[op] = { name: op, c: zero(), phases: {} }; names.push(op); }
+      addInto(r.c, c);
+      r.phases[p] = addInto(r.phases[p] || zero(), c);
+    });
     return names.map(function (op) { return merged[op]; });
   }
   var opSort = null;  // a clicked column; null: the chosen figure, largest first
