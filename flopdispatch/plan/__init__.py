@@ -1,0 +1,7 @@
+"""Plan a cluster job from one machine: simulate any rank of a DDP / FSDP2 / tensor-parallel job on
+torch.distributed's fake backend and count it (docs/planning.md)."""
+from .errors import PlanError
+from .mesh import parse_mesh
+from .simulate import CollectiveRow, Memory, SimulatedRank, simulate
+
+__all__ = ["simulate", "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]

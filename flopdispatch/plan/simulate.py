@@ -1,0 +1,345 @@
+"""One rank of a job that does not exist: torch.distributed's ``fake`` backend (world N, rank r) in
+this process, the model built on meta, torch's own parallelism applied, parameters materialised
+as fake tensors, and one step (forward, backward, optimizer) counted by ``flopdispatch.count``."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable, Dict, List, Optional, Union
+
+from .errors import PlanError
+from .mesh import link_of_dim, parse_mesh
+from .plans import Options, apply_plan, wants_ddp
+
+__all__ = ["simulate", "SimulatedRank", "CollectiveRow", "Memory"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectiveRow:
+    """One collective op of a phase on one mesh dimension, on this rank: calls, payload bytes, bus
+    bytes (``comm.py``'s conventions), the group's size, and the link it crosses."""
+
+    phase: str
+    op: str
+    dim: str
+    calls: int
+    payload: int
+    bus_bytes: int
+    group_size: int
+    link: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """Bytes this rank holds: parameters, gradients and optimizer states as sharded (local shards),
+    buffers, the peak of activations saved for backward, the largest parameter group gathered at
+    once (FSDP2's all-gather of one module), and ``peak``: an upper estimate, all of the state plus
+    the saved-activation peak plus two gathered groups (the current one and the prefetched one)."""
+
+    params: int
+    grads: int
+    optimizer: int
+    buffers: int
+    saved_activations_peak: int
+    gathered_group: int
+
+    @property
+    def peak(self) -> int:
+        return (self.params + self.grads + self.optimizer + self.buffers + self.saved_activations_peak
+                + 2 * self.gathered_group)
+
+
+@dataclasses.dataclass
+class SimulatedRank:
+    """What one simulated rank ran: ``count`` (a finished ``flopdispatch.count``: FLOPs, MACs and
+    bytes per module and phase, ``collectives()``), ``collectives`` split by mesh dimension,
+    ``memory``, and the job's shape (``mesh`` {dim: size}, ``coords`` {dim: index of this rank})."""
+
+    mesh: Dict[str, int]
+    rank: int
+    coords: Dict[str, int]
+    batch: int
+    seq: int
+    tokens: int  # tokens this rank's data-parallel replica processes in the step (batch x seq)
+    count: object
+    collectives: List[CollectiveRow]
+    memory: Memory
+    links: Dict[str, str]  # {dim: 'nvlink' | 'network'}
+    dtype: str  # the compute dtype of matmuls ('bf16' under bf16 mixed precision)
+    plan: str
+    seconds: float  # wall time of the simulation here
+
+    @property
+    def world(self) -> int:
+        n = 1
+        for s in self.mesh.values():
+            n *= s
+        return n
+
+    def estimate(self, device="H100", **kwargs):
+        """The step-time estimate on ``device`` (``flopdispatch.plan.estimate.step_estimate``)."""
+        from .estimate import step_estimate
+
+        return step_estimate(self, device, **kwargs)
+
+    def bus_bytes_by_dim(self) -> Dict[str, int]:
+        out: Dict[str, int] = {}
+        for row in self.collectives:
+            out[row.dim] = out.get(row.dim, 0) + row.bus_bytes
+        return out
+
+    def table(self, device="H100", **kwargs) -> str:
+        from .estimate import rank_text
+
+        return rank_text(self, device, **kwargs)
+
+
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", None: None}
+
+
+def _dtype(name):
+    import torch
+
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    key = str(name).replace("torch.", "").lower()
+    key = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}.get(key, key)
+    if key not in _DTYPES:
+        raise PlanError(f"dtype {name!r}: expected bf16, fp16 or fp32")
+    return getattr(torch, _DTYPES[key])
+
+
+def _local_bytes(t) -> int:
+    local = getattr(t, "_local_tensor", t)
+    return int(local.numel()) * local.element_size()
+
+
+def _build(model, config):
+    import torch
+
+    from ..models import build_model
+
+    if isinstance(model, str):
+        return build_model(model, config)
+    if config:
+        raise PlanError("config= applies to a model spec string ('hf:llama'), not to a factory")
+    if isinstance(model, torch.nn.Module):
+        raise PlanError("simulate takes a model factory (a callable returning an nn.Module, called on meta) "
+                        "or a spec like 'hf:llama', not a built module")
+    if not callable(model):
+        raise PlanError(f"model: expected a spec string or a callable, got {type(model).__name__}")
+    with torch.device("meta"):
+        built = model()
+    if not isinstance(built, torch.nn.Module):
+        raise PlanError(f"the model factory returned {type(built).__name__}, not an nn.Module")
+    return built
+
+
+def _default_inputs(model, batch: int, seq: int):
+    """input_ids and labels of (batch, seq) for a model with a vocabulary (a causal LM); else None."""
+    import torch
+
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if not isinstance(vocab, int):
+        raise PlanError(f"{type(model).__name__} has no config.vocab_size: pass inputs=callable(batch, seq) "
+                        "returning the forward's kwargs")
+    ids = torch.randint(0, vocab, (batch, seq))
+    return {"input_ids": ids, "labels": ids}
+
+
+def _loss(out):
+    import torch
+
+    loss = getattr(out, "loss", None)
+    if loss is None:
+        loss = out if isinstance(out, torch.Tensor) else out[0]
+        loss = loss.float().sum()
+    return loss
+
+
+@contextlib.contextmanager
+def fake_world(world: int, rank: int):
+    """``torch.distributed`` initialised with the fake backend (rank ``rank`` of ``world``) for the
+    block, destroyed after it."""
+    import torch.distributed as dist
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    if not dist.is_available():
+        raise PlanError("this torch has no torch.distributed")
+    if dist.is_initialized():
+        raise PlanError("a process group is already initialised here: simulate in a process without one")
+    dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1, seq: int = 128,
+             config: Optional[dict] = None, parallelize: Union[str, Callable, None] = None,
+             mixed_precision: Optional[str] = None, reduce_dtype: Optional[str] = "fp32",
+             reshard_after_forward: bool = True, train: bool = True, optimizer: str = "adamw",
+             inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
+             world: Optional[int] = None) -> SimulatedRank:
+    """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
+
+    model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
+    parallelize: a built-in plan name ("llama", "fsdp"; default: "llama" when the model fits it,
+    else "fsdp"), or ``fn(model, mesh)`` applying your own parallelism on the meta model (its
+    parameters are materialised as fake tensors after it). batch: sequences per data-parallel rank,
+    each ``seq`` tokens. mixed_precision: FSDP2's param dtype ("bf16"; None: the parameters'),
+    reduce_dtype its gradient reduce dtype. train: backward and one ``optimizer`` step ("adamw",
+    "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
+    and labels). gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
+    """
+    import time
+
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from ..counter import count
+
+    start = time.perf_counter()
+    sizes = parse_mesh(mesh, world)
+    n = 1
+    for s in sizes.values():
+        n *= s
+    if type(rank) is not int or not 0 <= rank < n:
+        raise PlanError(f"rank {rank!r} is not in a world of {n} ranks (0..{n - 1})")
+    for name, value in (("batch", batch), ("seq", seq), ("gpus_per_node", gpus_per_node)):
+        if type(value) is not int or value < 1:
+            raise PlanError(f"{name} must be a positive integer, got {value!r}")
+    if optimizer not in ("adamw", "sgd", None):
+        raise PlanError(f"optimizer {optimizer!r}: expected adamw, sgd or None")
+    param_dtype, grad_dtype = _dtype(mixed_precision), _dtype(reduce_dtype)
+    built = _build(model, config)
+    plan_name = parallelize if isinstance(parallelize, str) else None
+    if parallelize is None:
+        from .plans import llama_layers
+
+        try:
+            llama_layers(built)
+            plan_name = "llama"
+        except PlanError:
+            plan_name = "fsdp"
+    elif not (isinstance(parallelize, str) or callable(parallelize)):
+        raise PlanError(f"parallelize: expected a plan name or a function(model, mesh), got {parallelize!r}")
+    if plan_name is not None:
+        from .plans import check_dims
+        from .plans import PLANS
+
+        if plan_name not in PLANS:
+            raise PlanError(f"unknown plan {plan_name!r}; known: {', '.join(PLANS)} (or pass a parallelize function)")
+        check_dims(sizes, plan_name)
+    options = Options(param_dtype, grad_dtype, reshard_after_forward)
+
+    with fake_world(n, rank):
+        from torch.distributed.device_mesh import init_device_mesh
+
+        device_mesh = init_device_mesh("cpu", tuple(sizes.values()), mesh_dim_names=tuple(sizes))
+        if plan_name is not None:
+            built = apply_plan(plan_name, built, device_mesh, sizes, options)
+        else:
+            returned = parallelize(built, device_mesh)
+            built = returned if isinstance(returned, torch.nn.Module) else built
+        groups = {}
+        for dim in sizes:
+            groups[device_mesh.get_group(dim).group_name] = dim
+        import torch.distributed as dist
+
+        groups.setdefault(dist.group.WORLD.group_name, "world")
+        coords_list = device_mesh.get_coordinate()
+        coords = dict(zip(sizes, coords_list))
+        links = {dim: link_of_dim(device_mesh.mesh, coords_list, i, gpus_per_node) for i, dim in enumerate(sizes)}
+        links["world"] = "nvlink" if n <= gpus_per_node else "network"
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            built.to_empty(device="cpu")
+            runner = built
+            if plan_name is not None and wants_ddp(sizes):
+                runner = _fake_ddp(built, device_mesh.get_group("dp"))
+            opt = None
+            if train and optimizer == "adamw":
+                opt = torch.optim.AdamW(built.parameters(), lr=1e-4)
+            elif train and optimizer == "sgd":
+                opt = torch.optim.SGD(built.parameters(), lr=1e-4)
+            kwargs = inputs(batch, seq) if inputs is not None else _default_inputs(built, batch, seq)
+            if not isinstance(kwargs, dict):
+                raise PlanError("inputs(batch, seq) must return a dict of the forward's keyword arguments")
+            context = contextlib.nullcontext() if train else torch.no_grad()
+            with context, count(built, activations=activations and train) as c:
+                out = runner(**kwargs)
+                if train:
+                    _loss(out).backward()
+                    if opt is not None:
+                        opt.step()
+            memory = _memory(built, opt, c)
+        rows = _collective_rows(c, groups, links)
+    dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param_dtype or next(built.parameters()).dtype, "tf32")
+    return SimulatedRank(sizes, rank, coords, batch, seq, batch * seq, c, rows, memory, links, dtype,
+                         plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start)
+
+
+def _allreduce_hook(group, bucket):
+    """DDP's all-reduce of a gradient bucket, issued from Python: the fake backend's futures carry
+    no tensor, which DDP's built-in C++ hook requires."""
+    import torch
+    import torch.distributed as dist
+
+    buffer = bucket.buffer()
+    dist.all_reduce(buffer, group=group)
+    done = torch.futures.Future()
+    done.set_result(buffer)
+    return done
+
+
+def _fake_ddp(model, group):
+    """DistributedDataParallel over fake parameters: its constructor's cross-rank shape check reads
+    parameter data (skipped for the call; the fake ranks agree by construction), no initial
+    broadcast (``init_sync=False``), and the bucket all-reduce issued by ``_allreduce_hook``."""
+    import torch.nn.parallel.distributed as ddp_module
+
+    check = ddp_module._verify_param_shape_across_processes
+    ddp_module._verify_param_shape_across_processes = lambda *args, **kwargs: None
+    try:
+        wrapped = ddp_module.DistributedDataParallel(model, process_group=group, init_sync=False)
+    finally:
+        ddp_module._verify_param_shape_across_processes = check
+    wrapped.register_comm_hook(group, _allreduce_hook)
+    return wrapped
+
+
+def _memory(model, opt, c) -> Memory:
+    params = sum(_local_bytes(p) for p in model.parameters())
+    grads = sum(_local_bytes(p.grad) for p in model.parameters() if p.grad is not None)
+    buffers = sum(_local_bytes(b) for b in model.buffers())
+    state = 0
+    if opt is not None:
+        import torch
+
+        for per_param in opt.state.values():
+            state += sum(_local_bytes(v) for v in per_param.values() if isinstance(v, torch.Tensor))
+    from .. import comm
+
+    gathered = 0
+    for (scope, phase, op, group), (calls, payload, bus, size) in comm.group_records(c._mode).items():
+        if "allgather" in op or "all_gather" in op:
+            gathered = max(gathered, payload // max(calls, 1))
+    return Memory(params, grads, state, buffers, c.saved_peak_bytes or 0, gathered)
+
+
+def _collective_rows(c, groups: Dict[str, str], links: Dict[str, str]) -> List[CollectiveRow]:
+    from .. import comm
+    from .._counts import PHASES
+
+    merged: Dict[tuple, list] = {}
+    for (scope, phase, op, group), (calls, payload, bus, size) in comm.group_records(c._mode).items():
+        dim = groups.get(group, group if group is not None else "?")
+        key = (PHASES[phase], op, dim)
+        m = merged.setdefault(key, [0, 0, 0, size])
+        m[0] += calls
+        m[1] += payload
+        m[2] += bus
+        m[3] = max(m[3], size)
+    return [CollectiveRow(phase, op, dim, *values, links.get(dim, "network"))
+            for (phase, op, dim), values in sorted(merged.items(), key=lambda kv: (PHASES.index(kv[0][0]), kv[0][2],
+                                                                                    -kv[1][2], kv[0][1]))]
