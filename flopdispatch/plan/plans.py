@@ -81,7 +81,7 @@ def _fully_shard(modules, model, mesh, options: Options):
     policy = MixedPrecisionPolicy(param_dtype=options.param_dtype, reduce_dtype=options.reduce_dtype)
     for m in modules:
         fully_shard(m, mesh=mesh, mp_policy=policy, reshard_after_forward=options.reshard_after_forward)
-    # the root (embedding, final norm, head): torch keeps its parameters gathered after forward
+    # the root (embedding, final norm, head) last, with the same reshard policy
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=options.reshard_after_forward)
 
 
