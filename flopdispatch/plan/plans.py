@@ -27,11 +27,12 @@ LLAMA_TP = {"self_attn.q_proj": "colwise", "self_attn.k_proj": "colwise", "self_
 class Options:
     """How the built-in plans shard: FSDP2's mixed precision (``param_dtype`` for compute and the
     all-gather, ``reduce_dtype`` for the reduce-scatter; None: the parameters' dtype) and
-    ``reshard_after_forward`` (True: gather again for backward; False: keep the layer gathered)."""
+    ``reshard_after_forward`` (True: every group gathered again for backward; False: kept gathered;
+    None: torch's default, the layers resharded and the root kept)."""
 
     param_dtype: Optional[object] = None
     reduce_dtype: Optional[object] = None
-    reshard_after_forward: bool = True
+    reshard_after_forward: Optional[bool] = None
 
 
 def check_dims(sizes: Dict[str, int], plan: str) -> None:
@@ -81,7 +82,7 @@ def _fully_shard(modules, model, mesh, options: Options):
     policy = MixedPrecisionPolicy(param_dtype=options.param_dtype, reduce_dtype=options.reduce_dtype)
     for m in modules:
         fully_shard(m, mesh=mesh, mp_policy=policy, reshard_after_forward=options.reshard_after_forward)
-    # the root (embedding, final norm, head) last, with the same reshard policy
+    # the root (embedding, final norm, head) last, with the same policy (None: torch keeps it gathered)
     fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=options.reshard_after_forward)
 
 

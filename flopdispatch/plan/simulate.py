@@ -178,7 +178,7 @@ def fake_world(world: int, rank: int):
 def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1, seq: int = 128,
              config: Optional[dict] = None, parallelize: Union[str, Callable, None] = None,
              mixed_precision: Optional[str] = None, reduce_dtype: Optional[str] = "fp32",
-             reshard_after_forward: bool = True, train: bool = True, optimizer: str = "adamw",
+             reshard_after_forward: Optional[bool] = None, train: bool = True, optimizer: str = "adamw",
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
              world: Optional[int] = None) -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
@@ -188,7 +188,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     else "fsdp"), or ``fn(model, mesh)`` applying your own parallelism on the meta model (its
     parameters are materialised as fake tensors after it). batch: sequences per data-parallel rank,
     each ``seq`` tokens. mixed_precision: FSDP2's param dtype ("bf16"; None: the parameters'),
-    reduce_dtype its gradient reduce dtype. train: backward and one ``optimizer`` step ("adamw",
+    reduce_dtype its gradient reduce dtype; reshard_after_forward: FSDP2's (None: torch's default,
+    layers gathered again for backward, the root kept). train: backward and one ``optimizer`` step ("adamw",
     "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
     and labels). gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
     """
