@@ -47,8 +47,9 @@ def test_fsdp_all_gather_and_reduce_scatter_payloads(fsdp4):
     # forward gathers every parameter once, in the param dtype bf16: 106,816 * 2 = 213,632
     assert c.collectives(phase="forward")[ag]["bytes"] == P * 2
     assert c.collectives(phase="forward")[ag]["calls"] == 3  # two layers and the root
-    # reshard_after_forward=True: every group (the root's too) is gathered again for backward
-    assert c.collectives(phase="backward")[ag]["bytes"] == P * 2
+    # reshard_after_forward=None (torch's default): the two layers are gathered again for backward,
+    # the root is kept: 2 * 36,992 * 2 = 147,968
+    assert c.collectives(phase="backward")[ag]["bytes"] == 2 * LAYER * 2
     # gradients reduce-scattered in the reduce dtype fp32: 106,816 * 4 = 427,264 (the full input)
     assert c.collectives(phase="backward")[rs]["bytes"] == P * 4
     # bus bytes (n - 1) / n: 427,264 * 3 / 4 = 320,448
@@ -56,6 +57,14 @@ def test_fsdp_all_gather_and_reduce_scatter_payloads(fsdp4):
     rows = {(r.phase, r.op): r for r in fsdp4.collectives}
     assert rows[("backward", rs)].dim == "fsdp" and rows[("backward", rs)].group_size == 4
     assert rows[("backward", rs)].link == "nvlink"  # ranks 0..3 on one 8-GPU node
+
+
+def test_resharding_the_root_too_gathers_everything_again():
+    s = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, mixed_precision="bf16",
+                 reshard_after_forward=True)
+    # every group, the root's too: 106,816 * 2 = 213,632 bytes in 3 calls, as in forward
+    assert s.count.collectives(phase="backward")["c10d::_allgather_base_"]["bytes"] == P * 2
+    assert s.count.collectives(phase="backward")["c10d::_allgather_base_"]["calls"] == 3
 
 
 def test_keeping_layers_gathered_removes_the_backward_all_gather():
@@ -191,3 +200,29 @@ def test_a_users_parallelize_function():
     assert s.count.macs == 1792
     assert s.plan == "mine"
     assert s.count.collectives(phase="backward")["c10d::_reduce_scatter_base_"]["bytes"] == 4 * 212  # fp32 grads
+
+
+def _cli(argv):
+    import argparse
+
+    from flopdispatch.plan import cli
+
+    parser = argparse.ArgumentParser(prog="flopdispatch")
+    cli.add_parser(parser.add_subparsers())
+    return cli.run(parser.parse_args(argv))
+
+
+def test_command_line_compares_meshes(capsys):
+    config = [f"--config={k}={v}" for k, v in CONFIG.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--mesh", "fsdp=2,tp=2", "--batch", "2",
+                 "--seq", "16", "--mixed-precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "rank 0 of 4 (mesh fsdp=4" in out and "rank 0 of 4 (mesh fsdp=2,tp=2" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(("fsdp=4 ", "fsdp=2,tp=2 "))]
+    assert rows == ["fsdp=4", "fsdp=2,tp=2"]  # the comparison table, one row per mesh
+
+
+def test_command_line_bad_mesh_is_exit_2(capsys):
+    assert _cli(["plan", "hf:llama", "--mesh", "fsdp=3", "--world", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has 3 ranks, not the world's 4" in err

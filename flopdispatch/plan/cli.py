@@ -1,0 +1,62 @@
+"""``flopdispatch plan SPEC --mesh fsdp=64,tp=8 [--mesh ...]``: simulate a rank of each mesh and
+print its table, or one comparison table for several meshes. Self-contained: ``add_parser`` adds
+the subcommand to an argparse subparsers object, ``run(args)`` returns the exit status (2: bad input,
+one line on stderr)."""
+from __future__ import annotations
+
+import sys
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("plan", help="simulate a rank of a DDP / FSDP2 / tensor-parallel job on a mesh",
+                              description="Simulate rank R of a training job on the fake process-group backend "
+                                          "(fake tensors, torch's own parallelism) and print its compute, "
+                                          "collectives per mesh dimension, memory and step-time estimate.")
+    p.add_argument("spec", help="a model spec: hf:<model_type> or package.module:factory")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE|FILE.json", help="hf: config attributes")
+    p.add_argument("--mesh", action="append", required=True, metavar="DIM=N,...",
+                   help="mesh dimensions (dp, fsdp, tp); repeat to compare meshes")
+    p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
+    p.add_argument("--rank", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
+    p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
+    p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
+    p.add_argument("--mixed-precision", default=None, metavar="DTYPE", help="FSDP2 param dtype (bf16)")
+    p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
+    p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
+    p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
+    p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
+    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args) -> int:
+    from ..hardware import device_spec
+    from ..inputs import SpecError
+    from ..models import BuildError, parse_config
+    from .errors import PlanError
+    from .estimate import compare_text
+    from .simulate import simulate
+
+    try:
+        device_spec(args.device)
+        config = parse_config(args.config) if args.config else None
+        reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
+        sims = [simulate(args.spec, mesh, rank=args.rank, batch=args.batch, seq=args.seq, config=config,
+                         parallelize=args.plan, mixed_precision=args.mixed_precision,
+                         reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
+                         optimizer=None if args.optimizer == "none" else args.optimizer,
+                         gpus_per_node=args.gpus_per_node, world=args.world)
+                for mesh in args.mesh]
+    except (PlanError, SpecError, BuildError, ValueError) as e:
+        print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    for sim in sims:
+        print(sim.table(args.device))
+        print()
+    if len(sims) > 1:
+        print(compare_text(sims, args.device))
+    return 0
