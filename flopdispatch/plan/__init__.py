@@ -2,6 +2,7 @@
 torch.distributed's fake backend and count it (docs/planning.md)."""
 from .errors import PlanError
 from .mesh import parse_mesh
-from .simulate import CollectiveRow, Memory, SimulatedRank, simulate
+from .estimate import StepEstimate, compare_text
+from .simulate import CollectiveRow, Memory, SimulatedRank, compare, simulate
 
-__all__ = ["simulate", "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]
+__all__ = ["simulate", "compare", "compare_text", "StepEstimate", "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]

@@ -10,9 +10,9 @@ the communication hides under compute (the larger of the two).
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
-__all__ = ["StepEstimate", "step_estimate", "rank_text", "compare", "compare_text", "link_table"]
+__all__ = ["StepEstimate", "step_estimate", "rank_text", "compare_text", "link_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +122,6 @@ def rank_text(sim, device="H100", dtype: Optional[str] = None) -> str:
     lines.append(f"  no overlap {e.no_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(False):.1%}); "
                  f"full overlap {e.full_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(True):.1%})")
     return "\n".join(lines)
-
-
-def compare(model, meshes: Sequence, **kwargs) -> list:
-    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments)."""
-    from .simulate import simulate
-
-    return [simulate(model, mesh, **kwargs) for mesh in meshes]
 
 
 def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:

@@ -11,7 +11,7 @@ from .errors import PlanError
 from .mesh import link_of_dim, parse_mesh
 from .plans import Options, apply_plan, wants_ddp
 
-__all__ = ["simulate", "SimulatedRank", "CollectiveRow", "Memory"]
+__all__ = ["simulate", "compare", "SimulatedRank", "CollectiveRow", "Memory"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,6 +278,12 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param_dtype or next(built.parameters()).dtype, "tf32")
     return SimulatedRank(sizes, rank, coords, batch, seq, batch * seq, c, rows, memory, links, dtype,
                          plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start)
+
+
+def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
+    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments); print
+    them as one table with ``flopdispatch.plan.estimate.compare_text``."""
+    return [simulate(model, mesh, **kwargs) for mesh in meshes]
 
 
 def _allreduce_hook(group, bucket):
