@@ -226,3 +226,18 @@ def test_command_line_bad_mesh_is_exit_2(capsys):
     assert _cli(["plan", "hf:llama", "--mesh", "fsdp=3", "--world", "4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has 3 ranks, not the world's 4" in err
+
+
+def test_activation_checkpointing_recomputes_in_backward_and_mfu_leaves_it_out():
+    plain = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    ckpt = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, checkpoint=True)
+    # each layer's forward runs again in backward, up to the last tensor backward needs: all but
+    # down_proj, whose output nothing saves (torch's early stop). Layer forward: 32 tokens x 36,864
+    # + 65,536 attention = 1,245,184 MACs; down_proj 32 x 128 x 64 = 262,144; two layers:
+    # 2 * (1,245,184 - 262,144) = 1,966,080
+    assert ckpt.recomputed_macs == 2 * (32 * 36864 + 65536 - 32 * 128 * 64)
+    assert ckpt.count.macs == plain.count.macs + ckpt.recomputed_macs
+    assert ckpt.model_macs == plain.count.macs  # what MFU counts
+    assert ckpt.count.phase("forward").macs == plain.count.phase("forward").macs
+    assert ckpt.memory.saved_activations_peak < plain.memory.saved_activations_peak
+    assert ckpt.estimate().matmul_flops == 2 * plain.count.macs

@@ -26,6 +26,7 @@ def add_parser(subparsers):
     p.add_argument("--mixed-precision", default=None, metavar="DTYPE", help="FSDP2 param dtype (bf16)")
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
+    p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
     p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
     p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
     p.add_argument("--gpus-per-node", type=int, default=8)
@@ -49,7 +50,7 @@ def run(args) -> int:
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
                          optimizer=None if args.optimizer == "none" else args.optimizer,
-                         gpus_per_node=args.gpus_per_node, world=args.world)
+                         gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint)
                 for mesh in args.mesh]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

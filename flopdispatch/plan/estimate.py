@@ -18,7 +18,8 @@ __all__ = ["StepEstimate", "step_estimate", "rank_text", "compare_text", "link_t
 @dataclasses.dataclass(frozen=True)
 class StepEstimate:
     """Predicted step time of one rank, in seconds, and the MFU it implies: ``matmul_flops``
-    (2 x the rank's counted MACs) over (step time x the dtype's peak)."""
+    (2 x the rank's counted MACs, activation recomputation left out) over (step time x the
+    dtype's peak)."""
 
     device: str
     dtype: str
@@ -75,7 +76,7 @@ def step_estimate(sim, device="H100", dtype: Optional[str] = None) -> StepEstima
     for row in sim.collectives:
         if row.bus_bytes:
             comm[row.dim] = comm.get(row.dim, 0.0) + row.bus_bytes / spec.interconnect(row.link)
-    return StepEstimate(spec.name, dtype, compute, comm, 2 * c.macs, spec.peak(dtype), sim.tokens)
+    return StepEstimate(spec.name, dtype, compute, comm, 2 * sim.model_macs, spec.peak(dtype), sim.tokens)
 
 
 def _b(n) -> str:

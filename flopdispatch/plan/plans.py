@@ -33,6 +33,7 @@ class Options:
     param_dtype: Optional[object] = None
     reduce_dtype: Optional[object] = None
     reshard_after_forward: Optional[bool] = None
+    checkpoint: bool = False  # activation checkpointing of every layer (recomputed in backward)
 
 
 def check_dims(sizes: Dict[str, int], plan: str) -> None:
@@ -76,6 +77,14 @@ def _data_mesh(mesh, sizes):
     return None
 
 
+def _checkpoint(modules, options: Options) -> None:
+    if options.checkpoint:
+        from torch.distributed._composable import checkpoint
+
+        for m in modules:
+            checkpoint(m)  # composable: hooks, module names unchanged
+
+
 def _fully_shard(modules, model, mesh, options: Options):
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -96,6 +105,7 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
         styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
         for layer in layers:
             parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in LLAMA_TP.items()})
+    _checkpoint(layers, options)
     data = _data_mesh(mesh, sizes)
     if data is not None:
         _fully_shard(list(layers), model, data, options)
@@ -106,8 +116,9 @@ def apply_fsdp(model, mesh, sizes: Dict[str, int], options: Options):
     import torch
 
     data = _data_mesh(mesh, sizes)
+    blocks = [child for m in model.modules() if isinstance(m, torch.nn.ModuleList) for child in m]
+    _checkpoint(blocks, options)
     if data is not None:
-        blocks = [child for m in model.modules() if isinstance(m, torch.nn.ModuleList) for child in m]
         _fully_shard(blocks, model, data, options)
     return model
 

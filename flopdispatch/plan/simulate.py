@@ -68,6 +68,12 @@ class SimulatedRank:
     dtype: str  # the compute dtype of matmuls ('bf16' under bf16 mixed precision)
     plan: str
     seconds: float  # wall time of the simulation here
+    recomputed_macs: int = 0  # MACs activation checkpointing ran again in backward (in count.macs)
+
+    @property
+    def model_macs(self) -> int:
+        """The step's MACs without recomputation: what MFU counts (count.macs includes it)."""
+        return self.count.macs - self.recomputed_macs
 
     @property
     def world(self) -> int:
@@ -180,7 +186,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
              mixed_precision: Optional[str] = None, reduce_dtype: Optional[str] = "fp32",
              reshard_after_forward: Optional[bool] = None, train: bool = True, optimizer: str = "adamw",
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
-             world: Optional[int] = None) -> SimulatedRank:
+             world: Optional[int] = None, checkpoint: bool = False) -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
 
     model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
@@ -191,7 +197,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     reduce_dtype its gradient reduce dtype; reshard_after_forward: FSDP2's (None: torch's default,
     layers gathered again for backward, the root kept). train: backward and one ``optimizer`` step ("adamw",
     "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
-    and labels). gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
+    and labels). checkpoint: activation checkpointing of every layer (built-in plans; the
+    recomputation counts in backward, and is left out of the model FLOPs of MFU). gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
     """
     import time
 
@@ -232,7 +239,9 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         if plan_name not in PLANS:
             raise PlanError(f"unknown plan {plan_name!r}; known: {', '.join(PLANS)} (or pass a parallelize function)")
         check_dims(sizes, plan_name)
-    options = Options(param_dtype, grad_dtype, reshard_after_forward)
+    if checkpoint and plan_name is None:
+        raise PlanError("checkpoint=True applies to the built-in plans; checkpoint in your parallelize function")
+    options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint))
 
     with fake_world(n, rank):
         from torch.distributed.device_mesh import init_device_mesh
@@ -267,7 +276,9 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
             if not isinstance(kwargs, dict):
                 raise PlanError("inputs(batch, seq) must return a dict of the forward's keyword arguments")
             context = contextlib.nullcontext() if train else torch.no_grad()
-            with context, count(built, activations=activations and train) as c:
+            recomputed = [0]
+            with context, _recomputation_counted(recomputed, checkpoint), \
+                    count(built, activations=activations and train) as c:
                 out = runner(**kwargs)
                 if train:
                     _loss(out).backward()
@@ -277,7 +288,37 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         rows = _collective_rows(c, groups, links)
     dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param_dtype or next(built.parameters()).dtype, "tf32")
     return SimulatedRank(sizes, rank, coords, batch, seq, batch * seq, c, rows, memory, links, dtype,
-                         plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start)
+                         plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start,
+                         recomputed[0])
+
+
+@contextlib.contextmanager
+def _recomputation_counted(total: list, enabled: bool):
+    """While active, the MACs of activation checkpointing's recomputation (torch.utils.checkpoint
+    runs it through ``_run_fn_with_dynamo_disabled``) are added to ``total[0]``, counted by a nested
+    count (the step's count still sees them, in backward)."""
+    if not enabled:
+        yield
+        return
+    import torch.utils.checkpoint as ckpt
+
+    from ..counter import count
+
+    run = ckpt._run_fn_with_dynamo_disabled
+
+    def counted(fn, *args, **kwargs):
+        inner = count()
+        try:
+            with inner:
+                return run(fn, *args, **kwargs)
+        finally:  # early stop ends the recomputation with an exception, once it has what backward needs
+            total[0] += inner.macs
+
+    ckpt._run_fn_with_dynamo_disabled = counted
+    try:
+        yield
+    finally:
+        ckpt._run_fn_with_dynamo_disabled = run
 
 
 def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
