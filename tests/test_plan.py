@@ -241,3 +241,16 @@ def test_activation_checkpointing_recomputes_in_backward_and_mfu_leaves_it_out()
     assert ckpt.count.phase("forward").macs == plain.count.phase("forward").macs
     assert ckpt.memory.saved_activations_peak < plain.memory.saved_activations_peak
     assert ckpt.estimate().matmul_flops == 2 * plain.count.macs
+
+
+def test_simulations_of_different_ranks_in_one_process_do_not_share_cached_meshes():
+    """DTensor caches sharding by mesh, and meshes of one layout compare equal whatever their rank:
+    without clearing, rank 2 after rank 0 would run its TP all-reduces on rank 0's (destroyed)
+    group, and the counter could not record them."""
+    rows = {}
+    for rank in (0, 2):
+        s = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ, train=False)
+        rows[rank] = [(r.op, r.dim, r.calls, r.payload) for r in s.collectives]
+    # forward: 2 all-reduces per layer on tp, 2 x 16 x 64 fp32 each: 4 calls, 32,768 bytes
+    assert ("_c10d_functional::all_reduce", "tp", 4, 4 * BATCH * SEQ * 64 * 4) in rows[2]
+    assert rows[2] == rows[0]

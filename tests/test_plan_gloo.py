@@ -1,6 +1,6 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
 like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
-with FSDP2 and with tensor parallel applied by hand, one AdamW step each, real weights; the same
+with FSDP2, with tensor parallel and with DDP applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
 phase, and the same collectives (calls, payload, bus bytes, group size) per module and phase.
 
@@ -9,7 +9,12 @@ gloo's reduce-scatter copies its result into the output tensor with an aten::cop
 sees (a lone ``reduce_scatter_tensor`` of a 1,000-element fp32 output on gloo counts a copy_ of
 4,000 bytes read and written; the fake backend, like NCCL, writes the output in place), and a
 functional collective's ``wait_tensor`` (no bytes) runs where the result is first used, which on
-a backend that finishes at once is the issuing module: it is compared per phase, not per module."""
+a backend that finishes at once is the issuing module: it is compared per phase, not per module.
+One difference belongs to the simulation: DDP's reducer, without a comm hook, copies each gradient
+into its bucket divided by the world size (a mul, 1 FLOP per element, same bytes as a copy); the
+simulated rank needs a Python comm hook (the fake backend's futures hold no tensor), with which
+the reducer copies instead (0 FLOPs). So the real DDP rank has one more FLOP per parameter in
+backward, in the module that owns it."""
 import json
 import os
 import socket
@@ -57,6 +62,19 @@ def with_gloo_copy(counts_and_collectives: list) -> list:
     return [[counts[0], counts[1], counts[2] + output, counts[3] + output], coll]
 
 
+def with_ddp_division(simulated: dict) -> None:
+    """Adds DDP's division of each gradient (1 FLOP per element) to the simulated backward: in the
+    module owning the parameter, and in the phase total."""
+    import flopdispatch as fd
+
+    model = fd.build_model("hf:llama", CONFIG)
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own:
+            simulated[f"{name}|backward"][0][0] += own
+            simulated["*|backward"][0][0] += own
+
+
 def _rank_main(rank, world, port, out_dir):
     import torch
     import torch.distributed as dist
@@ -70,11 +88,24 @@ def _rank_main(rank, world, port, out_dir):
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     res = {}
-    for case in ("fsdp", "tp"):
+    for case in (("fsdp", "tp", "dp") if world == 2 else ("fsdp,tp",)):
         torch.manual_seed(0)
         model = fd.build_model("hf:llama", CONFIG, device="cpu")
-        mesh = init_device_mesh("cpu", (world,), mesh_dim_names=(case,))
-        if case == "fsdp":
+        if case == "fsdp,tp":
+            mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("fsdp", "tp"))
+        else:
+            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=(case,))
+        runner = model
+        if case == "fsdp,tp":  # tensor parallel inside each pair of ranks, FSDP2 across the pairs
+            styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+            for layer in model.model.layers:
+                parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in TP_PLAN.items()})
+            for layer in model.model.layers:
+                fully_shard(layer, mesh=mesh["fsdp"])
+            fully_shard(model, mesh=mesh["fsdp"])
+        elif case == "dp":
+            runner = torch.nn.parallel.DistributedDataParallel(model)
+        elif case == "fsdp":
             for layer in model.model.layers:
                 fully_shard(layer, mesh=mesh)
             fully_shard(model, mesh=mesh)
@@ -85,7 +116,7 @@ def _rank_main(rank, world, port, out_dir):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         ids = torch.randint(0, 256, (BATCH, SEQ))
         with fd.count(model) as c:
-            model(input_ids=ids, labels=ids).loss.backward()
+            runner(input_ids=ids, labels=ids).loss.backward()
             opt.step()
         res[case] = summary(c)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
@@ -99,21 +130,30 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    out = tmp_path_factory.mktemp("plan_gloo")
+def _job(tmp_path_factory, world):
+    out = tmp_path_factory.mktemp(f"plan_gloo{world}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
     try:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(_free_port()), str(out)],
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(_free_port()), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"2-rank gloo job hung (over {TIMEOUT_S} s): {e.stderr and e.stderr[-3000:]}")
     assert proc.returncode == 0, proc.stderr[-5000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
 
 
-@pytest.mark.parametrize("case", ["fsdp", "tp"])
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    return _job(tmp_path_factory, WORLD)
+
+
+@pytest.fixture(scope="module")
+def real4(tmp_path_factory):
+    return _job(tmp_path_factory, 4)
+
+
+@pytest.mark.parametrize("case", ["fsdp", "tp", "dp"])
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_simulated_rank_equals_the_real_rank(real, case, rank):
     from flopdispatch.plan import simulate
@@ -121,20 +161,39 @@ def test_simulated_rank_equals_the_real_rank(real, case, rank):
     sim = simulate("hf:llama", {case: WORLD}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ,
                    reduce_dtype=None, optimizer="adamw", activations=False)
     got, want = summary(sim.count), real[rank][case]
+    if case == "dp":
+        with_ddp_division(got)
     assert want["unsupported"] == {} and got["unsupported"] == {}
-    assert want[f"*|forward"][1], "the real rank ran collectives"  # noqa: F541 - not a vacuous comparison
-    # phase totals: exactly, gloo's copies included
-    differ = {k: (got[k], v) for k, v in want.items() if k.startswith("*|") and with_gloo_copy(got[k]) != v}
-    # per module: exactly; where a reduce-scatter is charged, gloo's copy lands there or where the
-    # call ran (FSDP2's final callback, outside the modules, for the root's)
-    differ.update({k: (got.get(k), v) for k, v in want.items() if k != "unsupported" and not k.startswith("*|")
-                   and v not in (got.get(k), with_gloo_copy(got.get(k, [[0, 0, 0, 0], {}])))})
-    assert not differ, differ
-    assert got["unsupported"] == want["unsupported"]
+    assert any(want[f"*|{p}"][1] for p in ("forward", "backward")), "the real rank ran collectives"
+    # phase totals exactly, gloo's copies included; per module exactly, where a reduce-scatter is
+    # charged gloo's copy lands there or where the call ran (FSDP2's final callback, outside the
+    # modules, for the root's)
+    assert not _equal(got, want), _equal(got, want)
     assert set(got) == set(want)
 
 
-if __name__ == "__main__":  # the job: python test_plan_gloo.py PORT OUT_DIR
+def _equal(got, want):
+    """Differences between a simulated and a real summary, gloo's copies allowed as described."""
+    differ = {k: (got[k], v) for k, v in want.items() if k.startswith("*|") and with_gloo_copy(got[k]) != v}
+    differ.update({k: (got.get(k), v) for k, v in want.items() if k != "unsupported" and not k.startswith("*|")
+                   and v not in (got.get(k), with_gloo_copy(got.get(k, [[0, 0, 0, 0], {}])))})
+    return differ
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ,
+                   reduce_dtype=None, activations=False)
+    got, want = summary(sim.count), real4[rank]["fsdp,tp"]
+    assert want["*|backward"][1], "the real rank ran collectives"
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
+    assert set(got) == set(want)
+
+
+if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD PORT OUT_DIR
     import torch.multiprocessing as mp
 
-    mp.spawn(_rank_main, args=(WORLD, int(sys.argv[1]), sys.argv[2]), nprocs=WORLD)
+    mp.spawn(_rank_main, args=(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]), nprocs=int(sys.argv[1]))

@@ -174,11 +174,38 @@ def fake_world(world: int, rank: int):
         raise PlanError("this torch has no torch.distributed")
     if dist.is_initialized():
         raise PlanError("a process group is already initialised here: simulate in a process without one")
+    _clear_dtensor_caches()
     dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world)
     try:
         yield
     finally:
         dist.destroy_process_group()
+        _clear_dtensor_caches()
+
+
+def _clear_dtensor_caches() -> None:
+    """DTensor caches sharding decisions by mesh, and a DeviceMesh compares equal to any mesh of
+    the same layout and names, whatever its rank and process groups: a cached result would carry
+    an earlier simulation's mesh (its groups destroyed, another rank's) into this one."""
+    import sys
+
+    api = sys.modules.get("torch.distributed.tensor._api")
+    if api is None:
+        return
+    import torch
+
+    native = getattr(torch._C, "_clear_DTensor_sharding_propagator_cache", None)  # the C++ fast path's
+    if native is not None:
+        native()
+    propagator = api.DTensor._op_dispatcher.sharding_propagator
+    propagator.propagate_op_sharding.cache_clear()
+    cached_meta = getattr(type(propagator), "_propagate_tensor_meta_cached", None)
+    if cached_meta is not None and hasattr(cached_meta, "cache_clear"):
+        cached_meta.cache_clear()
+    redistribute = sys.modules.get("torch.distributed.tensor._redistribute")
+    transforms = getattr(redistribute, "_gen_transform_infos", None)
+    if transforms is not None and hasattr(transforms, "cache_clear"):
+        transforms.cache_clear()
 
 
 def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1, seq: int = 128,
