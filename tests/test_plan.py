@@ -254,3 +254,35 @@ def test_simulations_of_different_ranks_in_one_process_do_not_share_cached_meshe
     # forward: 2 all-reduces per layer on tp, 2 x 16 x 64 fp32 each: 4 calls, 32,768 bytes
     assert ("_c10d_functional::all_reduce", "tp", 4, 4 * BATCH * SEQ * 64 * 4) in rows[2]
     assert rows[2] == rows[0]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+def test_pipeline_stages_each_run_their_layers_and_send_their_activations(schedule):
+    """pp=2 over the 2 layers, batch 4 x 16 in 2 micro-batches of 2 x 16 (64 tokens in all)."""
+    stages = [simulate("hf:llama", {"pp": 2}, config=CONFIG, rank=r, batch=4, seq=SEQ, microbatches=2,
+                       schedule=schedule) for r in (0, 1)]
+    layer = 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16  # one layer's forward on 64 tokens: 2,490,368 MACs
+    head = 64 * 64 * 256  # lm_head: 1,048,576
+    assert stages[0].count.phase("forward").macs == layer  # embedding + layer 0 (a lookup: no MACs)
+    assert stages[1].count.phase("forward").macs == layer + head  # layer 1, norm, head
+    assert stages[0].count.module("model.layers.0").macs > 0 and "model.layers.1" not in stages[0].count.module_names
+    assert "model.layers.1" in stages[1].count.module_names  # the original names are kept
+    for s in stages:
+        rows = {r.op: r for r in s.collectives}
+        # each micro-batch: activations forward, their gradient back: 2 x 16 x 64 fp32 = 8,192 bytes
+        assert set(rows) == {"c10d::send", "c10d::recv_"}
+        assert all(r.dim == "pp" and r.calls == 2 and r.payload == 2 * 8192 for r in rows.values())
+    # parameters: stage 0 the embedding and layer 0 (16,384 + 36,992), stage 1 layer 1, norm, head
+    assert stages[0].memory.params == (16384 + LAYER) * 4  # 213,504
+    assert stages[1].memory.params == (LAYER + 64 + 16384) * 4  # 213,760
+    e = stages[0].estimate()
+    assert e.bubble_seconds == pytest.approx(e.compute_seconds * (2 - 1) / 2)  # (pp - 1) / micro-batches
+
+
+def test_pipeline_bad_input():
+    with pytest.raises(PlanError, match="pp=3 does not divide the 2 decoder layers"):
+        simulate("hf:llama", "pp=3", config=CONFIG)
+    with pytest.raises(PlanError, match="microbatches=3 must be a positive integer dividing batch=4"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=4, microbatches=3)
+    with pytest.raises(PlanError, match="unknown pipeline schedule 'zb'"):
+        simulate("hf:llama", "pp=2", config=CONFIG, schedule="zb")

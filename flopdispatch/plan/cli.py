@@ -17,7 +17,7 @@ def add_parser(subparsers):
     p.add_argument("spec", help="a model spec: hf:<model_type> or package.module:factory")
     p.add_argument("--config", action="append", metavar="KEY=VALUE|FILE.json", help="hf: config attributes")
     p.add_argument("--mesh", action="append", required=True, metavar="DIM=N,...",
-                   help="mesh dimensions (dp, fsdp, tp); repeat to compare meshes")
+                   help="mesh dimensions (dp, fsdp, tp, pp); repeat to compare meshes")
     p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
@@ -26,6 +26,8 @@ def add_parser(subparsers):
     p.add_argument("--mixed-precision", default=None, metavar="DTYPE", help="FSDP2 param dtype (bf16)")
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
+    p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
+    p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="1f1b", help="pipeline schedule")
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
     p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
     p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
@@ -50,7 +52,8 @@ def run(args) -> int:
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
                          optimizer=None if args.optimizer == "none" else args.optimizer,
-                         gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint)
+                         gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
+                         microbatches=args.microbatches, schedule=args.schedule)
                 for mesh in args.mesh]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

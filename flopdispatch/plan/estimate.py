@@ -28,6 +28,7 @@ class StepEstimate:
     matmul_flops: int
     peak_flops: float
     tokens: int  # tokens of this rank's data-parallel replica in the step
+    bubble_seconds: float = 0.0  # pipeline: (stages - 1) micro-batch slots idle, compute x (pp - 1) / m
 
     @property
     def communication_total(self) -> float:
@@ -35,11 +36,11 @@ class StepEstimate:
 
     @property
     def no_overlap_seconds(self) -> float:
-        return self.compute_seconds + self.communication_total
+        return self.compute_seconds + self.communication_total + self.bubble_seconds
 
     @property
     def full_overlap_seconds(self) -> float:
-        return max(self.compute_seconds, self.communication_total)
+        return max(self.compute_seconds, self.communication_total) + self.bubble_seconds
 
     def mfu(self, overlap: bool) -> float:
         seconds = self.full_overlap_seconds if overlap else self.no_overlap_seconds
@@ -76,7 +77,9 @@ def step_estimate(sim, device="H100", dtype: Optional[str] = None) -> StepEstima
     for row in sim.collectives:
         if row.bus_bytes:
             comm[row.dim] = comm.get(row.dim, 0.0) + row.bus_bytes / spec.interconnect(row.link)
-    return StepEstimate(spec.name, dtype, compute, comm, 2 * sim.model_macs, spec.peak(dtype), sim.tokens)
+    stages = sim.mesh.get("pp", 1)
+    bubble = compute * (stages - 1) / sim.microbatches
+    return StepEstimate(spec.name, dtype, compute, comm, 2 * sim.model_macs, spec.peak(dtype), sim.tokens, bubble)
 
 
 def _b(n) -> str:
@@ -119,7 +122,9 @@ def rank_text(sim, device="H100", dtype: Optional[str] = None) -> str:
                  f"largest gathered group {_b(m.gathered_group)}; peak (upper estimate) {_b(m.peak)}")
     comm = ", ".join(f"{d} {s * 1e3:.1f} ms ({sim.links.get(d, '?')})" for d, s in e.communication_seconds.items())
     lines.append(f"step on {e.device} ({e.dtype}): compute {e.compute_seconds * 1e3:.1f} ms (roofline per op); "
-                 f"communication {comm or 'none'}")
+                 f"communication {comm or 'none'}"
+                 + (f"; pipeline bubble {e.bubble_seconds * 1e3:.1f} ms ({sim.schedule}, {sim.microbatches} "
+                    f"micro-batches)" if e.bubble_seconds else ""))
     lines.append(f"  no overlap {e.no_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(False):.1%}); "
                  f"full overlap {e.full_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(True):.1%})")
     return "\n".join(lines)
@@ -136,8 +141,8 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:
     for sim in sims:
         e = step_estimate(sim, device, dtype)
         dims = " ".join(f"{d}:{_b(b)}" for d, b in sim.bus_bytes_by_dim().items() if b) or "-"
-        tp = sim.mesh.get("tp", 1)
-        per_gpu = lambda s: sim.tokens / tp / s if s else 0.0  # noqa: E731 - tokens of the replica over its tp ranks
+        tp = sim.mesh.get("tp", 1) * sim.mesh.get("pp", 1)
+        per_gpu = lambda s: sim.tokens / tp / s if s else 0.0  # noqa: E731 - the replica's tokens over its tp x pp ranks
         table.append((_mesh_text(sim.mesh), str(sim.rank), human(sim.count.macs, "MACs").strip(), dims,
                       _b(sim.memory.peak),
                       f"{e.full_overlap_seconds:.3f}..{e.no_overlap_seconds:.3f} s",

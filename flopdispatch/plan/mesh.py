@@ -13,6 +13,7 @@ DIMENSIONS = {
     "dp": "data parallel, replicated (DDP alone; the replicate dimension of HSDP with fsdp)",
     "fsdp": "data parallel, sharded (FSDP2 fully_shard)",
     "tp": "tensor parallel (parallelize_module colwise/rowwise plans)",
+    "pp": "pipeline stages (torch.distributed.pipelining, GPipe or 1F1B; plan llama)",
 }
 
 

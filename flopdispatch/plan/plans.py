@@ -41,6 +41,10 @@ def check_dims(sizes: Dict[str, int], plan: str) -> None:
         if name not in DIMENSIONS:
             raise PlanError(f"plan {plan!r} knows mesh dimensions {', '.join(DIMENSIONS)}; got {name!r} "
                             "(pass parallelize=your_function for others)")
+    if "pp" in sizes and plan != "llama":
+        raise PlanError(f"plan {plan!r} has no pipeline stages: use plan 'llama' (or your own) for pp")
+    if "pp" in sizes and "dp" in sizes and "fsdp" not in sizes:
+        raise PlanError("pp with dp alone is not planned (DDP over a stage): use fsdp=N for the data dimension")
     if plan == "fsdp" and sizes.get("tp", 1) > 1:
         raise PlanError("plan 'fsdp' has no tensor parallel: use plan 'llama' (or your own) for tp")
     if sizes.get("tp", 1) > 1 and sizes.get("dp", 1) > 1 and sizes.get("fsdp", 1) == 1:
@@ -54,10 +58,10 @@ def llama_layers(model):
     layers = getattr(inner, "layers", None)
     if layers is None or not len(layers):
         raise PlanError(f"plan 'llama' does not fit {type(model).__name__}: no decoder layers at model.layers")
-    names = dict(layers[0].named_modules())
+    names = dict(next(iter(layers)).named_modules())
     missing = [n for n in LLAMA_TP if n not in names]
     if missing:
-        raise PlanError(f"plan 'llama' does not fit {type(model).__name__}: layer 0 has no {missing[0]} "
+        raise PlanError(f"plan 'llama' does not fit {type(model).__name__}: its first layer has no {missing[0]} "
                         "(pass parallelize=your_function)")
     return layers
 

@@ -69,6 +69,8 @@ class SimulatedRank:
     plan: str
     seconds: float  # wall time of the simulation here
     recomputed_macs: int = 0  # MACs activation checkpointing ran again in backward (in count.macs)
+    microbatches: int = 1  # pipeline micro-batches (pp in the mesh)
+    schedule: Optional[str] = None  # the pipeline schedule ('gpipe', '1f1b'), None without pp
 
     @property
     def model_macs(self) -> int:
@@ -213,7 +215,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
              mixed_precision: Optional[str] = None, reduce_dtype: Optional[str] = "fp32",
              reshard_after_forward: Optional[bool] = None, train: bool = True, optimizer: str = "adamw",
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
-             world: Optional[int] = None, checkpoint: bool = False) -> SimulatedRank:
+             world: Optional[int] = None, checkpoint: bool = False, microbatches: int = 1,
+             schedule: str = "1f1b") -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
 
     model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
@@ -225,7 +228,9 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     layers gathered again for backward, the root kept). train: backward and one ``optimizer`` step ("adamw",
     "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
     and labels). checkpoint: activation checkpointing of every layer (built-in plans; the
-    recomputation counts in backward, and is left out of the model FLOPs of MFU). gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
+    recomputation counts in backward, and is left out of the model FLOPs of MFU). A ``pp`` mesh
+    dimension (plan llama) splits the layers into stages: this rank runs its stage with
+    ``schedule`` ("gpipe" or "1f1b") over ``microbatches`` micro-batches of the batch. gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
     """
     import time
 
@@ -269,11 +274,21 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     if checkpoint and plan_name is None:
         raise PlanError("checkpoint=True applies to the built-in plans; checkpoint in your parallelize function")
     options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint))
+    if "pp" in sizes:
+        from .pipeline import check_pipeline
+
+        check_pipeline(built, sizes, batch, microbatches, schedule)
 
     with fake_world(n, rank):
         from torch.distributed.device_mesh import init_device_mesh
 
         device_mesh = init_device_mesh("cpu", tuple(sizes.values()), mesh_dim_names=tuple(sizes))
+        stage = None
+        if "pp" in sizes:
+            from .pipeline import split_llama
+
+            stage = device_mesh.get_coordinate()[list(sizes).index("pp")]
+            built = split_llama(built, stage, sizes["pp"])
         if plan_name is not None:
             built = apply_plan(plan_name, built, device_mesh, sizes, options)
         else:
@@ -300,23 +315,32 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
             elif train and optimizer == "sgd":
                 opt = torch.optim.SGD(built.parameters(), lr=1e-4)
             kwargs = inputs(batch, seq) if inputs is not None else _default_inputs(built, batch, seq)
-            if not isinstance(kwargs, dict):
+            if stage is None and not isinstance(kwargs, dict):
                 raise PlanError("inputs(batch, seq) must return a dict of the forward's keyword arguments")
             context = contextlib.nullcontext() if train else torch.no_grad()
             recomputed = [0]
             with context, _recomputation_counted(recomputed, checkpoint), \
                     count(built, activations=activations and train) as c:
-                out = runner(**kwargs)
-                if train:
-                    _loss(out).backward()
-                    if opt is not None:
-                        opt.step()
+                if stage is not None:
+                    from .pipeline import run_stage
+
+                    config = built.config
+                    run_stage(built, stage, sizes["pp"], device_mesh.get_group("pp"), batch, seq, microbatches,
+                              schedule, config.hidden_size, config.vocab_size,
+                              param_dtype or next(built.parameters()).dtype, train)
+                else:
+                    out = runner(**kwargs)
+                    if train:
+                        _loss(out).backward()
+                if train and opt is not None:
+                    opt.step()
             memory = _memory(built, opt, c)
         rows = _collective_rows(c, groups, links)
     dtype = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param_dtype or next(built.parameters()).dtype, "tf32")
     return SimulatedRank(sizes, rank, coords, batch, seq, batch * seq, c, rows, memory, links, dtype,
                          plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start,
-                         recomputed[0])
+                         recomputed[0], microbatches if stage is not None else 1,
+                         schedule if stage is not None else None)
 
 
 @contextlib.contextmanager
