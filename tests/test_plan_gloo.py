@@ -1,6 +1,6 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
 like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
-with FSDP2, with tensor parallel and with DDP applied by hand, one AdamW step each, real weights; the same
+with FSDP2, with tensor parallel, with DDP and as two 1F1B pipeline stages, applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
 phase, and the same collectives (calls, payload, bus bytes, group size) per module and phase.
 
@@ -28,6 +28,7 @@ pytest.importorskip("transformers")
 CONFIG = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
               num_key_value_heads=2, vocab_size=256)
 WORLD, BATCH, SEQ = 2, 2, 16
+PP_BATCH = 4
 TIMEOUT_S = 240
 WAIT = "_c10d_functional::wait_tensor"
 RS = "c10d::_reduce_scatter_base_"
@@ -119,9 +120,57 @@ def _rank_main(rank, world, port, out_dir):
             runner(input_ids=ids, labels=ids).loss.backward()
             opt.step()
         res[case] = summary(c)
+    if world == 2:
+        res["pp"] = _pipeline_rank(rank, world)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
+
+
+def _pipeline_rank(rank, world):
+    """Two stages by hand: rank 0 the embedding and layer 0, rank 1 layer 1, the norm and the
+    head; batch 4 x 16 in 2 micro-batches, 1F1B, cross-entropy on the last stage."""
+    import torch
+    from torch.distributed.pipelining import PipelineStage, Schedule1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    inner = model.model
+    keep = rank  # layer index this stage keeps
+    inner.layers._modules = {str(keep): inner.layers[keep]}
+    if rank == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+
+    class Stage(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, x):
+            return self.m(input_ids=x).logits if rank == 0 else self.m(inputs_embeds=x).logits
+
+    mb = PP_BATCH // 2
+    inp = torch.empty(mb, SEQ, dtype=torch.long) if rank == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+    out = torch.empty(mb, SEQ, 64 if rank == 0 else 256, requires_grad=True)
+    stage = PipelineStage(Stage(), rank, world, torch.device("cpu"), input_args=(inp,), output_args=(out,))
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if rank == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
 
 
 def _free_port():
@@ -178,6 +227,34 @@ def _equal(got, want):
     differ.update({k: (got.get(k), v) for k, v in want.items() if k != "unsupported" and not k.startswith("*|")
                    and v not in (got.get(k), with_gloo_copy(got.get(k, [[0, 0, 0, 0], {}])))})
     return differ
+
+
+VOTE = 4  # bytes of the pipeline warm-up vote's flag, each way
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_two_pipeline_stages_equal_the_real_stages(real, rank):
+    """1F1B, 2 micro-batches. Before its first step a real schedule runs a warm-up vote: each rank
+    sends and receives one 4-byte flag (and reads one with .item(), which fake tensors cannot; the
+    simulation settles the vote as static shapes, its outcome when every stage is given its
+    shapes). So the real ranks have one more send and recv_ of 4 bytes in the "other" phase, and
+    the flags' own bytes there (at most 16 read and 16 written); everything else is equal."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", {"pp": WORLD}, config=CONFIG, rank=rank, batch=PP_BATCH, seq=SEQ, microbatches=2,
+                   schedule="1f1b", activations=False)
+    got, want = summary(sim.count), real[rank]["pp"]
+    (counts, coll), (real_counts, real_coll) = got.pop("*|other"), want.pop("*|other")
+    for op in ("c10d::send", "c10d::recv_"):
+        calls, payload, bus, size = coll[op]
+        assert real_coll[op] == [calls + 1, payload + VOTE, bus + VOTE, size]
+    assert set(real_coll) == set(coll) == {"c10d::send", "c10d::recv_"}
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert 0 <= real_counts[2] - counts[2] <= 16 and 0 <= real_counts[3] - counts[3] <= 16
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want)
+    # the stage's own work: forward of its layer (and the head on the last stage), micro-batches summed
+    assert want["*|forward"][0][1] == 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16 + (64 * 64 * 256 if rank else 0)
 
 
 @pytest.mark.parametrize("rank", range(4))

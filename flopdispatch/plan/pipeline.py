@@ -8,7 +8,7 @@ from typing import Dict
 
 from .errors import PlanError
 
-__all__ = ["SCHEDULES", "check_pipeline", "split_llama", "run_stage"]
+__all__ = ["SCHEDULES", "check_pipeline", "split_llama", "prepare_stage"]
 
 SCHEDULES = ("gpipe", "1f1b")
 
@@ -92,9 +92,10 @@ def _static_metadata():
         base._warmup_p2p = original
 
 
-def run_stage(model, stage: int, stages: int, group, batch: int, seq: int, microbatches: int, schedule: str,
-              hidden: int, vocab: int, dtype, train: bool):
-    """Run this rank's stage of one step (fake tensors active); returns nothing, the caller counts."""
+def prepare_stage(model, stage: int, stages: int, group, batch: int, seq: int, microbatches: int, schedule: str,
+                  hidden: int, vocab: int, dtype, train: bool):
+    """This rank's stage of one step, ready to run (fake tensors active): a function of no
+    arguments that runs it (the caller counts it)."""
     import torch
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
 
@@ -109,10 +110,14 @@ def run_stage(model, stage: int, stages: int, group, batch: int, seq: int, micro
     kind = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}[schedule]
     sched = kind(pipe, n_microbatches=microbatches, loss_fn=_loss if train else None)
     ids = torch.randint(0, vocab, (batch, seq))
-    with _static_metadata():
-        if first:
-            sched.step(ids)
-        elif last:
-            sched.step(target=ids, losses=[]) if train else sched.step()
-        else:
-            sched.step()
+
+    def step():
+        with _static_metadata():
+            if first:
+                sched.step(ids)
+            elif last:
+                sched.step(target=ids, losses=[]) if train else sched.step()
+            else:
+                sched.step()
+
+    return step

@@ -314,6 +314,13 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                 opt = torch.optim.AdamW(built.parameters(), lr=1e-4)
             elif train and optimizer == "sgd":
                 opt = torch.optim.SGD(built.parameters(), lr=1e-4)
+            if stage is not None:
+                from .pipeline import prepare_stage
+
+                config = built.config
+                run_stage = prepare_stage(built, stage, sizes["pp"], device_mesh.get_group("pp"), batch, seq,
+                                          microbatches, schedule, config.hidden_size, config.vocab_size,
+                                          param_dtype or next(built.parameters()).dtype, train)
             kwargs = inputs(batch, seq) if inputs is not None else _default_inputs(built, batch, seq)
             if stage is None and not isinstance(kwargs, dict):
                 raise PlanError("inputs(batch, seq) must return a dict of the forward's keyword arguments")
@@ -322,12 +329,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
             with context, _recomputation_counted(recomputed, checkpoint), \
                     count(built, activations=activations and train) as c:
                 if stage is not None:
-                    from .pipeline import run_stage
-
-                    config = built.config
-                    run_stage(built, stage, sizes["pp"], device_mesh.get_group("pp"), batch, seq, microbatches,
-                              schedule, config.hidden_size, config.vocab_size,
-                              param_dtype or next(built.parameters()).dtype, train)
+                    run_stage()
                 else:
                     out = runner(**kwargs)
                     if train:
