@@ -24,6 +24,9 @@ def check_pipeline(model, sizes: Dict[str, int], batch: int, microbatches: int, 
         raise PlanError(f"unknown pipeline schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
     if type(microbatches) is not int or microbatches < 1 or batch % microbatches:
         raise PlanError(f"microbatches={microbatches!r} must be a positive integer dividing batch={batch}")
+    if schedule == "1f1b" and microbatches < pp:
+        raise PlanError(f"schedule 1f1b needs at least as many micro-batches as stages: microbatches={microbatches}, "
+                        f"pp={pp}")
 
 
 def split_llama(model, stage: int, stages: int):
