@@ -287,3 +287,21 @@ def test_pipeline_bad_input():
         simulate("hf:llama", "pp=2", config=CONFIG, batch=4, microbatches=3)
     with pytest.raises(PlanError, match="unknown pipeline schedule 'zb'"):
         simulate("hf:llama", "pp=2", config=CONFIG, schedule="zb")
+
+
+def test_every_pipeline_stage_is_reported(capsys):
+    from flopdispatch.plan import stages
+    from flopdispatch.plan.simulate import stage_ranks
+
+    # pp outermost of pp=2 x fsdp=2: stage s starts at rank s * 2; pp innermost: at rank s
+    assert stage_ranks("pp=2,fsdp=2") == [0, 2] and stage_ranks("fsdp=2,pp=2") == [0, 1]
+    sims = stages("hf:llama", "pp=2,fsdp=2", config=CONFIG, batch=2, seq=SEQ, microbatches=2)
+    assert [(s.rank, s.coords["pp"]) for s in sims] == [(0, 0), (2, 1)]
+    # the head is on the last stage only: 32 tokens x 64 x 256 = 524,288 more forward MACs there
+    assert sims[1].count.phase("forward").macs - sims[0].count.phase("forward").macs == 32 * 64 * 256
+    config = [f"--config={k}={v}" for k, v in CONFIG.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--all-stages", "--batch", "2", "--seq", "16",
+                 "--microbatches", "2", "--schedule", "gpipe"]) == 0
+    out = capsys.readouterr().out
+    assert "rank 0 of 2 (mesh pp=2, coordinates pp=0)" in out and "rank 1 of 2 (mesh pp=2, coordinates pp=1)" in out
+    assert "pipeline bubble" in out

@@ -3,6 +3,7 @@ torch.distributed's fake backend and count it (docs/planning.md)."""
 from .errors import PlanError
 from .mesh import parse_mesh
 from .estimate import StepEstimate, compare_text
-from .simulate import CollectiveRow, Memory, SimulatedRank, compare, simulate
+from .simulate import CollectiveRow, Memory, SimulatedRank, compare, simulate, stages
 
-__all__ = ["simulate", "compare", "compare_text", "StepEstimate", "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]
+__all__ = ["simulate", "compare", "stages", "compare_text", "StepEstimate", "SimulatedRank", "CollectiveRow",
+           "Memory", "PlanError", "parse_mesh"]

@@ -20,6 +20,7 @@ def add_parser(subparsers):
                    help="mesh dimensions (dp, fsdp, tp, pp); repeat to compare meshes")
     p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
     p.add_argument("--rank", type=int, default=0)
+    p.add_argument("--all-stages", action="store_true", help="one rank per pipeline stage (a pp dimension)")
     p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
@@ -48,13 +49,17 @@ def run(args) -> int:
         device_spec(args.device)
         config = parse_config(args.config) if args.config else None
         reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
-        sims = [simulate(args.spec, mesh, rank=args.rank, batch=args.batch, seq=args.seq, config=config,
+        from .simulate import stage_ranks
+
+        jobs = [(mesh, rank) for mesh in args.mesh
+                for rank in (stage_ranks(mesh, args.world) if args.all_stages else [args.rank])]
+        sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
                          optimizer=None if args.optimizer == "none" else args.optimizer,
                          gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
                          microbatches=args.microbatches, schedule=args.schedule)
-                for mesh in args.mesh]
+                for mesh, rank in jobs]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

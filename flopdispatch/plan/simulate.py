@@ -11,7 +11,7 @@ from .errors import PlanError
 from .mesh import link_of_dim, parse_mesh
 from .plans import Options, apply_plan, wants_ddp
 
-__all__ = ["simulate", "compare", "SimulatedRank", "CollectiveRow", "Memory"]
+__all__ = ["simulate", "compare", "stages", "stage_ranks", "SimulatedRank", "CollectiveRow", "Memory"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,6 +372,27 @@ def _recomputation_counted(total: list, enabled: bool):
         yield
     finally:
         ckpt._run_fn_with_dynamo_disabled = run
+
+
+def stage_ranks(mesh, world: Optional[int] = None) -> List[int]:
+    """The first rank of each pipeline stage of ``mesh`` (pp index s, every other coordinate 0),
+    in stage order; [0] without a ``pp`` dimension."""
+    sizes = parse_mesh(mesh, world)
+    if "pp" not in sizes:
+        return [0]
+    names = list(sizes)
+    stride = 1
+    for name in names[names.index("pp") + 1:]:
+        stride *= sizes[name]
+    return [s * stride for s in range(sizes["pp"])]
+
+
+def stages(model, mesh, **kwargs) -> List[SimulatedRank]:
+    """A SimulatedRank for every pipeline stage of ``mesh`` (its first rank each: every stage is a
+    different rank role), ``simulate``'s keyword arguments otherwise."""
+    if "rank" in kwargs:
+        raise PlanError("stages() picks the ranks (one per stage): pass no rank")
+    return [simulate(model, mesh, rank=r, **kwargs) for r in stage_ranks(mesh, kwargs.get("world"))]
 
 
 def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
