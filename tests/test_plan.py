@@ -305,3 +305,13 @@ def test_every_pipeline_stage_is_reported(capsys):
     out = capsys.readouterr().out
     assert "rank 0 of 2 (mesh pp=2, coordinates pp=0)" in out and "rank 1 of 2 (mesh pp=2, coordinates pp=1)" in out
     assert "pipeline bubble" in out
+
+
+def test_a_simulated_rank_saves_as_a_report_of_that_rank(fsdp4):
+    from flopdispatch import Report
+
+    report = Report.from_dict(fsdp4.report().to_dict())
+    assert (report.meta["rank"], report.meta["world_size"]) == (1, 4)
+    assert report.meta["target"] == "simulated llama on fsdp=4"
+    assert report.collectives() == fsdp4.count.collectives()
+    assert report.macs == fsdp4.count.macs

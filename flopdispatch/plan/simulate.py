@@ -96,6 +96,15 @@ class SimulatedRank:
             out[row.dim] = out.get(row.dim, 0) + row.bus_bytes
         return out
 
+    def report(self):
+        """The count as a ``flopdispatch.Report`` (``show`` merges one per rank), its metadata
+        naming the simulated rank, world size, mesh and plan."""
+        from ..schema import Report
+
+        mesh = ",".join(f"{k}={v}" for k, v in self.mesh.items())
+        return Report.from_count(self.count, meta={"rank": self.rank, "world_size": self.world,
+                                                   "target": f"simulated {self.plan} on {mesh}"})
+
     def table(self, device="H100", **kwargs) -> str:
         from .estimate import rank_text
 
