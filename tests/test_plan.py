@@ -315,3 +315,24 @@ def test_a_simulated_rank_saves_as_a_report_of_that_rank(fsdp4):
     assert report.meta["target"] == "simulated llama on fsdp=4"
     assert report.collectives() == fsdp4.count.collectives()
     assert report.macs == fsdp4.count.macs
+
+
+def test_sequence_parallel_gathers_and_scatters_the_sequence_instead_of_all_reducing():
+    plain = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    sp = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, sequence_parallel=True)
+    rows = {(r.phase, r.op): r for r in sp.collectives if r.dim == "tp"}
+    act = BATCH * SEQ * 64 * 4  # one full activation, 2 x 16 x 64 fp32: 8,192 bytes
+    ag, rs = "_c10d_functional::all_gather_into_tensor", "_c10d_functional::reduce_scatter_tensor"
+    # forward: each block's input gathered along the sequence (2 per layer) and the head's input,
+    # plus the logits gathered over the vocabulary (2 x 16 x 256 fp32 = 32,768 bytes)
+    assert rows[("forward", ag)].calls == 2 * 2 + 1 + 1
+    assert rows[("forward", ag)].payload == 5 * act + BATCH * SEQ * 256 * 4  # 73,728
+    # each block's output and the embedding's reduce-scattered back to sequence shards
+    assert (rows[("forward", rs)].calls, rows[("forward", rs)].payload) == (2 * 2 + 1, 5 * act)  # 40,960
+    assert ("forward", "_c10d_functional::all_reduce") not in rows
+    # the same matmuls on the layers' projections: half of every projection per rank
+    assert sp.count.module("model.layers.0.mlp", phase="forward").macs == \
+        plain.count.module("model.layers.0.mlp", phase="forward").macs == 32 * 3 * 8192 // 2
+    assert sp.memory.saved_activations_peak < plain.memory.saved_activations_peak
+    with pytest.raises(PlanError, match="needs plan 'llama' and a tp dimension above 1"):
+        simulate("hf:llama", {"fsdp": 2}, config=CONFIG, sequence_parallel=True)

@@ -34,6 +34,7 @@ class Options:
     reduce_dtype: Optional[object] = None
     reshard_after_forward: Optional[bool] = None
     checkpoint: bool = False  # activation checkpointing of every layer (recomputed in backward)
+    sequence_parallel: bool = False  # tp: norms and residuals sharded on the sequence (Megatron-style SP)
 
 
 def check_dims(sizes: Dict[str, int], plan: str) -> None:
@@ -66,9 +67,11 @@ def llama_layers(model):
     return layers
 
 
-def _check_llama_tp(model, tp: int) -> None:
+def _check_llama_tp(model, tp: int, sequence_parallel: bool = False) -> None:
     config = getattr(model, "config", None)
-    for key in ("num_attention_heads", "num_key_value_heads", "intermediate_size"):
+    keys = ("num_attention_heads", "num_key_value_heads", "intermediate_size") + (("vocab_size",) if sequence_parallel
+                                                                                  else ())
+    for key in keys:
         value = getattr(config, key, None)
         if isinstance(value, int) and value % tp:
             raise PlanError(f"tp={tp} does not divide {key}={value} of {type(model).__name__}")
@@ -104,7 +107,10 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
 
     layers = llama_layers(model)
     tp = sizes.get("tp", 1)
-    if "tp" in sizes:
+    if "tp" in sizes and options.sequence_parallel:
+        _check_llama_tp(model, tp, True)
+        _sequence_parallel(model, layers, mesh["tp"])
+    elif "tp" in sizes:
         _check_llama_tp(model, tp)
         styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
         for layer in layers:
@@ -114,6 +120,41 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
     if data is not None:
         _fully_shard(list(layers), model, data, options)
     return model
+
+
+def _sequence_parallel(model, layers, mesh) -> None:
+    """Tensor parallel with sequence parallel: the embedding row-wise (vocabulary split) into
+    sequence shards, norms on sequence shards, each block's input all-gathered along the sequence
+    and its output reduce-scattered back to it, the head column-wise with its logits gathered."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel,
+                                                   SequenceParallel, parallelize_module)
+
+    inner = getattr(model, "model", model)
+    if getattr(inner, "embed_tokens", None) is None or getattr(model, "lm_head", None) is None:
+        raise PlanError(f"sequence parallel in plan 'llama' does not fit {type(model).__name__}: "
+                        "no model.embed_tokens and lm_head")
+    parallelize_module(model, mesh, {
+        "model.embed_tokens": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
+                                              use_local_output=False),
+        "model.norm": SequenceParallel(),
+        "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate(), use_local_output=True),
+    })
+    gather = {"hidden_states": Shard(1)}, {"hidden_states": Replicate()}
+    for layer in layers:
+        parallelize_module(layer, mesh, {
+            "input_layernorm": SequenceParallel(),
+            "self_attn": PrepareModuleInput(input_kwarg_layouts=gather[0], desired_input_kwarg_layouts=gather[1],
+                                            use_local_output=False),
+            "self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
+            "self_attn.v_proj": ColwiseParallel(),
+            "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+            "post_attention_layernorm": SequenceParallel(),
+            "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
+                                      use_local_output=False),
+            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(),
+            "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1), use_local_output=False),
+        })
 
 
 def apply_fsdp(model, mesh, sizes: Dict[str, int], options: Options):

@@ -225,7 +225,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
              reshard_after_forward: Optional[bool] = None, train: bool = True, optimizer: str = "adamw",
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
              world: Optional[int] = None, checkpoint: bool = False, microbatches: int = 1,
-             schedule: str = "1f1b") -> SimulatedRank:
+             schedule: str = "1f1b", sequence_parallel: bool = False) -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
 
     model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
@@ -236,7 +236,9 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     reduce_dtype its gradient reduce dtype; reshard_after_forward: FSDP2's (None: torch's default,
     layers gathered again for backward, the root kept). train: backward and one ``optimizer`` step ("adamw",
     "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
-    and labels). checkpoint: activation checkpointing of every layer (built-in plans; the
+    and labels). sequence_parallel: with tp, the plan llama's Megatron-style sequence parallel
+    (norms and residuals on sequence shards; all-gathers and reduce-scatters instead of
+    all-reduces). checkpoint: activation checkpointing of every layer (built-in plans; the
     recomputation counts in backward, and is left out of the model FLOPs of MFU). A ``pp`` mesh
     dimension (plan llama) splits the layers into stages: this rank runs its stage with
     ``schedule`` ("gpipe" or "1f1b") over ``microbatches`` micro-batches of the batch. gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
@@ -282,7 +284,11 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         check_dims(sizes, plan_name)
     if checkpoint and plan_name is None:
         raise PlanError("checkpoint=True applies to the built-in plans; checkpoint in your parallelize function")
-    options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint))
+    if sequence_parallel and (plan_name != "llama" or sizes.get("tp", 1) == 1):
+        raise PlanError("sequence_parallel=True needs plan 'llama' and a tp dimension above 1")
+    if sequence_parallel and "pp" in sizes:
+        raise PlanError("sequence parallel with pipeline stages is not planned (the stages pass full sequences)")
+    options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint), bool(sequence_parallel))
     if "pp" in sizes:
         from .pipeline import check_pipeline
 
