@@ -1,6 +1,7 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
 like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
-with FSDP2, with tensor parallel, with DDP and as two 1F1B pipeline stages, applied by hand, one AdamW step each, real weights; the same
+with FSDP2, with tensor parallel (without and with sequence parallel), with DDP and as two 1F1B
+pipeline stages, applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
 phase, and the same collectives (calls, payload, bus bytes, group size) per module and phase.
 
@@ -89,13 +90,13 @@ def _rank_main(rank, world, port, out_dir):
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     res = {}
-    for case in (("fsdp", "tp", "dp") if world == 2 else ("fsdp,tp",)):
+    for case in (("fsdp", "tp", "dp", "sp") if world == 2 else ("fsdp,tp",)):
         torch.manual_seed(0)
         model = fd.build_model("hf:llama", CONFIG, device="cpu")
         if case == "fsdp,tp":
             mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("fsdp", "tp"))
         else:
-            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=(case,))
+            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp" if case == "sp" else case,))
         runner = model
         if case == "fsdp,tp":  # tensor parallel inside each pair of ranks, FSDP2 across the pairs
             styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
@@ -106,6 +107,8 @@ def _rank_main(rank, world, port, out_dir):
             fully_shard(model, mesh=mesh["fsdp"])
         elif case == "dp":
             runner = torch.nn.parallel.DistributedDataParallel(model)
+        elif case == "sp":
+            _sequence_parallel_by_hand(model, mesh)
         elif case == "fsdp":
             for layer in model.model.layers:
                 fully_shard(layer, mesh=mesh)
@@ -125,6 +128,30 @@ def _rank_main(rank, world, port, out_dir):
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
+
+
+def _sequence_parallel_by_hand(model, mesh):
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel,
+                                                   SequenceParallel, parallelize_module)
+
+    parallelize_module(model, mesh, {
+        "model.embed_tokens": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
+                                              use_local_output=False),
+        "model.norm": SequenceParallel(),
+        "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
+    })
+    for layer in model.model.layers:
+        parallelize_module(layer, mesh, {
+            "input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
+            "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": Shard(1)},
+                                            desired_input_kwarg_layouts={"hidden_states": Replicate()}),
+            "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+            **{n: ColwiseParallel() for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                              "mlp.gate_proj", "mlp.up_proj")},
+            **{n: RowwiseParallel(output_layouts=Shard(1), use_local_output=False)
+               for n in ("self_attn.o_proj", "mlp.down_proj")},
+        })
 
 
 def _pipeline_rank(rank, world):
@@ -202,13 +229,13 @@ def real4(tmp_path_factory):
     return _job(tmp_path_factory, 4)
 
 
-@pytest.mark.parametrize("case", ["fsdp", "tp", "dp"])
+@pytest.mark.parametrize("case", ["fsdp", "tp", "dp", "sp"])
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_simulated_rank_equals_the_real_rank(real, case, rank):
     from flopdispatch.plan import simulate
 
-    sim = simulate("hf:llama", {case: WORLD}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ,
-                   reduce_dtype=None, optimizer="adamw", activations=False)
+    sim = simulate("hf:llama", {"tp" if case == "sp" else case: WORLD}, config=CONFIG, rank=rank, batch=BATCH,
+                   seq=SEQ, reduce_dtype=None, optimizer="adamw", activations=False, sequence_parallel=case == "sp")
     got, want = summary(sim.count), real[rank][case]
     if case == "dp":
         with_ddp_division(got)
