@@ -29,7 +29,8 @@ def add_parser(subparsers):
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
     p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
     p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="1f1b", help="pipeline schedule")
-    p.add_argument("--sequence-parallel", action="store_true", help="tensor parallel with sequence parallel (plan llama)")
+    p.add_argument("--sequence-parallel", action="store_true",
+                   help="tensor parallel with sequence parallel (plan llama)")
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
     p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
     p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")

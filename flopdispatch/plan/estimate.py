@@ -142,7 +142,8 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:
         e = step_estimate(sim, device, dtype)
         dims = " ".join(f"{d}:{_b(b)}" for d, b in sim.bus_bytes_by_dim().items() if b) or "-"
         tp = sim.mesh.get("tp", 1) * sim.mesh.get("pp", 1)
-        per_gpu = lambda s: sim.tokens / tp / s if s else 0.0  # noqa: E731 - the replica's tokens over its tp x pp ranks
+        # the replica's tokens over its tp x pp ranks, per second
+        per_gpu = lambda s: sim.tokens / tp / s if s else 0.0  # noqa: E731
         table.append((_mesh_text(sim.mesh), str(sim.rank), human(sim.count.macs, "MACs").strip(), dims,
                       _b(sim.memory.peak),
                       f"{e.full_overlap_seconds:.3f}..{e.no_overlap_seconds:.3f} s",
@@ -151,6 +152,6 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:
     widths = [max(len(t[i]) for t in table) for i in range(len(head))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip() for t in table]
     links = link_table(device)
-    lines.append(f"device {links[0][2].split(':')[0]}; links: " + "; ".join(f"{n} {bw / 1e9:.0f} GB/s" for n, bw, _ in links)
-                 + " per GPU per direction (hardware.py)")
+    lines.append(f"device {links[0][2].split(':')[0]}; links: "
+                 + "; ".join(f"{n} {bw / 1e9:.0f} GB/s" for n, bw, _ in links) + " per GPU per direction (hardware.py)")
     return "\n".join(lines)

@@ -241,7 +241,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     all-reduces). checkpoint: activation checkpointing of every layer (built-in plans; the
     recomputation counts in backward, and is left out of the model FLOPs of MFU). A ``pp`` mesh
     dimension (plan llama) splits the layers into stages: this rank runs its stage with
-    ``schedule`` ("gpipe" or "1f1b") over ``microbatches`` micro-batches of the batch. gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
+    ``schedule`` ("gpipe" or "1f1b") over ``microbatches`` micro-batches of the batch.
+    gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
     """
     import time
 
