@@ -33,17 +33,21 @@ _EXPORTS = {
 __all__ = ["count", "profile", "build_model", "SpecError", "symbolic", "SymbolicCount", "SymbolicCounts", "Counts",
            "ModuleCounts", "PHASES", "human", "rule_of_thumb", "RuleOfThumb", "Report", "ReportError", "DEVICES",
            "DeviceSpec", "Estimate", "Roofline", "device_spec", "estimate", "measure_cpu_peak", "mfu", "roofline",
-           "formula", "Cost", "remove_formula", "Meter", "StepStats", "__version__"]
+           "formula", "Cost", "remove_formula", "Meter", "StepStats", "plan", "__version__"]
+
+_SUBMODULES = {"plan"}  # public subpackages: fd.plan.simulate(...)
 
 
 def __getattr__(name: str):
     """Load the module that defines `name` on first use, and keep the name here (later uses are
     plain attribute reads)."""
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

@@ -70,15 +70,16 @@ _ProcessGroup = None
 
 
 def _group_info(cache: dict, group) -> tuple:
-    """(size, rank) of a process group given as a ProcessGroup (or its TorchScript box), a group
-    name, or a group size (rank unknown: -1). Cached per group name in ``cache`` (one count's)."""
+    """(size, rank, group name or None) of a process group given as a ProcessGroup (or its
+    TorchScript box), a group name, or a group size (rank unknown: -1). Cached per group name in
+    ``cache`` (one count's)."""
     import torch
 
     global _ProcessGroup
     if group is None:
-        return 1, 0
+        return 1, 0, None
     if isinstance(group, int):
-        return group, -1
+        return group, -1, None
     if isinstance(group, torch.ScriptObject):
         if _ProcessGroup is None:
             _ProcessGroup = torch._C._distributed_c10d.ProcessGroup
@@ -90,7 +91,7 @@ def _group_info(cache: dict, group) -> tuple:
             from torch.distributed.distributed_c10d import _resolve_process_group
 
             group = _resolve_process_group(group)
-        found = (int(group.size()), int(group.rank()))
+        found = (int(group.size()), int(group.rank()), name)
         if name is not None:
             cache[name] = found
     return found
@@ -99,7 +100,7 @@ def _group_info(cache: dict, group) -> tuple:
 def _state(mode) -> dict:
     state = mode.__dict__.get("_fd_comm")
     if state is None:
-        state = mode.__dict__["_fd_comm"] = {"records": {}, "groups": {}}
+        state = mode.__dict__["_fd_comm"] = {"records": {}, "groups": {}, "by_group": {}}
     return state
 
 
@@ -150,7 +151,7 @@ def record(declaration, mode, scope, phase, func, args, kwargs, out):
     if owner is not None:
         scope = owner
     state = _state(mode)
-    size, rank = _group_info(state["groups"], _arg(args, kwargs, arg_names, group_pos))
+    size, rank, group_name = _group_info(state["groups"], _arg(args, kwargs, arg_names, group_pos))
     if kind in (_ops.COMM_SEND,):
         payload, received = sent, 0
     elif kind == _ops.COMM_RECV:
@@ -182,6 +183,10 @@ def record(declaration, mode, scope, phase, func, args, kwargs, out):
         rec[1] += payload
         rec[2] += bus
         rec[3] = max(rec[3], size)
+    by_group = state["by_group"].setdefault((scope, phase, name, group_name), [0, 0, 0, size])
+    by_group[0] += 1
+    by_group[1] += payload
+    by_group[2] += bus
     return _located(sent, received, owner)
 
 
@@ -256,6 +261,14 @@ def records(mode) -> Dict[tuple, list]:
     """{(scope, phase index, op name): [calls, payload bytes, bus bytes, world size]} of a mode."""
     state = mode.__dict__.get("_fd_comm") if mode is not None else None
     return {k: list(v) for k, v in state["records"].items()} if state else {}
+
+
+def group_records(mode) -> Dict[tuple, list]:
+    """{(scope, phase index, op name, process group name or None): [calls, payload bytes, bus
+    bytes, group size]} of a mode: the records split by the group each call ran on (the planner
+    maps groups to mesh dimensions)."""
+    state = mode.__dict__.get("_fd_comm") if mode is not None else None
+    return {k: list(v) for k, v in state["by_group"].items()} if state else {}
 
 
 def totals(table: Dict[str, dict]) -> dict:

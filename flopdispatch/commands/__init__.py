@@ -1,4 +1,4 @@
-"""The command line, one module per subcommand: ``flopdispatch run | model | show | demo``.
+"""The command line, one module per subcommand: ``flopdispatch run | model | show | demo | plan``.
 
 Each subcommand is a module of this package with two functions::
 
@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "model": "model",
     "show": "show",
     "demo": "demo",
+    "plan": "flopdispatch.plan.cli",
 }
 
 

@@ -1,0 +1,75 @@
+"""``flopdispatch plan SPEC --mesh fsdp=64,tp=8 [--mesh ...]``: simulate a rank of each mesh and
+print its table, or one comparison table for several meshes. A subcommand module of
+``flopdispatch.commands`` (registered there by its dotted path): ``add_parser`` adds the subcommand
+to an argparse subparsers object, ``run(args, argv)`` returns the exit status (2: bad input, one
+line on stderr)."""
+from __future__ import annotations
+
+import sys
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers, parents=None):
+    p = subparsers.add_parser("plan", help="simulate a rank of a DDP / FSDP2 / tensor-parallel job on a mesh",
+                              description="Simulate rank R of a training job on the fake process-group backend "
+                                          "(fake tensors, torch's own parallelism) and print its compute, "
+                                          "collectives per mesh dimension, memory and step-time estimate.")
+    p.add_argument("spec", help="a model spec: hf:<model_type> or package.module:factory")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE|FILE.json", help="hf: config attributes")
+    p.add_argument("--mesh", action="append", required=True, metavar="DIM=N,...",
+                   help="mesh dimensions (dp, fsdp, tp, pp); repeat to compare meshes")
+    p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
+    p.add_argument("--rank", type=int, default=0)
+    p.add_argument("--all-stages", action="store_true", help="one rank per pipeline stage (a pp dimension)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
+    p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
+    p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
+    p.add_argument("--mixed-precision", default=None, metavar="DTYPE", help="FSDP2 param dtype (bf16)")
+    p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
+    p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
+    p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
+    p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="1f1b", help="pipeline schedule")
+    p.add_argument("--sequence-parallel", action="store_true",
+                   help="tensor parallel with sequence parallel (plan llama)")
+    p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
+    p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
+    p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
+    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args, argv=None) -> int:
+    from ..hardware import device_spec
+    from ..inputs import SpecError
+    from ..models import BuildError, parse_config
+    from .errors import PlanError
+    from .estimate import compare_text
+    from .simulate import simulate
+
+    try:
+        device_spec(args.device)
+        config = parse_config(args.config) if args.config else None
+        reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
+        from .simulate import stage_ranks
+
+        jobs = [(mesh, rank) for mesh in args.mesh
+                for rank in (stage_ranks(mesh, args.world) if args.all_stages else [args.rank])]
+        sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
+                         parallelize=args.plan, mixed_precision=args.mixed_precision,
+                         reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
+                         optimizer=None if args.optimizer == "none" else args.optimizer,
+                         gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
+                         microbatches=args.microbatches, schedule=args.schedule,
+                         sequence_parallel=args.sequence_parallel)
+                for mesh, rank in jobs]
+    except (PlanError, SpecError, BuildError, ValueError) as e:
+        print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    for sim in sims:
+        print(sim.table(args.device))
+        print()
+    if len(sims) > 1:
+        print(compare_text(sims, args.device))
+    return 0

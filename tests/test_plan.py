@@ -1,0 +1,338 @@
+"""The planner: one simulated rank (fake backend, fake tensors) against closed forms.
+
+The model everywhere: a tiny Llama from transformers (2 layers, hidden 64, FFN 128, 4 heads of 16,
+2 KV heads, vocabulary 256, untied head). Parameters, by hand:
+  embedding 256 * 64 = 16,384; lm_head 16,384; final norm 64
+  one layer: q 64 * 64 = 4,096, k 64 * 32 = 2,048, v 2,048, o 4,096, gate/up/down 3 * 64 * 128 =
+  24,576, two norms 128: 36,992
+  P = 16,384 + 16,384 + 64 + 2 * 36,992 = 106,816 (21 tensors: 2 * 9 + 3)
+Every first dimension (256, 64, 32, 128) divides by 4, so FSDP2 shards evenly over 2 or 4 ranks.
+"""
+import pytest
+
+pytest.importorskip("transformers")
+import torch  # noqa: E402
+
+from flopdispatch.plan import PlanError, simulate  # noqa: E402
+
+CONFIG = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+              num_key_value_heads=2, vocab_size=256)
+LAYER = 4096 + 2048 + 2048 + 4096 + 3 * 64 * 128 + 2 * 64  # 36,992
+ROOT = 256 * 64 + 256 * 64 + 64  # embedding + lm_head + final norm: 32,832
+P = ROOT + 2 * LAYER  # 106,816
+TENSORS = 2 * 9 + 3  # 21
+BATCH, SEQ = 2, 16
+
+
+@pytest.fixture(scope="module")
+def fsdp4():
+    return simulate("hf:llama", {"fsdp": 4}, config=CONFIG, batch=BATCH, seq=SEQ, mixed_precision="bf16",
+                    reduce_dtype="fp32", rank=1)
+
+
+def test_sharded_state_is_p_over_n_times_the_dtype(fsdp4):
+    m = fsdp4.memory
+    assert m.params == P * 4 // 4  # fp32 shards: 106,816 * 4 / 4 = 106,816 bytes
+    assert m.grads == P * 4 // 4  # the sharded gradient keeps the parameters' fp32
+    # AdamW: exp_avg and exp_avg_sq per element in fp32, plus one fp32 scalar "step" per tensor:
+    # 2 * 106,816 + 21 * 4 = 213,716
+    assert m.optimizer == 2 * P * 4 // 4 + TENSORS * 4
+    # the largest group gathered at once: a layer in bf16, 36,992 * 2 = 73,984 (root: 65,664)
+    assert m.gathered_group == LAYER * 2
+
+
+def test_fsdp_all_gather_and_reduce_scatter_payloads(fsdp4):
+    c = fsdp4.count
+    ag, rs = "c10d::_allgather_base_", "c10d::_reduce_scatter_base_"
+    # forward gathers every parameter once, in the param dtype bf16: 106,816 * 2 = 213,632
+    assert c.collectives(phase="forward")[ag]["bytes"] == P * 2
+    assert c.collectives(phase="forward")[ag]["calls"] == 3  # two layers and the root
+    # reshard_after_forward=None (torch's default): the two layers are gathered again for backward,
+    # the root is kept: 2 * 36,992 * 2 = 147,968
+    assert c.collectives(phase="backward")[ag]["bytes"] == 2 * LAYER * 2
+    # gradients reduce-scattered in the reduce dtype fp32: 106,816 * 4 = 427,264 (the full input)
+    assert c.collectives(phase="backward")[rs]["bytes"] == P * 4
+    # bus bytes (n - 1) / n: 427,264 * 3 / 4 = 320,448
+    assert c.collectives(phase="backward")[rs]["bus_bytes"] == P * 4 * 3 // 4
+    rows = {(r.phase, r.op): r for r in fsdp4.collectives}
+    assert rows[("backward", rs)].dim == "fsdp" and rows[("backward", rs)].group_size == 4
+    assert rows[("backward", rs)].link == "nvlink"  # ranks 0..3 on one 8-GPU node
+
+
+def test_resharding_the_root_too_gathers_everything_again():
+    s = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, mixed_precision="bf16",
+                 reshard_after_forward=True)
+    # every group, the root's too: 106,816 * 2 = 213,632 bytes in 3 calls, as in forward
+    assert s.count.collectives(phase="backward")["c10d::_allgather_base_"]["bytes"] == P * 2
+    assert s.count.collectives(phase="backward")["c10d::_allgather_base_"]["calls"] == 3
+
+
+def test_keeping_layers_gathered_removes_the_backward_all_gather():
+    s = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, mixed_precision="bf16",
+                 reshard_after_forward=False)
+    c = s.count
+    assert c.collectives(phase="forward")["c10d::_allgather_base_"]["bytes"] == P * 2  # 213,632
+    assert "c10d::_allgather_base_" not in c.collectives(phase="backward")
+    assert s.memory.params == P * 4 // 2  # 213,632 bytes of fp32 shards on 2 ranks
+
+
+def _compute(c):
+    """{(module, phase): (flops, macs)} of forward and backward, every module."""
+    return {(m, p): (c.module(m, phase=p).flops, c.module(m, phase=p).macs)
+            for m in c.module_names for p in ("forward", "backward")}
+
+
+def test_fsdp_rank_computes_what_one_process_computes_on_its_local_batch(fsdp4):
+    """FSDP2 gathers whole parameters: the rank's matmuls are those of the unsharded model on its
+    own batch of 2 x 16 tokens, module by module and phase by phase."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopdispatch import build_model, count
+
+    model = build_model("hf:llama", CONFIG, dtype="bf16")  # as the rank computes under bf16 mixed precision
+    with FakeTensorMode(allow_non_fake_inputs=True):  # CPU kernels, as the simulated rank's
+        model.to_empty(device="cpu")
+        ids = torch.randint(0, 256, (BATCH, SEQ))
+        with count(model) as single:
+            model(input_ids=ids, labels=ids).loss.backward()
+    sim = _compute(fsdp4.count)
+    assert sim == _compute(single)
+    # the decoder layer's forward matmuls by hand: 32 tokens x (q 4,096 + k 2,048 + v 2,048 + o 4,096
+    # + 3 * 8,192) MACs = 32 * 36,864 = 1,179,648, plus attention: 2 * (2 * 4 heads * 16 * 16 * 16) =
+    # 65,536 (scores and weighted values at full 16 x 16 as SDPA computes them)
+    assert sim[("model.layers.0", "forward")][1] == 32 * 36864 + 2 * 2 * 4 * 16 * 16 * 16
+
+
+def test_tensor_parallel_splits_the_layers_and_all_reduces_their_outputs():
+    s = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    c = s.count
+    # colwise q/k/v/gate/up and rowwise o/down: each rank does half of the layer's projections
+    assert c.module("model.layers.0.mlp", phase="forward").macs == 32 * 3 * 8192 // 2  # 393,216
+    ar = {r.phase: r for r in s.collectives if r.op == "_c10d_functional::all_reduce"}
+    # forward: o_proj and down_proj partial sums, 2 per layer, each 2 x 16 x 64 fp32 = 8,192 bytes
+    assert ar["forward"].dim == "tp" and ar["forward"].calls == 4
+    assert ar["forward"].payload == 4 * BATCH * SEQ * 64 * 4  # 32,768
+    assert ar["forward"].bus_bytes == ar["forward"].payload  # 2 (2 - 1) / 2 = 1
+    ag = {r.phase: r for r in s.collectives if r.op == "c10d::_allgather_base_"}
+    assert ag["forward"].dim == "fsdp"
+    # parameters per rank: the layers' projections split over tp then fsdp, the rest over fsdp:
+    # (2 * 36,864 / 2 + 2 * 128 + 32,832) / 2 = 34,976 fp32 elements: 139,904 bytes
+    layer_proj = LAYER - 128  # 36,864
+    assert s.memory.params == ((2 * layer_proj // 2) + 2 * 128 + ROOT) // 2 * 4
+
+
+def test_ddp_all_reduces_the_fp32_gradients():
+    s = simulate("hf:llama", {"dp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    ar = [r for r in s.collectives if r.op == "c10d::allreduce_"]
+    assert [(r.phase, r.dim) for r in ar] == [("backward", "dp")]
+    assert ar[0].payload == P * 4  # every gradient once in its buckets: 427,264
+    assert s.memory.params == s.memory.grads == P * 4  # replicated
+
+
+def test_a_second_simulation_in_the_same_process_and_the_link_across_nodes():
+    import torch.distributed as dist
+
+    s = simulate("hf:llama", "fsdp=-1,tp=2", world=32, config=CONFIG, rank=9, gpus_per_node=8, batch=1, seq=8)
+    assert s.mesh == {"fsdp": 16, "tp": 2} and s.coords == {"fsdp": 4, "tp": 1}  # 9 = 4 * 2 + 1
+    assert s.links == {"fsdp": "network", "tp": "nvlink", "world": "network"}  # fsdp spans 32 ranks / 8 per node
+    assert not dist.is_initialized()
+    e = s.estimate("H100")
+    assert e.full_overlap_seconds <= e.no_overlap_seconds
+    fsdp_bus = sum(r.bus_bytes for r in s.collectives if r.dim == "fsdp")
+    assert e.communication_seconds["fsdp"] == pytest.approx(fsdp_bus / 50e9)  # NDR 400 Gb/s per GPU
+
+
+def test_step_estimate_bounds_and_mfu(fsdp4):
+    e = fsdp4.estimate("H100")
+    comm = sum(r.bus_bytes for r in fsdp4.collectives) / 450e9  # all on NVLink, 450 GB/s
+    assert e.communication_total == pytest.approx(comm)
+    assert e.no_overlap_seconds == pytest.approx(e.compute_seconds + comm)
+    assert e.full_overlap_seconds == pytest.approx(max(e.compute_seconds, comm))
+    # MFU: the rank's matmul FLOPs (2 x MACs) over the time at the bf16 peak, 989.4 TFLOP/s
+    assert e.mfu(False) == pytest.approx(2 * fsdp4.count.macs / (e.no_overlap_seconds * 989.4e12))
+    text = fsdp4.table()
+    assert "c10d::_reduce_scatter_base_" in text and "fsdp" in text and "MFU" in text
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(mesh="fsdp=3,tp=2", world=8), "has 6 ranks, not the world's 8"),
+    (dict(mesh="fsdp=-1,tp=3", world=8), "does not divide the world of 8 ranks"),
+    (dict(mesh="fsdp=1,tp=3"), "tp=3 does not divide num_attention_heads=4"),
+    (dict(mesh="fsdp=2", parallelize="megatron"), "unknown plan 'megatron'"),
+    (dict(mesh="cp=2"), "got 'cp'"),
+    (dict(mesh="pp=2"), "schedule 1f1b needs at least as many micro-batches as stages: microbatches=1, pp=2"),
+    (dict(mesh="fsdp:2"), "expected NAME=SIZE"),
+    (dict(mesh="fsdp=2", rank=2), "rank 2 is not in a world of 2 ranks"),
+    (dict(mesh="dp=2,tp=2"), "dp with tp needs an fsdp dimension"),
+])
+def test_bad_input_is_one_line(kwargs, message):
+    import torch.distributed as dist
+
+    kwargs = dict(kwargs)
+    mesh = kwargs.pop("mesh")
+    with pytest.raises(PlanError, match=message) as e:
+        simulate("hf:llama", mesh, config=CONFIG, **kwargs)
+    assert "\n" not in str(e.value)
+    assert not dist.is_initialized()
+
+
+def test_a_model_the_plan_does_not_fit():
+    def mlp():
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+    with pytest.raises(PlanError, match="plan 'llama' does not fit Sequential: no decoder layers"):
+        simulate(mlp, "fsdp=2", parallelize="llama", inputs=lambda b, s: {"input": torch.randn(b, 8)})
+
+
+def test_a_users_parallelize_function():
+    """Your own plan on any model: FSDP2 on each Linear of an MLP, batch 4 x 8 per rank."""
+    from torch.distributed.fsdp import fully_shard
+
+    def mlp():
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+    def mine(model, mesh):
+        for layer in (model[0], model[2], model):
+            fully_shard(layer, mesh=mesh["fsdp"])
+
+    s = simulate(mlp, "fsdp=2", parallelize=mine, inputs=lambda b, s: {"input": torch.randn(b, 8)}, batch=4)
+    # forward 4 * 8 * 16 + 4 * 16 * 4 = 768 MACs; backward both weight gradients (768) and layer 2's
+    # input gradient (256): 1,792 (as tests/test_distributed.py's real ranks)
+    assert s.count.macs == 1792
+    assert s.plan == "mine"
+    assert s.count.collectives(phase="backward")["c10d::_reduce_scatter_base_"]["bytes"] == 4 * 212  # fp32 grads
+
+
+def _cli(argv):
+    import argparse
+
+    from flopdispatch.plan import cli
+
+    parser = argparse.ArgumentParser(prog="flopdispatch")
+    cli.add_parser(parser.add_subparsers())
+    return cli.run(parser.parse_args(argv))
+
+
+def test_command_line_compares_meshes(capsys):
+    config = [f"--config={k}={v}" for k, v in CONFIG.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--mesh", "fsdp=2,tp=2", "--batch", "2",
+                 "--seq", "16", "--mixed-precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "rank 0 of 4 (mesh fsdp=4" in out and "rank 0 of 4 (mesh fsdp=2,tp=2" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(("fsdp=4 ", "fsdp=2,tp=2 "))]
+    assert rows == ["fsdp=4", "fsdp=2,tp=2"]  # the comparison table, one row per mesh
+
+
+def test_command_line_bad_mesh_is_exit_2(capsys):
+    assert _cli(["plan", "hf:llama", "--mesh", "fsdp=3", "--world", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has 3 ranks, not the world's 4" in err
+
+
+def test_activation_checkpointing_recomputes_in_backward_and_mfu_leaves_it_out():
+    plain = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    ckpt = simulate("hf:llama", {"fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, checkpoint=True)
+    # each layer's forward runs again in backward, up to the last tensor backward needs: all but
+    # down_proj, whose output nothing saves (torch's early stop). Layer forward: 32 tokens x 36,864
+    # + 65,536 attention = 1,245,184 MACs; down_proj 32 x 128 x 64 = 262,144; two layers:
+    # 2 * (1,245,184 - 262,144) = 1,966,080
+    assert ckpt.recomputed_macs == 2 * (32 * 36864 + 65536 - 32 * 128 * 64)
+    assert ckpt.count.macs == plain.count.macs + ckpt.recomputed_macs
+    assert ckpt.model_macs == plain.count.macs  # what MFU counts
+    assert ckpt.count.phase("forward").macs == plain.count.phase("forward").macs
+    assert ckpt.memory.saved_activations_peak < plain.memory.saved_activations_peak
+    assert ckpt.estimate().matmul_flops == 2 * plain.count.macs
+
+
+def test_simulations_of_different_ranks_in_one_process_do_not_share_cached_meshes():
+    """DTensor caches sharding by mesh, and meshes of one layout compare equal whatever their rank:
+    without clearing, rank 2 after rank 0 would run its TP all-reduces on rank 0's (destroyed)
+    group, and the counter could not record them."""
+    rows = {}
+    for rank in (0, 2):
+        s = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ, train=False)
+        rows[rank] = [(r.op, r.dim, r.calls, r.payload) for r in s.collectives]
+    # forward: 2 all-reduces per layer on tp, 2 x 16 x 64 fp32 each: 4 calls, 32,768 bytes
+    assert ("_c10d_functional::all_reduce", "tp", 4, 4 * BATCH * SEQ * 64 * 4) in rows[2]
+    assert rows[2] == rows[0]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+def test_pipeline_stages_each_run_their_layers_and_send_their_activations(schedule):
+    """pp=2 over the 2 layers, batch 4 x 16 in 2 micro-batches of 2 x 16 (64 tokens in all)."""
+    stages = [simulate("hf:llama", {"pp": 2}, config=CONFIG, rank=r, batch=4, seq=SEQ, microbatches=2,
+                       schedule=schedule) for r in (0, 1)]
+    layer = 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16  # one layer's forward on 64 tokens: 2,490,368 MACs
+    head = 64 * 64 * 256  # lm_head: 1,048,576
+    assert stages[0].count.phase("forward").macs == layer  # embedding + layer 0 (a lookup: no MACs)
+    assert stages[1].count.phase("forward").macs == layer + head  # layer 1, norm, head
+    assert stages[0].count.module("model.layers.0").macs > 0 and "model.layers.1" not in stages[0].count.module_names
+    assert "model.layers.1" in stages[1].count.module_names  # the original names are kept
+    for s in stages:
+        rows = {r.op: r for r in s.collectives}
+        # each micro-batch: activations forward, their gradient back: 2 x 16 x 64 fp32 = 8,192 bytes
+        assert set(rows) == {"c10d::send", "c10d::recv_"}
+        assert all(r.dim == "pp" and r.calls == 2 and r.payload == 2 * 8192 for r in rows.values())
+    # parameters: stage 0 the embedding and layer 0 (16,384 + 36,992), stage 1 layer 1, norm, head
+    assert stages[0].memory.params == (16384 + LAYER) * 4  # 213,504
+    assert stages[1].memory.params == (LAYER + 64 + 16384) * 4  # 213,760
+    e = stages[0].estimate()
+    assert e.bubble_seconds == pytest.approx(e.compute_seconds * (2 - 1) / 2)  # (pp - 1) / micro-batches
+
+
+def test_pipeline_bad_input():
+    with pytest.raises(PlanError, match="pp=3 does not divide the 2 decoder layers"):
+        simulate("hf:llama", "pp=3", config=CONFIG)
+    with pytest.raises(PlanError, match="microbatches=3 must be a positive integer dividing batch=4"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=4, microbatches=3)
+    with pytest.raises(PlanError, match="unknown pipeline schedule 'zb'"):
+        simulate("hf:llama", "pp=2", config=CONFIG, schedule="zb")
+
+
+def test_every_pipeline_stage_is_reported(capsys):
+    from flopdispatch.plan import stages
+    from flopdispatch.plan.simulate import stage_ranks
+
+    # pp outermost of pp=2 x fsdp=2: stage s starts at rank s * 2; pp innermost: at rank s
+    assert stage_ranks("pp=2,fsdp=2") == [0, 2] and stage_ranks("fsdp=2,pp=2") == [0, 1]
+    sims = stages("hf:llama", "pp=2,fsdp=2", config=CONFIG, batch=2, seq=SEQ, microbatches=2)
+    assert [(s.rank, s.coords["pp"]) for s in sims] == [(0, 0), (2, 1)]
+    # the head is on the last stage only: 32 tokens x 64 x 256 = 524,288 more forward MACs there
+    assert sims[1].count.phase("forward").macs - sims[0].count.phase("forward").macs == 32 * 64 * 256
+    config = [f"--config={k}={v}" for k, v in CONFIG.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--all-stages", "--batch", "2", "--seq", "16",
+                 "--microbatches", "2", "--schedule", "gpipe"]) == 0
+    out = capsys.readouterr().out
+    assert "rank 0 of 2 (mesh pp=2, coordinates pp=0)" in out and "rank 1 of 2 (mesh pp=2, coordinates pp=1)" in out
+    assert "pipeline bubble" in out
+
+
+def test_a_simulated_rank_saves_as_a_report_of_that_rank(fsdp4):
+    from flopdispatch import Report
+
+    report = Report.from_dict(fsdp4.report().to_dict())
+    assert (report.meta["rank"], report.meta["world_size"]) == (1, 4)
+    assert report.meta["target"] == "simulated llama on fsdp=4"
+    assert report.collectives() == fsdp4.count.collectives()
+    assert report.macs == fsdp4.count.macs
+
+
+def test_sequence_parallel_gathers_and_scatters_the_sequence_instead_of_all_reducing():
+    plain = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ)
+    sp = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, sequence_parallel=True)
+    rows = {(r.phase, r.op): r for r in sp.collectives if r.dim == "tp"}
+    act = BATCH * SEQ * 64 * 4  # one full activation, 2 x 16 x 64 fp32: 8,192 bytes
+    ag, rs = "_c10d_functional::all_gather_into_tensor", "_c10d_functional::reduce_scatter_tensor"
+    # forward: each block's input gathered along the sequence (2 per layer) and the head's input,
+    # plus the logits gathered over the vocabulary (2 x 16 x 256 fp32 = 32,768 bytes)
+    assert rows[("forward", ag)].calls == 2 * 2 + 1 + 1
+    assert rows[("forward", ag)].payload == 5 * act + BATCH * SEQ * 256 * 4  # 73,728
+    # each block's output and the embedding's reduce-scattered back to sequence shards
+    assert (rows[("forward", rs)].calls, rows[("forward", rs)].payload) == (2 * 2 + 1, 5 * act)  # 40,960
+    assert ("forward", "_c10d_functional::all_reduce") not in rows
+    # the same matmuls on the layers' projections: half of every projection per rank
+    assert sp.count.module("model.layers.0.mlp", phase="forward").macs == \
+        plain.count.module("model.layers.0.mlp", phase="forward").macs == 32 * 3 * 8192 // 2
+    assert sp.memory.saved_activations_peak < plain.memory.saved_activations_peak
+    with pytest.raises(PlanError, match="needs plan 'llama' and a tp dimension above 1"):
+        simulate("hf:llama", {"fsdp": 2}, config=CONFIG, sequence_parallel=True)

@@ -1,0 +1,303 @@
+"""The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
+like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
+with FSDP2, with tensor parallel (without and with sequence parallel), with DDP and as two 1F1B
+pipeline stages, applied by hand, one AdamW step each, real weights; the same
+ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
+phase, and the same collectives (calls, payload, bus bytes, group size) per module and phase.
+
+Two differences belong to the backends, not to the simulation, and are accounted for exactly:
+gloo's reduce-scatter copies its result into the output tensor with an aten::copy_ the counter
+sees (a lone ``reduce_scatter_tensor`` of a 1,000-element fp32 output on gloo counts a copy_ of
+4,000 bytes read and written; the fake backend, like NCCL, writes the output in place), and a
+functional collective's ``wait_tensor`` (no bytes) runs where the result is first used, which on
+a backend that finishes at once is the issuing module: it is compared per phase, not per module.
+One difference belongs to the simulation: DDP's reducer, without a comm hook, copies each gradient
+into its bucket divided by the world size (a mul, 1 FLOP per element, same bytes as a copy); the
+simulated rank needs a Python comm hook (the fake backend's futures hold no tensor), with which
+the reducer copies instead (0 FLOPs). So the real DDP rank has one more FLOP per parameter in
+backward, in the module that owns it."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("transformers")
+
+CONFIG = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+              num_key_value_heads=2, vocab_size=256)
+WORLD, BATCH, SEQ = 2, 2, 16
+PP_BATCH = 4
+TIMEOUT_S = 240
+WAIT = "_c10d_functional::wait_tensor"
+RS = "c10d::_reduce_scatter_base_"
+TP_PLAN = {"self_attn.q_proj": "colwise", "self_attn.k_proj": "colwise", "self_attn.v_proj": "colwise",
+           "self_attn.o_proj": "rowwise", "mlp.gate_proj": "colwise", "mlp.up_proj": "colwise",
+           "mlp.down_proj": "rowwise"}  # written out here, not read from the planner
+
+
+def summary(c) -> dict:
+    """Per module and phase: [flops, macs, bytes_read, bytes_written] and the collectives
+    (exclusive: where each one is charged) as {op: [calls, payload, bus bytes, group size]}."""
+    out = {"unsupported": dict(c.unsupported)}
+    for m in c.module_names:
+        for p in ("forward", "backward", "optimizer", "other"):
+            k = c.module(m, phase=p, exclusive=True)
+            coll = {op: [r["calls"], r["bytes"], r["bus_bytes"], r["world_size"]]
+                    for op, r in c.collectives(module=m, phase=p, exclusive=True).items() if op != WAIT}
+            out[f"{m}|{p}"] = [[k.flops, k.macs, k.bytes_read, k.bytes_written], coll]
+    for p in ("forward", "backward", "optimizer", "other"):
+        k = c.phase(p)
+        out[f"*|{p}"] = [[k.flops, k.macs, k.bytes_read, k.bytes_written],
+                         {op: [r["calls"], r["bytes"], r["bus_bytes"], r["world_size"]]
+                          for op, r in c.collectives(phase=p).items()}]
+    return out
+
+
+def with_gloo_copy(counts_and_collectives: list) -> list:
+    """[counts, collectives] plus gloo's copy of each reduce-scatter's output (payload / world
+    bytes read and written)."""
+    counts, coll = counts_and_collectives
+    output = coll[RS][1] // WORLD if RS in coll else 0  # the full input's bytes / 2 ranks: the shard
+    return [[counts[0], counts[1], counts[2] + output, counts[3] + output], coll]
+
+
+def with_ddp_division(simulated: dict) -> None:
+    """Adds DDP's division of each gradient (1 FLOP per element) to the simulated backward: in the
+    module owning the parameter, and in the phase total."""
+    import flopdispatch as fd
+
+    model = fd.build_model("hf:llama", CONFIG)
+    for name, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if own:
+            simulated[f"{name}|backward"][0][0] += own
+            simulated["*|backward"][0][0] += own
+
+
+def _rank_main(rank, world, port, out_dir):
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    import flopdispatch as fd
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    res = {}
+    for case in (("fsdp", "tp", "dp", "sp") if world == 2 else ("fsdp,tp",)):
+        torch.manual_seed(0)
+        model = fd.build_model("hf:llama", CONFIG, device="cpu")
+        if case == "fsdp,tp":
+            mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("fsdp", "tp"))
+        else:
+            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp" if case == "sp" else case,))
+        runner = model
+        if case == "fsdp,tp":  # tensor parallel inside each pair of ranks, FSDP2 across the pairs
+            styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+            for layer in model.model.layers:
+                parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in TP_PLAN.items()})
+            for layer in model.model.layers:
+                fully_shard(layer, mesh=mesh["fsdp"])
+            fully_shard(model, mesh=mesh["fsdp"])
+        elif case == "dp":
+            runner = torch.nn.parallel.DistributedDataParallel(model)
+        elif case == "sp":
+            _sequence_parallel_by_hand(model, mesh)
+        elif case == "fsdp":
+            for layer in model.model.layers:
+                fully_shard(layer, mesh=mesh)
+            fully_shard(model, mesh=mesh)
+        else:
+            styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
+            for layer in model.model.layers:
+                parallelize_module(layer, mesh, {n: styles[s]() for n, s in TP_PLAN.items()})
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        ids = torch.randint(0, 256, (BATCH, SEQ))
+        with fd.count(model) as c:
+            runner(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+        res[case] = summary(c)
+    if world == 2:
+        res["pp"] = _pipeline_rank(rank, world)
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(res, f)
+    dist.destroy_process_group()
+
+
+def _sequence_parallel_by_hand(model, mesh):
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel,
+                                                   SequenceParallel, parallelize_module)
+
+    parallelize_module(model, mesh, {
+        "model.embed_tokens": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
+                                              use_local_output=False),
+        "model.norm": SequenceParallel(),
+        "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate()),
+    })
+    for layer in model.model.layers:
+        parallelize_module(layer, mesh, {
+            "input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
+            "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": Shard(1)},
+                                            desired_input_kwarg_layouts={"hidden_states": Replicate()}),
+            "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),)),
+            **{n: ColwiseParallel() for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                              "mlp.gate_proj", "mlp.up_proj")},
+            **{n: RowwiseParallel(output_layouts=Shard(1), use_local_output=False)
+               for n in ("self_attn.o_proj", "mlp.down_proj")},
+        })
+
+
+def _pipeline_rank(rank, world):
+    """Two stages by hand: rank 0 the embedding and layer 0, rank 1 layer 1, the norm and the
+    head; batch 4 x 16 in 2 micro-batches, 1F1B, cross-entropy on the last stage."""
+    import torch
+    from torch.distributed.pipelining import PipelineStage, Schedule1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    inner = model.model
+    keep = rank  # layer index this stage keeps
+    inner.layers._modules = {str(keep): inner.layers[keep]}
+    if rank == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+
+    class Stage(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, x):
+            return self.m(input_ids=x).logits if rank == 0 else self.m(inputs_embeds=x).logits
+
+    mb = PP_BATCH // 2
+    inp = torch.empty(mb, SEQ, dtype=torch.long) if rank == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+    out = torch.empty(mb, SEQ, 64 if rank == 0 else 256, requires_grad=True)
+    stage = PipelineStage(Stage(), rank, world, torch.device("cpu"), input_args=(inp,), output_args=(out,))
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if rank == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _job(tmp_path_factory, world):
+    out = tmp_path_factory.mktemp(f"plan_gloo{world}")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(_free_port()), str(out)],
+                              capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"2-rank gloo job hung (over {TIMEOUT_S} s): {e.stderr and e.stderr[-3000:]}")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    return _job(tmp_path_factory, WORLD)
+
+
+@pytest.fixture(scope="module")
+def real4(tmp_path_factory):
+    return _job(tmp_path_factory, 4)
+
+
+@pytest.mark.parametrize("case", ["fsdp", "tp", "dp", "sp"])
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_simulated_rank_equals_the_real_rank(real, case, rank):
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", {"tp" if case == "sp" else case: WORLD}, config=CONFIG, rank=rank, batch=BATCH,
+                   seq=SEQ, reduce_dtype=None, optimizer="adamw", activations=False, sequence_parallel=case == "sp")
+    got, want = summary(sim.count), real[rank][case]
+    if case == "dp":
+        with_ddp_division(got)
+    assert want["unsupported"] == {} and got["unsupported"] == {}
+    assert any(want[f"*|{p}"][1] for p in ("forward", "backward")), "the real rank ran collectives"
+    # phase totals exactly, gloo's copies included; per module exactly, where a reduce-scatter is
+    # charged gloo's copy lands there or where the call ran (FSDP2's final callback, outside the
+    # modules, for the root's)
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want)
+
+
+def _equal(got, want):
+    """Differences between a simulated and a real summary, gloo's copies allowed as described."""
+    differ = {k: (got[k], v) for k, v in want.items() if k.startswith("*|") and with_gloo_copy(got[k]) != v}
+    differ.update({k: (got.get(k), v) for k, v in want.items() if k != "unsupported" and not k.startswith("*|")
+                   and v not in (got.get(k), with_gloo_copy(got.get(k, [[0, 0, 0, 0], {}])))})
+    return differ
+
+
+VOTE = 4  # bytes of the pipeline warm-up vote's flag, each way
+
+
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_two_pipeline_stages_equal_the_real_stages(real, rank):
+    """1F1B, 2 micro-batches. Before its first step a real schedule runs a warm-up vote: each rank
+    sends and receives one 4-byte flag (and reads one with .item(), which fake tensors cannot; the
+    simulation settles the vote as static shapes, its outcome when every stage is given its
+    shapes). So the real ranks have one more send and recv_ of 4 bytes in the "other" phase, and
+    the flags' own bytes there (at most 16 read and 16 written); everything else is equal."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", {"pp": WORLD}, config=CONFIG, rank=rank, batch=PP_BATCH, seq=SEQ, microbatches=2,
+                   schedule="1f1b", activations=False)
+    got, want = summary(sim.count), real[rank]["pp"]
+    (counts, coll), (real_counts, real_coll) = got.pop("*|other"), want.pop("*|other")
+    for op in ("c10d::send", "c10d::recv_"):
+        calls, payload, bus, size = coll[op]
+        assert real_coll[op] == [calls + 1, payload + VOTE, bus + VOTE, size]
+    assert set(real_coll) == set(coll) == {"c10d::send", "c10d::recv_"}
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert 0 <= real_counts[2] - counts[2] <= 16 and 0 <= real_counts[3] - counts[3] <= 16
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want)
+    # the stage's own work: forward of its layer (and the head on the last stage), micro-batches summed
+    assert want["*|forward"][0][1] == 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16 + (64 * 64 * 256 if rank else 0)
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, rank=rank, batch=BATCH, seq=SEQ,
+                   reduce_dtype=None, activations=False)
+    got, want = summary(sim.count), real4[rank]["fsdp,tp"]
+    assert want["*|backward"][1], "the real rank ran collectives"
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
+    assert set(got) == set(want)
+
+
+if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD PORT OUT_DIR
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_main, args=(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]), nprocs=int(sys.argv[1]))
