@@ -331,6 +331,7 @@ struct RecorderState {
     std::unordered_map<PyObject*, int> module_ids;  // module object -> module index
     std::vector<int> module_parent;                 // canonical parent module (-1: none)
     std::vector<int> module_home;                   // canonical scope, or -1 until needed
+    std::vector<uint8_t> module_entered;            // 1: its forward ran (a container never called stays 0)
     std::vector<StackEntry> stack;
     std::deque<Transition> transitions;
     std::deque<uint64_t> segments;  // sequence number at each top-level module entry
@@ -477,6 +478,7 @@ struct RecorderState {
         } else {
             scope = intern_scope(stack.back().scope, idx);
         }
+        if (idx >= 0 && idx < static_cast<int>(module_entered.size())) module_entered[idx] = 1;
         stack.push_back({module, scope});
         note_transition();
     }
@@ -946,6 +948,7 @@ PyObject* Recorder_add_module(PyObject* self, PyObject* const* argv, Py_ssize_t 
     int idx = static_cast<int>(st->module_parent.size());
     st->module_parent.push_back(static_cast<int>(parent));
     st->module_home.push_back(-1);
+    st->module_entered.push_back(0);
     st->module_ids.emplace(argv[0], idx);
     return PyLong_FromLong(idx);
 }
@@ -1004,6 +1007,7 @@ PyObject* Recorder_add_modules(PyObject* self, PyObject* const* argv, Py_ssize_t
     for (Py_ssize_t i = 0; i < n; ++i) {
         st->module_parent.push_back(parents[static_cast<size_t>(i)]);
         st->module_home.push_back(-1);
+        st->module_entered.push_back(0);
         st->module_ids.emplace(PyList_GET_ITEM(argv[0], i), first + static_cast<int>(i));
     }
     return PyLong_FromLong(first);
@@ -1118,6 +1122,25 @@ PyObject* Recorder_module_scope(PyObject* self, PyObject* module) {
     if (it == st->module_ids.end() || it->second < 0 || it->second >= static_cast<int>(st->module_parent.size()))
         return PyLong_FromLong(-1);
     return PyLong_FromLong(st->home_scope(it->second));
+}
+
+// entered() -> [index, ...]: the registered modules whose forward ran (the others, containers such
+// as a ModuleList, hold their children's work; canonical scopes alone do not make a module called).
+PyObject* Recorder_entered(PyObject* self, PyObject*) {
+    RecorderState* st = state(self);
+    PyObject* out = PyList_New(0);
+    if (!out) return nullptr;
+    for (size_t i = 0; i < st->module_entered.size(); ++i) {
+        if (!st->module_entered[i]) continue;
+        PyObject* v = PyLong_FromSsize_t(static_cast<Py_ssize_t>(i));
+        if (!v || PyList_Append(out, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(out);
+            return nullptr;
+        }
+        Py_DECREF(v);
+    }
+    return out;
 }
 
 // Forget the module stack and the callbacks (end of a counting block).
@@ -1249,6 +1272,7 @@ PyMethodDef Recorder_methods[] = {
     {"detach", Recorder_detach, METH_NOARGS, "Drop the module stack and callbacks."},
     {"where", Recorder_where, METH_NOARGS, "Return (scope, phase) of work run now."},
     {"module_scope", Recorder_module_scope, METH_O, "Return a registered module's canonical scope, or -1."},
+    {"entered", Recorder_entered, METH_NOARGS, "Return the indices of the registered modules whose forward ran."},
     {"snapshot", Recorder_snapshot, METH_NOARGS, "Return (rows, scopes, ops, errors)."},
     {"totals", Recorder_totals, METH_NOARGS,
      "Return (flops, macs, masked_macs, bytes_read, bytes_written, calls) summed over the table."},

@@ -666,7 +666,8 @@ class count(TotalsShortcuts):
         ignored_idx = self._ignored_idx
         ignored_scope = [bool(ignored_idx.intersection(path)) for path in on_path] if ignored_idx else None
         scope_module = [-1] + [public[scopes[s][1]] if scopes[s][1] >= 0 else -1 for s in range(1, len(scopes))]
-        scope_path = hold(scope_module, [tuple(public[m] for m in path) for path in on_path], names)
+        called = {public[m] for m in self._mode.entered() if m < len(public)}  # a container never called holds
+        scope_path = hold(scope_module, [tuple(public[m] for m in path) for path in on_path], names, called)
         table, unsupported, reasons = {}, {}, {}
         ignored = {"modules": self.ignored_modules, "total": [0, 0, 0, 0, 0, 0, 0.0], "phase": {}, "op": {}}
 
@@ -731,7 +732,7 @@ class count(TotalsShortcuts):
             roots=self.roots if self._prefixed else None,
             total_params=self._params[self._root_row()] if self._params else (0, 0),
             activations=activations, scope_saved=scope_saved, comm_rows=comm_rows,
-            ignored=ignored if ignored_idx else None, timed=self._timing, wall_seconds=wall)
+            ignored=ignored if ignored_idx else None, timed=self._timing, wall_seconds=wall, called=called)
         return Report._of(results, {})
 
     def _res(self) -> "Report":

@@ -108,7 +108,7 @@ class Results(TotalsShortcuts):
                  activations: Optional[dict] = None, scope_saved: Optional[Dict[int, int]] = None,
                  comm_rows: Optional[dict] = None, ignored: Optional[dict] = None, timed: bool = False,
                  rolled_up=None, module_override: Optional[dict] = None, comm_override=None,
-                 missing: tuple = (), wall_seconds: Optional[float] = None):
+                 missing: tuple = (), wall_seconds: Optional[float] = None, called=None):
         self._names = list(names)
         self._index = {n: i for i, n in enumerate(self._names)}
         self._types = types
@@ -132,6 +132,7 @@ class Results(TotalsShortcuts):
         self._ignored = ignored
         self.timed = bool(timed)
         self._rolled = rolled_up
+        self._called = None if called is None else frozenset(called)  # modules whose forward ran (live counts)
         self._override = module_override  # report/1 files: stored inclusive module counts
         self._comm_override = comm_override  # report/1 files: (phases, modules) collectives
         self.missing = tuple(missing)  # what an older file lacks (docs/report-schema.md)
@@ -210,7 +211,7 @@ class Results(TotalsShortcuts):
             if self._rolled is not None:
                 r = list(self._rolled)
             else:
-                called = set(self._scope_module)
+                called = self._called if self._called is not None else set(self._scope_module)
                 has_kids = set()
                 for n in self._names[1:]:
                     parent = n.rpartition(".")[0]
@@ -429,15 +430,16 @@ class Results(TotalsShortcuts):
         return self._wall
 
 
-def hold(scope_module: List[int], raw_paths: List[tuple], names: List[str]) -> List[tuple]:
+def hold(scope_module: List[int], raw_paths: List[tuple], names: List[str], called=None) -> List[tuple]:
     """The attribution rule: each scope's holders, from its call stack (module indices into
-    ``names``) plus the never-called registered ancestors of the modules on it."""
+    ``names``) plus the never-called registered ancestors of the modules on it. ``called``: the
+    modules whose forward ran (default: those owning a scope; a live count knows exactly)."""
     index = {n: i for i, n in enumerate(names)}
     parent = [-1] * len(names)
     for i, n in enumerate(names):
         if n:
             parent[i] = index.get(n.rpartition(".")[0], -1)
-    called = set(scope_module)
+    called = set(scope_module) if called is None else set(called)
     out, memo = [], {}
     for path in raw_paths:
         key = path

@@ -250,3 +250,22 @@ def test_report_renders_tables_and_the_page_from_python(tmp_path):
     page = (tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>") or page.lower().startswith("<!doctype html>")
     assert "MatmulBlock" in page
+
+
+def test_a_container_stays_a_container_when_its_child_is_called_at_top_level():
+    """Calling ``model.blocks[0]`` directly (outside the model's forward) reaches it through its
+    registered parents, ``blocks`` (a ModuleList) included, but ``blocks`` never ran: it still holds
+    its children's work, in every view (live, report, saved)."""
+    import flopdispatch as fd
+
+    model = torch.nn.Sequential()
+    model.blocks = torch.nn.ModuleList([torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)])
+    x = torch.randn(2, 8)
+    with fd.count(model) as c:
+        model.blocks[0](x)
+        model.blocks[1](x)
+    # each Linear(8, 8) on 2 rows: 2 * 8 * 8 = 128 MACs; both: 256 MACs
+    for view in (c, fd.Report.from_count(c), fd.Report.from_dict(json.loads(fd.Report.from_count(c).to_json()))):
+        assert view.module("blocks").macs == 256
+        assert sum(r["macs"] for r in view.ops(module="blocks").values()) == 256
+        assert view.display_counts("blocks")[1] is True  # shown as a container ('*')
