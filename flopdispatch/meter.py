@@ -42,15 +42,17 @@ closed, and the exception propagates.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import time
 from typing import Any, Optional
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
-from . import hardware
-from .counter import Counts, count
+from . import _core, hardware
+from .counter import Counts, _hook_steps, count
+
+_remove_handle = RemovableHandle.remove
 
 __all__ = ["Meter", "StepStats"]
 
@@ -134,23 +136,37 @@ def _output_tensors(value, found, depth=0):
     return found
 
 
-class _StepState:
-    """What one step saw: its signature (at the first forward), its outcome, its count if counting.
-    ``tokens`` and ``samples`` may be set while the step is open."""
+class _StepState(_core.Lifecycle):
+    """One step (what ``Meter.step`` returns): its signature (at the first forward), its outcome, its
+    count if counting. ``tokens`` and ``samples`` may be set while the step is open. Entering and
+    leaving it are ``_core.Lifecycle``'s (C): its hooks and its count are installed and removed
+    atomically with respect to KeyboardInterrupt (issue 20)."""
 
-    __slots__ = ("key", "forwards", "optimizer_steps", "backward", "counter", "handles", "grad_handles",
-                 "tokens", "samples", "start", "start_event", "inputs_given", "first_forward_seen")
+    __slots__ = ("meter", "inputs", "key", "forwards", "optimizer_steps", "backward", "counter", "tokens",
+                 "samples", "start", "end", "start_event", "inputs_given", "first_forward_seen")
 
-    def __init__(self):
+    def __init__(self, meter, tokens, samples, inputs):
+        self.meter = meter
+        self.inputs = inputs
         self.key = None
         self.forwards = []  # signatures of the forwards after the first
         self.optimizer_steps = 0
         self.backward = False
         self.counter = None
-        self.handles = []
-        self.grad_handles = []
         self.first_forward_seen = False
         self.start_event = None
+        self.start = self.end = None
+        self.tokens, self.samples = tokens, samples
+        self.inputs_given = inputs is not None
+
+    def _prepare(self):
+        return self.meter._step_steps(self)
+
+    def _finish(self, exc_type, exc, tb):
+        """After the hooks and the count are removed: the step is recorded (not when it raised)."""
+        if exc_type is None:
+            self.meter._finish(self, self.end)
+        return False
 
 
 class Meter:
@@ -191,53 +207,50 @@ class Meter:
 
     # ----- the step ---------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
     def step(self, tokens: Optional[int] = None, samples: Optional[int] = None, inputs=None):
-        """Wrap one training step. ``tokens``/``samples``: how many it processes (for tokens/s and
-        samples/s). ``inputs``: what the model will be called with, to classify the step before it
-        runs (then a counted step includes the work before the model's first forward)."""
+        """Wrap one training step (``with meter.step(...):``). ``tokens``/``samples``: how many it
+        processes (for tokens/s and samples/s). ``inputs``: what the model will be called with, to
+        classify the step before it runs (then a counted step includes the work before the model's
+        first forward)."""
+        return _StepState(self, tokens, samples, inputs)
+
+    def _step_steps(self, st):
+        """The install steps of a step being entered (see ``_core.Lifecycle``): the meter's hooks, a
+        count when the step is classified up front, the clock."""
         if self._state is not None:
             raise RuntimeError("Meter.step() is already open: steps do not nest")
-        st = _StepState()
-        st.tokens, st.samples = tokens, samples
-        st.inputs_given = inputs is not None
-        self._state = st
-        ok = False
-        try:
-            st.handles.append(self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True))
-            st.handles.append(self.model.register_forward_hook(self._on_output))
-            from torch.optim.optimizer import register_optimizer_step_pre_hook
+        from torch.optim import optimizer
 
-            st.handles.append(register_optimizer_step_pre_hook(self._on_optimizer_step))
-            if st.inputs_given:
-                if isinstance(inputs, dict):  # model(**inputs), as transformers' Trainer calls it
-                    self._classify(st, (), inputs, None)
-                else:
-                    self._classify(st, inputs if isinstance(inputs, tuple) else (inputs,), {}, None)
-            if self._cuda:
-                st.start_event = torch.cuda.Event(enable_timing=True)
-                st.start_event.record()
-            st.start = time.perf_counter()
-            yield st
-            ok = True
-        finally:
-            end = time.perf_counter()
-            self._state = None
-            for h in st.handles + st.grad_handles:
-                h.remove()
-            if st.counter is not None:
-                if ok:
-                    st.counter.__exit__(None, None, None)
-                else:
-                    import sys
+        model = self.model
+        steps = [(setattr, (self, "_state", st), setattr, (self, "_state", None))]
+        steps += _hook_steps(model._forward_pre_hooks, self._on_forward, model._forward_pre_hooks_with_kwargs)[1]
+        steps += _hook_steps(model._forward_hooks, self._on_output)[1]
+        steps += _hook_steps(optimizer._global_optimizer_pre_hooks, self._on_optimizer_step)[1]
+        if st.inputs_given:
+            inputs, st.inputs = st.inputs, None
+            if isinstance(inputs, dict):  # model(**inputs), as transformers' Trainer calls it
+                counter = self._classify(st, (), inputs)
+            else:
+                counter = self._classify(st, inputs if isinstance(inputs, tuple) else (inputs,), {})
+            if counter is not None:
+                steps.append((counter.__enter__, None, counter.__exit__, None, _core.UNDO_FIRST | _core.UNDO_EXC))
+        steps.append((self._start_clock, (st,), self._stop_clock, (st,)))
+        return steps
 
-                    st.counter.__exit__(*sys.exc_info())
-            if ok:
-                self._finish(st, end)
+    def _start_clock(self, st):
+        if self._cuda:
+            st.start_event = torch.cuda.Event(enable_timing=True)
+            st.start_event.record()
+        st.start = time.perf_counter()
 
-    def _classify(self, st, args, kwargs, module):
-        """At the first forward (or at step entry with inputs=): the step's signature, and whether it
-        is counted (then the count starts here)."""
+    @staticmethod
+    def _stop_clock(st):
+        if st.end is None:
+            st.end = time.perf_counter()
+
+    def _classify(self, st, args, kwargs):
+        """At the first forward (or at step entry with inputs=): the step's signature; returns the
+        count that starts here when the step is counted (set as ``st.counter``), else None."""
         state_size = sum(len(o.state) for o in self._optimizers)
         with_grads = sum(p.grad is not None for p in self._params)
         st.key = (_signature(args), _signature(kwargs), self.model.training, torch.is_grad_enabled(), state_size,
@@ -245,20 +258,20 @@ class Meter:
         entry = self._cache.get(st.key)
         if entry is not None and st.key not in self._recount:
             self._cache.move_to_end(st.key)
-            return
+            return None
         self._params = list(self.model.parameters())  # counted: the tree may have changed
         st.counter = count(self.model)
-        if module is None:
-            st.counter.__enter__()
-        else:
-            st.counter._enter_inside(module)
+        return st.counter
 
     def _on_forward(self, module, args, kwargs):
         st = self._state
         if st is None:
             return None
         if st.key is None:  # the first forward of a step without inputs=: the signature
-            self._classify(st, args, kwargs, module)
+            counter = self._classify(st, args, kwargs)
+            if counter is not None:  # counting starts here; the step's exit ends it
+                st._install([(counter._enter_inside, (module,), counter.__exit__, None,
+                              _core.UNDO_FIRST | _core.UNDO_EXC)])
         elif st.first_forward_seen or not st.inputs_given or st.key[:2] != (_signature(args), _signature(kwargs)):
             # later forwards (and a first forward other than inputs= said) are the step's outcome
             st.forwards.append((_signature(args), _signature(kwargs)))
@@ -270,7 +283,7 @@ class Meter:
         if st is None or st.backward:
             return None
         for t in _output_tensors(output, []):
-            st.grad_handles.append(t.grad_fn.register_prehook(self._on_backward))
+            st._install([(t.grad_fn.register_prehook, (self._on_backward,), _remove_handle, None, _core.UNDO_RESULT)])
         return None
 
     def _on_backward(self, grad_outputs):
