@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _core, _hops, comm, user
+from . import _compile, _core, _hops, comm, user
 from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from ._version import __version__
@@ -652,6 +652,8 @@ class count(TotalsShortcuts, _core.Lifecycle):
         steps += _hook_steps(optimizer._global_optimizer_pre_hooks, mode.optimizer_enter)[1]
         steps += _hook_steps(optimizer._global_optimizer_post_hooks, mode.optimizer_exit)[1]
         steps += _hops.fullgraph_steps()
+        _compile.skip_in_dynamo()  # dynamo never traces our hooks
+        steps += _compile.eager_steps()  # compiled code runs eagerly while counted (its eager-equivalent ops)
         if self._activations is not None:
             steps += self._activations.steps(mode.where)
         steps.append(_push_step(mode))

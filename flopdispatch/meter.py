@@ -44,12 +44,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
+import warnings
 from typing import Any, Optional
 
 import torch
 from torch.utils.hooks import RemovableHandle
 
-from . import _core, hardware
+from . import _compile, _core, hardware
 from .counter import Counts, _hook_steps, count
 
 _remove_handle = RemovableHandle.remove
@@ -185,6 +186,9 @@ class Meter:
             raise TypeError(f"Meter(model): expected a torch.nn.Module, got {type(model).__name__}")
         if max_signatures < 1:
             raise ValueError("Meter(max_signatures=...) must be at least 1")
+        inner = getattr(model, "_orig_mod", None)
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module):
+            model = inner  # torch.compile(model): the model is metered; calls of either are seen
         self.model = model
         self.device = hardware.device_spec(device) if device is not None else None
         self.dtype = dtype
@@ -198,6 +202,8 @@ class Meter:
         self.counts_made = 0
         self.steps = 0
         self._state: Optional[_StepState] = None
+        self._first_call_handle = None
+        self._warned_compiled = False
         self._pending = []  # CUDA steps whose events are not read yet
         self._last: Optional[StepStats] = None
         self._sum = [0.0, 0, 0, 0, 0, False, False]  # seconds, flops, tokens, samples, steps, has tokens, has samples
@@ -219,13 +225,18 @@ class Meter:
         count when the step is classified up front, the clock."""
         if self._state is not None:
             raise RuntimeError("Meter.step() is already open: steps do not nest")
+        from torch.nn.modules import module as modules
         from torch.optim import optimizer
 
+        _compile.skip_in_dynamo()  # the hooks below are never traced by torch.compile: graph breaks, run eagerly
         model = self.model
         steps = [(setattr, (self, "_state", st), setattr, (self, "_state", None))]
         steps += _hook_steps(model._forward_pre_hooks, self._on_forward, model._forward_pre_hooks_with_kwargs)[1]
         steps += _hook_steps(model._forward_hooks, self._on_output)[1]
         steps += _hook_steps(optimizer._global_optimizer_pre_hooks, self._on_optimizer_step)[1]
+        if not st.inputs_given:  # removed at the step's first forward (a compiled wrapper's, or the model's)
+            self._first_call_handle, more = _hook_steps(modules._global_forward_pre_hooks, self._on_first_call)
+            steps += more
         if st.inputs_given:
             inputs, st.inputs = st.inputs, None
             if isinstance(inputs, dict):  # model(**inputs), as transformers' Trainer calls it
@@ -267,16 +278,49 @@ class Meter:
         st = self._state
         if st is None:
             return None
+        signature = (_signature(args), _signature(kwargs))
         if st.key is None:  # the first forward of a step without inputs=: the signature
             counter = self._classify(st, args, kwargs)
-            if counter is not None:  # counting starts here; the step's exit ends it
+            if counter is not None and _compile.in_compiled_region():
+                # inside a compiled function's call (torch.compile of the whole step): a count started
+                # here would lose its dispatch keys when that call returns; not counted (flops None)
+                st.counter = None
+                self._recount.add(st.key)
+                self._warn_compiled_step()
+            elif counter is not None:  # counting starts here; the step's exit ends it
                 st._install([(counter._enter_inside, (module,), counter.__exit__, None,
                               _core.UNDO_FIRST | _core.UNDO_EXC)])
-        elif st.first_forward_seen or not st.inputs_given or st.key[:2] != (_signature(args), _signature(kwargs)):
-            # later forwards (and a first forward other than inputs= said) are the step's outcome
-            st.forwards.append((_signature(args), _signature(kwargs)))
+        elif st.first_forward_seen or st.key[:2] != signature:
+            # later forwards (and a first forward other than inputs= or the compiled wrapper's call
+            # said) are the step's outcome
+            st.forwards.append(signature)
         st.first_forward_seen = True
         return None
+
+    def _on_first_call(self, module, args):
+        """Global forward pre-hook, until the step's first forward: a compiled wrapper of the model
+        (``torch.compile(model)``, made before or inside the step) is seen here, before its compiled
+        call starts, so a count starts outside it (the call then runs eagerly, its ops counted); the
+        signature is read from its positional arguments (keyword arguments, seen by the model's own
+        hook, are then part of the step's outcome)."""
+        st = self._state
+        if st is None or st.key is not None:
+            return None
+        if module is self.model:
+            self._first_call_handle.remove()  # the model's own hook classifies the step
+        elif getattr(module, "_orig_mod", None) is self.model:
+            self._first_call_handle.remove()
+            counter = self._classify(st, args, {})
+            if counter is not None:
+                st._install([(counter.__enter__, None, counter.__exit__, None, _core.UNDO_FIRST | _core.UNDO_EXC)])
+        return None
+
+    def _warn_compiled_step(self):
+        if not self._warned_compiled:
+            self._warned_compiled = True
+            warnings.warn("flopdispatch.Meter: the model's first forward in this step runs inside a "
+                          "torch.compile'd function, where counting cannot start: the step has flops=None. "
+                          "Give step(inputs=...) to count from the top of the step.", UserWarning, stacklevel=3)
 
     def _on_output(self, module, args, output):
         st = self._state
@@ -316,7 +360,7 @@ class Meter:
                     old, _ = self._cache.popitem(last=False)
                     self._recount.discard(old)
             else:
-                counts = self._cache[st.key].get(outcome)
+                counts = self._cache.get(st.key, {}).get(outcome)
                 if counts is None:  # this kind of step was never counted: count the next one
                     self._recount.add(st.key)
         record = (st.tokens, st.samples, counts, counted)
