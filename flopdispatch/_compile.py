@@ -67,26 +67,56 @@ def skip_in_dynamo():
         sys.meta_path.insert(0, _watch)
 
 
-def eager_steps():
-    """Install steps (``_core.Lifecycle``) making compiled code run eagerly while a count is open:
-    dynamo's ``force_eager`` stance, and back. None when dynamo is not imported (nothing is compiled
-    then: a compile inside the block sees the dispatch mode and runs eagerly anyway) or when the block
-    is entered inside a compiled region (a hook run at a graph break: the frames after it see the mode
-    and run eagerly)."""
-    if "torch._dynamo" not in sys.modules:
+_holders = set()  # tokens of the open counts holding the eager stance
+_saved = []       # the stance before the first of them (empty: not set by us)
+
+
+def _hold_eager(token):
+    """Install step: the first open count sets dynamo's ``force_eager`` stance (the plan is computed,
+    then carried out in one C call: an interrupt leaves it done or not done)."""
+    from torch._dynamo import eval_frame
+
+    from . import _core
+
+    if token in _holders:
+        return
+    steps = [(_holders.add, (token,))]
+    if not _holders and not _saved:
+        steps += [(_saved.append, (eval_frame._stance,)),
+                  (vars(eval_frame).__setitem__, ("_stance", eval_frame.DynamoStance("force_eager")))]
+    _core.run_steps(steps)
+
+
+def _release_eager(token):
+    """Undo step: the last open count puts the stance back (counts may end in any order). Harmless
+    when run again, or when ``_hold_eager`` did not run."""
+    from torch._dynamo import eval_frame
+
+    from . import _core
+
+    steps = [(_holders.discard, (token,))]
+    if not (_holders - {token}) and _saved:
+        steps += [(vars(eval_frame).__setitem__, ("_stance", _saved[0])), (_saved.clear, ())]
+    _core.run_steps(steps)
+
+
+def eager_steps(token):
+    """Install steps (``_core.Lifecycle``) making compiled code run eagerly while a count (`token`) is
+    open: dynamo's ``force_eager`` stance, put back when the last open count ends. None when dynamo
+    is not imported (nothing is compiled then: a compile inside the block sees the dispatch mode and
+    runs eagerly anyway) or when the block is entered inside a compiled call (a hook run at a graph
+    break: the frames after it see the mode and run eagerly)."""
+    if "torch._dynamo" not in sys.modules or in_compiled_region():
         return []
     from . import _core
 
     try:
-        from torch._C._dynamo.eval_frame import get_eval_frame_callback
         from torch._dynamo import eval_frame
 
-        if get_eval_frame_callback() not in (None, False):
-            return []
-        eager = eval_frame.DynamoStance("force_eager")
-        return [(eval_frame._set_stance, (eager,), eval_frame._set_stance, None, _core.UNDO_RESULT)]
+        eval_frame.DynamoStance, eval_frame._stance  # noqa: B018 - this torch has stances
     except Exception:  # noqa: BLE001 - another torch: compiled code is left as it is
         return []
+    return [(_hold_eager, (token,), _release_eager, (token,), _core.UNDO_FIRST)]
 
 
 def in_compiled_region() -> bool:

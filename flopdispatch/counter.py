@@ -653,7 +653,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
         steps += _hook_steps(optimizer._global_optimizer_post_hooks, mode.optimizer_exit)[1]
         steps += _hops.fullgraph_steps()
         _compile.skip_in_dynamo()  # dynamo never traces our hooks
-        steps += _compile.eager_steps()  # compiled code runs eagerly while counted (its eager-equivalent ops)
+        steps += _compile.eager_steps(id(self))  # compiled code runs eagerly while counted (its eager-equivalent ops)
         if self._activations is not None:
             steps += self._activations.steps(mode.where)
         steps.append(_push_step(mode))

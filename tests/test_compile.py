@@ -137,3 +137,16 @@ def test_compiled_runs_compiled_again_after_the_count():
         torch.compile(lambda t: t + 1, backend="eager")(torch.ones(2))
         assert eval_frame._stance.stance == "force_eager"
     assert eval_frame._stance.stance == "default"
+
+
+def test_eager_stance_with_counts_ending_out_of_order():
+    """Counts may end in any order: the stance stays eager while any is open, and comes back after the last."""
+    from torch._dynamo import eval_frame
+
+    outer, inner = fd.count(), fd.count()
+    outer.__enter__()
+    inner.__enter__()
+    outer.__exit__(None, None, None)
+    assert eval_frame._stance.stance == "force_eager"  # the inner count is still open
+    inner.__exit__(None, None, None)
+    assert eval_frame._stance.stance == "default"

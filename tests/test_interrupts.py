@@ -81,6 +81,7 @@ def installed(model, meter=None):
         "model hooks": [(dict(m._forward_pre_hooks), dict(m._forward_hooks)) for m in model.modules()],
         "meter step": meter._state if meter is not None else None,
         "compiled-frame count": _frame_count(),
+        "dynamo stance": sys.modules["torch._dynamo"].eval_frame._stance if "torch._dynamo" in sys.modules else None,
     }
 
 
@@ -92,7 +93,7 @@ def make():
 
 def train(model, opt, x, mark):
     mark()
-    model(x).sum().backward()
+    model(x).sum().backward()  # (a compiled wrapper's parameters are the model's)
     opt.step()
     opt.zero_grad()
     mark()
@@ -111,7 +112,8 @@ def scenario(kind, model, opt, x, mark):
             return meter
     options = {"count": {}, "activations": {"activations": True}, "timing": {"timing": True}}.get(kind, {})
     with fd.count(None if kind == "no model" else model, **options):
-        train(model, opt, x, mark)
+        # "compiled": the step calls a torch.compile'd wrapper (dynamo's eager stance is installed too)
+        train(torch.compile(model, backend="eager") if kind == "compiled" else model, opt, x, mark)
     return None
 
 
@@ -138,7 +140,7 @@ def run(kind, target):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["count", "activations", "timing", "no model", "meter"])
+@pytest.mark.parametrize("kind", ["count", "activations", "timing", "no model", "meter", "compiled"])
 def test_interrupt_at_any_line_leaves_nothing_installed(kind):
     run(kind, -1)  # warm-up: lazy imports and caches run their lines once
     first, before, after, _ = run(kind, -1)
