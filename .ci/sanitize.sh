@@ -16,6 +16,7 @@ cp -r flopdispatch "$work/flopdispatch"
 rm -f "$work"/flopdispatch/_C*.so
 cp -r tests "$work/tests"
 cp README.md "$work/README.md"  # tests that run the README's examples
+cp pyproject.toml "$work/pyproject.toml"  # the pytest markers (slow)
 "$python" -c "import pybind11" 2>/dev/null || { echo "sanitize.sh needs pybind11 in this environment (pip install pybind11)" >&2; exit 2; }
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 includes=$("$python" -m pybind11 --includes)

@@ -110,8 +110,8 @@ void run_undo(PyObject* self, Py_ssize_t stop, PyObject* et, PyObject* ev, PyObj
     Py_DECREF(list);
 }
 
-bool append_entry(PyObject* list, PyObject* undo, PyObject* args, long flags, PyObject* result) {
-    PyObject* entry = Py_BuildValue("(OOlO)", undo, args ? args : Py_None, flags, result ? result : Py_None);
+bool append_entry(PyObject* list, PyObject* undo, PyObject* args, PyObject* flags, PyObject* result) {
+    PyObject* entry = PyTuple_Pack(4, undo, args ? args : Py_None, flags, result ? result : Py_None);
     if (!entry) return false;
     int rc = PyList_Append(list, entry);
     Py_DECREF(entry);
@@ -126,14 +126,26 @@ PyObject* Lifecycle_install(PyObject* self, PyObject* steps) {
     if (!seq) return nullptr;
     Py_ssize_t start = PyList_GET_SIZE(list);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    static PyObject* zero = PyLong_FromLong(0);  // immortal small int
     PyObject* empty = PyTuple_New(0);
     bool ok = empty != nullptr;
     for (Py_ssize_t i = 0; ok && i < n; ++i) {
         PyObject* step = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *fn, *fn_args, *undo, *undo_args;
-        long flags = 0;
-        if (!PyTuple_Check(step) || !PyArg_ParseTuple(step, "OOOO|l", &fn, &fn_args, &undo, &undo_args, &flags)) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a step is (do, do_args, undo, undo_args[, flags])");
+        Py_ssize_t size = PyTuple_Check(step) ? PyTuple_GET_SIZE(step) : 0;
+        if (size != 4 && size != 5) {
+            PyErr_SetString(PyExc_TypeError, "a step is (do, do_args, undo, undo_args[, flags])");
+            ok = false;
+            break;
+        }
+        PyObject* fn = PyTuple_GET_ITEM(step, 0);
+        PyObject* fn_args = PyTuple_GET_ITEM(step, 1);
+        PyObject* undo = PyTuple_GET_ITEM(step, 2);
+        PyObject* undo_args = PyTuple_GET_ITEM(step, 3);
+        PyObject* flags_obj = size == 5 ? PyTuple_GET_ITEM(step, 4) : zero;
+        long flags = PyLong_Check(flags_obj) ? PyLong_AsLong(flags_obj) : -1;
+        if (flags < 0 || flags > 7) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_TypeError, "a step's flags are an int of UNDO_FIRST | UNDO_RESULT | UNDO_EXC");
             ok = false;
             break;
         }
@@ -145,7 +157,7 @@ PyObject* Lifecycle_install(PyObject* self, PyObject* steps) {
             break;
         }
         bool first = (flags & kUndoFirst) != 0;
-        if (undo != Py_None && first && !append_entry(list, undo, undo_args, flags, nullptr)) {
+        if (undo != Py_None && first && !append_entry(list, undo, undo_args, flags_obj, nullptr)) {
             ok = false;
             break;
         }
@@ -157,7 +169,7 @@ PyObject* Lifecycle_install(PyObject* self, PyObject* steps) {
                 break;
             }
         }
-        if (undo != Py_None && !first && !append_entry(list, undo, undo_args, flags, result)) {
+        if (undo != Py_None && !first && !append_entry(list, undo, undo_args, flags_obj, result)) {
             // done but not recorded (out of memory): undone right here
             SavedError e;
             e.keep_first();

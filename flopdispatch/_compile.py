@@ -1,13 +1,15 @@
 """flopdispatch and torch.compile (issue 20).
 
-- **Never traced.** torch._dynamo skips flopdispatch's files (``trace_rules.add``): a hook of ours met
+- **Never traced.** torch._dynamo skips flopdispatch's files (``trace_rules.add``; all but ``_hops``,
+  whose wrappers of a higher-order op's functions torch traces into graphs): a hook of ours met
   while dynamo traces a model (the meter's forward pre-hook on a compiled model) is a graph break,
   run eagerly, and none of our functions (hooks, caches, the op resolver the core calls) is ever
   compiled. Registered as soon as torch._dynamo is imported: at once when it already is, else by a
   one-shot import hook (torch._dynamo takes seconds to import: flopdispatch never imports it).
-- **Counted eagerly.** While a count is open, torch.compile'd code runs eagerly (dynamo's
-  ``force_eager`` stance), so a count of a compiled model counts the eager-equivalent model: the aten
-  ops the model's Python code runs, before any graph capture, decomposition or fusion.
+- **Counted eagerly.** While a count's dispatch mode is on the stack, dynamo neither compiles a frame
+  nor runs compiled code for it (guards do not hold under the mode): a count of a compiled model counts
+  the eager-equivalent model, the aten ops the model's Python code runs. The meter therefore starts
+  its count before a compiled wrapper's call, never inside it (``Meter._on_first_call``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ import importlib.util
 import sys
 
 _PACKAGE = __name__.rpartition(".")[0]  # "flopdispatch"
+# Modules dynamo must still trace: _hops wraps the functions a higher-order op is given (torch.cond's
+# branches...) in functions of its own, which torch traces into graphs (its rules themselves are
+# marked disabled).
+_TRACED = {"_hops"}
 _registered = False
 
 
@@ -24,9 +30,14 @@ def _register():
     if _registered:
         return
     try:
+        import pkgutil
+
         from torch._dynamo import trace_rules
 
-        trace_rules.add(_PACKAGE)
+        package = sys.modules[_PACKAGE]
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name not in _TRACED:
+                trace_rules.add(f"{_PACKAGE}.{info.name}")  # a module's file, or a subpackage's folder
     except Exception:  # noqa: BLE001 - another torch: nothing to register with
         pass
     _registered = True
@@ -65,58 +76,6 @@ def skip_in_dynamo():
         _register()
     elif _watch not in sys.meta_path:
         sys.meta_path.insert(0, _watch)
-
-
-_holders = set()  # tokens of the open counts holding the eager stance
-_saved = []       # the stance before the first of them (empty: not set by us)
-
-
-def _hold_eager(token):
-    """Install step: the first open count sets dynamo's ``force_eager`` stance (the plan is computed,
-    then carried out in one C call: an interrupt leaves it done or not done)."""
-    from torch._dynamo import eval_frame
-
-    from . import _core
-
-    if token in _holders:
-        return
-    steps = [(_holders.add, (token,))]
-    if not _holders and not _saved:
-        steps += [(_saved.append, (eval_frame._stance,)),
-                  (vars(eval_frame).__setitem__, ("_stance", eval_frame.DynamoStance("force_eager")))]
-    _core.run_steps(steps)
-
-
-def _release_eager(token):
-    """Undo step: the last open count puts the stance back (counts may end in any order). Harmless
-    when run again, or when ``_hold_eager`` did not run."""
-    from torch._dynamo import eval_frame
-
-    from . import _core
-
-    steps = [(_holders.discard, (token,))]
-    if not (_holders - {token}) and _saved:
-        steps += [(vars(eval_frame).__setitem__, ("_stance", _saved[0])), (_saved.clear, ())]
-    _core.run_steps(steps)
-
-
-def eager_steps(token):
-    """Install steps (``_core.Lifecycle``) making compiled code run eagerly while a count (`token`) is
-    open: dynamo's ``force_eager`` stance, put back when the last open count ends. None when dynamo
-    is not imported (nothing is compiled then: a compile inside the block sees the dispatch mode and
-    runs eagerly anyway) or when the block is entered inside a compiled call (a hook run at a graph
-    break: the frames after it see the mode and run eagerly)."""
-    if "torch._dynamo" not in sys.modules or in_compiled_region():
-        return []
-    from . import _core
-
-    try:
-        from torch._dynamo import eval_frame
-
-        eval_frame.DynamoStance, eval_frame._stance  # noqa: B018 - this torch has stances
-    except Exception:  # noqa: BLE001 - another torch: compiled code is left as it is
-        return []
-    return [(_hold_eager, (token,), _release_eager, (token,), _core.UNDO_FIRST)]
 
 
 def in_compiled_region() -> bool:

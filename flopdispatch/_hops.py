@@ -105,11 +105,19 @@ def fullgraph_steps():
     return [(setter, (0,), setter, None, _core.UNDO_RESULT)] if setter is not None else []
 
 
+_registered = {}  # mode type -> number of HOPs given a rule
+
+
 def register(mode_type):
-    """Give every HigherOrderOperator created so far a rule for ``mode_type`` (idempotent)."""
-    for hop in list(torch._ops._higher_order_ops.values()):
+    """Give every HigherOrderOperator created so far a rule for ``mode_type`` (idempotent; a walk of
+    the HOPs only when new ones were created since the last call)."""
+    hops = torch._ops._higher_order_ops
+    if _registered.get(mode_type) == len(hops):
+        return
+    for hop in list(hops.values()):
         if mode_type not in hop.python_key_table:
             hop.py_impl(mode_type)(_rule(hop))
+    _registered[mode_type] = len(hops)
 
 
 # ----- flex_attention ----------------------------------------------------------------------------

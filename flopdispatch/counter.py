@@ -6,6 +6,7 @@ module/optimizer hooks, and turns the recorder's flat table into totals per modu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 import warnings
@@ -14,6 +15,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.hooks import RemovableHandle
 
 from . import _compile, _core, _hops, comm, user
 from . import activations as _activations
@@ -198,21 +200,24 @@ _FLAG_LISTS = ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
 
 
 def _hook_steps(hooks, hook, *flags):
-    """(handle, steps) registering a global hook as torch's ``register_*_hook`` does (under a fresh
-    ``RemovableHandle`` id in `hooks`, and True in each of the `flags` dicts), and removing it."""
-    from torch.utils.hooks import RemovableHandle
+    """(remove, steps): steps registering a global hook as torch's ``register_*_hook`` does (under a
+    fresh ``RemovableHandle`` id in `hooks`, and True in each of the `flags` dicts) and removing it;
+    ``remove()`` takes it out of `hooks` early (a hook removing itself)."""
+    hid = RemovableHandle.next_id  # torch's id sequence, shared with every other hook
+    RemovableHandle.next_id = hid + 1
+    steps = [(hooks.__setitem__, (hid, hook), hooks.pop, (hid, None))]
+    steps += [(d.__setitem__, (hid, True), d.pop, (hid, None)) for d in flags]
+    return functools.partial(hooks.pop, hid, None), steps
 
-    handle = RemovableHandle(hooks, extra_dict=list(flags) or None)
-    steps = [(hooks.__setitem__, (handle.id, hook), hooks.pop, (handle.id, None))]
-    steps += [(d.__setitem__, (handle.id, True), d.pop, (handle.id, None)) for d in flags]
-    return handle, steps
 
-
-def _mode_flags_known(mode):
+@functools.lru_cache(maxsize=None)
+def _mode_flags_known(mode_type):
+    """Whether this torch keeps TorchDispatchMode's flags as ``_push_step`` and ``_leave_mode`` expect."""
     from torch.utils import _python_dispatch as pd
 
     return (all(hasattr(pd, n) for n in _FLAG_NAMES) and hasattr(pd, "set_is_in_mode_without_ignore_compile_internals")
-            and hasattr(mode, "_lazy_init_old_dispatch_mode_flags") and getattr(mode, "_dispatch_key", None) is None)
+            and hasattr(mode_type, "_lazy_init_old_dispatch_mode_flags")
+            and getattr(mode_type, "_dispatch_key", None) is None)
 
 
 def _push_step(mode):
@@ -220,7 +225,7 @@ def _push_step(mode):
     then the push), in one C call; its undo is ``_leave_mode``."""
     from torch.utils import _python_dispatch as pd
 
-    if not _mode_flags_known(mode):  # another torch: its own __enter__ (atomic up to torch's own code)
+    if not _mode_flags_known(type(mode)):  # another torch: its own __enter__ (atomic up to torch's own code)
         return (mode.__enter__, None, _leave_mode, (mode,))
     mode._lazy_init_old_dispatch_mode_flags()
     was = tuple(getattr(pd, n) for n in _FLAG_NAMES)
@@ -254,7 +259,7 @@ def _leave_mode(mode):
                            "(or its mode was removed by other code): its dispatch mode is not on this "
                            "thread's mode stack")
     left = (setattr, (mode, "_fd_left", True))
-    if not _mode_flags_known(mode):
+    if not _mode_flags_known(type(mode)):
         if stack[-1] is not mode:
             raise RuntimeError("flopdispatch.count: this torch's dispatch modes cannot be left out of order")
         _core.run_steps([(mode.__exit__, (None, None, None)), left])
@@ -643,7 +648,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
         steps += _hook_steps(modules._global_forward_pre_hooks, mode.module_enter)[1]
         if self._model_roots:
             watch_hook = self._watch_hook()
-            watch_hook.handle, more = _hook_steps(modules._global_forward_pre_hooks, watch_hook)
+            watch_hook.remove, more = _hook_steps(modules._global_forward_pre_hooks, watch_hook)
             steps += more
         if user.has_module_formulas():
             steps += _hook_steps(modules._global_forward_hooks, _module_formula_hook(mode))[1]
@@ -653,7 +658,6 @@ class count(TotalsShortcuts, _core.Lifecycle):
         steps += _hook_steps(optimizer._global_optimizer_post_hooks, mode.optimizer_exit)[1]
         steps += _hops.fullgraph_steps()
         _compile.skip_in_dynamo()  # dynamo never traces our hooks
-        steps += _compile.eager_steps(id(self))  # compiled code runs eagerly while counted (its eager-equivalent ops)
         if self._activations is not None:
             steps += self._activations.steps(mode.where)
         steps.append(_push_step(mode))
@@ -703,7 +707,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
                 return None
             if id(module) in tree:
                 watch["tree_ran"] = True
-                hook.handle.remove()  # torch iterates over a copy of the hooks: safe here
+                hook.remove()  # torch iterates over a copy of the hooks: safe here
             elif watch["foreign"] is None and threading.get_ident() == owner:
                 watch["foreign"] = type(module).__name__
             return None

@@ -202,7 +202,7 @@ class Meter:
         self.counts_made = 0
         self.steps = 0
         self._state: Optional[_StepState] = None
-        self._first_call_handle = None
+        self._first_call_remove = None
         self._warned_compiled = False
         self._pending = []  # CUDA steps whose events are not read yet
         self._last: Optional[StepStats] = None
@@ -235,7 +235,7 @@ class Meter:
         steps += _hook_steps(model._forward_hooks, self._on_output)[1]
         steps += _hook_steps(optimizer._global_optimizer_pre_hooks, self._on_optimizer_step)[1]
         if not st.inputs_given:  # removed at the step's first forward (a compiled wrapper's, or the model's)
-            self._first_call_handle, more = _hook_steps(modules._global_forward_pre_hooks, self._on_first_call)
+            self._first_call_remove, more = _hook_steps(modules._global_forward_pre_hooks, self._on_first_call)
             steps += more
         if st.inputs_given:
             inputs, st.inputs = st.inputs, None
@@ -307,9 +307,9 @@ class Meter:
         if st is None or st.key is not None:
             return None
         if module is self.model:
-            self._first_call_handle.remove()  # the model's own hook classifies the step
+            self._first_call_remove()  # the model's own hook classifies the step
         elif getattr(module, "_orig_mod", None) is self.model:
-            self._first_call_handle.remove()
+            self._first_call_remove()
             counter = self._classify(st, args, {})
             if counter is not None:
                 st._install([(counter.__enter__, None, counter.__exit__, None, _core.UNDO_FIRST | _core.UNDO_EXC)])

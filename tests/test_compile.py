@@ -126,27 +126,3 @@ def test_no_recompiles_from_flopdispatch(caplog):
         rare_ops(x)
     assert c.ops() == eager.ops() and len(c.ops()) >= 12  # the eager-equivalent ops
     assert not [r for r in caplog.records if "recompile" in r.getMessage()]
-
-
-def test_compiled_runs_compiled_again_after_the_count():
-    """The eager stance lasts only while the count is open."""
-    from torch._dynamo import eval_frame
-
-    assert eval_frame._stance.stance == "default"
-    with fd.count():
-        torch.compile(lambda t: t + 1, backend="eager")(torch.ones(2))
-        assert eval_frame._stance.stance == "force_eager"
-    assert eval_frame._stance.stance == "default"
-
-
-def test_eager_stance_with_counts_ending_out_of_order():
-    """Counts may end in any order: the stance stays eager while any is open, and comes back after the last."""
-    from torch._dynamo import eval_frame
-
-    outer, inner = fd.count(), fd.count()
-    outer.__enter__()
-    inner.__enter__()
-    outer.__exit__(None, None, None)
-    assert eval_frame._stance.stance == "force_eager"  # the inner count is still open
-    inner.__exit__(None, None, None)
-    assert eval_frame._stance.stance == "default"
