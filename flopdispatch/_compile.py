@@ -6,9 +6,9 @@
   run eagerly, and none of our functions (hooks, caches, the op resolver the core calls) is ever
   compiled. Registered as soon as torch._dynamo is imported: at once when it already is, else by a
   one-shot import hook (torch._dynamo takes seconds to import: flopdispatch never imports it).
-- **Counted eagerly.** While a count's dispatch mode is on the stack, dynamo neither compiles a frame
-  nor runs compiled code for it (guards do not hold under the mode): a count of a compiled model counts
-  the eager-equivalent model, the aten ops the model's Python code runs. The meter therefore starts
+- **Counted eagerly.** While a count's dispatch mode is on the stack, dynamo compiles no frame, and a
+  count of a compiled model (warm or not; checked with inductor) counts the eager-equivalent model:
+  the aten ops the model's Python code runs. The meter therefore starts
   its count before a compiled wrapper's call, never inside it (``Meter._on_first_call``).
 """
 from __future__ import annotations

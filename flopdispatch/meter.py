@@ -37,7 +37,12 @@ with CUDA, a pair of CUDA events per step on the current stream, synchronised on
 overhead, so the summary leaves counted steps out (unless only counted steps exist).
 
 An exception inside a step records nothing for it: the hooks are removed, a count in progress is
-closed, and the exception propagates.
+closed, and the exception propagates. Entering and leaving a step are atomic with respect to Ctrl-C
+(``_core.Lifecycle``: nothing is left installed whatever line is interrupted).
+
+torch.compile: ``Meter(model)`` and ``Meter(torch.compile(model))`` meter the same model, and a call
+of the model or of any compiled wrapper of it (made before or inside the step) is seen; a counted
+step counts the eager-equivalent model FLOPs (docs/reliability.md).
 """
 from __future__ import annotations
 
