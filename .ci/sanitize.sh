@@ -16,6 +16,7 @@ cp -r flopdispatch "$work/flopdispatch"
 rm -f "$work"/flopdispatch/_C*.so
 cp -r tests "$work/tests"
 cp README.md "$work/README.md"  # tests that run the README's examples
+cp pyproject.toml "$work/pyproject.toml"  # the pytest markers (slow)
 "$python" -c "import pybind11" 2>/dev/null || { echo "sanitize.sh needs pybind11 in this environment (pip install pybind11)" >&2; exit 2; }
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 includes=$("$python" -m pybind11 --includes)
@@ -41,7 +42,8 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$l
 # nested and out-of-order counts, Ctrl-C, big integers, exceptions and symbolic shapes; user
 # formulas (op-table refresh), higher-order ops, nested tensors (decomposition), the new families,
 # fd.symbolic (the recorder's per-count Python pricer), the tree cache (walk_tree, add_modules),
-# several roots (alias_module), saved activations (where), the meter and collectives (comm hook).
+# several roots (alias_module), saved activations (where), the meter and collectives (comm hook);
+# counts past 128 bits (the rows' spill), Ctrl-C at every line (Lifecycle install/removal), torch.compile.
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   selection=(tests/test_reliability.py
@@ -56,7 +58,10 @@ if [ ${#selection[@]} -eq 0 ]; then
              tests/test_roots.py
              tests/test_activations.py
              tests/test_meter.py
-             tests/test_distributed.py)
+             tests/test_distributed.py
+             tests/test_exact_ints.py
+             tests/test_interrupts.py
+             tests/test_compile.py)
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \

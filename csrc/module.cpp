@@ -9,6 +9,7 @@
 #include <string>
 
 #include "formulas.h"
+#include "lifecycle.h"
 #include "recorder.h"
 
 namespace py = pybind11;
@@ -155,6 +156,12 @@ PYBIND11_MODULE(_C, m) {
     PyObject* rec = fd::make_recorder_type();
     if (!rec) throw py::error_already_set();
     m.attr("Recorder") = py::reinterpret_steal<py::object>(rec);
+    PyObject* lifecycle = fd::make_lifecycle_type();
+    if (!lifecycle) throw py::error_already_set();
+    m.attr("Lifecycle") = py::reinterpret_steal<py::object>(lifecycle);
+    PyObject* run_steps = fd::make_run_steps();
+    if (!run_steps) throw py::error_already_set();
+    m.attr("run_steps") = py::reinterpret_steal<py::object>(run_steps);
 
     m.def(
         "set_hooks",

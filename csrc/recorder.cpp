@@ -252,6 +252,24 @@ struct Stats {
     double seconds = 0;  // host-timed op execution (timing mode, ops not on CUDA)
 };
 
+constexpr int kFields = 5;  // flops, macs, masked_macs, read, written: the order of every 5-tuple here
+
+i128& field(Stats& s, int i) {
+    switch (i) {
+        case 0: return s.flops;
+        case 1: return s.macs;
+        case 2: return s.masked_macs;
+        case 3: return s.read;
+        default: return s.written;
+    }
+}
+
+// Exact counts past 128 bits (issue 20): the part of a row that does not fit its 128-bit fields,
+// as Python ints (owned references; nullptr: nothing). A row's value is its field plus this.
+struct Spill {
+    PyObject* v[kFields] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+};
+
 // Timing of one op call: host seconds, or a pair of recorded CUDA events (owned references).
 struct OpTime {
     double seconds = 0;
@@ -321,6 +339,58 @@ PyObject* int128_to_py(i128 v) {
     }
     return r;
 }
+
+// `*acc` (a Python int or nullptr for 0) += `add` (a new reference, consumed); false (error set) when
+// out of memory, `*acc` then unchanged.
+bool py_accumulate(PyObject** acc, PyObject* add) {
+    if (!add) return false;
+    if (!*acc) {
+        *acc = add;
+        return true;
+    }
+    PyObject* sum = PyNumber_Add(*acc, add);
+    Py_DECREF(add);
+    if (!sum) return false;
+    Py_SETREF(*acc, sum);
+    return true;
+}
+
+// A sum of 128-bit values and Python ints, exact at any size: 128-bit arithmetic until it overflows,
+// then the running 128-bit part moves into a Python int.
+struct WideSum {
+    i128 low = 0;
+    PyObject* high = nullptr;  // owned; nullptr: 0
+    bool failed = false;       // out of memory: a Python error is set
+
+    WideSum() = default;
+    WideSum(const WideSum&) = delete;
+    WideSum& operator=(const WideSum&) = delete;
+    ~WideSum() { Py_XDECREF(high); }
+
+    void add(i128 x) {
+        i128 r;
+        if (!__builtin_add_overflow(low, x, &r)) {
+            low = r;
+            return;
+        }
+        failed = failed || !py_accumulate(&high, int128_to_py(low));  // the 128-bit part moves out
+        low = x;
+    }
+    void add_py(PyObject* x) {  // borrowed
+        if (x) failed = failed || !py_accumulate(&high, Py_NewRef(x));
+    }
+    // The exact sum as a new Python int, or nullptr with an error set.
+    PyObject* take() {
+        if (failed) return nullptr;
+        PyObject* r = int128_to_py(low);
+        if (r && high) {
+            PyObject* sum = PyNumber_Add(r, high);
+            Py_DECREF(r);
+            r = sum;
+        }
+        return r;
+    }
+};
 
 }  // namespace
 
@@ -493,16 +563,9 @@ struct RecorderState {
         }
     }
 
-    // A user formula's cost (Python ints converted to 128 bits by the caller).
-    void add_wide(int scope, int phase, int op, const i128 (&v)[5], OpTime& t) {
-        Cost c;
-        c.flops = v[0];
-        c.macs = v[1];
-        c.masked_macs = v[2];
-        add(scope, phase, op, c, v[3], v[4], t);
-    }
-
-    void add(int scope, int phase, int op, const Cost& c, i128 read, i128 written, OpTime& t) {
+    // Records one call into its row; returns the row's key. A field whose sum would pass 128 bits
+    // is carried on exactly in the row's spill (Python ints): one overflow check per field here.
+    uint64_t add(int scope, int phase, int op, const Cost& c, i128 read, i128 written, OpTime& t) {
         uint64_t key = (static_cast<uint64_t>(scope) << 24) | (static_cast<uint64_t>(phase) << 20) | static_cast<uint64_t>(op);
         Stats& s = table[key];
         s.seconds += t.seconds;
@@ -511,11 +574,71 @@ struct RecorderState {
             t.start = t.end = nullptr;
         }
         s.calls += 1;
-        s.flops += c.flops;
-        s.macs += c.macs;
-        s.masked_macs += c.masked_macs;
-        s.read += read;
-        s.written += written;
+        i128 f, m, mm, r, w;
+        bool over = __builtin_add_overflow(s.flops, c.flops, &f) | __builtin_add_overflow(s.macs, c.macs, &m) |
+                    __builtin_add_overflow(s.masked_macs, c.masked_macs, &mm) |
+                    __builtin_add_overflow(s.read, read, &r) | __builtin_add_overflow(s.written, written, &w);
+        if (__builtin_expect(over, 0)) {
+            const i128 v[kFields] = {c.flops, c.macs, c.masked_macs, read, written};
+            add_slow(key, op, s, v);
+            return key;
+        }
+        s.flops = f;
+        s.macs = m;
+        s.masked_macs = mm;
+        s.read = r;
+        s.written = w;
+        return key;
+    }
+
+    // A field that would overflow: its 128-bit value and the addend move into the row's spill.
+    void add_slow(uint64_t key, int op, Stats& s, const i128 (&v)[kFields]) {
+        for (int i = 0; i < kFields; ++i) {
+            i128& x = field(s, i);
+            i128 sum;
+            if (!__builtin_add_overflow(x, v[i], &sum)) {
+                x = sum;
+                continue;
+            }
+            PyObject** slot = &spill[key].v[i];
+            if (!py_accumulate(slot, int128_to_py(x)) || !py_accumulate(slot, int128_to_py(v[i]))) {
+                clear_error();
+                note_error(op, "out of memory while carrying a count past 128 bits");
+                continue;  // not counted: reported against the op, never wrapped
+            }
+            x = 0;
+        }
+    }
+
+    // Records one call whose cost is Python ints of any size (user formulas, the Python reference,
+    // the comm hook): those past 128 bits go to the row's spill. False (nothing recorded) when a value
+    // is not an int.
+    bool add_py(int scope, int phase, int op, PyObject* const (&v)[kFields], OpTime& t) {
+        i128 low[kFields] = {0, 0, 0, 0, 0};
+        bool big[kFields] = {false, false, false, false, false};
+        for (int i = 0; i < kFields; ++i) {
+            if (!PyLong_Check(v[i])) return false;
+            big[i] = !int128_from_py(v[i], &low[i]);  // an int that does not fit: spilled whole
+        }
+        Cost c;
+        c.flops = low[0];
+        c.macs = low[1];
+        c.masked_macs = low[2];
+        uint64_t key = add(scope, phase, op, c, low[3], low[4], t);
+        for (int i = 0; i < kFields; ++i) {
+            if (big[i] && !py_accumulate(&spill[key].v[i], Py_NewRef(v[i]))) {
+                clear_error();
+                note_error(op, "out of memory while carrying a count past 128 bits");
+            }
+        }
+        return true;
+    }
+
+    std::unordered_map<uint64_t, Spill> spill;  // rows with a part past 128 bits (rare)
+
+    ~RecorderState() {
+        for (auto& kv : spill)
+            for (PyObject* o : kv.second.v) Py_XDECREF(o);
     }
 };
 
@@ -628,14 +751,15 @@ void record_user(RecorderState* st, int op, PyObject* formula, int scope, int ph
         st->add(scope, phase, op, Cost{}, 0, 0, t);
         return;
     }
-    i128 v[5] = {0, 0, 0, 0, 0};
-    bool ok = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 5;
-    for (int i = 0; ok && i < 5; ++i) ok = int128_from_py(PyTuple_GET_ITEM(r, i), &v[i]);
+    bool ok = PyTuple_Check(r) && PyTuple_GET_SIZE(r) == kFields;
     if (ok) {
-        st->add_wide(scope, phase, op, v, t);
-    } else {
+        PyObject* const v[kFields] = {PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1), PyTuple_GET_ITEM(r, 2),
+                                      PyTuple_GET_ITEM(r, 3), PyTuple_GET_ITEM(r, 4)};
+        ok = st->add_py(scope, phase, op, v, t);  // ints of any size, exact
+    }
+    if (!ok) {
         const char* msg = PyUnicode_Check(r) ? PyUnicode_AsUTF8(r) : nullptr;
-        st->note_error(op, msg ? msg : "formula result out of range");
+        st->note_error(op, msg ? msg : "formula result is not five ints");
         clear_error();
         st->add(scope, phase, op, Cost{}, 0, 0, t);
     }
@@ -659,21 +783,22 @@ bool in_backward_pass() {
 bool record_comm(PyObject* self, RecorderState* st, int op, PyObject* func, int scope, int phase, PyObject* args,
                  PyObject* kwargs, PyObject* out, OpTime& t) {
     PyObject* r = PyObject_CallFunction(g_comm, "OiiOOOO", self, scope, phase, func, args, kwargs ? kwargs : Py_None, out);
-    i128 read = 0, written = 0;
     // (read, written) or (read, written, scope): the hook may name the scope the call belongs to
     // (FSDP2's all-gather prefetched for another module: that module's scope)
     Py_ssize_t n = r && PyTuple_Check(r) ? PyTuple_GET_SIZE(r) : 0;
-    bool ok = (n == 2 || n == 3) && int128_from_py(PyTuple_GET_ITEM(r, 0), &read) &&
-              int128_from_py(PyTuple_GET_ITEM(r, 1), &written);
+    bool ok = (n == 2 || n == 3) && PyLong_Check(PyTuple_GET_ITEM(r, 0)) && PyLong_Check(PyTuple_GET_ITEM(r, 1));
     if (ok && n == 3) {
         long owner = PyLong_AsLong(PyTuple_GET_ITEM(r, 2));
         if (owner >= 0 && owner < static_cast<long>(st->scopes.size())) scope = static_cast<int>(owner);
     }
-    Py_XDECREF(r);
     clear_error();
-    if (!ok || error_deferred()) return error_deferred();
-    st->add(scope, phase, op, Cost{}, read, written, t);
-    return true;
+    if (ok && !error_deferred()) {
+        static PyObject* zero = PyLong_FromLong(0);  // immortal small int
+        PyObject* const v[kFields] = {zero, zero, zero, PyTuple_GET_ITEM(r, 0), PyTuple_GET_ITEM(r, 1)};
+        st->add_py(scope, phase, op, v, t);
+    }
+    Py_XDECREF(r);
+    return ok || error_deferred();
 }
 
 // The phase and module scope of work run now (an op, or a tensor saved for backward).
@@ -749,18 +874,21 @@ void record(PyObject* self, RecorderState* st, int op, PyObject* func, PyObject*
             r = PyObject_CallFunctionObjArgs(g_python_cost, func, args, kwargs ? kwargs : Py_None, out, nullptr);
         }
         PyObject *f, *m, *mm, *rd, *wr;  // Python ints of any size
-        bool bytes_ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && int128_from_py(rd, &read) &&
-                        int128_from_py(wr, &written);
-        bool ok = bytes_ok && int128_from_py(f, &cost.flops) && int128_from_py(m, &cost.macs) &&
-                  int128_from_py(mm, &cost.masked_macs);
-        if (!ok) {  // a count past 128 bits is reported against the op, never wrapped
-            if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_OverflowError, "count past 128 bits");
-            cost = Cost{};
-            if (!bytes_ok) read = written = 0;
-        }
+        bool ok = r && PyArg_ParseTuple(r, "OOOOO", &f, &m, &mm, &rd, &wr) && PyLong_Check(f) && PyLong_Check(m) &&
+                  PyLong_Check(mm) && PyLong_Check(rd) && PyLong_Check(wr);
         if (ok) {
-            // priced
-        } else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+            clear_error();
+            if (!error_deferred()) {
+                PyObject* const v[kFields] = {f, m, mm, rd, wr};
+                st->add_py(scope, phase, op, v, t);  // exact at any size (past 128 bits: the row's spill)
+            }
+            Py_DECREF(r);
+            return;
+        }
+        if (r && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "the Python reference returned no five ints");
+        cost = Cost{};
+        read = written = 0;
+        if (PyErr_ExceptionMatches(PyExc_Exception)) {
             PyObject *etype, *evalue, *etb;
             PyErr_Fetch(&etype, &evalue, &etb);
             std::string msg = "formula failed";
@@ -1172,6 +1300,9 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
     std::vector<std::pair<uint64_t, Stats>> table(st->table.begin(), st->table.end());
     std::vector<ScopeNode> scope_nodes = st->scopes;
     std::vector<std::pair<int, RecorderState::OpError>> op_errors(st->errors.begin(), st->errors.end());
+    std::unordered_map<uint64_t, Spill> spill(st->spill);  // the parts past 128 bits, held while read
+    for (auto& kv : spill)
+        for (PyObject* o : kv.second.v) Py_XINCREF(o);
     PyObject* rows = PyList_New(0);
     PyObject* ops = PyDict_New();
     PyObject* errors = PyDict_New();
@@ -1182,10 +1313,20 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
         int scope = static_cast<int>(kv.first >> 24);
         int phase = static_cast<int>((kv.first >> 20) & 0xF);
         int op = static_cast<int>(kv.first & 0xFFFFF);
-        const Stats& s = kv.second;
-        PyObject* row = Py_BuildValue("(iiiKNNNNN)", scope, phase, op, static_cast<unsigned long long>(s.calls),
-                                      int128_to_py(s.flops), int128_to_py(s.macs), int128_to_py(s.masked_macs),
-                                      int128_to_py(s.read), int128_to_py(s.written));
+        Stats s = kv.second;
+        PyObject* values[kFields] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+        auto sp = spill.find(kv.first);
+        for (int i = 0; i < kFields; ++i) {
+            WideSum v;
+            v.add(field(s, i));
+            if (sp != spill.end()) v.add_py(sp->second.v[i]);
+            values[i] = v.take();
+            ok = ok && values[i];
+        }
+        PyObject* row = ok ? Py_BuildValue("(iiiKOOOOO)", scope, phase, op, static_cast<unsigned long long>(s.calls),
+                                           values[0], values[1], values[2], values[3], values[4])
+                           : nullptr;
+        for (PyObject* v : values) Py_XDECREF(v);
         ok = row && PyList_Append(rows, row) == 0;
         Py_XDECREF(row);
         PyObject* key = ok ? PyLong_FromLong(op) : nullptr;
@@ -1212,6 +1353,8 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
         Py_XDECREF(key);
         Py_XDECREF(val);
     }
+    for (auto& kv : spill)
+        for (PyObject* o : kv.second.v) Py_XDECREF(o);
     if (!ok) {
         Py_XDECREF(rows);
         Py_XDECREF(scopes);
@@ -1226,18 +1369,27 @@ PyObject* Recorder_snapshot(PyObject* self, PyObject*) {
 // in C (issue 14: reading c.flops after a block must not build a Python row per table entry).
 PyObject* Recorder_totals(PyObject* self, PyObject*) {
     RecorderState* st = state(self);
-    Stats sum;
-    for (const auto& kv : st->table) {  // no Python call inside this loop
-        const Stats& s = kv.second;
-        sum.calls += s.calls;
-        sum.flops += s.flops;
-        sum.macs += s.macs;
-        sum.masked_macs += s.masked_macs;
-        sum.read += s.read;
-        sum.written += s.written;
+    // Exact at any size: 128-bit sums, carried into Python ints only when one overflows. A Python
+    // int is made only then (no garbage collection, so no finalizer can touch the table meanwhile).
+    WideSum sum[kFields];
+    uint64_t calls = 0;
+    for (auto& kv : st->table) {
+        calls += kv.second.calls;
+        for (int i = 0; i < kFields; ++i) sum[i].add(field(kv.second, i));
     }
-    return Py_BuildValue("(NNNNNK)", int128_to_py(sum.flops), int128_to_py(sum.macs), int128_to_py(sum.masked_macs),
-                         int128_to_py(sum.read), int128_to_py(sum.written), static_cast<unsigned long long>(sum.calls));
+    for (const auto& kv : st->spill)
+        for (int i = 0; i < kFields; ++i) sum[i].add_py(kv.second.v[i]);
+    PyObject* v[kFields];
+    bool ok = true;
+    for (int i = 0; i < kFields; ++i) {
+        v[i] = ok ? sum[i].take() : nullptr;
+        ok = ok && v[i];
+    }
+    if (!ok) {
+        for (PyObject* x : v) Py_XDECREF(x);
+        return nullptr;
+    }
+    return Py_BuildValue("(NNNNNK)", v[0], v[1], v[2], v[3], v[4], static_cast<unsigned long long>(calls));
 }
 
 PyMethodDef Recorder_methods[] = {

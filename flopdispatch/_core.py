@@ -14,6 +14,9 @@ from . import _C, _reference, comm, user
 from ._ops import TABLE
 
 Recorder = _C.Recorder
+Lifecycle = _C.Lifecycle  # atomic install/removal of hooks (csrc/lifecycle.cpp, issue 20)
+run_steps = _C.run_steps  # [(callable, args)] called in one C call
+UNDO_FIRST, UNDO_RESULT, UNDO_EXC = 1, 2, 4  # Lifecycle step flags (csrc/lifecycle.cpp)
 walk_tree = _C.walk_tree  # count's tree cache (counter.py, issue 14)
 FAMILY_IDS = dict(_C.FAMILIES)
 

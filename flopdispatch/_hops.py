@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch._C import DispatchKey
 
-from . import _reference, user
+from . import _core, _reference, user
 
 # HOPs whose work is nothing a counter prices (a print, a tracing marker).
 _NO_WORK = frozenset({"print", "_export_tracepoint"})
@@ -91,29 +91,33 @@ def _frame_counter():
                    "set_fullgraph_compiled_frame_count", None)
 
 
-def allow_eager_fullgraph():
-    """While a count is open, torch.compile(fullgraph=True) runs eagerly instead of failing.
+def fullgraph_steps():
+    """Install steps (``_core.Lifecycle``): while a count is open, torch.compile(fullgraph=True) runs
+    eagerly instead of failing.
 
     torch.compile skips every frame while a dispatch mode such as the counter's is active;
     flex_attention (and a user's fullgraph=True function) then stop with "found no compiled
     frames". Counting the compiled-frame number from 0, as torch's own cond/scan wrappers do,
-    makes them run eagerly, where the mode sees every op. Returns what ``restore`` needs.
+    makes them run eagerly, where the mode sees every op. The undo sets back the number the
+    setter returned (the count before the block).
     """
     setter = _frame_counter()
-    return setter(0) if setter is not None else None
+    return [(setter, (0,), setter, None, _core.UNDO_RESULT)] if setter is not None else []
 
 
-def restore_fullgraph(previous):
-    setter = _frame_counter()
-    if setter is not None and previous is not None:
-        setter(previous)
+_registered = {}  # mode type -> number of HOPs given a rule
 
 
 def register(mode_type):
-    """Give every HigherOrderOperator created so far a rule for ``mode_type`` (idempotent)."""
-    for hop in list(torch._ops._higher_order_ops.values()):
+    """Give every HigherOrderOperator created so far a rule for ``mode_type`` (idempotent; a walk of
+    the HOPs only when new ones were created since the last call)."""
+    hops = torch._ops._higher_order_ops
+    if _registered.get(mode_type) == len(hops):
+        return
+    for hop in list(hops.values()):
         if mode_type not in hop.python_key_table:
             hop.py_impl(mode_type)(_rule(hop))
+    _registered[mode_type] = len(hops)
 
 
 # ----- flex_attention ----------------------------------------------------------------------------

@@ -70,17 +70,16 @@ def _is_parameter(t) -> bool:
     return kind is _Parameter or (kind is not _Tensor and isinstance(base, _Parameter))
 
 
-class _Saved:
-    """What autograd keeps for one saved tensor while hooks are on: the tensor and the trackers
-    that counted its storage. Its death (graph freed) releases the storage in each tracker."""
+class _Saved(tuple):
+    """What autograd keeps for one saved tensor while hooks are on: (the tensor, the trackers that
+    counted its storage, with their keys). Its death (graph freed) releases the storage in each
+    tracker. A tuple: made whole in one C call (``tuple.__new__``), so an interrupt cannot leave one
+    half made (issue 20)."""
 
-    __slots__ = ("tensor", "notes")
-
-    def __init__(self, tensor, notes):
-        self.tensor, self.notes = tensor, notes
+    __slots__ = ()
 
     def __del__(self):
-        for tracker, key in self.notes:
+        for tracker, key in self[1]:
             tracker._release(key)
 
 
@@ -96,11 +95,11 @@ def _pack(t):
             key = None
         if key is not None:
             notes.append((tracker, key))
-    return _Saved(t, notes) if notes else t
+    return _Saved((t, notes)) if notes else t
 
 
 def _unpack(h):
-    return h.tensor if type(h) is _Saved else h
+    return h[0] if type(h) is _Saved else h
 
 
 class SavedTracker:
@@ -114,7 +113,7 @@ class SavedTracker:
         self.by_scope: Dict[int, int] = {}        # recorder scope -> activation bytes first saved there
         self.param_by_scope: Dict[int, int] = {}  # recorder scope -> parameter/buffer bytes saved there
         self._state_keys = set()                  # storage keys of the counted modules' params and buffers
-        self._hooks = None
+        self._unpack_hook = None
         self._on = False
 
     def add_state(self, module):
@@ -123,32 +122,36 @@ class SavedTracker:
             if isinstance(t, torch.Tensor):
                 self._state_keys.add(_storage_key(t)[0])
 
-    def start(self, where):
-        """Install the hooks on this thread; `where()` gives (scope, phase) of work run now."""
+    def steps(self, where):
+        """Install steps (``_core.Lifecycle``) pushing the hooks on this thread and adding this
+        tracker to the thread's active ones, and their undos. `where()` gives (scope, phase) of work
+        run now."""
         self._where = where
+        self._on = True
         trackers = _active()
         if trackers is None:
             trackers = _tls.trackers = []
-        self._hooks = torch.autograd.graph.saved_tensors_hooks(_pack, _unpack)
-        self._hooks.__enter__()
-        trackers.append(self)
-        self._on = True
+        # an unpack hook of this tracker's own: it tells our entry on autograd's hook stack from
+        # another count's (LIFO or not)
+        self._unpack_hook = lambda handle: _unpack(handle)
+        push = torch._C._autograd._push_saved_tensors_default_hooks
+        return [(push, (_pack, self._unpack_hook), self._pop_hooks, None),
+                (trackers.append, (self,), self._leave, None)]
 
-    def stop(self):
-        """Remove this tracker (and its hooks when they are the innermost, as in a nested block)."""
-        if self._hooks is None:
-            return
+    def _leave(self):
+        """Undo step: no longer active on this thread (harmless when run again)."""
         self._on = False
         trackers = _active() or []
-        if self in trackers:
+        if any(t is self for t in trackers):
             trackers.remove(self)
+
+    def _pop_hooks(self):
+        """Undo step: pop our hooks when they are the innermost, as in a nested block (harmless when
+        run again). Else the block ends inside other saved-tensor hooks (not LIFO): ours stay below
+        them and pass tensors through untouched once no tracker is active."""
         top = torch._C._autograd._top_saved_tensors_default_hooks(True)
-        if top is not None and top[0] is _pack:
-            self._hooks.__exit__(None, None, None)
-        # else: the block ends inside other saved-tensor hooks (not LIFO); ours stay below them and
-        # pass tensors through untouched once no tracker is active
-        self._hooks = None
-        self._where = None
+        if top is not None and top[1] is self._unpack_hook:
+            torch._C._autograd._pop_saved_tensors_default_hooks()
 
     def _note(self, t):
         """Count one saved tensor; returns its storage key, or None when it is not counted."""

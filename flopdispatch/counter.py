@@ -6,6 +6,8 @@ module/optimizer hooks, and freezes the recorder's flat table once into the resu
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
 import time
 import warnings
@@ -14,8 +16,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.hooks import RemovableHandle
 
-from . import _core, _hops, comm, user
+from . import _compile, _core, _hops, comm, user
 from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
 from .results import Results, check_phase, hold
@@ -165,49 +168,106 @@ def _module_formula_hook(mode):
     return hook
 
 
-def _leave_mode(mode, exc_type, exc, tb):
-    """Take `mode` off this thread's dispatch mode stack, wherever it is.
+# ----- installing and removing, atomically (issue 20) ----------------------------------------------
+# Everything a count installs (global module and optimizer hooks, the dispatch mode, saved-tensor
+# hooks, the compiled-frame counter) is a list of steps run by ``_core.Lifecycle._install`` in one C
+# call, and removed by its ``__exit__`` (also C), which finishes every removal step whatever is raised
+# meanwhile: a KeyboardInterrupt at any line leaves either everything installed and the block's exit
+# ahead, or nothing.
+
+_FLAG_NAMES = ("_is_in_torch_dispatch_mode", "_is_in_non_infra_torch_dispatch_mode",
+               "_is_in_any_mode_without_ignore_compile_internals")
+_FLAG_LISTS = ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
+               "old_without_ignore_compile_internals_dispatch_mode_flags")
+
+
+def _hook_steps(hooks, hook, *flags):
+    """(remove, steps): steps registering a global hook as torch's ``register_*_hook`` does (under a
+    fresh ``RemovableHandle`` id in `hooks`, and True in each of the `flags` dicts) and removing it;
+    ``remove()`` takes it out of `hooks` early (a hook removing itself)."""
+    hid = RemovableHandle.next_id  # torch's id sequence, shared with every other hook
+    RemovableHandle.next_id = hid + 1
+    steps = [(hooks.__setitem__, (hid, hook), hooks.pop, (hid, None))]
+    steps += [(d.__setitem__, (hid, True), d.pop, (hid, None)) for d in flags]
+    return functools.partial(hooks.pop, hid, None), steps
+
+
+@functools.lru_cache(maxsize=None)
+def _mode_flags_known(mode_type):
+    """Whether this torch keeps TorchDispatchMode's flags as ``_push_step`` and ``_leave_mode`` expect."""
+    from torch.utils import _python_dispatch as pd
+
+    return (all(hasattr(pd, n) for n in _FLAG_NAMES) and hasattr(pd, "set_is_in_mode_without_ignore_compile_internals")
+            and hasattr(mode_type, "_lazy_init_old_dispatch_mode_flags")
+            and getattr(mode_type, "_dispatch_key", None) is None)
+
+
+def _push_step(mode):
+    """The step that enters `mode` as ``TorchDispatchMode.__enter__`` does (its flags saved and set,
+    then the push), in one C call; its undo is ``_leave_mode``."""
+    from torch.utils import _python_dispatch as pd
+
+    if not _mode_flags_known(type(mode)):  # another torch: its own __enter__ (atomic up to torch's own code)
+        return (mode.__enter__, None, _leave_mode, (mode,))
+    mode._lazy_init_old_dispatch_mode_flags()
+    was = tuple(getattr(pd, n) for n in _FLAG_NAMES)
+    now = (True, was[1] or not mode.is_infra_mode(), was[2] or not mode.ignore_compile_internals())
+    g = vars(pd)
+    inner = [(getattr(mode, lst).append, (w,)) for lst, w in zip(_FLAG_LISTS, was)]
+    inner += [(g.__setitem__, (n, v)) for n, v in zip(_FLAG_NAMES, now)]
+    inner += [(pd.set_is_in_mode_without_ignore_compile_internals, (now[2],)),
+              (torch._C._push_on_torch_dispatch_stack, (mode,))]
+    return (_core.run_steps, (inner,), _leave_mode, (mode,))
+
+
+def _leave_mode(mode):
+    """Take `mode` off this thread's dispatch mode stack, wherever it is, in one C call.
 
     Counts may be exited out of order (generators closed non-LIFO, a manual ``__exit__``): torch's
     own ``__exit__`` pops the top mode, which would end the wrong count and leave this one
-    counting. Here the modes above ours are lifted off, ours is exited, and they are put back in
-    the same order, so every other count (and any other mode) goes on exactly as before.
+    counting. Here the modes above ours are lifted off, ours is taken off, and they are put back in
+    the same order, so every other count (and any other mode) goes on exactly as before. Running it
+    again once it is done does nothing (an undo step may be run again after an interrupt).
     """
+    from torch.utils import _python_dispatch as pd
+
     # torch keeps infrastructure modes (FakeTensorMode...) in their own slots beside this stack
     stack = [torch._C._get_dispatch_stack_at(i) for i in range(torch._C._len_torch_dispatch_stack())]
     stack = [m for m in stack if getattr(m, "_mode_key", None) is None]
     if not any(m is mode for m in stack):
+        if mode.__dict__.get("_fd_left"):
+            return
         raise RuntimeError("flopdispatch.count exited in a thread other than the one that entered it "
                            "(or its mode was removed by other code): its dispatch mode is not on this "
                            "thread's mode stack")
-    if stack[-1] is mode:
-        mode.__exit__(exc_type, exc, tb)
+    left = (setattr, (mode, "_fd_left", True))
+    if not _mode_flags_known(type(mode)):
+        if stack[-1] is not mode:
+            raise RuntimeError("flopdispatch.count: this torch's dispatch modes cannot be left out of order")
+        _core.run_steps([(mode.__exit__, (None, None, None)), left])
         return
-    position = next(i for i, m in enumerate(stack) if m is mode)
-    above = stack[position + 1:]
-    from torch.utils import _python_dispatch as pd
-
-    flags = (pd._is_in_torch_dispatch_mode, pd._is_in_non_infra_torch_dispatch_mode,
-             pd._is_in_any_mode_without_ignore_compile_internals)
-    for _ in above:
-        torch._C._pop_torch_dispatch_stack(None)
-    try:
-        # The mode right above ours inherits what torch saved as "before ours", so that torch's
-        # module-level flags come back right when that mode exits in turn.
-        nxt = above[0]
-        for attr in ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
-                     "old_without_ignore_compile_internals_dispatch_mode_flags"):
-            mine, theirs = getattr(mode, attr, None), getattr(nxt, attr, None)
-            if mine and theirs:
-                theirs[-1] = mine[-1]
-        mode.__exit__(exc_type, exc, tb)  # pops ours, now the top
-    finally:
-        for m in above:
-            torch._C._push_on_torch_dispatch_stack(m)
-        # the modes above are still active: the flags stay as they were
-        pd._is_in_torch_dispatch_mode, pd._is_in_non_infra_torch_dispatch_mode = flags[0], flags[1]
-        pd._is_in_any_mode_without_ignore_compile_internals = flags[2]
-        pd.set_is_in_mode_without_ignore_compile_internals(flags[2])
+    lists = [getattr(mode, lst) for lst in _FLAG_LISTS]
+    pop = (torch._C._pop_torch_dispatch_stack, (None,))
+    if stack[-1] is mode:  # as TorchDispatchMode.__exit__: the flags saved at entry come back
+        before = [lst[-1] for lst in lists]
+        g = vars(pd)
+        steps = [(lst.pop, ()) for lst in lists] + [(g.__setitem__, (n, v)) for n, v in zip(_FLAG_NAMES, before)]
+        steps += [(pd.set_is_in_mode_without_ignore_compile_internals, (before[2],)), pop, left]
+        _core.run_steps(steps)
+        return
+    above = stack[next(i for i, m in enumerate(stack) if m is mode) + 1:]
+    # The mode right above ours inherits what torch saved as "before ours", so that torch's
+    # module-level flags come back right when that mode exits in turn; the modes above are still
+    # active, so the flags stay as they are now.
+    steps = [pop] * len(above)
+    nxt = above[0]
+    for lst, mine in zip(_FLAG_LISTS, lists):
+        theirs = getattr(nxt, lst, None)
+        if mine and theirs:
+            steps.append((theirs.__setitem__, (-1, mine[-1])))
+    steps += [(lst.pop, ()) for lst in lists] + [pop]
+    steps += [(torch._C._push_on_torch_dispatch_stack, (m,)) for m in above] + [left]
+    _core.run_steps(steps)
 
 
 def _root_items(model):
@@ -265,7 +325,7 @@ def _class_key(type_name: str, taken, counters=None) -> str:
     return key
 
 
-class count(TotalsShortcuts):
+class count(TotalsShortcuts, _core.Lifecycle):
     """Count FLOPs, MACs and bytes of everything run inside the block.
 
     ``with count(model) as c: model(x)``: module names relative to the model (``""`` is the model).
@@ -320,7 +380,6 @@ class count(TotalsShortcuts):
         self._timing = bool(timing)
         self._wall = [0.0, 0.0]
         self._mode = None
-        self._handles = []
         self._active = False
         self._entered = False
         self._results = None
@@ -339,7 +398,6 @@ class count(TotalsShortcuts):
         self._param_owner: Dict[int, int] = {}
         self._all_params: Dict[int, tuple] = {}  # id(param) -> (numel, trainable) over every root
         self._all_sums = [0, 0]  # their numels: (params, trainable params) of "" with several roots
-        self._fullgraph = None  # torch.compile's compiled-frame count before the block (see _hops)
         # With models: whether one of their modules ran, else the first other module that did (a
         # warning at exit: counting one instance while running another leaves every row at zero).
         self._tree_ids = set()
@@ -546,65 +604,73 @@ class count(TotalsShortcuts):
 
     # ----- context manager --------------------------------------------------------------------------
 
-    def __enter__(self) -> "count":
+    # ``__enter__`` and ``__exit__`` are ``_core.Lifecycle``'s (C): ``__enter__`` installs the steps
+    # ``_prepare`` returns in one C call; ``__exit__`` removes them all, then calls ``_finish``.
+
+    def _prepare(self):
+        """Everything entering the block needs, computed without installing anything; returns the
+        steps that install it (see ``_core.Lifecycle``)."""
         if self._entered:
             raise RuntimeError("a flopdispatch.count block can be entered only once; make a new count()")
         self._entered = True
         mode = self._mode = _CountingMode()
-        try:
-            # with models given, nothing is adopted: no call into Python for modules outside them
-            given = bool(self._model_roots)
-            mode.configure(given, None if given else self._on_unknown_module, self._on_accumulate_grad)
-            mode.use_python_formulas(self._python_formulas or self._python_pricer is not None, self._python_pricer)
-            mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
-            for key, root in self._model_roots:
-                self._register_tree(root, key)
-            modules = torch.nn.modules.module
-            self._handles.append(modules.register_module_forward_pre_hook(mode.module_enter))
-            if self._model_roots:
-                watch_hook = self._watch_hook()
-                watch_hook.handle = modules.register_module_forward_pre_hook(watch_hook)
-                self._handles.append(watch_hook.handle)
-            if user.has_module_formulas():
-                self._handles.append(modules.register_module_forward_hook(_module_formula_hook(mode)))
-            self._handles.append(modules.register_module_forward_hook(mode.module_exit, always_call=True))
-            from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+        # with models given, nothing is adopted: no call into Python for modules outside them
+        given = bool(self._model_roots)
+        mode.configure(given, None if given else self._on_unknown_module, self._on_accumulate_grad)
+        mode.use_python_formulas(self._python_formulas or self._python_pricer is not None, self._python_pricer)
+        mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
+        for key, root in self._model_roots:
+            self._register_tree(root, key)
+        _hops.register(_CountingMode)  # rules for this mode type (kept: they act only under it)
+        modules = torch.nn.modules.module
+        from torch.optim import optimizer
 
-            self._handles.append(register_optimizer_step_pre_hook(mode.optimizer_enter))
-            self._handles.append(register_optimizer_step_post_hook(mode.optimizer_exit))
-            _hops.register(_CountingMode)
-            if self._activations is not None:
-                self._activations.start(mode.where)
-            mode.__enter__()
-            self._fullgraph = _hops.allow_eager_fullgraph()
-        except BaseException:
-            self._cleanup()
-            raise
-        self._active = True
+        # undone last: results read (timing), recorder detached, models dropped
+        steps = [(None, None, self._release, None)]
+        steps += _hook_steps(modules._global_forward_pre_hooks, mode.module_enter)[1]
+        if self._model_roots:
+            watch_hook = self._watch_hook()
+            watch_hook.remove, more = _hook_steps(modules._global_forward_pre_hooks, watch_hook)
+            steps += more
+        if user.has_module_formulas():
+            steps += _hook_steps(modules._global_forward_hooks, _module_formula_hook(mode))[1]
+        steps += _hook_steps(modules._global_forward_hooks, mode.module_exit,
+                             modules._global_forward_hooks_always_called)[1]  # always_call=True
+        steps += _hook_steps(optimizer._global_optimizer_pre_hooks, mode.optimizer_enter)[1]
+        steps += _hook_steps(optimizer._global_optimizer_post_hooks, mode.optimizer_exit)[1]
+        steps += _hops.fullgraph_steps()
+        _compile.skip_in_dynamo()  # dynamo never traces our hooks
+        if self._activations is not None:
+            steps += self._activations.steps(mode.where)
+        steps.append(_push_step(mode))
+        inside = self.__dict__.pop("_entering_inside", None)
+        if inside is not None:  # Meter: the module whose forward pre-hook enters the block
+            steps.append((mode.module_enter, (inside, ()), None, None))
+            if id(inside) in self._tree_ids:
+                steps.append((self._watch.__setitem__, ("tree_ran", True), None, None))
+        steps.append((setattr, (self, "_active", True), setattr, (self, "_active", False)))
+        steps.append((self._start_wall, None, self._stop_wall, None))  # undone first: the block's end
+        return steps
+
+    def _start_wall(self):
         self._wall[0] = time.perf_counter()
-        return self
+
+    def _stop_wall(self):
+        if not self._wall[1]:
+            self._wall[1] = time.perf_counter()
 
     def _enter_inside(self, module: torch.nn.Module) -> "count":
         """Enter the block from inside a forward pre-hook of ``module``, a module of the tree (used by
         ``fd.Meter``, which starts counting at the model's first forward of a step). The global
-        module pre-hooks of that call ran before the block existed, so the module is entered here;
-        its exit is seen by the block's own forward hook."""
-        self.__enter__()
-        self._mode.module_enter(module, ())
-        if id(module) in self._tree_ids:
-            self._watch["tree_ran"] = True
-        return self
+        module pre-hooks of that call ran before the block existed, so the module is entered here
+        (the last install step); its exit is seen by the block's own forward hook."""
+        self._entering_inside = module
+        return self.__enter__()
 
-    def __exit__(self, exc_type, exc, tb):
-        self._wall[1] = time.perf_counter()
-        try:
-            if self._active:
-                _leave_mode(self._mode, exc_type, exc, tb)
-        finally:
-            self._active = False
-            self._cleanup()
+    def _finish(self, exc_type, exc, tb):
+        """After every hook is removed (``__exit__``): the warning for a model that never ran."""
         watch = self._watch
-        if exc_type is None and not watch["tree_ran"] and watch["foreign"] is not None:
+        if exc_type is None and self._entered and not watch["tree_ran"] and watch["foreign"] is not None:
             what = f"the counted {self._types[0]}" if not self._prefixed else \
                 f"none of the counted models ({', '.join(self._root_keys)})"
             warnings.warn(f"flopdispatch.count(model): {what} never ran, but other "
@@ -623,30 +689,25 @@ class count(TotalsShortcuts):
                 return None
             if id(module) in tree:
                 watch["tree_ran"] = True
-                hook.handle.remove()  # torch iterates over a copy of the hooks: safe here
+                hook.remove()  # torch iterates over a copy of the hooks: safe here
             elif watch["foreign"] is None and threading.get_ident() == owner:
                 watch["foreign"] = type(module).__name__
             return None
 
         return hook
 
-    def _cleanup(self):
-        if self._activations is not None:
-            self._activations.stop()
-        _hops.restore_fullgraph(self._fullgraph)
-        self._fullgraph = None
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-        if self._mode is not None:
-            # Issue 14: the roll-up into totals, phases, ops and scopes is made on first read
-            # (``_res``), not here: the recorder keeps its table after ``detach``. With timing, the
-            # pending CUDA events are read now (``detach`` drops them).
-            if self._timing:
+    def _release(self):
+        """The last removal step: with timing, the pending CUDA events are read now (``detach``
+        drops them); the recorder forgets its callbacks; the user's models are dropped. Running it
+        again is harmless. Issue 14: the roll-up into totals, phases, ops and scopes is made on first
+        read (``_res``), not here: the recorder keeps its table after ``detach``."""
+        try:
+            if self._timing and self._results is None:
                 self._results = self._collect()
+        finally:
             self._mode.detach()
-        # keep names and numbers, not the user's objects
-        self._model_roots, self._root_modules, self._all_roots_key = [], [], None
+            # keep names and numbers, not the user's objects
+            self._model_roots, self._root_modules, self._all_roots_key = [], [], None
 
     # ----- results ----------------------------------------------------------------------------------
 

@@ -37,20 +37,28 @@ with CUDA, a pair of CUDA events per step on the current stream, synchronised on
 overhead, so the summary leaves counted steps out (unless only counted steps exist).
 
 An exception inside a step records nothing for it: the hooks are removed, a count in progress is
-closed, and the exception propagates.
+closed, and the exception propagates. Entering and leaving a step are atomic with respect to Ctrl-C
+(``_core.Lifecycle``: nothing is left installed whatever line is interrupted).
+
+torch.compile: ``Meter(model)`` and ``Meter(torch.compile(model))`` meter the same model, and a call
+of the model or of any compiled wrapper of it (made before or inside the step) is seen; a counted
+step counts the eager-equivalent model FLOPs (docs/reliability.md).
 """
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import time
+import warnings
 from typing import Any, Optional
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
-from . import hardware
-from .counter import Counts, count
+from . import _compile, _core, hardware
+from .counter import Counts, _hook_steps, count
+
+_remove_handle = RemovableHandle.remove
 
 __all__ = ["Meter", "StepStats"]
 
@@ -138,23 +146,37 @@ def _output_tensors(value, found, depth=0):
     return found
 
 
-class _StepState:
-    """What one step saw: its signature (at the first forward), its outcome, its count if counting.
-    ``tokens`` and ``samples`` may be set while the step is open."""
+class _StepState(_core.Lifecycle):
+    """One step (what ``Meter.step`` returns): its signature (at the first forward), its outcome, its
+    count if counting. ``tokens`` and ``samples`` may be set while the step is open. Entering and
+    leaving it are ``_core.Lifecycle``'s (C): its hooks and its count are installed and removed
+    atomically with respect to KeyboardInterrupt (issue 20)."""
 
-    __slots__ = ("key", "forwards", "optimizer_steps", "backward", "counter", "handles", "grad_handles",
-                 "tokens", "samples", "start", "start_event", "inputs_given", "first_forward_seen")
+    __slots__ = ("meter", "inputs", "key", "forwards", "optimizer_steps", "backward", "counter", "tokens",
+                 "samples", "start", "end", "start_event", "inputs_given", "first_forward_seen")
 
-    def __init__(self):
+    def __init__(self, meter, tokens, samples, inputs):
+        self.meter = meter
+        self.inputs = inputs
         self.key = None
         self.forwards = []  # signatures of the forwards after the first
         self.optimizer_steps = 0
         self.backward = False
         self.counter = None
-        self.handles = []
-        self.grad_handles = []
         self.first_forward_seen = False
         self.start_event = None
+        self.start = self.end = None
+        self.tokens, self.samples = tokens, samples
+        self.inputs_given = inputs is not None
+
+    def _prepare(self):
+        return self.meter._step_steps(self)
+
+    def _finish(self, exc_type, exc, tb):
+        """After the hooks and the count are removed: the step is recorded (not when it raised)."""
+        if exc_type is None:
+            self.meter._finish(self, self.end)
+        return False
 
 
 class Meter:
@@ -173,6 +195,9 @@ class Meter:
             raise TypeError(f"Meter(model): expected a torch.nn.Module, got {type(model).__name__}")
         if max_signatures < 1:
             raise ValueError("Meter(max_signatures=...) must be at least 1")
+        inner = getattr(model, "_orig_mod", None)
+        if type(model).__name__ == "OptimizedModule" and isinstance(inner, torch.nn.Module):
+            model = inner  # torch.compile(model): the model is metered; calls of either are seen
         self.model = model
         self.device = hardware.device_spec(device) if device is not None else None
         self.dtype = dtype
@@ -186,6 +211,8 @@ class Meter:
         self.counts_made = 0
         self.steps = 0
         self._state: Optional[_StepState] = None
+        self._first_call_remove = None
+        self._warned_compiled = False
         self._pending = []  # CUDA steps whose events are not read yet
         self._last: Optional[StepStats] = None
         self._sum = [0.0, 0, 0, 0, 0, False, False]  # seconds, flops, tokens, samples, steps, has tokens, has samples
@@ -195,53 +222,55 @@ class Meter:
 
     # ----- the step ---------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
     def step(self, tokens: Optional[int] = None, samples: Optional[int] = None, inputs=None):
-        """Wrap one training step. ``tokens``/``samples``: how many it processes (for tokens/s and
-        samples/s). ``inputs``: what the model will be called with, to classify the step before it
-        runs (then a counted step includes the work before the model's first forward)."""
+        """Wrap one training step (``with meter.step(...):``). ``tokens``/``samples``: how many it
+        processes (for tokens/s and samples/s). ``inputs``: what the model will be called with, to
+        classify the step before it runs (then a counted step includes the work before the model's
+        first forward)."""
+        return _StepState(self, tokens, samples, inputs)
+
+    def _step_steps(self, st):
+        """The install steps of a step being entered (see ``_core.Lifecycle``): the meter's hooks, a
+        count when the step is classified up front, the clock."""
         if self._state is not None:
             raise RuntimeError("Meter.step() is already open: steps do not nest")
-        st = _StepState()
-        st.tokens, st.samples = tokens, samples
-        st.inputs_given = inputs is not None
-        self._state = st
-        ok = False
-        try:
-            st.handles.append(self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True))
-            st.handles.append(self.model.register_forward_hook(self._on_output))
-            from torch.optim.optimizer import register_optimizer_step_pre_hook
+        from torch.nn.modules import module as modules
+        from torch.optim import optimizer
 
-            st.handles.append(register_optimizer_step_pre_hook(self._on_optimizer_step))
-            if st.inputs_given:
-                if isinstance(inputs, dict):  # model(**inputs), as transformers' Trainer calls it
-                    self._classify(st, (), inputs, None)
-                else:
-                    self._classify(st, inputs if isinstance(inputs, tuple) else (inputs,), {}, None)
-            if self._cuda:
-                st.start_event = torch.cuda.Event(enable_timing=True)
-                st.start_event.record()
-            st.start = time.perf_counter()
-            yield st
-            ok = True
-        finally:
-            end = time.perf_counter()
-            self._state = None
-            for h in st.handles + st.grad_handles:
-                h.remove()
-            if st.counter is not None:
-                if ok:
-                    st.counter.__exit__(None, None, None)
-                else:
-                    import sys
+        _compile.skip_in_dynamo()  # the hooks below are never traced by torch.compile: graph breaks, run eagerly
+        model = self.model
+        steps = [(setattr, (self, "_state", st), setattr, (self, "_state", None))]
+        steps += _hook_steps(model._forward_pre_hooks, self._on_forward, model._forward_pre_hooks_with_kwargs)[1]
+        steps += _hook_steps(model._forward_hooks, self._on_output)[1]
+        steps += _hook_steps(optimizer._global_optimizer_pre_hooks, self._on_optimizer_step)[1]
+        if not st.inputs_given:  # removed at the step's first forward (a compiled wrapper's, or the model's)
+            self._first_call_remove, more = _hook_steps(modules._global_forward_pre_hooks, self._on_first_call)
+            steps += more
+        if st.inputs_given:
+            inputs, st.inputs = st.inputs, None
+            if isinstance(inputs, dict):  # model(**inputs), as transformers' Trainer calls it
+                counter = self._classify(st, (), inputs)
+            else:
+                counter = self._classify(st, inputs if isinstance(inputs, tuple) else (inputs,), {})
+            if counter is not None:
+                steps.append((counter.__enter__, None, counter.__exit__, None, _core.UNDO_FIRST | _core.UNDO_EXC))
+        steps.append((self._start_clock, (st,), self._stop_clock, (st,)))
+        return steps
 
-                    st.counter.__exit__(*sys.exc_info())
-            if ok:
-                self._finish(st, end)
+    def _start_clock(self, st):
+        if self._cuda:
+            st.start_event = torch.cuda.Event(enable_timing=True)
+            st.start_event.record()
+        st.start = time.perf_counter()
 
-    def _classify(self, st, args, kwargs, module):
-        """At the first forward (or at step entry with inputs=): the step's signature, and whether it
-        is counted (then the count starts here)."""
+    @staticmethod
+    def _stop_clock(st):
+        if st.end is None:
+            st.end = time.perf_counter()
+
+    def _classify(self, st, args, kwargs):
+        """At the first forward (or at step entry with inputs=): the step's signature; returns the
+        count that starts here when the step is counted (set as ``st.counter``), else None."""
         state_size = sum(len(o.state) for o in self._optimizers)
         with_grads = sum(p.grad is not None for p in self._params)
         st.key = (_signature(args), _signature(kwargs), self.model.training, torch.is_grad_enabled(), state_size,
@@ -249,32 +278,65 @@ class Meter:
         entry = self._cache.get(st.key)
         if entry is not None and st.key not in self._recount:
             self._cache.move_to_end(st.key)
-            return
+            return None
         self._params = list(self.model.parameters())  # counted: the tree may have changed
         st.counter = count(self.model)
-        if module is None:
-            st.counter.__enter__()
-        else:
-            st.counter._enter_inside(module)
+        return st.counter
 
     def _on_forward(self, module, args, kwargs):
         st = self._state
         if st is None:
             return None
+        signature = (_signature(args), _signature(kwargs))
         if st.key is None:  # the first forward of a step without inputs=: the signature
-            self._classify(st, args, kwargs, module)
-        elif st.first_forward_seen or not st.inputs_given or st.key[:2] != (_signature(args), _signature(kwargs)):
-            # later forwards (and a first forward other than inputs= said) are the step's outcome
-            st.forwards.append((_signature(args), _signature(kwargs)))
+            counter = self._classify(st, args, kwargs)
+            if counter is not None and _compile.in_compiled_region():
+                # inside a compiled function's call (torch.compile of the whole step): a count started
+                # here would lose its dispatch keys when that call returns; not counted (flops None)
+                st.counter = None
+                self._recount.add(st.key)
+                self._warn_compiled_step()
+            elif counter is not None:  # counting starts here; the step's exit ends it
+                st._install([(counter._enter_inside, (module,), counter.__exit__, None,
+                              _core.UNDO_FIRST | _core.UNDO_EXC)])
+        elif st.first_forward_seen or st.key[:2] != signature:
+            # later forwards (and a first forward other than inputs= or the compiled wrapper's call
+            # said) are the step's outcome
+            st.forwards.append(signature)
         st.first_forward_seen = True
         return None
+
+    def _on_first_call(self, module, args):
+        """Global forward pre-hook, until the step's first forward: a compiled wrapper of the model
+        (``torch.compile(model)``, made before or inside the step) is seen here, before its compiled
+        call starts, so a count starts outside it (the call then runs eagerly, its ops counted); the
+        signature is read from its positional arguments (keyword arguments, seen by the model's own
+        hook, are then part of the step's outcome)."""
+        st = self._state
+        if st is None or st.key is not None:
+            return None
+        if module is self.model:
+            self._first_call_remove()  # the model's own hook classifies the step
+        elif getattr(module, "_orig_mod", None) is self.model:
+            self._first_call_remove()
+            counter = self._classify(st, args, {})
+            if counter is not None:
+                st._install([(counter.__enter__, None, counter.__exit__, None, _core.UNDO_FIRST | _core.UNDO_EXC)])
+        return None
+
+    def _warn_compiled_step(self):
+        if not self._warned_compiled:
+            self._warned_compiled = True
+            warnings.warn("flopdispatch.Meter: the model's first forward in this step runs inside a "
+                          "torch.compile'd function, where counting cannot start: the step has flops=None. "
+                          "Give step(inputs=...) to count from the top of the step.", UserWarning, stacklevel=3)
 
     def _on_output(self, module, args, output):
         st = self._state
         if st is None or st.backward:
             return None
         for t in _output_tensors(output, []):
-            st.grad_handles.append(t.grad_fn.register_prehook(self._on_backward))
+            st._install([(t.grad_fn.register_prehook, (self._on_backward,), _remove_handle, None, _core.UNDO_RESULT)])
         return None
 
     def _on_backward(self, grad_outputs):
@@ -307,7 +369,7 @@ class Meter:
                     old, _ = self._cache.popitem(last=False)
                     self._recount.discard(old)
             else:
-                counts = self._cache[st.key].get(outcome)
+                counts = self._cache.get(st.key, {}).get(outcome)
                 if counts is None:  # this kind of step was never counted: count the next one
                     self._recount.add(st.key)
         record = (st.tokens, st.samples, counts, counted)
