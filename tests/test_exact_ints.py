@@ -50,7 +50,7 @@ def test_exact_past_128_bits(priced_mm, calls, macs_per_call):
     assert c.totals.macs == macs and c.totals.causal_macs == macs
     assert c.phase("forward").flops == flops
     op = c.ops()["aten::mm"]
-    assert op == {"calls": calls, "flops": flops, "macs": macs,
+    assert op == {"calls": calls, "flops": flops, "macs": macs, "causal_macs": macs,
                   "bytes_read": calls * 2 * 9 * 4, "bytes_written": calls * 9 * 4}  # two 3x3 fp32 in, one out
     assert c.module("").flops == flops
     assert c.module("", exclusive=True).flops == flops  # a @ a runs in the root's own forward
