@@ -711,6 +711,8 @@ enum LinalgKind {
     LA_PINV,                  // SVD (or eigh when hermitian, p3) + V S^+ U^H: 2 m n k
     LA_LSTSQ,                 // QR + Q^T B + triangular solve: QR + (4 m k - k^2) per column of X
     LA_MATRIX_EXP,            // degree-18 Taylor: five n x n products, 10n^3
+    LA_POLAR,                 // thin SVD + U = W V^H + H = (V S) V^H: SVD + 2mn^2 + n^2 + 2n^3
+    LA_MATRIX_SQRTH,          // eigh with vectors + n square roots + (Q D) Q^H: 9n^3 + n + n^2 + 2n^3
 };
 
 struct Matrix {
@@ -825,6 +827,12 @@ Cost linalg(const int* p, const CallView& call) {
         }
         case LA_MATRIX_EXP:
             per = 10 * n * n * n;
+            break;
+        case LA_POLAR:
+            per = svd_flops(m, n, true, false) + 2 * m * n * n + n * n + 2 * n * n * n;
+            break;
+        case LA_MATRIX_SQRTH:
+            per = 9 * n * n * n + n + n * n + 2 * n * n * n;
             break;
         default:
             throw FormulaError("unknown linear algebra kind");
