@@ -7,7 +7,9 @@ unsupported with its call count, never counted as zero. Costs are FLOPs per elem
 README's convention table for the reasoning behind each number.
 """
 
-# The parameters each family takes, in the order the compiled core receives them.
+# The parameters each family takes, in the order the compiled core receives them: the one source of
+# the layout. csrc/gen_params.py writes it into csrc/family_params.h (formulas.cpp reads
+# p[param::<family>::<name>]); _reference.py reads p["<name>"]. The family order is the C++ Family enum.
 # Positions default to -1 (absent); costs and flags default to 0.
 FAMILY_PARAMS = {
     "zero": (),
@@ -69,8 +71,8 @@ _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
                     "sparse", "dense", "send", "recv", "group", "root", "log_probs", "target_lengths"}
 
-# Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
-# csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
+# Dense linear algebra counts (the `kind` of the linalg family; generated into LinalgKind,
+# csrc/family_params.h: numbered 0, 1, 2, ... without gaps). Per matrix of the batch; n x n unless said; k = min(m, n).
 LA_FACTOR_SYM = 0           # Cholesky, LDL^T: n^3/3
 LA_FACTOR_LU = 1            # LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3 (2n^3/3 square)
 LA_TRI_SOLVE = 2            # triangular solve: n^2 per right-hand side column
