@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "flopdispatch"
 
 
@@ -115,6 +117,7 @@ def test_the_cycle_finder_sees_a_function_level_cycle(tmp_path):
     assert find_cycle(import_graph(pkg)) is None
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_each_layer_imports_first_in_a_fresh_interpreter():
     """Loading the lower layers before the package (no __init__ ordering to hide behind)."""
     code = textwrap.dedent("""

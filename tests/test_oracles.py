@@ -2093,6 +2093,7 @@ def test_rows_for_ops_this_torch_lacks_are_recorded_and_idle():
     assert "cholesky" in TABLE and declaration(aten.linalg_cholesky_ex.default)[1] == "linalg"
 
 
+@pytest.mark.slow
 def test_generic_builders_find_a_runnable_overload():
     missing = [n for n in GENERIC_FALLBACK if not usable_overloads(n)]
     assert missing == []
@@ -2108,6 +2109,7 @@ def _op_param(name):
     return pytest.param(name, marks=marks, id=name)
 
 
+@pytest.mark.slow  # every declared op (the family sweep below samples them in the quick subset)
 @pytest.mark.parametrize("name", [_op_param(n) for n in ALL_FORMULA_OPS])
 @settings(max_examples=OP_EXAMPLES, **SETTINGS)
 @given(data=st.data())
