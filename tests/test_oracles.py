@@ -2122,7 +2122,11 @@ def _sampled(family):
     return st.sampled_from([n for n in OPS_BY_FAMILY[family] if n not in KNOWN_DISCREPANCIES])
 
 
-@pytest.mark.parametrize("family", FORMULA_FAMILIES)
+SLOW_FAMILIES = {"conv", "conv_backward", "grid_sampler"}  # several seconds per 40 examples
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=[pytest.mark.slow] if f in SLOW_FAMILIES else [])
+                                    for f in FORMULA_FAMILIES])
 @settings(max_examples=FAMILY_EXAMPLES, **SETTINGS)
 @given(data=st.data())
 def test_family_cpp_matches_python(family, data):
