@@ -71,8 +71,9 @@ _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
                     "sparse", "dense", "send", "recv", "group", "root", "log_probs", "target_lengths"}
 
-# Dense linear algebra counts (the `kind` of the linalg family; generated into LinalgKind,
-# csrc/family_params.h: numbered 0, 1, 2, ... without gaps). Per matrix of the batch; n x n unless said; k = min(m, n).
+# Dense linear algebra counts (the `kind` of the linalg family; generated into LinalgKind in
+# csrc/family_params.h: numbered 0, 1, 2, ... without gaps). Per matrix of the batch; n x n unless
+# said; k = min(m, n).
 LA_FACTOR_SYM = 0           # Cholesky, LDL^T: n^3/3
 LA_FACTOR_LU = 1            # LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3 (2n^3/3 square)
 LA_TRI_SOLVE = 2            # triangular solve: n^2 per right-hand side column
