@@ -1,9 +1,12 @@
 """Builds flopdispatch._C from csrc/ (pybind11). Needs no torch: the core reads plain shapes and dtypes.
 
+First writes csrc/family_params.h from flopdispatch/_ops.py (csrc/gen_params.py) when it differs.
+
 Compiles with ninja when the ``ninja`` package or binary is available (parallel, incremental), and
 falls back to setuptools' own compiler loop otherwise.
 """
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -56,6 +59,9 @@ class NinjaBuildExt(build_ext):
         (build_dir / "build.ninja").write_text("\n".join(lines) + "\n")
         subprocess.check_call([ninja, "-C", str(build_dir)])
 
+
+# csrc/family_params.h: the families' parameter layout, generated from flopdispatch/_ops.py (one source)
+runpy.run_path(str(HERE / "csrc" / "gen_params.py"))["write"]()
 
 ext = Pybind11Extension("flopdispatch._C", SOURCES, cxx_std=17, extra_compile_args=["-O2"])
 setup(ext_modules=[ext], cmdclass={"build_ext": NinjaBuildExt})

@@ -291,18 +291,19 @@ Cost done(Count flops, Count macs = 0, Count masked = 0) {
 }
 
 Cost matmul(const int* p, const CallView& call) {
-    PyObject* a = call.tensor(p[0]);
-    PyObject* b = call.tensor(p[1]);
+    namespace P = param::matmul;
+    PyObject* a = call.tensor(p[P::a]);
+    PyObject* b = call.tensor(p[P::b]);
     Count macs;
-    if (p[3] == 1) {  // outer product
+    if (p[P::kind] == 1) {  // outer product
         macs = Count(numel_of(a)) * numel_of(b);
     } else {
         read_shape(a, s_a);
         read_shape(b, s_b);
-        if (p[3] == 2) {  // a @ b.T with b [n, k] (linear weights)
+        if (p[P::kind] == 2) {  // a @ b.T with b [n, k] (linear weights)
             if (s_b.empty()) throw FormulaError("linear weight has no dimensions");
             macs = Count(numel_of(a)) * s_b[0];
-        } else if (p[3] == 3 && s_a.size() == 3 && s_b.size() == 2) {
+        } else if (p[P::kind] == 3 && s_a.size() == 3 && s_b.size() == 2) {
             // grouped mm, a [G, M, K] with b [K, N_total] split along N: one K-long dot product
             // per output element
             PyObject* o = call.out_tensor(0);
@@ -313,7 +314,7 @@ Cost matmul(const int* p, const CallView& call) {
         }
     }
     Count flops = 2 * macs;
-    if (call.has_tensor(p[2])) flops += out_numel(call);
+    if (call.has_tensor(p[P::bias])) flops += out_numel(call);
     return done(flops, macs);
 }
 
@@ -329,25 +330,27 @@ Count conv_forward_macs(PyObject* x, PyObject* weight) {
 }
 
 Cost conv(const int* p, const CallView& call) {
-    PyObject* input = call.tensor(p[0]);
-    PyObject* weight = call.tensor(p[1]);
-    bool transposed = p[4] != 0 || call.get_bool(p[3], false);
+    namespace P = param::conv;
+    PyObject* input = call.tensor(p[P::input]);
+    PyObject* weight = call.tensor(p[P::weight]);
+    bool transposed = p[P::always_transposed] != 0 || call.get_bool(p[P::transposed], false);
     PyObject* out = call.out_tensor(0);
     if (!out) throw FormulaError("convolution returned no tensor");
     Count macs = conv_forward_macs(transposed ? input : out, weight);
     Count flops = 2 * macs;
-    int64_t per_out = (call.has_tensor(p[2]) ? 1 : 0) + p[5];  // bias add, fused epilogue (relu, add)
+    int64_t per_out = (call.has_tensor(p[P::bias]) ? 1 : 0) + p[P::cost_out];  // bias add, fused epilogue (relu, add)
     if (per_out) flops += Count(per_out) * numel_of(out);
     return done(flops, macs);
 }
 
 Cost conv_backward(const int* p, const CallView& call) {
-    PyObject* grad_out = call.tensor(p[0]);
-    PyObject* input = call.tensor(p[1]);
-    PyObject* weight = call.tensor(p[2]);
-    bool transposed = call.get_bool(p[3], false);
+    namespace P = param::conv_backward;
+    PyObject* grad_out = call.tensor(p[P::grad_out]);
+    PyObject* input = call.tensor(p[P::input]);
+    PyObject* weight = call.tensor(p[P::weight]);
+    bool transposed = call.get_bool(p[P::transposed], false);
     std::vector<int64_t> mask;
-    call.get_int_list(p[4], mask);
+    call.get_int_list(p[P::output_mask], mask);
     if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
     while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
     Count fwd = conv_forward_macs(transposed ? input : grad_out, weight);
@@ -369,18 +372,19 @@ Count causal_kept(int64_t sq, int64_t sk, bool bottom_right) {
 }
 
 Cost attention(const int* p, const CallView& call) {
+    namespace P = param::attention;
     // Variable length: non-empty cumulative sequence lengths (dense calls pass None or empty ones).
-    if (call.has_tensor(p[6]) && numel_of(call.arg(p[6])) > 0)
+    if (call.has_tensor(p[P::varlen]) && numel_of(call.arg(p[P::varlen])) > 0)
         throw FormulaError("variable-length attention is not supported");
-    PyObject* q = call.tensor(p[0]);
-    PyObject* k = call.tensor(p[0] + 1);
-    PyObject* v = call.tensor(p[0] + 2);
+    PyObject* q = call.tensor(p[P::q]);
+    PyObject* k = call.tensor(p[P::q] + 1);
+    PyObject* v = call.tensor(p[P::q] + 2);
     read_shape(q, s_a);
     read_shape(k, s_b);
     read_shape(v, s_c);
     Count batch;
     int64_t heads, sq, sk, dqk, dv;
-    if (p[1] == 0) {  // [..., H, S, D]
+    if (p[P::layout] == 0) {  // [..., H, S, D]
         if (s_a.size() < 3) throw FormulaError("attention query needs [..., H, S, D]");
         heads = last(s_a, 3);
         sq = last(s_a, 2);
@@ -398,20 +402,20 @@ Cost attention(const int* p, const CallView& call) {
         sk = last(s_b, 3);
         dv = last(s_c, 1);
     }
-    bool backward = p[5] != 0;
+    bool backward = p[P::backward] != 0;
     Count scores = batch * heads * sq * sk;
     Count per_score_macs = backward ? Count(3) * dqk + Count(2) * dv : Count(dqk) + dv;
     Count macs = scores * per_score_macs;
     // Non-matmul work per score: forward scale + softmax (6); backward softmax recompute and
     // gradient (5); an additive mask adds one.
     Count flops = 2 * macs + scores * (backward ? 5 : 6);
-    if (!backward && call.has_tensor(p[4])) flops += scores;
+    if (!backward && call.has_tensor(p[P::mask])) flops += scores;
     bool causal = false, bottom_right = false;
-    if (p[2] >= 0) {
-        if (p[3] == 0) {
-            causal = call.get_bool(p[2], false);
+    if (p[P::causal] >= 0) {
+        if (p[P::causal_kind] == 0) {
+            causal = call.get_bool(p[P::causal], false);
         } else {
-            int64_t t = call.get_int(p[2], 0);
+            int64_t t = call.get_int(p[P::causal], 0);
             causal = t != 0;
             bottom_right = t == 2;
         }
@@ -425,18 +429,20 @@ Cost attention(const int* p, const CallView& call) {
 }
 
 Cost elementwise(const int* p, const CallView& call) {
-    if (p[0] == 0 || !is_floating_call(call)) return Cost{};
-    Count flops = Count(p[0]) * out_numel(call);
-    if (p[1] >= 0) flops *= call.get_int(p[1], 1);  // cost scales with an int argument (mvlgamma's p)
+    namespace P = param::elementwise;
+    if (p[P::cost] == 0 || !is_floating_call(call)) return Cost{};
+    Count flops = Count(p[P::cost]) * out_numel(call);
+    if (p[P::times] >= 0) flops *= call.get_int(p[P::times], 1);  // cost scales with an int argument (mvlgamma's p)
     return done(flops);
 }
 
 Cost reduce(const int* p, const CallView& call) {
-    PyObject* input = call.tensor(p[1]);
+    namespace P = param::reduce;
+    PyObject* input = call.tensor(p[P::input]);
     if (!is_floating_call(call)) return Cost{};
-    if (p[3] >= 0 && !call.get_bool(p[3], false)) return Cost{};  // e.g. index_put without accumulate: a copy
+    if (p[P::only_if] >= 0 && !call.get_bool(p[P::only_if], false)) return Cost{};  // e.g. index_put without accumulate: a copy
     Count counted;
-    if (p[5]) {  // the diagonal of the last two dims (trace): batch * min(rows, cols)
+    if (p[P::diagonal]) {  // the diagonal of the last two dims (trace): batch * min(rows, cols)
         read_shape(input, s_a);
         if (s_a.size() < 2) throw FormulaError("expected a matrix");
         counted = std::min(s_a[s_a.size() - 2], s_a.back());
@@ -444,60 +450,64 @@ Cost reduce(const int* p, const CallView& call) {
     } else {
         counted = numel_of(input);
     }
-    Count flops = Count(p[0]) * counted;
-    if (p[2]) {
-        PyObject* o = call.out_tensor(p[4]);
+    Count flops = Count(p[P::cost]) * counted;
+    if (p[P::cost_out]) {
+        PyObject* o = call.out_tensor(p[P::out_index]);
         if (!o) throw FormulaError("reduction returned too few tensors");
-        flops += Count(p[2]) * numel_of(o);
+        flops += Count(p[P::cost_out]) * numel_of(o);
     }
     return done(flops);
 }
 
 Cost norm(const int* p, const CallView& call) {
-    PyObject* input = call.tensor(p[0]);
+    namespace P = param::norm;
+    PyObject* input = call.tensor(p[P::input]);
     if (!dtype_info(input).floating) return Cost{};
-    int64_t per = p[3];
-    if (p[4] >= 0 && !call.get_bool(p[4], true)) per = p[5];
-    per += call.has_tensor(p[1]) ? 1 : 0;
-    per += call.has_tensor(p[2]) ? 1 : 0;
+    int64_t per = p[P::cost];
+    if (p[P::training] >= 0 && !call.get_bool(p[P::training], true)) per = p[P::cost_eval];
+    per += call.has_tensor(p[P::weight]) ? 1 : 0;
+    per += call.has_tensor(p[P::bias]) ? 1 : 0;
     return done(Count(per) * numel_of(input));
 }
 
 Cost norm_backward(const int* p, const CallView& call) {
-    PyObject* grad = call.tensor(p[0]);
+    namespace P = param::norm_backward;
+    PyObject* grad = call.tensor(p[P::grad]);
     std::vector<int64_t> mask;
-    call.get_int_list(p[1], mask);
+    call.get_int_list(p[P::output_mask], mask);
     if (mask.empty()) mask.assign(3, 1);      // no mask: every gradient requested
     while (mask.size() < 3) mask.push_back(0);  // a shorter mask (rms norm: 2) requests no more
-    Count per = Count(mask[0]) * p[2] + Count(mask[1]) * p[3] + Count(mask[2]) * p[4];
+    Count per = Count(mask[0]) * p[P::cost_input] + Count(mask[1]) * p[P::cost_weight] + Count(mask[2]) * p[P::cost_bias];
     return done(Count(numel_of(grad)) * per);
 }
 
 Cost pool(const int* p, const CallView& call) {
+    namespace P = param::pool;
     std::vector<int64_t> kernel;
-    call.get_int_list(p[0], kernel);
-    int rank = p[1];
+    call.get_int_list(p[P::kernel], kernel);
+    int rank = p[P::rank];
     Count window = 1;
     if (kernel.size() == 1) {
         for (int i = 0; i < rank; ++i) window *= kernel[0];
     } else {
         for (int64_t kk : kernel) window *= kk;
     }
-    PyObject* counted = p[2] < 0 ? call.out_tensor(0) : call.tensor(p[2]);
+    PyObject* counted = p[P::counted] < 0 ? call.out_tensor(0) : call.tensor(p[P::counted]);
     if (!counted) throw FormulaError("pool returned no tensor");
     if (!dtype_info(counted).floating) return Cost{};
     return done(window * numel_of(counted));
 }
 
 Cost foreach_(const int* p, const CallView& call) {
-    PyObject* lst = call.arg(p[0]);
+    namespace P = param::foreach;
+    PyObject* lst = call.arg(p[P::tensors]);
     if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a tensor list");
     Count total = 0;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(lst); ++i) {
         HeldItem item(lst, i);  // a size read may run Python (a tensor subclass): no pointer into the list
         if (is_tensor(item.get()) && dtype_info(item.get()).floating) total += numel_of(item.get());
     }
-    return done(Count(p[1]) * total);
+    return done(Count(p[P::cost]) * total);
 }
 
 // _native_multi_head_attention(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias,
@@ -574,6 +584,7 @@ Cost mha(const int* p, const CallView& call) {
 // src is [B, L, E], or (the nested fast path of nn.TransformerEncoder) a nested tensor of the
 // valid tokens of each sequence: priced as the slow path on those tokens.
 Cost encoder_layer(const int* p, const CallView& call) {
+    namespace P = param::encoder_layer;
     int64_t t, pairs, e;  // tokens, (query, key) pairs
     sequence_sizes(call.tensor(0), t, pairs, e);
     int64_t heads = call.get_int(2, 1);
@@ -587,8 +598,8 @@ Cost encoder_layer(const int* p, const CallView& call) {
     if (call.has_tensor(15)) flops += Count(t) * f;
     if (call.has_tensor(17)) flops += Count(t) * e;
     bool gelu = call.get_bool(7, false);
-    flops += Count(t) * f * (gelu ? p[0] : p[1]);  // activation cost from the declaration
-    flops += 2 * Count(t) * e * p[2];              // two layer norms (affine included)
+    flops += Count(t) * f * (gelu ? p[P::gelu_cost] : p[P::relu_cost]);  // activation cost from the declaration
+    flops += 2 * Count(t) * e * p[P::layer_norm_cost];              // two layer norms (affine included)
     flops += 2 * Count(t) * e;                     // two residual adds
     return done(flops, macs);
 }
@@ -597,9 +608,10 @@ Cost encoder_layer(const int* p, const CallView& call) {
 // previous hidden state by w_hh [G*H, H]; the backward kernel does `products` = 2 such passes.
 // Gate math per hidden unit and step by gate count G: 4 (LSTM) p4, 3 (GRU) p6, 1 (tanh/relu) p7.
 int64_t gate_cost(const int* p, int64_t gates) {
-    if (gates == 4) return p[4];
-    if (gates == 3) return p[6];
-    if (gates == 1) return p[7];
+    namespace P = param::rnn;
+    if (gates == 4) return p[P::gate_cost];
+    if (gates == 3) return p[P::gru_cost];
+    if (gates == 1) return p[P::rnn_cost];
     throw FormulaError("unexpected RNN gate count");
 }
 
@@ -607,8 +619,9 @@ int64_t gate_cost(const int* p, int64_t gates) {
 // layer and direction. Every 2-d weight multiplies each (step, batch) row once (layers and
 // directions see the same rows); the gate math runs once per layer and direction.
 Cost rnn_flat(const int* p, const CallView& call) {
-    PyObject* input = call.tensor(p[0]);
-    PyObject* lst = call.arg(p[5]);
+    namespace P = param::rnn;
+    PyObject* input = call.tensor(p[P::input]);
+    PyObject* lst = call.arg(p[P::weights]);
     if (!lst || !(PyList_Check(lst) || PyTuple_Check(lst))) throw FormulaError("expected a weight list");
     int64_t weight_numel = 0, gh = -1, in_features = -1, matrices_gh = 0, hidden = -1, second_cols = -1;
     int seen = 0;
@@ -636,18 +649,19 @@ Cost rnn_flat(const int* p, const CallView& call) {
     if (hidden <= 0 || gh % hidden != 0) throw FormulaError("unexpected RNN weight shapes");
     int64_t rows = numel_of(input) / in_features;  // steps * batch (packed: total tokens)
     int64_t layer_dirs = matrices_gh / 2;          // w_ih and w_hh of each layer and direction
-    Count macs = Count(rows) * weight_numel * p[3];
+    Count macs = Count(rows) * weight_numel * p[P::products];
     return done(2 * macs + Count(rows) * hidden * layer_dirs * gate_cost(p, gh / hidden), macs);
 }
 
 Cost rnn(const int* p, const CallView& call) {
-    if (p[5] >= 0) return rnn_flat(p, call);
-    PyObject* input = call.tensor(p[0]);
-    read_shape(call.tensor(p[1]), s_a);
-    read_shape(call.tensor(p[2]), s_b);
+    namespace P = param::rnn;
+    if (p[P::weights] >= 0) return rnn_flat(p, call);
+    PyObject* input = call.tensor(p[P::input]);
+    read_shape(call.tensor(p[P::w_ih]), s_a);
+    read_shape(call.tensor(p[P::w_hh]), s_b);
     if (s_a.size() != 2 || s_b.size() != 2 || s_a[1] == 0 || s_b[1] == 0) throw FormulaError("expected 2-d RNN weights");
     Count rows = numel_of(input) / s_a[1];  // steps * batch
-    Count macs = rows * (Count(s_a[0]) * s_a[1] + Count(s_b[0]) * s_b[1]) * p[3];
+    Count macs = rows * (Count(s_a[0]) * s_a[1] + Count(s_b[0]) * s_b[1]) * p[P::products];
     return done(2 * macs + rows * s_b[1] * gate_cost(p, s_b[0] / s_b[1]), macs);
 }
 
@@ -675,11 +689,12 @@ int64_t log2_q16(int64_t n) {
 // FFTW's convention: a complex transform of n points costs 5 n log2 n; real input or output half.
 // numel(signal) = batch * n, so the cost is 5 * numel * log2 n (/ 2).
 Cost fft(const int* p, const CallView& call) {
-    PyObject* x = p[0] < 0 ? call.out_tensor(0) : call.tensor(p[0]);
+    namespace P = param::fft;
+    PyObject* x = p[P::signal] < 0 ? call.out_tensor(0) : call.tensor(p[P::signal]);
     if (!x) throw FormulaError("fft returned no tensor");
     read_shape(x, s_a);
     std::vector<int64_t> dims;
-    call.get_int_list(p[1], dims);
+    call.get_int_list(p[P::dim], dims);
     int64_t nd = static_cast<int64_t>(s_a.size());
     int64_t n = 1;
     for (int64_t d : dims) {
@@ -688,30 +703,12 @@ Cost fft(const int* p, const CallView& call) {
         n *= s_a[d];  // at most numel: fits
     }
     Count scaled = Count(5) * numel_of(x) * log2_q16(n);
-    return done(scaled >> (16 + (p[2] ? 1 : 0)));
+    return done(scaled >> (16 + (p[P::half] ? 1 : 0)));
 }
 
 // ----- dense linear algebra (LAPACK Working Note 41; Golub & Van Loan) ---------------------------
 
-enum LinalgKind {
-    LA_FACTOR_SYM = 0,        // Cholesky, LDL^T: n^3/3
-    LA_FACTOR_LU,             // LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3, k = min(m, n)
-    LA_TRI_SOLVE,             // one triangular solve: n^2 per right-hand side column
-    LA_FACTORED_SOLVE,        // two triangular solves (from LU, Cholesky, LDL): 2n^2 per column
-    LA_SOLVE,                 // LU + two triangular solves
-    LA_INVERSE,               // 2n^3 (getrf + getri)
-    LA_INVERSE_FROM_CHOLESKY, // 2n^3/3 (potri)
-    LA_QR,                    // geqrf 2k^2 (max(m,n) - k/3) + forming Q by mode (p3 = mode arg)
-    LA_HOUSEHOLDER_PRODUCT,   // orgqr: Q m x n from k reflectors: 4mnk - 2(m+n)k^2 + 4k^3/3
-    LA_APPLY_Q,               // ormqr on C m x n, k reflectors: 4mnk - 2nk^2 (left), - 2mk^2 (right)
-    LA_EIGH,                  // symmetric: 4n^3/3 values, 9n^3 with vectors (p3 = compute_v arg)
-    LA_EIG,                   // unsymmetric QR algorithm with vectors: 25n^3
-    LA_EIGVALS,               // values only: 10n^3
-    LA_SVD,                   // Golub-Reinsch (p3 = compute_uv arg, p4 = full_matrices arg)
-    LA_PINV,                  // SVD (or eigh when hermitian, p3) + V S^+ U^H: 2 m n k
-    LA_LSTSQ,                 // QR + Q^T B + triangular solve: QR + (4 m k - k^2) per column of X
-    LA_MATRIX_EXP,            // degree-18 Taylor: five n x n products, 10n^3
-};
+// LinalgKind (LA_*): family_params.h, from the LA_* constants of _ops.py.
 
 struct Matrix {
     Count batch = 1;
@@ -751,12 +748,13 @@ Count svd_flops(Count m, Count n, bool uv, bool full) {
 }
 
 Cost linalg(const int* p, const CallView& call) {
-    PyObject* a = call.tensor(p[0]);
+    namespace P = param::linalg;
+    PyObject* a = call.tensor(p[P::matrix]);
     if (!dtype_info(a).floating) return Cost{};
     Matrix A = matrix_of(a);
     Count m = A.m, n = A.n, k = A.m < A.n ? A.m : A.n;
     Count per;  // per matrix of the batch
-    switch (p[1]) {
+    switch (p[P::kind]) {
         case LA_FACTOR_SYM:
             per = n * n * n / 3;
             break;
@@ -769,8 +767,8 @@ Cost linalg(const int* p, const CallView& call) {
             PyObject* x = call.out_tensor(0);
             if (!x) throw FormulaError("solve returned no tensor");
             Count columns_n = Count(numel_of(x)) * n;  // n^2 per column: numel(X) = columns * n
-            Count solves = p[1] == LA_TRI_SOLVE ? columns_n : 2 * columns_n;
-            return done(solves + (p[1] == LA_SOLVE ? A.batch * lu_flops(n, n) : Count(0)));
+            Count solves = p[P::kind] == LA_TRI_SOLVE ? columns_n : 2 * columns_n;
+            return done(solves + (p[P::kind] == LA_SOLVE ? A.batch * lu_flops(n, n) : Count(0)));
         }
         case LA_INVERSE:
             per = 2 * n * n * n;
@@ -780,30 +778,30 @@ Cost linalg(const int* p, const CallView& call) {
             break;
         case LA_QR:
             per = qr_flops(m, n);
-            if (call.str_equals(p[3], "complete")) {
+            if (call.str_equals(p[P::flag], "complete")) {
                 per += householder_flops(m, m, k);
-            } else if (!call.str_equals(p[3], "r") && p[3] >= 0) {  // "reduced" (the default)
+            } else if (!call.str_equals(p[P::flag], "r") && p[P::flag] >= 0) {  // "reduced" (the default)
                 per += householder_flops(m, k, k);
             }
             break;
         case LA_HOUSEHOLDER_PRODUCT: {
-            read_shape(call.tensor(p[2]), s_b);
+            read_shape(call.tensor(p[P::other]), s_b);
             per = householder_flops(m, n, s_b.empty() ? 1 : s_b.back());
             break;
         }
         case LA_APPLY_Q: {
-            read_shape(call.tensor(p[2]), s_b);  // tau [..., k]
+            read_shape(call.tensor(p[P::other]), s_b);  // tau [..., k]
             Count reflectors = s_b.empty() ? 1 : s_b.back();
             PyObject* out = call.out_tensor(0);
             if (!out) throw FormulaError("ormqr returned no tensor");
             Matrix C = matrix_of(out);
-            bool left = call.get_bool(p[3], true);
+            bool left = call.get_bool(p[P::flag], true);
             Count cm = C.m, cn = C.n;
             Count apply = 4 * cm * cn * reflectors - 2 * (left ? cn : cm) * reflectors * reflectors;
             return done(C.batch * apply);
         }
         case LA_EIGH:
-            per = call.get_bool(p[3], true) ? 9 * n * n * n : 4 * n * n * n / 3;
+            per = call.get_bool(p[P::flag], true) ? 9 * n * n * n : 4 * n * n * n / 3;
             break;
         case LA_EIG:
             per = 25 * n * n * n;
@@ -812,10 +810,10 @@ Cost linalg(const int* p, const CallView& call) {
             per = 10 * n * n * n;
             break;
         case LA_SVD:
-            per = svd_flops(m, n, call.get_bool(p[3], true), call.get_bool(p[4], false));
+            per = svd_flops(m, n, call.get_bool(p[P::flag], true), call.get_bool(p[P::flag2], false));
             break;
         case LA_PINV:
-            per = (call.get_bool(p[3], false) ? 9 * n * n * n : svd_flops(m, n, true, false)) + 2 * m * n * k;
+            per = (call.get_bool(p[P::flag], false) ? 9 * n * n * n : svd_flops(m, n, true, false)) + 2 * m * n * k;
             break;
         case LA_LSTSQ: {
             PyObject* x = call.out_tensor(0);
@@ -825,6 +823,12 @@ Cost linalg(const int* p, const CallView& call) {
         }
         case LA_MATRIX_EXP:
             per = 10 * n * n * n;
+            break;
+        case LA_POLAR:
+            per = svd_flops(m, n, true, false) + 2 * m * n * n + n * n + 2 * n * n * n;
+            break;
+        case LA_MATRIX_SQRTH:
+            per = 9 * n * n * n + n + n * n + 2 * n * n * n;
             break;
         default:
             throw FormulaError("unknown linear algebra kind");
@@ -839,16 +843,17 @@ Cost linalg(const int* p, const CallView& call) {
 // product of every dim's size); PyTorch evaluates it as two contractions, and the second (with
 // i3, over the summed dims i3 holds) adds 2 FLOPs per term of its own.
 Cost trilinear(const int* p, const CallView& call) {
+    namespace P = param::trilinear;
     std::vector<int64_t> shapes[3], expand[3], sumdim;
     int64_t total = -1;
     for (int t = 0; t < 3; ++t) {
-        read_shape(call.tensor(p[0] + t), shapes[t]);
-        call.get_int_list(p[1] + t, expand[t]);
+        read_shape(call.tensor(p[P::i1] + t), shapes[t]);
+        call.get_int_list(p[P::expand1] + t, expand[t]);
         int64_t r = static_cast<int64_t>(shapes[t].size() + expand[t].size());
         if (total >= 0 && r != total) throw FormulaError("_trilinear ranks disagree");
         total = r;
     }
-    call.get_int_list(p[1] + 3, sumdim);
+    call.get_int_list(p[P::expand1] + 3, sumdim);
     // Sizes of each input after unsqueezing (1 at expanded dims).
     std::vector<int64_t> full[3];
     std::vector<bool> is_exp(total, false);
@@ -873,7 +878,7 @@ Cost trilinear(const int* p, const CallView& call) {
         if (d < 0 || d >= total) throw FormulaError("_trilinear sum dim out of range");
         summed[d] = true;
     }
-    int64_t unroll = call.get_int(p[1] + 4, 1);
+    int64_t unroll = call.get_int(p[P::expand1] + 4, 1);
     Count terms = 1, second = 1;
     for (int64_t d = 0; d < total; ++d) {
         int64_t size = std::max({full[0][d], full[1][d], full[2][d]});
@@ -911,7 +916,8 @@ void distance_costs(double pn, bool backward, int64_t& per_term, int64_t& per_pa
 // p3 kind: 0 forward, 1 backward (x1, x2 at p0, p1; x2 -1: all pairs within x1, as pdist),
 // 2 the matmul path of Euclidean cdist (_euclidean_dist).
 Cost distance(const int* p, const CallView& call) {
-    PyObject* x1 = call.tensor(p[0]);
+    namespace P = param::distance;
+    PyObject* x1 = call.tensor(p[P::x1]);
     if (!dtype_info(x1).floating) return Cost{};
     read_shape(x1, s_a);
     if (s_a.size() < 2) throw FormulaError("expected [..., P, M] points");
@@ -920,13 +926,13 @@ Cost distance(const int* p, const CallView& call) {
     for (size_t i = 0; i + 2 < s_a.size(); ++i) batch *= s_a[i];
     Count pairs;
     Count rows2 = 0;
-    if (p[1] >= 0) {
-        read_shape(call.tensor(p[1]), s_b);
+    if (p[P::x2] >= 0) {
+        read_shape(call.tensor(p[P::x2]), s_b);
         if (s_b.size() < 2) throw FormulaError("expected [..., R, M] points");
         rows2 = s_b[s_b.size() - 2];
         PyObject* out = call.out_tensor(0);  // the broadcast batch
         Count out_batch = 1;
-        if (out && p[3] != 1) {
+        if (out && p[P::kind] != 1) {
             read_shape(out, s_c);
             for (size_t i = 0; i + 2 < s_c.size(); ++i) out_batch *= s_c[i];
             batch = out_batch;
@@ -935,14 +941,14 @@ Cost distance(const int* p, const CallView& call) {
     } else {
         pairs = batch * Count(rows1) * (rows1 > 0 ? rows1 - 1 : 0) / 2;
     }
-    if (p[3] == 2) {
+    if (p[P::kind] == 2) {
         // [x1, |x1|^2, 1] @ [-2 x2, 1, |x2|^2]^T, the two squared norms, then clamp and sqrt.
         Count macs = pairs * (dim + 2);
         Count norms = 2 * batch * (Count(rows1) + rows2) * dim;
         return done(2 * macs + norms + 2 * pairs, macs);
     }
     int64_t per_term, per_pair;
-    distance_costs(arg_double(call, p[2], 2.0), p[3] == 1, per_term, per_pair);
+    distance_costs(arg_double(call, p[P::p], 2.0), p[P::kind] == 1, per_term, per_pair);
     return done(pairs * dim * per_term + pairs * per_pair);
 }
 
@@ -952,18 +958,19 @@ Cost distance(const int* p, const CallView& call) {
 // p1 indices; p2 mode arg (0 sum, 1 mean, 2 max); p3 per_sample_weights; p4 kind (0 forward,
 // 1 gradient of the table, 2 gradient of the per-sample weights).
 Cost embedding_bag(const int* p, const CallView& call) {
-    PyObject* rows = call.tensor(p[0]);
+    namespace P = param::embedding_bag;
+    PyObject* rows = call.tensor(p[P::rows]);
     if (!dtype_info(rows).floating) return Cost{};
     read_shape(rows, s_a);
     if (s_a.empty()) throw FormulaError("expected [..., D] rows");
-    Count looked_up = Count(numel_of(call.tensor(p[1]))) * s_a.back();  // indices x D
-    int64_t mode = call.get_int(p[2], 0);
-    bool weighted = call.has_tensor(p[3]);
-    if (p[4] == 2) return done(2 * looked_up);  // a D-long dot product per index
+    Count looked_up = Count(numel_of(call.tensor(p[P::indices]))) * s_a.back();  // indices x D
+    int64_t mode = call.get_int(p[P::mode], 0);
+    bool weighted = call.has_tensor(p[P::per_sample_weights]);
+    if (p[P::kind] == 2) return done(2 * looked_up);  // a D-long dot product per index
     // One add (sum, mean) or compare (max) per looked-up element, one multiply per weight.
     Count flops = looked_up * (1 + (weighted ? 1 : 0));
     if (mode == 1) {
-        if (p[4] == 0) {
+        if (p[P::kind] == 0) {
             PyObject* o = call.out_tensor(0);
             if (o) flops += numel_of(o);  // divide each bag by its size
         } else {
@@ -979,20 +986,21 @@ Cost embedding_bag(const int* p, const CallView& call) {
 // bilinear / trilinear, p5 bicubic; nearest 0), once per gradient in backward; plus p6 per grid
 // coordinate (unnormalize and pad).
 Cost grid_sampler(const int* p, const CallView& call) {
-    PyObject* counted = p[0] < 0 ? call.out_tensor(0) : call.tensor(p[0]);
+    namespace P = param::grid_sampler;
+    PyObject* counted = p[P::counted] < 0 ? call.out_tensor(0) : call.tensor(p[P::counted]);
     if (!counted) throw FormulaError("grid sampler returned no tensor");
     if (!dtype_info(counted).floating) return Cost{};
-    int64_t mode = call.get_int(p[2], 0);
-    int64_t per = mode == 0 ? p[4] : mode == 2 ? p[5] : 0;
+    int64_t mode = call.get_int(p[P::mode], 0);
+    int64_t per = mode == 0 ? p[P::linear_cost] : mode == 2 ? p[P::cubic_cost] : 0;
     int64_t passes = 1;
-    if (p[0] >= 0) {  // backward: grad_input and grad_grid as requested
+    if (p[P::counted] >= 0) {  // backward: grad_input and grad_grid as requested
         std::vector<int64_t> mask;
-        call.get_int_list(p[3], mask);
+        call.get_int_list(p[P::output_mask], mask);
         if (mask.empty()) mask.assign(2, 1);
         while (mask.size() < 2) mask.push_back(0);
         passes = mask[0] + mask[1];
     }
-    Count flops = Count(numel_of(counted)) * per * passes + Count(numel_of(call.tensor(p[1]))) * p[6];
+    Count flops = Count(numel_of(counted)) * per * passes + Count(numel_of(call.tensor(p[P::grid]))) * p[P::coord_cost];
     return done(flops);
 }
 
@@ -1002,23 +1010,24 @@ Cost grid_sampler(const int* p, const CallView& call) {
 // them (flags at p3, p3+1, p3+2), grad_input = dlogits @ W and grad_weight = dlogits^T @ input
 // (one more N x V x D product each) and grad_bias (a sum over N).
 Cost linear_cross_entropy(const int* p, const CallView& call) {
-    PyObject* input = call.tensor(p[0]);
+    namespace P = param::linear_cross_entropy;
+    PyObject* input = call.tensor(p[P::input]);
     if (!dtype_info(input).floating) return Cost{};
-    read_shape(call.tensor(p[1]), s_b);
+    read_shape(call.tensor(p[P::weight]), s_b);
     if (s_b.size() != 2) throw FormulaError("expected a [classes, features] weight");
     Count classes = s_b[0], features = s_b[1];
     Count logits = s_b[1] ? Count(numel_of(input)) / features * classes : Count(0);
     bool gi = false, gw = false, gb = false;
-    if (p[3] >= 0) {
-        gi = call.get_bool(p[3], false);
-        gw = call.get_bool(p[3] + 1, false);
-        gb = call.get_bool(p[3] + 2, false);
+    if (p[P::grads] >= 0) {
+        gi = call.get_bool(p[P::grads], false);
+        gw = call.get_bool(p[P::grads] + 1, false);
+        gb = call.get_bool(p[P::grads] + 2, false);
     }
-    bool bias = call.has_tensor(p[2]);
+    bool bias = call.has_tensor(p[P::bias]);
     Count macs = logits * features * (1 + (gi ? 1 : 0) + (gw ? 1 : 0));
-    Count flops = 2 * macs + logits * p[4];
+    Count flops = 2 * macs + logits * p[P::cost];
     if (bias) flops += logits;                  // bias add
-    if (gi || gw || gb) flops += logits * p[5];  // softmax - one-hot, scaled
+    if (gi || gw || gb) flops += logits * p[P::grad_cost];  // softmax - one-hot, scaled
     if (gb) flops += logits;                    // grad_bias: a sum over the rows
     return done(flops, macs);
 }
@@ -1028,7 +1037,8 @@ Cost linear_cross_entropy(const int* p, const CallView& call) {
 // One MAC per stored element of the sparse operand per column of the dense one (its last dim),
 // once per gradient requested (backward); plus p3 FLOPs per stored element (scaling, adds).
 Cost sparse_matmul(const int* p, const CallView& call) {
-    PyObject* sparse = call.tensor(p[0]);
+    namespace P = param::sparse_matmul;
+    PyObject* sparse = call.tensor(p[P::sparse]);
     if (!dtype_info(sparse).floating) return Cost{};
     static PyObject* str_nnz = PyUnicode_InternFromString("_nnz");
     PyObject* r = PyObject_CallMethodNoArgs(sparse, str_nnz);
@@ -1042,26 +1052,27 @@ Cost sparse_matmul(const int* p, const CallView& call) {
     read_shape(sparse, s_a);
     Count stored = nnz;  // per batch for a batched CSR tensor
     for (size_t i = 0; i + 2 < s_a.size(); ++i) stored *= s_a[i];
-    read_shape(call.tensor(p[1]), s_b);
+    read_shape(call.tensor(p[P::dense]), s_b);
     int64_t passes = 1;
-    if (p[2] >= 0) {
+    if (p[P::output_mask] >= 0) {
         std::vector<int64_t> mask;
-        call.get_int_list(p[2], mask);
+        call.get_int_list(p[P::output_mask], mask);
         if (mask.empty()) mask.assign(2, 1);
         while (mask.size() < 2) mask.push_back(0);
         passes = mask[0] + mask[1];
     }
     Count macs = stored * (s_b.empty() ? 1 : s_b.back()) * passes;
-    return done(2 * macs + stored * p[3], macs);
+    return done(2 * macs + stored * p[P::cost], macs);
 }
 
 // Fused CTC loss and gradient (cuDNN, MIOpen): the alpha-beta lattice of _ctc_loss, T x N x
 // (2 S + 1) with S the longest target (unbatched log_probs [T, C]: N = 1), at p2 per element; p3 per
 // element of the gradient (output 1). Target lengths given as a tensor (.Tensor overload): its values.
 Cost ctc(const int* p, const CallView& call) {
-    PyObject* log_probs = call.tensor(p[0]);
+    namespace P = param::ctc;
+    PyObject* log_probs = call.tensor(p[P::log_probs]);
     if (!dtype_info(log_probs).floating) return Cost{};
-    PyObject* lengths = call.arg(p[1]);
+    PyObject* lengths = call.arg(p[P::target_lengths]);
     int64_t longest = 0;
     if (lengths && is_tensor(lengths)) {  // the .Tensor overload: its values (a meta tensor has none)
         static PyObject* str_tolist = PyUnicode_InternFromString("tolist");
@@ -1084,17 +1095,17 @@ Cost ctc(const int* p, const CallView& call) {
         Py_DECREF(values);
     } else {
         std::vector<int64_t> targets;
-        call.get_int_list(p[1], targets);
+        call.get_int_list(p[P::target_lengths], targets);
         for (int64_t t : targets) longest = std::max(longest, t);
     }
     read_shape(log_probs, s_a);
     if (s_a.size() != 2 && s_a.size() != 3) throw FormulaError("CTC log_probs must be [T, C] or [T, N, C]");
     Count lattice = Count(s_a[0]) * (s_a.size() == 3 ? s_a[1] : 1) * (2 * longest + 1);
-    Count flops = Count(p[2]) * lattice;
-    if (p[3]) {
+    Count flops = Count(p[P::cost]) * lattice;
+    if (p[P::grad_cost]) {
         PyObject* grad = call.out_tensor(1);
         if (!grad) throw FormulaError("CTC returned no gradient");
-        flops += Count(p[3]) * numel_of(grad);
+        flops += Count(p[P::grad_cost]) * numel_of(grad);
     }
     return done(flops);
 }
@@ -1112,7 +1123,7 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return matmul(p, call);
         case F_CONV:
             return conv(p, call);
-        case F_CONV_BWD:
+        case F_CONV_BACKWARD:
             return conv_backward(p, call);
         case F_ATTENTION:
             return attention(p, call);
@@ -1122,7 +1133,7 @@ Cost compute_cost(int family, const int* p, const CallView& call) {
             return reduce(p, call);
         case F_NORM:
             return norm(p, call);
-        case F_NORM_BWD:
+        case F_NORM_BACKWARD:
             return norm_backward(p, call);
         case F_POOL:
             return pool(p, call);

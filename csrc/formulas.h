@@ -1,9 +1,9 @@
 // Formula families: each computes the cost of one aten op call from its arguments.
 //
 // An op is declared once, as data, in flopdispatch/_ops.py: a family and up to eight integer
-// parameters (argument positions and per-element costs). The families below are the only
-// place where cost arithmetic lives in shipped code. Units: FLOPs and MACs are counts of
-// operations; bytes are counted generically by the recorder, not here.
+// parameters (argument positions and per-element costs), read here by name (family_params.h).
+// The families below are the only place where cost arithmetic lives in shipped code. Units:
+// FLOPs and MACs are counts of operations; bytes are counted generically by the recorder.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -14,57 +14,13 @@
 #include <string>
 #include <vector>
 
+#include "family_params.h"
+
 namespace fd {
 
-enum Family : int {
-    F_ZERO = 0,        // views and metadata: nothing computed, nothing moved
-    F_MOVE,            // data movement: bytes only
-    F_UNSUPPORTED,     // no formula: bytes and calls recorded, listed as unsupported
-    F_MATMUL,          // p0=a p1=b p2=bias p3=kind(0 a@b, 1 outer, 2 a@b.T, 3 grouped)
-                       // p4=output_mask (products = requested gradients)
-    F_CONV,            // p0=input p1=weight p2=bias p3=transposed(bool arg) p4=always transposed
-                       // p5=FLOPs per output element of a fused epilogue (relu, add)
-    F_CONV_BWD,        // p0=grad_out p1=input p2=weight p3=transposed p4=output_mask
-    F_ATTENTION,       // p0=q (k,v follow) p1=layout p2=causal arg p3=causal kind p4=mask arg p5=backward
-                       // p6=cumulative sequence lengths arg (variable length: unsupported)
-    F_ELEMENTWISE,     // p0=FLOPs per output element p1=int arg the cost is multiplied by
-    F_REDUCE,          // p0=FLOPs per input element p1=input arg p2=FLOPs per output element
-                       // p3=bool arg that must be true (else 0) p4=output p2 counts p5=diagonal only
-    F_NORM,            // p0=input p1=weight p2=bias p3=FLOPs/elt p4=training arg p5=FLOPs/elt in eval
-    F_NORM_BWD,        // p0=grad p1=output_mask p2,p3,p4=FLOPs/elt for grad input, weight, bias
-    F_POOL,            // p0=kernel arg p1=spatial rank p2=counted tensor (-1: output 0, else arg)
-    F_FOREACH,         // p0=tensor-list arg p1=FLOPs per element
-    F_MHA,             // _native_multi_head_attention
-    F_ENCODER_LAYER,   // _transformer_encoder_layer_fwd
-    F_RNN,             // p0=input p1=w_ih p2=w_hh p3=products per weight p4,p6,p7=FLOPs per hidden unit
-                       // and step for LSTM, GRU, plain RNN p5=flat weight list (cuDNN layout)
-    F_FFT,             // p0=signal (-1: output 0) p1=dim arg p2=half (1: real input or output)
-    F_LINALG,          // p0=matrix p1=kind (LinalgKind) p2=second operand p3,p4=flag args
-    F_TRILINEAR,       // p0=i1 (i2, i3 follow) p1=expand1 (expand2, expand3, sumdim, unroll_dim follow)
-    F_DISTANCE,        // p0=x1 p1=x2 (-1: pairs within x1) p2=p arg p3=kind (0 forward, 1 backward, 2 mm)
-    F_EMBEDDING_BAG,   // p0=rows (last dim D) p1=indices p2=mode arg p3=per_sample_weights p4=kind
-    F_GRID_SAMPLER,    // p0=counted (-1: output 0) p1=grid p2=mode arg p3=output_mask p4..p6=costs
-    F_LINEAR_CROSS_ENTROPY,  // p0=input p1=weight [V, D] p2=bias p3=first compute-grad flag arg
-                             // p4=FLOPs per logit (loss) p5=FLOPs per logit (gradient)
-    F_SPARSE_MATMUL,   // p0=sparse CSR arg p1=dense arg p2=output_mask p3=FLOPs per stored element
-    F_COMM,            // collectives and FSDP copy helpers: no FLOPs; bytes and the communication
-                       // record come from the comm hook (flopdispatch/comm.py), rare calls only
-    F_CTC,             // p0=log_probs [T, N, C] p1=target_lengths (int list) p2=FLOPs per lattice
-                       // element (T x N x (2 max target length + 1)) p3=FLOPs per element of output 1
-    F_COUNT
-};
-
-inline const char* family_name(int f) {
-    static const char* names[] = {"zero",        "move",   "unsupported", "matmul",   "conv",
-                                  "conv_backward", "attention", "elementwise", "reduce", "norm",
-                                  "norm_backward", "pool", "foreach",     "mha",      "encoder_layer",
-                                  "rnn",         "fft",    "linalg",      "trilinear", "distance",
-                                  "embedding_bag", "grid_sampler",
-                                  "linear_cross_entropy", "sparse_matmul", "comm", "ctc"};
-    return (f >= 0 && f < F_COUNT) ? names[f] : "?";
-}
-
-constexpr int kMaxParams = 8;
+// Family, family_name(), kMaxParams, the named parameter indices (param::<family>::<name>) and
+// LinalgKind: generated from flopdispatch/_ops.py (FAMILY_PARAMS, LA_*) into family_params.h,
+// so the table, the C++ and the Python reference read one layout.
 
 // Raised when the compiled families cannot compute a call exactly; the Python reference (SymInts,
 // Python ints of any size) computes it instead.

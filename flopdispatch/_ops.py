@@ -7,7 +7,9 @@ unsupported with its call count, never counted as zero. Costs are FLOPs per elem
 README's convention table for the reasoning behind each number.
 """
 
-# The parameters each family takes, in the order the compiled core receives them.
+# The parameters each family takes, in the order the compiled core receives them: the one source of
+# the layout. csrc/gen_params.py writes it into csrc/family_params.h (formulas.cpp reads
+# p[param::<family>::<name>]); _reference.py reads p["<name>"]. The family order is the C++ Family enum.
 # Positions default to -1 (absent); costs and flags default to 0.
 FAMILY_PARAMS = {
     "zero": (),
@@ -69,8 +71,9 @@ _POSITION_PARAMS = {"a", "b", "bias", "input", "weight", "transposed", "grad_out
                     "expand1", "x1", "x2", "p", "rows", "indices", "mode", "per_sample_weights", "grid", "grads",
                     "sparse", "dense", "send", "recv", "group", "root", "log_probs", "target_lengths"}
 
-# Dense linear algebra counts (the `kind` of the linalg family; same order as LinalgKind in
-# csrc/formulas.cpp). Per matrix of the batch; n x n unless said; k = min(m, n).
+# Dense linear algebra counts (the `kind` of the linalg family; generated into LinalgKind in
+# csrc/family_params.h: numbered 0, 1, 2, ... without gaps). Per matrix of the batch; n x n unless
+# said; k = min(m, n).
 LA_FACTOR_SYM = 0           # Cholesky, LDL^T: n^3/3
 LA_FACTOR_LU = 1            # LU of m x n: 2mnk - (m+n)k^2 + 2k^3/3 (2n^3/3 square)
 LA_TRI_SOLVE = 2            # triangular solve: n^2 per right-hand side column
@@ -89,6 +92,9 @@ LA_SVD = 13                 # Golub-Reinsch SVD (m >= n; transposed otherwise): 
 LA_PINV = 14                # thin SVD (eigh with vectors when hermitian) + V S^+ U^H: 2mnk
 LA_LSTSQ = 15               # QR + Q^T B + triangular solve: QR + (4mk - k^2) per column of X
 LA_MATRIX_EXP = 16          # degree-18 Taylor polynomial: five n x n products, 10n^3
+LA_POLAR = 17               # A = U H (m >= n) by the thin SVD A = W S V^H: SVD 14mn^2 + 8n^3,
+                            # U = W V^H 2mn^2, H = (V S) V^H n^2 + 2n^3
+LA_MATRIX_SQRTH = 18        # symmetric square root by eigh: 9n^3 + n square roots + (Q D) Q^H n^2 + 2n^3
 
 # Communication kinds (the `kind` of the comm family). No FLOPs. The payload is the size the
 # NCCL-tests convention measures an op by, per rank: the buffer of an all-reduce, broadcast or
@@ -518,6 +524,9 @@ OPS = [
     ("linalg_pinv.atol_rtol_float linalg_pinv.atol_rtol_tensor", "linalg", {"matrix": 0, "kind": LA_PINV, "flag": 3}),
     ("linalg_lstsq", "linalg", {"matrix": 0, "kind": LA_LSTSQ, "other": 1}),
     ("linalg_matrix_exp", "linalg", {"matrix": 0, "kind": LA_MATRIX_EXP}),
+    # torch 2.14: CPU kernels of their own (their backward formulas run as priced aten ops)
+    ("linalg_polar", "linalg", {"matrix": 0, "kind": LA_POLAR}),
+    ("linalg_matrix_sqrth", "linalg", {"matrix": 0, "kind": LA_MATRIX_SQRTH}),
     ("linalg_cross", "elementwise", {"cost": 3}),  # each component a1*b2 - a2*b1
     ("lu_unpack", "move", {}),  # P, L, U from the packed factors and pivots: copies
     ("_linalg_check_errors", "zero", {}),  # reads the info codes LAPACK returned: no arithmetic
@@ -578,6 +587,7 @@ OPS = [
     ("_fw_primal _make_dual _indices _values indices crow_indices col_indices ccol_indices row_indices "
      "_coalesced _sparse_broadcast_to slice_inverse unsafe_split_with_sizes lift _lazy_clone "
      "resize resize_as _resize_output resize_as_sparse sparse_resize sparse_resize_and_clear set "
+     "shallow_copy_data_ "  # torch 2.14: self takes source's storage, as set_ does
      "_empty_affine_quantized _empty_per_channel_affine_quantized empty_quantized "
      "_sparse_coo_tensor_with_dims _sparse_coo_tensor_with_dims_and_tensors sparse_coo_tensor.size",
      "zero", {}),
@@ -741,3 +751,27 @@ def build_table():
 
 
 TABLE = build_table()
+
+
+def missing_from_torch(table=None):
+    """The aten keys of `table` (default TABLE) that the running torch does not define, sorted.
+
+    A release removes ops (torch 2.14 dropped aten::cholesky) and the table also names ops that
+    only newer releases have (aten::linalg_polar). Such a row is kept and matches nothing: ops are
+    looked up by the name of the op that runs, never resolved from the table, so a missing op
+    cannot break counting. This is the record of which rows are idle under this torch (tests and
+    tools that build calls from the table skip these). Keys in other namespaces (c10d, fsdp, ...)
+    are not checked: their libraries load on demand.
+    """
+    import torch  # only here: the table itself is plain data
+
+    missing = []
+    for key in sorted(TABLE if table is None else table):
+        if "::" in key:
+            continue
+        base, _, overload = key.partition(".")
+        packet = getattr(torch.ops.aten, base, None)
+        if packet is None or (overload and overload not in packet.overloads()):
+            missing.append(key)
+    return missing
+

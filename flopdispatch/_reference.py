@@ -507,6 +507,10 @@ def linalg(p, c):
         per = (9 * n ** 3 if _flag(c, p["flag"], False) else _svd(m, n, True, False)) + 2 * m * n * k
     elif kind == _ops.LA_MATRIX_EXP:
         per = 10 * n ** 3
+    elif kind == _ops.LA_POLAR:
+        per = _svd(m, n, True, False) + 2 * m * n * n + n * n + 2 * n ** 3
+    elif kind == _ops.LA_MATRIX_SQRTH:
+        per = 9 * n ** 3 + n + n * n + 2 * n ** 3
     else:
         raise ValueError("unknown linear algebra kind")
     return batch * per, 0, 0

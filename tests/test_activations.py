@@ -140,6 +140,7 @@ def test_gpt_fp32_saved_bytes_per_module_match_hand_count():
     assert c.saved_peak_bytes == c.saved_bytes
 
 
+@pytest.mark.slow  # two checkpointed training steps per variant
 @pytest.mark.parametrize("ckpt", ["reentrant", "non-reentrant"])
 def test_checkpointed_blocks_save_only_their_inputs(ckpt):
     torch.manual_seed(0)

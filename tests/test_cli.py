@@ -105,6 +105,7 @@ def _one_line_error(result, code=2):
     return err
 
 
+@pytest.mark.slow  # command-line subprocesses that count a model
 def test_run_counts_an_unmodified_script_and_show_renders_it_again(script, tmp_path):
     out_json, out_html = tmp_path / "run.json", tmp_path / "run.html"
     r = _cli("run", "--json", out_json, "--html", out_html, script, "--steps", "3", "--tag", "x y")
@@ -129,6 +130,7 @@ def test_run_counts_an_unmodified_script_and_show_renders_it_again(script, tmp_p
     assert shown.stdout == r.stderr
 
 
+@pytest.mark.slow  # command-line subprocesses that count a model
 def test_run_keeps_a_failing_scripts_traceback_and_exit_code_and_still_reports(script, tmp_path):
     out_json = tmp_path / "fail.json"
     r = _cli("run", "--json", out_json, "--depth", "1", script, "--steps", "5", "--fail-at", "1")
@@ -146,6 +148,7 @@ def test_run_keeps_a_failing_scripts_traceback_and_exit_code_and_still_reports(s
 
 
 
+@pytest.mark.slow  # command-line subprocesses that count a model
 def test_model_from_a_factory_counts_like_the_api(tmp_path):
     (tmp_path / "my_models.py").write_text(FACTORY)
     out_json = tmp_path / "model.json"
@@ -325,6 +328,7 @@ def _cli_in(cwd, *args):
                           capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow  # command-line subprocesses that count a model
 def test_run_gives_the_script_file_and_argv_as_plain_python_does(tmp_path):
     (tmp_path / "where.py").write_text(WHERE_AM_I)
     plain = subprocess.run([sys.executable, "where.py"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
@@ -361,6 +365,7 @@ def test_units_fix_the_work_figures_but_params_keep_their_own_prefix():
     assert "params (M)" not in text
 
 
+@pytest.mark.slow  # command-line subprocesses that count a model
 def test_model_train_drops_only_transformers_loss_type_warning(tmp_path):
     pytest.importorskip("transformers")
     r = _cli("model", "hf:gpt2", "--config", "n_layer=1", "n_embd=64", "n_head=4", "vocab_size=100",

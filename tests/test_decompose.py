@@ -81,6 +81,7 @@ def _same_outputs(a, b):
     return True
 
 
+@pytest.mark.slow  # an OpInfo sweep, twice
 def test_opinfo_inference_mode_counts_what_no_grad_counts():
     """Every OpInfo op (float32 CPU, first two samples): inside ``count``, inference_mode gives the
     same FLOPs, MACs and unsupported ops as no_grad, the same output as inference_mode without the

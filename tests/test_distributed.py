@@ -122,12 +122,14 @@ def ranks(tmp_path_factory):
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_single_process_reference_is_the_hand_count(ranks):
     for r in ranks:
         assert r["single"]["macs"] == STEP_MACS  # 1,792
         assert r["single"]["collectives"] == {}
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_ddp_compute_matches_a_single_process_and_allreduces_the_fp32_gradients(ranks):
     for r in ranks:
         d = r["ddp"]
@@ -143,6 +145,7 @@ def test_ddp_compute_matches_a_single_process_and_allreduces_the_fp32_gradients(
         assert d["ops"]["c10d::allreduce_"]["bytes_written"] == 4 * PARAMS  # in place: it writes the buffer
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_fsdp2_gathers_parameters_and_reduce_scatters_gradients(ranks):
     for r in ranks:
         f = r["fsdp"]
@@ -165,6 +168,7 @@ def test_fsdp2_gathers_parameters_and_reduce_scatters_gradients(ranks):
         assert f["optimizer_flops"] == PARAMS // WORLD
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_fsdp2_collectives_are_charged_to_the_module_whose_parameters_they_move(ranks):
     """FSDP2's backward hook of module "2" prefetches module "0"'s all-gather, and module "0"'s
     reduce-scatter runs in the engine's final callback (its input needs no gradient): both are
@@ -185,6 +189,7 @@ def test_fsdp2_collectives_are_charged_to_the_module_whose_parameters_they_move(
         assert r["fsdp"]["module_bytes"]["2"]["fsdp::all_gather_copy_in"] == own["2"]
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_tensor_parallel_counts_the_local_shards_and_the_allreduce(ranks):
     for r in ranks:
         t = r["tp"]
@@ -196,6 +201,7 @@ def test_tensor_parallel_counts_the_local_shards_and_the_allreduce(ranks):
         assert ar["bus_bytes"] == 64  # 2 * (2 - 1) / 2 * 64
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_c10d_payload_and_bus_bytes_conventions(ranks):
     for rank, r in enumerate(ranks):
         c = r["c10d"]
@@ -223,6 +229,7 @@ def test_c10d_payload_and_bus_bytes_conventions(ranks):
         assert (ops["c10d::allreduce_"]["bytes_read"], ops["c10d::allreduce_"]["bytes_written"]) == (s, s)
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_report_keeps_the_collectives(ranks):
     import flopdispatch as fd
 
@@ -253,6 +260,7 @@ def _run_cli(tmp_path, rank, *options):
                           capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
 
 
+@pytest.mark.slow  # a torchrun job of two processes
 def test_run_under_torchrun_writes_one_report_per_rank(tmp_path):
     """RANK and WORLD_SIZE as torchrun sets them: out.json becomes out.rank<R>.json (and the page
     likewise), rank and world size are in the metadata, and only rank 0 prints its table."""
@@ -273,6 +281,7 @@ def test_run_under_torchrun_writes_one_report_per_rank(tmp_path):
     assert "Linear" in asked.stderr
 
 
+@pytest.mark.slow  # the 2-rank gloo job (module fixture `ranks`)
 def test_show_merges_one_report_per_rank(ranks, tmp_path, capsys):
     """show out.rank0.json out.rank1.json: one row per rank, the job's totals, imbalance flagged."""
     from flopdispatch.cli import main

@@ -84,6 +84,7 @@ def test_the_report_states_what_was_ignored(tmp_path):
     assert "144" in text.splitlines()[0]
 
 
+@pytest.mark.slow  # command-line subprocesses
 def test_cli_ignore_is_repeatable_and_a_bad_name_is_an_error(tmp_path):
     (tmp_path / "lm.py").write_text(textwrap.dedent('''
         import torch.nn as nn

@@ -21,6 +21,7 @@ def _llama(**kw):
         return transformers.LlamaForCausalLM(cfg)
 
 
+@pytest.mark.slow  # builds Llama-70B on meta
 def test_llama_70b_forward_on_meta_exact():
     # 70B: hidden 8192, 80 layers, 64 heads (dim 128), 8 KV heads (kv dim 1024), MLP 28672, vocab 32000
     model = _llama(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,

@@ -46,6 +46,7 @@ def run(meter, model, opt, twin, twin_opt, lengths, optimizer_steps=None):
     return got, want
 
 
+@pytest.mark.slow  # counts every step in full as its oracle
 def test_alternating_lengths_count_two_steps_and_match_a_full_count_of_every_step():
     model, opt, twin, twin_opt = make()  # plain SGD: no optimizer state
     meter = fd.Meter(model)

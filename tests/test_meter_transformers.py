@@ -33,6 +33,7 @@ class Tokens(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
+@pytest.mark.slow  # a 4-step transformers Trainer run
 def test_trainer_logs_measured_flops_and_mfu(tmp_path):
     pytest.importorskip("accelerate")  # the Trainer needs it
     from transformers import Trainer, TrainingArguments

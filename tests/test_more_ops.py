@@ -281,6 +281,7 @@ def mobilenet_v3_small_like():
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 64), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(64, 10))
 
 
+@pytest.mark.slow
 def test_mobilenet_v3_amp_training_step_is_fully_priced():
     torch.manual_seed(0)
     model = mobilenet_v3_small_like()
@@ -305,6 +306,7 @@ def test_mobilenet_v3_amp_training_step_is_fully_priced():
 
 # ---- wav2vec2 (conv feature encoder, positional conv with weight norm, CTC head) ----------------------------
 
+@pytest.mark.slow
 def test_wav2vec2_training_step_is_fully_priced():
     transformers = pytest.importorskip("transformers")
 

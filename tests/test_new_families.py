@@ -119,6 +119,33 @@ def test_lu_n256(spd):
     assert got == 2 * 256 ** 3 // 3  # 2mnk - (m+n)k^2 + 2k^3/3 at m = n = k: 2n^3/3 = 11,184,810
 
 
+NEEDS_TORCH_2_14 = pytest.mark.skipif(not hasattr(torch.linalg, "polar"),
+                                      reason="linalg.polar and linalg.matrix_sqrth are new in torch 2.14")
+
+
+@NEEDS_TORCH_2_14
+def test_polar_hand_count():
+    a = torch.randn(2, 6, 4, dtype=torch.float64)
+    c = count(lambda: torch.linalg.polar(a))
+    assert list(c.ops()) == ["aten::linalg_polar"]
+    # per 6 x 4 matrix (m = 6, n = 4): thin SVD 14mn^2 + 8n^3 = 1,344 + 512 = 1,856;
+    # U = W V^H 2mn^2 = 192; H = (V S) V^H n^2 + 2n^3 = 16 + 128 = 144; 2,192 x batch 2 = 4,384
+    assert c.flops == 4384
+    flops, _, _ = both(aten.linalg_polar.default, (meta(2, 6, 4, dtype=torch.float64),))
+    assert flops == 4384
+
+
+@NEEDS_TORCH_2_14
+def test_matrix_sqrth_hand_count(spd):
+    c = count(lambda: torch.linalg.matrix_sqrth(spd))
+    assert list(c.ops()) == ["aten::linalg_matrix_sqrth"]
+    # eigh with vectors 9n^3 + n square roots + Q D (n^2) + (Q D) Q^H (2n^3), n = 256:
+    # 150,994,944 + 256 + 65,536 + 33,554,432 = 184,615,168
+    assert c.flops == 184615168
+    flops, _, _ = both(aten.linalg_matrix_sqrth.default, (meta(3, 4, 4),))
+    assert flops == 3 * (9 * 64 + 4 + 16 + 2 * 64)  # 3 x (576 + 4 + 16 + 128) = 3 x 724 = 2,172
+
+
 def test_lu_rectangular():
     flops, _, _ = both(aten.linalg_lu_factor_ex.default, (meta(2, 30, 10),))
     # mn^2 - n^3/3 for m >= n: 3000 - 333.3 = 2,666 (floored once per matrix), x batch 2 = 5,332

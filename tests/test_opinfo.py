@@ -26,6 +26,8 @@ from flopdispatch._ops import FAMILY_PARAMS
 # A plain import: a missing expecttest (in the [test] extras) must fail the suite, not skip the sweep.
 from torch.testing._internal import common_methods_invocations  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the whole sweep (run it with the full suite)
+
 SAMPLES = 2  # first samples per OpInfo and mode
 
 NO_FORMULA = {"zero", "move", "unsupported"}

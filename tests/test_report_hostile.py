@@ -352,6 +352,7 @@ class _CountingList(list):
         return super().__getitem__(i)
 
 
+@pytest.mark.slow  # a large report read through the CLI
 def test_show_by_op_reads_each_op_a_bounded_number_of_times():
     n = 40_000
     report = fd.Report.from_dict(synthetic_report(n))

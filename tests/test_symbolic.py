@@ -29,6 +29,7 @@ def _check(sym, concrete, modules, phases):
                 (want.flops, want.macs, want.bytes_read, want.bytes_written), (name, phase)
 
 
+@pytest.mark.slow  # three concrete counts of a GPT besides the symbolic one
 @pytest.mark.parametrize("train", [False, True])
 def test_gpt_polynomial_equals_concrete_counts_at_three_sizes(train):
     s = fd.symbolic(_gpt("meta"), {"idx": (("batch", "seq"), torch.int64), "targets": (("batch", "seq"), "int64")},
@@ -68,6 +69,7 @@ def _llama(device="cpu"):
     return transformers.LlamaForCausalLM(cfg).to(device)
 
 
+@pytest.mark.slow  # three concrete counts of a Llama besides the symbolic one
 @pytest.mark.parametrize("train", [False, True])
 def test_llama_polynomial_equals_concrete_counts_at_three_sizes(train):
     model = _llama()

@@ -112,6 +112,7 @@ def test_measured_cpu_peak_is_positive():
     assert spec.peak("bf16") == spec.peak("fp32")  # one measured fp32 rate stands for every dtype
 
 
+@pytest.mark.slow  # a command-line subprocess that times a model
 def test_cli_timing_flag_adds_time_to_the_report(tmp_path):
     import subprocess
     import sys
