@@ -508,6 +508,16 @@ class count(TotalsShortcuts, _core.Lifecycle):
         """
         return self._res().ops(phase, module, exclusive)
 
+    def outside(self, phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
+        """The work outside the modules: what the row ``""`` does not hold (a loss, data
+        preparation); ``exclusive=True``: outside every module's own code, so that it and every
+        module's exclusive counts add up to the totals (``Results.outside``)."""
+        return self._res().outside(phase, exclusive)
+
+    def outside_ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per aten op, the ops run outside every module's own code, by FLOPs."""
+        return self._res().outside_ops(phase)
+
     def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
                     exclusive: bool = False) -> Dict[str, dict]:
         """Per collective op (torch.distributed): {'c10d::allreduce_': {calls, bytes, bus_bytes,
@@ -516,6 +526,10 @@ class count(TotalsShortcuts, _core.Lifecycle):
         the process group's size (the largest, if several); ``seconds``: with ``timing=True``.
         ``phase`` and ``module`` (``exclusive``) select as in ``ops``."""
         return self._res().collectives(phase, module, exclusive)
+
+    def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
+        """{calls, bytes, bus_bytes} of every collective together."""
+        return self._res().collectives_total(phase)
 
     @property
     def unsupported(self) -> Dict[str, int]:

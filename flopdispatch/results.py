@@ -338,6 +338,57 @@ class Results(TotalsShortcuts):
         out = self._cache[key] = {name: _op_dict(v, self.timed) for name, v in order if v[0] or phase is None}
         return {k: dict(v) for k, v in out.items()}
 
+    def outside(self, phase: Optional[str] = None, exclusive: bool = False) -> Counts:
+        """The work outside the modules: by default what the row ``""`` does not hold (tables'
+        "(outside root)" row: a loss, data preparation, a module run outside its root's call);
+        ``exclusive=True``: the ops run outside every module's own code, so that the exclusive
+        counts of all modules plus this add up to the totals (``to_pandas``' "(outside root)" rows).
+        ``saved_bytes`` (activations=True, inclusive, phases None/forward): the saved bytes the
+        row ``""`` does not hold."""
+        check_phase(phase)
+        key = ("outside", phase, bool(exclusive))
+        c = self._cache.get(key)
+        if c is not None:
+            return c
+        saved = None
+        if exclusive:
+            self._need_exclusive()
+            v = _zero()
+            for (s, ph, _), row in self._rows.items():
+                if self._scope_module[s] < 0 and (phase is None or ph == phase):
+                    _add(v, row)
+        else:
+            whole = self.totals if phase is None else self.phase(phase)
+            if not self._names:
+                c = self._cache[key] = _counts([getattr(whole, f) for f in ROW_FIELDS] + [whole.seconds],
+                                               ModuleCounts, name="", type="", params=0, trainable_params=0,
+                                               shared_params=0, saved_bytes=None)
+                return c
+            root = self.module("", phase)
+            v = [getattr(whole, f) - getattr(root, f) for f in ROW_FIELDS] + [whole.seconds - root.seconds]
+            if self.activations is not None and phase in (None, "forward"):
+                saved = self.activations["saved_bytes"] - (root.saved_bytes or 0)
+        c = self._cache[key] = _counts(v, ModuleCounts, name="", type="", params=0, trainable_params=0,
+                                       shared_params=0, saved_bytes=saved)
+        return c
+
+    def outside_ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per aten op, the ops run outside every module's own code (``outside(exclusive=True)``
+        per op), by FLOPs."""
+        check_phase(phase)
+        self._need_exclusive()
+        merged = {}
+        for (s, ph, op), v in self._rows.items():
+            if self._scope_module[s] < 0 and (phase is None or ph == phase):
+                _add(merged.setdefault(op, _zero()), v)
+        order = sorted(merged.items(), key=lambda kv: (-kv[1][1], -kv[1][3] - kv[1][4], kv[0]))
+        return {name: _op_dict(v, self.timed) for name, v in order if v[0]}
+
+    def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
+        """{calls, bytes, bus_bytes} of every collective together (the collectives table's total)."""
+        table = self.collectives(phase)
+        return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+
     def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
         """One op's counts (all its calls), optionally for one phase."""
         table = self._cache.get("op_counts")
