@@ -289,7 +289,8 @@ class ModuleTree:
                 or (not self.models_given and rel in names))
 
     def _add_all_roots_row(self, recorder):
-        """The row "" of several roots: their parameters counted once, their work summed (_collect)."""
+        """The row "" of several roots: their parameters counted once, their work summed (the
+        results engine puts it on the path of every scope inside a root)."""
         if self.all_roots is None:
             # a placeholder object: the recorder wants an object to know a module by; never entered
             self.all_roots_key = object()

@@ -1,8 +1,10 @@
 """Counting: ``count`` (a context manager around any eager code) and ``profile`` (one call).
 
-Everything per op happens in the compiled recorder; this module wires the dispatch mode and the
-module/optimizer hooks, and freezes the recorder's flat table once into the results engine
-(``flopdispatch.results``), which answers every query of ``count`` as it answers a saved report's.
+Everything per op happens in the compiled recorder; this module holds the count's lifecycle:
+installing and removing the dispatch mode and the module/optimizer hooks (Ctrl-C-atomic, through
+``_core.Lifecycle``), the recorder's callbacks, and the freeze of the recorder's flat table into
+the results engine (``flopdispatch.results.freeze``), which answers every query of ``count`` as it
+answers a saved report's. The module registry (roots, names, parameters) is ``flopdispatch._tree``.
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from torch.utils.hooks import RemovableHandle
 from . import _compile, _core, _hops, comm, user
 from . import activations as _activations
 from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts  # noqa: F401 (PHASES: fd.symbolic)
-from .results import check_phase, freeze
 from ._tree import ModuleTree, root_items
+from .results import check_phase, freeze
 from .schema import Report
 
 
