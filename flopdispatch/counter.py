@@ -530,7 +530,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
         return self._res().collectives(phase, module, exclusive)
 
     def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
-        """{calls, bytes, bus_bytes} of every collective together."""
+        """{calls, bytes, bus_bytes, seconds} of every collective together."""
         return self._res().collectives_total(phase)
 
     @property

@@ -385,9 +385,12 @@ class Results(TotalsShortcuts):
         return {name: _op_dict(v, self.timed) for name, v in order if v[0]}
 
     def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
-        """{calls, bytes, bus_bytes} of every collective together (the collectives table's total)."""
+        """{calls, bytes, bus_bytes, seconds} of every collective together (the collectives table's
+        total, a rank's row of ``flopdispatch show`` over several ranks)."""
         table = self.collectives(phase)
-        return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+        out = {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+        out["seconds"] = sum(v["seconds"] for v in table.values())
+        return out
 
     def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
         """One op's counts (all its calls), optionally for one phase."""
