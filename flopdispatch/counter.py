@@ -357,13 +357,12 @@ class count(TotalsShortcuts, _core.Lifecycle):
         saved = None
         if self._activations is not None:
             saved = (functools.partial(_activations.summary, self._activations), self._activations.by_scope)
-        wall = (self._wall[1] or time.perf_counter()) - self._wall[0] if self._wall[0] else None
         results = freeze(
             snapshot=self._mode.snapshot(), timed=timed, comm=comm.records(self._mode), entered=self._mode.entered(),
             names=names, name_of=name_of, types=tree.types, params=tree.params, shared_params=tree.shared_params,
             roots=tree.roots if tree.prefixed else None, total_params=tree.total_params(),
             ignored_idx=tree.ignored_idx, ignored_modules=tree.ignored_modules, reason_of=_core.unsupported_reason,
-            saved=saved, timing=self._timing, wall_seconds=wall)
+            saved=saved, timing=self._timing, wall_seconds=self._elapsed())
         return Report._of(results, {})
 
     def _res(self) -> "Report":
@@ -417,8 +416,14 @@ class count(TotalsShortcuts, _core.Lifecycle):
     def wall_seconds(self) -> float:
         """Wall-clock seconds of the whole block (counter included), for comparison with
         ``totals.seconds`` (the ops alone, with ``timing=True``)."""
-        end = self._wall[1] or (time.perf_counter() if self._active else self._wall[0])
-        return end - self._wall[0]
+        elapsed = self._elapsed()
+        return 0.0 if elapsed is None else elapsed
+
+    def _elapsed(self) -> Optional[float]:
+        """Seconds from the block's start to its end (to now inside it); None before it started."""
+        if not self._wall[0]:
+            return None
+        return (self._wall[1] or time.perf_counter()) - self._wall[0]
 
     @property
     def params(self) -> int:
