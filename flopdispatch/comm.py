@@ -271,11 +271,6 @@ def group_records(mode) -> Dict[tuple, list]:
     return {k: list(v) for k, v in state["by_group"].items()} if state else {}
 
 
-def totals(table: Dict[str, dict]) -> dict:
-    """{calls, bytes, bus_bytes} summed over a collectives() table."""
-    return {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
-
-
 # ----- one report per rank (torchrun) ----------------------------------------------------------
 
 IMBALANCE = 1.05  # max/mean across ranks above this is flagged
@@ -322,9 +317,9 @@ def rank_table(reports, names, fmt) -> list:
     for i, (report, name) in enumerate(zip(reports, names)):
         rank = report.meta.get("rank")
         rank = rank if type(rank) is int else i
-        coll = totals(report.collectives()) if hasattr(report, "collectives") else {"calls": 0, "bytes": 0,
-                                                                                      "bus_bytes": 0}
-        comm_seconds = sum(r.get("seconds", 0.0) for r in report.collectives().values())
+        coll = report.collectives_total() if hasattr(report, "collectives_total") else \
+            {"calls": 0, "bytes": 0, "bus_bytes": 0, "seconds": 0.0}  # the results engine's sums
+        comm_seconds = coll["seconds"]
         t = report.totals
         entries.append({"rank": rank, "file": name, "flops": t.flops, "macs": t.macs, "bytes": t.bytes,
                         "comm_calls": coll["calls"], "payload": coll["bytes"], "bus_bytes": coll["bus_bytes"],

@@ -1,17 +1,17 @@
 """Counting: ``count`` (a context manager around any eager code) and ``profile`` (one call).
 
-Everything per op happens in the compiled recorder; this module wires the dispatch mode and the
-module/optimizer hooks, and freezes the recorder's flat table once into the results engine
-(``flopdispatch.results``), which answers every query of ``count`` as it answers a saved report's.
+Everything per op happens in the compiled recorder; this module holds the count's lifecycle:
+installing and removing the dispatch mode and the module/optimizer hooks (Ctrl-C-atomic, through
+``_core.Lifecycle``), the recorder's callbacks, and the freeze of the recorder's flat table into
+the results engine (``flopdispatch.results.freeze``), which answers every query of ``count`` as it
+answers a saved report's. The module registry (roots, names, parameters) is ``flopdispatch._tree``.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 import time
 import warnings
-import weakref
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -20,8 +20,9 @@ from torch.utils.hooks import RemovableHandle
 
 from . import _compile, _core, _hops, comm, user
 from . import activations as _activations
-from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts
-from .results import Results, check_phase, hold
+from ._counts import PHASES, Counts, ModuleCounts, TotalsShortcuts  # noqa: F401 (PHASES: fd.symbolic)
+from ._tree import ModuleTree, root_items
+from .results import check_phase, freeze
 from .schema import Report
 
 
@@ -31,100 +32,6 @@ def _cuda_event():
     event.record()
     return event
 
-
-def _subtree_params(modules):
-    """{id(module): {id(param): (numel, trainable)}} over each module's subtree, in one bottom-up
-    pass (a parameter shared by two subtrees counts in both, once in each, as module.parameters())."""
-    out = {}
-    for module in reversed(modules):  # named_modules() is pre-order: children come back first
-        own = {id(p): (p.numel(), p.requires_grad) for p in module._parameters.values() if p is not None}
-        for child in module._modules.values():
-            if child is None:
-                continue
-            sub = out.get(id(child))
-            if sub is None:  # a shared child first reached through a later parent
-                sub = _subtree_params(list(child.modules()))[id(child)]
-            own.update(sub)
-        out[id(module)] = own
-    return out
-
-
-# ----- registered-tree cache (issue 14: the per-block fixed cost) ---------------------------------
-# What registering a root's module tree derives (names, parents, types, parameter counts and owners,
-# tied weights) depends only on the tree, so it is computed once per tree state and reused by every
-# later ``count(model)``: entering a block on an unchanged 423-module model is one compiled walk of
-# the tree (``_core.walk_tree``) and one recorder call, instead of O(modules x depth) Python work.
-#
-# Validity: the walk returns the modules in ``named_modules()`` order and a fingerprint (bytes) of
-# the tree: every module's type, its children's names and addresses, its parameters' names,
-# addresses, requires_grad and numel. All the derived records are a function of these bytes alone
-# (an object that died and was replaced by another at the same address, in the same place, with the
-# same sizes, registers the same way), so equal bytes mean an equal registration; any change (a child
-# added, removed, renamed, replaced or reordered; a parameter replaced, re-tied, frozen or resized; a
-# module's class swapped) gives other bytes, and the tree is registered again from scratch. The cache
-# is a WeakKeyDictionary by root, and its entries hold no module or tensor.
-
-
-class _TreeInfo:
-    """A root's registered tree, in ``named_modules()`` order (index 0 is the root)."""
-
-    __slots__ = ("fingerprint", "parents", "names", "types", "params", "shared_params", "param_owner",
-                 "index_by_name", "tree_ids", "root_params")
-
-
-_TREE_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, _TreeInfo]" = weakref.WeakKeyDictionary()
-
-
-def _build_tree_info(root, modules, fingerprint):
-    """Walk a root's tree in Python (what ``count._register_tree`` records for a first root)."""
-    named = list(root.named_modules())
-    if len(named) != len(modules) or any(m is not w for (_, m), w in zip(named, modules)):
-        return None  # a tree whose named_modules() is not the plain walk: not cached
-    subtree = _subtree_params(modules)
-    info = _TreeInfo()
-    info.fingerprint = fingerprint
-    info.names = [n for n, _ in named]
-    info.types = [type(m).__name__ for m in modules]
-    info.index_by_name = {n: i for i, n in enumerate(info.names)}
-    info.parents = [info.index_by_name[n.rpartition(".")[0]] if n else -1 for n in info.names]
-    info.tree_ids = frozenset(map(id, modules))
-    info.params, owner = [], {}
-    for i, m in enumerate(modules):
-        values = subtree[id(m)].values()
-        info.params.append((sum(n for n, _ in values), sum(n for n, trainable in values if trainable)))
-        for p in m._parameters.values():
-            if p is not None:
-                owner.setdefault(id(p), i)
-    info.param_owner = owner
-    info.root_params = dict(subtree[id(root)])  # id(param) -> (numel, trainable): ints only
-    # Tied weights: a subtree's tensors first held (model order) by a module outside it
-    info.shared_params = [0] * len(modules)
-    for i, (name, m) in enumerate(named):
-        if not name:
-            continue
-        prefix = name + "."
-        for pid, (numel, _) in subtree[id(m)].items():
-            o = info.names[owner[pid]]
-            if o != name and not o.startswith(prefix):
-                info.shared_params[i] += numel
-    return info
-
-
-def _cached_tree(root):
-    """(tree info, modules in order) for a root, from the cache when its fingerprint still holds;
-    (None, None) for a tree that cannot be cached (then ``_register_tree`` walks it as before)."""
-    modules, fingerprint = _core.walk_tree(root)
-    info = _TREE_CACHE.get(root)
-    if info is not None and info.fingerprint == fingerprint:
-        return info, modules
-    info = _build_tree_info(root, modules, fingerprint)
-    if info is None:
-        return None, None
-    try:
-        _TREE_CACHE[root] = info
-    except TypeError:  # a module type that cannot be weakly referenced: no cache
-        pass
-    return info, modules
 
 
 class _CountingMode(_core.Recorder, TorchDispatchMode):
@@ -270,60 +177,6 @@ def _leave_mode(mode):
     _core.run_steps(steps)
 
 
-def _root_items(model):
-    """count(model)'s argument as [(key, module)]: key None for one model; names for several."""
-    if model is None:
-        return []
-    if isinstance(model, torch.nn.Module):
-        return [(None, model)]
-    if isinstance(model, Mapping):
-        items = list(model.items())
-        for key, _ in items:
-            if not isinstance(key, str) or not key or "." in key:
-                raise ValueError(f"count({{...}}): root names are non-empty strings without '.', got {key!r}")
-    elif isinstance(model, (list, tuple)):
-        items = [(None, m) for m in model]
-    else:
-        raise TypeError(f"count(model): expected a torch.nn.Module, or a dict or list of them, "
-                        f"got {type(model).__name__}")
-    if not items:
-        raise ValueError("count(model): an empty dict or list of models; give at least one, or none at all")
-    for key, m in items:
-        if not isinstance(m, torch.nn.Module):
-            raise TypeError(f"count(model): expected torch.nn.Module values, got {type(m).__name__}"
-                            + (f" for {key!r}" if key is not None else ""))
-    if all(key is None for key, _ in items):  # a list: named by class, as the roots count() adopts
-        keys = []
-        for _, m in items:
-            keys.append(_class_key(type(m).__name__, set(keys)))
-        items = [(k, m) for k, (_, m) in zip(keys, items)]
-    # One module, one row: the same object twice, or a root inside another root's tree, is an error
-    # (the counts of a module can belong to one name only).
-    where = {}
-    for key, m in items:
-        for rel, sub in m.named_modules():
-            where.setdefault(id(sub), (key, rel))
-    for key, m in items:
-        first_key, rel = where[id(m)]
-        if first_key != key:
-            inside = f"'{first_key}.{rel}' (inside root '{first_key}')" if rel else f"root '{first_key}'"
-            raise ValueError(f"count({{...}}): root {key!r} is the same module as {inside}: a module "
-                             "is counted under one name; give it once")
-    return items
-
-
-def _class_key(type_name: str, taken, counters=None) -> str:
-    """A root's name from its class: 'Linear', then 'Linear#2', 'Linear#3'... (`taken`: a set of
-    names; `counters`: {class name: last suffix tried}, so that naming n roots stays linear)."""
-    n = counters.get(type_name, 1) if counters is not None else 1
-    key = type_name if n == 1 else f"{type_name}#{n}"
-    while key in taken:
-        n += 1
-        key = f"{type_name}#{n}"
-    if counters is not None:
-        counters[type_name] = n
-    return key
-
 
 class count(TotalsShortcuts, _core.Lifecycle):
     """Count FLOPs, MACs and bytes of everything run inside the block.
@@ -351,30 +204,12 @@ class count(TotalsShortcuts, _core.Lifecycle):
     def __init__(self, model: Union[torch.nn.Module, Mapping[str, torch.nn.Module],
                                     Sequence[torch.nn.Module], None] = None, *, python_formulas: bool = False,
                  timing: bool = False, ignore=(), activations: bool = False):
-        roots = _root_items(model)
-        # ignore: module types (isinstance), qualified names or type names ("Embedding"); see ``ignored``
-        if isinstance(ignore, (str, type)):
-            ignore = [ignore]
-        ignore = list(ignore)
-        for item in ignore:
-            if not (isinstance(item, str) or (isinstance(item, type) and issubclass(item, torch.nn.Module))):
-                raise TypeError(f"count(ignore=...): expected nn.Module types or module names, got {item!r}")
-        self._ignore_types = tuple(i for i in ignore if isinstance(i, type))
-        self._ignore_names = {i for i in ignore if isinstance(i, str)}
-        if roots and self._ignore_names:
-            known = {(f"{key}.{n}" if n else key) if key else n for key, m in roots for n, _ in m.named_modules()}
-            known |= {type(s).__name__ for _, m in roots for s in m.modules()}
-            missing = sorted(self._ignore_names - known)
-            if missing:
-                import difflib
-
-                close = difflib.get_close_matches(missing[0], sorted(known), n=3)
-                raise ValueError(f"count(ignore=...): no module named {missing[0]!r} (nor of that type) in the model"
-                                 + (f" (close: {', '.join(map(repr, close))})" if close else ""))
-        self._ignored_idx = set()
+        roots = root_items(model)
         self._model_roots = roots  # [(key or None, module)] given; dropped at exit
         # activations=True: bytes of tensors saved for backward, per module (flopdispatch.activations)
         self._activations = _activations.SavedTracker() if activations else None
+        # the module registry: roots, names, types, parameters, ignored modules (flopdispatch._tree)
+        self._tree = ModuleTree(roots, ignore, self._activations)
         self._python_formulas = bool(python_formulas)
         self._python_pricer = None  # fd.symbolic: callable(func, args, kwargs, out, scope, phase) pricing every op
         self._timing = bool(timing)
@@ -383,224 +218,21 @@ class count(TotalsShortcuts, _core.Lifecycle):
         self._active = False
         self._entered = False
         self._results = None
-        # The module registry. Lists indexed by the recorder's module index: each module's name
-        # relative to its root, its root (an index into _root_keys; -1 for the row of all roots),
-        # type, (params, trainable params) and tied params. Public names are derived (_rename).
-        self._rel, self._root_of, self._types, self._params, self._shared_params = [], [], [], [], []
-        self._root_keys: List[str] = []     # root names ("" for one unnamed root)
-        self._root_modules = []             # the root modules (kept alive while counting: the recorder
-                                            # knows modules by address)
-        self._all_roots = None              # module index of "" = all roots, once there are several
-        self._prefixed = bool(roots) and roots[0][0] is not None  # names carry the root's key
-        self._naming_cache = (None, [], [], {})  # see _naming
-        self._key_set, self._key_counters = set(), {}  # count() naming roots by class (_class_key)
-        self._stateless_roots = {}  # count(): ((name, type), ...) of a parameter-free root -> its indices
-        self._param_owner: Dict[int, int] = {}
-        self._all_params: Dict[int, tuple] = {}  # id(param) -> (numel, trainable) over every root
-        self._all_sums = [0, 0]  # their numels: (params, trainable params) of "" with several roots
         # With models: whether one of their modules ran, else the first other module that did (a
         # warning at exit: counting one instance while running another leaves every row at zero).
-        self._tree_ids = set()
         self._watch = {"tree_ran": False, "foreign": None}
 
-    # ----- module registry -------------------------------------------------------------------------
-    # Each root's tree is registered once, in named_modules() order, when counting starts (models
-    # given) or when its first call reaches the recorder at top level (count() without a model).
-    # Several roots: one more row, "", stands for all of them; it is never entered itself, and
-    # _collect puts it on the path of every scope inside a root, so it sums the roots' work.
-
-    def _register_tree(self, root: torch.nn.Module, key: Optional[str]) -> int:
-        """Register `root` and its not-yet-registered descendants; returns the root's index."""
-        if not self._rel and self._adopt_tree(root, key):  # the first root: from the tree cache (issue 14)
-            return 0
-        mode = self._mode
-        named = list(root.named_modules())
-        subtree = _subtree_params([m for _, m in named])
-        r = len(self._root_keys)
-        self._root_keys.append(key if key is not None else "")
-        self._root_modules.append(root)
-        index_of, skipped, added = {}, set(), []
-        for rel, module in named:
-            parent_rel = rel.rpartition(".")[0]
-            if rel and parent_rel in skipped:
-                skipped.add(rel)  # below a module another root holds: named there (first root wins)
-                continue
-            idx = mode.add_module(module, index_of[parent_rel] if rel else -1)
-            if idx != len(self._rel):
-                skipped.add(rel)  # already registered (a module another root holds too)
-                continue
-            index_of[rel] = idx
-            self._rel.append(rel)
-            self._root_of.append(r)
-            self._types.append(type(module).__name__)
-            self._tree_ids.add(id(module))
-            params = subtree[id(module)].values()
-            self._params.append((sum(n for n, _ in params), sum(n for n, trainable in params if trainable)))
-            self._shared_params.append(0)
-            added.append((idx, rel, module))
-            if (self._ignore_types or self._ignore_names) and self._is_ignored(module, rel, key):
-                self._ignored_idx.add(idx)
-            for p in module._parameters.values():
-                if p is not None:
-                    self._param_owner.setdefault(id(p), idx)
-            if self._activations is not None:
-                self._activations.add_state(module)
-        # Tied weights: a subtree's tensors first held (model order) by a module outside it; for a
-        # root, by an earlier root
-        for idx, rel, module in added:
-            prefix = rel + "."
-            shared = 0
-            for pid, (numel, _) in subtree[id(module)].items():
-                owner = self._param_owner[pid]
-                inside = self._root_of[owner] == r and (not rel or self._rel[owner] == rel
-                                                        or self._rel[owner].startswith(prefix))
-                if not inside:
-                    shared += numel
-            self._shared_params[idx] = shared
-        new = [v for pid, v in subtree[id(root)].items() if pid not in self._all_params]
-        self._all_params.update(subtree[id(root)])
-        self._all_sums[0] += sum(n for n, _ in new)
-        self._all_sums[1] += sum(n for n, trainable in new if trainable)
-        if len(self._root_keys) > 1 or self._prefixed:
-            self._add_all_roots_row()
-        return index_of.get("", -1)
-
-    def _is_ignored(self, module, rel: str, key: Optional[str]) -> bool:
-        """Whether count(ignore=...) names `module` (its root's key `key`, its name `rel` in it):
-        by type, type name, or qualified name; with models given the public (prefixed) name,
-        without, either the name in its root or the prefixed one."""
-        if self._ignore_types and isinstance(module, self._ignore_types):
-            return True
-        names = self._ignore_names
-        if not names:
-            return False
-        full = (f"{key}.{rel}" if rel else key) if key is not None else rel
-        return (full in names or type(module).__name__ in names
-                or (not self._model_roots and rel in names))
-
-    def _add_all_roots_row(self):
-        """The row "" of several roots: their parameters counted once, their work summed (_collect)."""
-        if self._all_roots is None:
-            # a placeholder object: the recorder wants an object to know a module by; never entered
-            self._all_roots_key = object()
-            self._all_roots = self._mode.add_module(self._all_roots_key, -1)
-            self._rel.append("")
-            self._root_of.append(-1)
-            self._types.append("")
-            self._params.append((0, 0))
-            self._shared_params.append(0)
-            self._prefixed = True
-        self._params[self._all_roots] = tuple(self._all_sums)
-        n = len(self._root_keys)
-        self._types[self._all_roots] = f"{n} model" + ("s" if n != 1 else "")
-
-    def _naming(self):
-        """(names in display order, name by module index, {name: index}): public names from the
-        registry, a root's key prefixing its modules once names are prefixed. Made when read, once
-        per change of the registry (registering stays linear in the new tree's size)."""
-        key = (len(self._rel), self._prefixed)
-        if self._naming_cache[0] == key:
-            return self._naming_cache[1:]
-        keys, rel = self._root_keys, self._rel
-        if self._prefixed:
-            name_of = [("" if r < 0 else f"{keys[r]}.{n}" if n else keys[r]) for r, n in zip(self._root_of, rel)]
-        else:
-            name_of = list(rel)
-        order = list(range(len(rel)))
-        if self._all_roots is not None:  # "" first, then each root's tree in registration order
-            order.remove(self._all_roots)
-            order.insert(0, self._all_roots)
-        names = [name_of[i] for i in order]
-        self._naming_cache = (key, names, name_of, {n: i for n, i in zip(names, order)})
-        return self._naming_cache[1:]
-
-    @property
-    def _names(self) -> List[str]:
-        return self._naming()[0]
-
-    @property
-    def _name_of(self) -> List[str]:
-        return self._naming()[1]
-
-    @property
-    def _index_by_name(self) -> Dict[str, int]:
-        return self._naming()[2]
-
-    def _adopt_tree(self, root: torch.nn.Module, key: Optional[str]) -> bool:
-        """Register the first root from its cached tree (see ``_cached_tree``): the same records as
-        the general walk below makes for a first root, copied so that later roots can extend them.
-        False (nothing registered) for a tree that cannot be cached."""
-        try:
-            info, modules = _cached_tree(root)
-        except (TypeError, AttributeError):  # a tree the compiled walk does not know how to read
-            return False
-        if info is None:
-            return False
-        idx = self._mode.add_modules(modules, info.parents)
-        assert idx == 0, "the first root is registered first"
-        n = len(modules)
-        self._root_keys.append(key if key is not None else "")
-        self._root_modules.append(root)
-        self._rel = list(info.names)
-        self._root_of = [0] * n
-        self._types = list(info.types)
-        self._params = list(info.params)
-        self._shared_params = list(info.shared_params)
-        self._param_owner = dict(info.param_owner)
-        self._tree_ids = set(info.tree_ids)
-        if self._ignore_types or self._ignore_names:
-            for i, (rel, module) in enumerate(zip(info.names, modules)):
-                if self._is_ignored(module, rel, key):
-                    self._ignored_idx.add(i)
-        if self._activations is not None:
-            for module in modules:
-                self._activations.add_state(module)
-        self._all_params.update(info.root_params)
-        self._all_sums[0] += info.params[0][0]
-        self._all_sums[1] += info.params[0][1]
-        if self._prefixed:
-            self._add_all_roots_row()
-        return True
+    # ----- callbacks of the recorder (registry lookups: flopdispatch._tree) --------------------------
 
     def _on_unknown_module(self, module):
-        """Called by the recorder for an unregistered module called at top level (no counted module
-        running): without models given, it becomes a new root. With models, nothing is adopted."""
-        if self._model_roots:
-            return -1
-        # A parameter-free module of the class and structure of an earlier parameter-free root (a
-        # loss module built anew in every step) joins that root: nothing tells such modules apart,
-        # and a root per step would grow the table without bound.
-        shape = None
-        if next(module.parameters(), None) is None:
-            shape = tuple((rel, type(sub)) for rel, sub in module.named_modules())
-            indices = self._stateless_roots.get(shape)
-            if indices is not None:
-                for (_, sub), idx in zip(module.named_modules(), indices):
-                    self._mode.alias_module(sub, idx)
-                self._root_modules.append(module)  # known by address: kept alive while counting
-                return indices[0]
-        key = None
-        if self._root_keys:  # a second root: every root is named by its class from now on
-            if not self._prefixed:
-                self._root_keys[0] = _class_key(self._types[0], self._key_set, self._key_counters)
-                self._key_set.add(self._root_keys[0])
-            key = _class_key(type(module).__name__, self._key_set, self._key_counters)
-            self._key_set.add(key)
-        first = len(self._rel)
-        idx = self._register_tree(module, key)
-        if shape is not None and len(self._rel) - first - (self._all_roots is not None and self._all_roots >= first) \
-                == len(shape):  # the whole tree is new (no module shared with another root)
-            self._stateless_roots[shape] = [i for i in range(first, len(self._rel)) if i != self._all_roots]
-        return idx
-
-    @property
-    def roots(self) -> List[str]:
-        """The roots' names: ``[""]`` for one model (given or adopted), the keys for several."""
-        return list(self._root_keys) if self._prefixed else self._root_keys[:1]
+        """The recorder's call for an unregistered module run at top level (``count()`` without a
+        model): ``ModuleTree.on_unknown_module`` adopts it as a root; returns its module index."""
+        return self._tree.on_unknown_module(self._mode, module)
 
     def _on_accumulate_grad(self, node):
+        """The recorder's call for a gradient accumulated into a parameter: its owner's module index."""
         variable = getattr(node, "variable", None)
-        return self._param_owner.get(id(variable), -1) if variable is not None else -1
+        return self._tree.param_owner.get(id(variable), -1) if variable is not None else -1
 
     # ----- context manager --------------------------------------------------------------------------
 
@@ -620,7 +252,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
         mode.use_python_formulas(self._python_formulas or self._python_pricer is not None, self._python_pricer)
         mode.configure_timing(self._timing, _cuda_event if self._timing and torch.cuda.is_available() else None)
         for key, root in self._model_roots:
-            self._register_tree(root, key)
+            self._tree.register(mode, root, key)
         _hops.register(_CountingMode)  # rules for this mode type (kept: they act only under it)
         modules = torch.nn.modules.module
         from torch.optim import optimizer
@@ -646,7 +278,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
         inside = self.__dict__.pop("_entering_inside", None)
         if inside is not None:  # Meter: the module whose forward pre-hook enters the block
             steps.append((mode.module_enter, (inside, ()), None, None))
-            if id(inside) in self._tree_ids:
+            if id(inside) in self._tree.tree_ids:
                 steps.append((self._watch.__setitem__, ("tree_ran", True), None, None))
         steps.append((setattr, (self, "_active", True), setattr, (self, "_active", False)))
         steps.append((self._start_wall, None, self._stop_wall, None))  # undone first: the block's end
@@ -671,8 +303,8 @@ class count(TotalsShortcuts, _core.Lifecycle):
         """After every hook is removed (``__exit__``): the warning for a model that never ran."""
         watch = self._watch
         if exc_type is None and self._entered and not watch["tree_ran"] and watch["foreign"] is not None:
-            what = f"the counted {self._types[0]}" if not self._prefixed else \
-                f"none of the counted models ({', '.join(self._root_keys)})"
+            what = f"the counted {self._tree.types[0]}" if not self._tree.prefixed else \
+                f"none of the counted models ({', '.join(self._tree.root_keys)})"
             warnings.warn(f"flopdispatch.count(model): {what} never ran, but other "
                           f"modules did (first a {watch['foreign']}): their work is outside the model, and "
                           "every module row is zero. Count the instance you run (a deepcopy is another "
@@ -682,7 +314,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
     def _watch_hook(self):
         """A module pre-hook noting whether the counted model's modules run (one set lookup a
         module call until one of them does; then it removes itself)."""
-        watch, tree, owner = self._watch, self._tree_ids, threading.get_ident()
+        watch, tree, owner = self._watch, self._tree.tree_ids, threading.get_ident()
 
         def hook(module, args):
             if watch["tree_ran"]:
@@ -707,93 +339,30 @@ class count(TotalsShortcuts, _core.Lifecycle):
         finally:
             self._mode.detach()
             # keep names and numbers, not the user's objects
-            self._model_roots, self._root_modules, self._all_roots_key = [], [], None
+            self._model_roots, self._tree.root_modules, self._tree.all_roots_key = [], [], None
 
     # ----- results ----------------------------------------------------------------------------------
 
     def _collect(self):
-        """Freeze the recorder's table into the results engine (``flopdispatch.results``): rows per
-        (scope, phase, op), each scope's own module and the modules holding it (the attribution
-        rule, docs/results.md), in public module order. Made once when the block has closed."""
-        rows, scopes, ops, errors = self._mode.snapshot()
-        names, name_of, _ = self._naming()
-        position = {n: i for i, n in enumerate(names)}
-        public = [position[n] for n in name_of]  # recorder index -> position in `names`
-        # Each scope's call stack (a module counted once per op even when recursive), recorder indices
-        on_path = [()] * len(scopes)
-        for s in range(1, len(scopes)):
-            parent, module = scopes[s]
-            on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
-        ignored_idx = self._ignored_idx
-        ignored_scope = [bool(ignored_idx.intersection(path)) for path in on_path] if ignored_idx else None
-        scope_module = [-1] + [public[scopes[s][1]] if scopes[s][1] >= 0 else -1 for s in range(1, len(scopes))]
-        called = {public[m] for m in self._mode.entered() if m < len(public)}  # a container never called holds
-        scope_path = hold(scope_module, [tuple(public[m] for m in path) for path in on_path], names, called)
-        table, unsupported, reasons = {}, {}, {}
-        ignored = {"modules": self.ignored_modules, "total": [0, 0, 0, 0, 0, 0, 0.0], "phase": {}, "op": {}}
-
-        def add(target, key, values):
-            acc = target.get(key)
-            if acc is None:
-                target[key] = list(values)
-            else:
-                for i, x in enumerate(values):
-                    acc[i] += x
-
-        for scope, phase, op, calls, flops, macs, masked, read, written in rows:
-            values = (calls, flops, macs, read, written, macs - masked, 0.0)
-            name, family = ops[op]
-            phase_name = PHASES[phase]
-            if family == "unsupported":
-                unsupported[name] = unsupported.get(name, 0) + calls
-                reasons[name] = _core.unsupported_reason(name)
-            if ignored_scope is not None and ignored_scope[scope]:
-                add(ignored, "total", values)
-                add(ignored["phase"], phase_name, values)
-                add(ignored["op"], name, values)
-                continue
-            add(table, (scope, phase_name, name), values)
-        for op, (message, failed_calls) in errors.items():  # calls whose formula failed
-            name = ops[op][0] if op in ops else str(op)
-            unsupported[name] = unsupported.get(name, 0) + failed_calls
-            reasons.setdefault(name, message)
+        """Freeze the recorder's table into the results engine (``flopdispatch.results.freeze``),
+        with the registry's names and records (``flopdispatch._tree``). Made once when the block
+        has closed (inside it: a snapshot per read)."""
+        tree = self._tree
+        names, name_of, _ = tree.naming()
         host, events = self._mode.times()
         if events:
             torch.cuda.synchronize()  # once, when results are read
         timed = [(s, p, o, sec) for s, p, o, sec in host]
         timed += [(s, p, o, start.elapsed_time(end) / 1e3) for s, p, o, start, end in events]
-        for scope, phase, op, seconds in timed:
-            values = (0, 0, 0, 0, 0, 0, seconds)
-            if ignored_scope is not None and ignored_scope[scope]:
-                add(ignored, "total", values)
-                add(ignored["phase"], PHASES[phase], values)
-                add(ignored["op"], ops[op][0], values)
-                continue
-            add(table, (scope, PHASES[phase], ops[op][0]), values)
-        comm_rows = {}
-        for (scope, ph, name), (calls, payload, bus, size) in comm.records(self._mode).items():
-            if scope >= len(scopes) or (ignored_scope is not None and ignored_scope[scope]):
-                continue
-            row = table.get((scope, PHASES[ph], name))
-            comm_rows[(scope, PHASES[ph], name)] = [calls, payload, bus, size, row[6] if row else 0.0]
-        activations = scope_saved = None
+        saved = None
         if self._activations is not None:
-            skip = (lambda s: ignored_scope[s]) if ignored_scope is not None else None
-            activations = _activations.summary(self._activations, skip) or {}
-            scope_saved = {s: b for s, b in self._activations.by_scope.items()
-                           if s < len(scopes) and (skip is None or not skip(s))}
-        by_name = [None] * len(names)
-        for rec, pos in enumerate(public):
-            by_name[pos] = rec
-        wall = (self._wall[1] or time.perf_counter()) - self._wall[0] if self._wall[0] else None
-        results = Results(
-            names=names, types=[self._types[r] for r in by_name], params=[self._params[r] for r in by_name],
-            shared_params=[self._shared_params[r] for r in by_name], scope_module=scope_module,
-            scope_path=scope_path, rows=table, unsupported=unsupported, reasons=reasons,
-            roots=self.roots if self._prefixed else None,
-            total_params=self._params[self._root_row()] if self._params else (0, 0),
-            activations=activations, scope_saved=scope_saved, comm_rows=comm_rows,
-            ignored=ignored if ignored_idx else None, timed=self._timing, wall_seconds=wall, called=called)
+            saved = (functools.partial(_activations.summary, self._activations), self._activations.by_scope)
+        results = freeze(
+            snapshot=self._mode.snapshot(), timed=timed, comm=comm.records(self._mode), entered=self._mode.entered(),
+            names=names, name_of=name_of, types=tree.types, params=tree.params, shared_params=tree.shared_params,
+            roots=tree.roots if tree.prefixed else None, total_params=tree.total_params(),
+            ignored_idx=tree.ignored_idx, ignored_modules=tree.ignored_modules, reason_of=_core.unsupported_reason,
+            saved=saved, timing=self._timing, wall_seconds=self._elapsed())
         return Report._of(results, {})
 
     def _res(self) -> "Report":
@@ -823,7 +392,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
     @property
     def totals(self) -> Counts:
         """Everything counted in the block."""
-        if self._results is None and self._mode is not None and not self._ignored_idx and not self._timing:
+        if self._results is None and self._mode is not None and not self._tree.ignored_idx and not self._timing:
             # issue 14: summed by the recorder in C, without the Python roll-up of every row
             f, m, masked, r, w, calls = self._mode.totals()
             return Counts(flops=f, macs=m, bytes_read=r, bytes_written=w, causal_macs=m - masked, calls=calls)
@@ -832,7 +401,7 @@ class count(TotalsShortcuts, _core.Lifecycle):
     @property
     def ignored_modules(self) -> List[str]:
         """Names of the modules ``count(ignore=...)`` matched (their subtrees' work is in ``ignored``)."""
-        return [self._name_of[i] for i in sorted(self._ignored_idx)]
+        return self._tree.ignored_modules
 
     def ignored(self, phase: Optional[str] = None) -> Counts:
         """The work run inside ignored modules (forward and backward), left out of ``totals``,
@@ -847,28 +416,35 @@ class count(TotalsShortcuts, _core.Lifecycle):
     def wall_seconds(self) -> float:
         """Wall-clock seconds of the whole block (counter included), for comparison with
         ``totals.seconds`` (the ops alone, with ``timing=True``)."""
-        end = self._wall[1] or (time.perf_counter() if self._active else self._wall[0])
-        return end - self._wall[0]
+        elapsed = self._elapsed()
+        return 0.0 if elapsed is None else elapsed
+
+    def _elapsed(self) -> Optional[float]:
+        """Seconds from the block's start to its end (to now inside it); None before it started."""
+        if not self._wall[0]:
+            return None
+        return (self._wall[1] or time.perf_counter()) - self._wall[0]
 
     @property
     def params(self) -> int:
         """Parameters of the root module, or of all roots together, each tensor once (0 when no
         module ran)."""
-        return self._params[self._root_row()][0] if self._params else 0
+        return self._tree.total_params()[0]
 
     @property
     def trainable_params(self) -> int:
-        return self._params[self._root_row()][1] if self._params else 0
+        return self._tree.total_params()[1]
 
-    def _root_row(self) -> int:
-        """The module index of "": the one root, or the row of all roots."""
-        return 0 if self._all_roots is None else self._all_roots
+    @property
+    def roots(self) -> List[str]:
+        """The roots' names: ``[""]`` for one model (given or adopted), the keys for several."""
+        return self._tree.roots
 
     @property
     def module_names(self):
         """Tracked module names, in ``named_modules()`` order (``""`` is the root, or all roots
         first, then each root's tree)."""
-        return list(self._names)
+        return list(self._tree.names)
 
     @property
     def phases_run(self) -> List[str]:
@@ -939,6 +515,16 @@ class count(TotalsShortcuts, _core.Lifecycle):
         """
         return self._res().ops(phase, module, exclusive)
 
+    def outside(self, phase: Optional[str] = None, exclusive: bool = False) -> ModuleCounts:
+        """The work outside the modules: what the row ``""`` does not hold (a loss, data
+        preparation); ``exclusive=True``: outside every module's own code, so that it and every
+        module's exclusive counts add up to the totals (``Results.outside``)."""
+        return self._res().outside(phase, exclusive)
+
+    def outside_ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per aten op, the ops run outside every module's own code, by FLOPs."""
+        return self._res().outside_ops(phase)
+
     def collectives(self, phase: Optional[str] = None, module: Optional[str] = None,
                     exclusive: bool = False) -> Dict[str, dict]:
         """Per collective op (torch.distributed): {'c10d::allreduce_': {calls, bytes, bus_bytes,
@@ -947,6 +533,10 @@ class count(TotalsShortcuts, _core.Lifecycle):
         the process group's size (the largest, if several); ``seconds``: with ``timing=True``.
         ``phase`` and ``module`` (``exclusive``) select as in ``ops``."""
         return self._res().collectives(phase, module, exclusive)
+
+    def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
+        """{calls, bytes, bus_bytes, seconds} of every collective together."""
+        return self._res().collectives_total(phase)
 
     @property
     def unsupported(self) -> Dict[str, int]:

@@ -30,22 +30,18 @@ def _depth(name: str) -> int:
 def module_rows(report) -> List[tuple]:
     """Rows in MODULE_COLUMNS order (self_* None for a report written before exclusive counts)."""
     exclusive = report.has_exclusive
-    rows, own = [], {}
+    rows = []
     for name in report.module_names:
         for phase in report.phases_run:
             inc = report.module(name, phase)
             mine = report.module(name, phase, exclusive=True) if exclusive else None
             if not inc.calls and not (mine is not None and mine.calls):
                 continue
-            if mine is not None:
-                acc = own.setdefault(phase, [0] * len(FIELDS))
-                for i, v in enumerate(_values(mine)):
-                    acc[i] += v
             rows.append((name, inc.type, _depth(name), phase, inc.params, *_values(inc),
                          *(_values(mine) if mine is not None else (None,) * len(FIELDS))))
     if exclusive:
         for phase in report.phases_run:
-            rest = tuple(t - o for t, o in zip(_values(report.phase(phase)), own.get(phase, [0] * len(FIELDS))))
+            rest = _values(report.outside(phase, exclusive=True))  # outside every module's own code
             if any(rest):
                 rows.append((OUTSIDE, "", 0, phase, 0, *rest, *rest))
     return rows
@@ -56,19 +52,14 @@ def op_rows(report) -> List[tuple]:
     if not report.has_exclusive:
         raise ValueError("to_pandas(by='op') needs per-module ops, which this report (written by an older "
                          "flopdispatch) does not have")
-    rows, own = [], {}
+    rows = []
     for name in report.module_names:
         for phase in report.phases_run:
             for op, c in report.ops(phase=phase, module=name, exclusive=True).items():
-                values = tuple(c[f] for f in FIELDS)
-                acc = own.setdefault((phase, op), [0] * len(FIELDS))
-                for i, v in enumerate(values):
-                    acc[i] += v
-                rows.append((name, phase, op, *values))
+                rows.append((name, phase, op, *(c[f] for f in FIELDS)))
     for phase in report.phases_run:
-        for op, c in report.ops(phase=phase).items():
-            seen = own.get((phase, op), [0] * len(FIELDS))
-            rest = tuple(c[f] - s for f, s in zip(FIELDS, seen))
+        for op, c in report.outside_ops(phase).items():  # outside every module's own code
+            rest = tuple(c[f] for f in FIELDS)
             if any(rest):
                 rows.append((OUTSIDE, phase, op, *rest))
     return rows

@@ -376,20 +376,17 @@ def _module_table(report, fancy, depth, sort, fmt, phases=True):
             cells.append(fmt.cell(saved[name], "B"))
         t.add_row(*cells)
     if report.module_names:
-        root = report.display_counts("")[0]
-        out_flops, out_macs = total.flops - root.flops, total.macs - root.macs
-        out_bytes, out_v = total.bytes - root.bytes, whole - _value(root, metric)
-        out_saved = report.activations["saved_bytes"] - saved[""] if saved is not None else 0
-        if out_flops or out_bytes or out_saved:
-            cells = ["(outside root)", "", "", fmt.cell(out_macs), fmt.cell(out_flops)]
+        out = report.outside()  # the engine's figures: what the row "" does not hold
+        out_saved = (out.saved_bytes or 0) if saved is not None else 0
+        if out.flops or out.bytes or out_saved:
+            cells = ["(outside root)", "", "", fmt.cell(out.macs), fmt.cell(out.flops)]
             if own:
-                cells.append(fmt.cell(_value(total, own_metric) - _value(root, own_metric), own_unit))
-            cells += [fmt.cell(_value(report.phase(p), metric) - _value(report.display_counts("", p)[0], metric), unit)
-                      for p, _ in phase_cols]
-            cells += [fmt.cell(out_bytes, "B"), _quotient(out_flops, out_bytes),
-                      _pct(out_v, whole)]
+                cells.append(fmt.cell(_value(out, own_metric), own_unit))
+            cells += [fmt.cell(_value(report.outside(p), metric), unit) for p, _ in phase_cols]
+            cells += [fmt.cell(out.bytes, "B"), _quotient(out.flops, out.bytes),
+                      _pct(_value(out, metric), whole)]
             if timed:
-                cells += [f"{(total.seconds - root.seconds) * 1e3:.1f}", ""]
+                cells += [f"{out.seconds * 1e3:.1f}", ""]
             if saved is not None:
                 cells.append(fmt.cell(out_saved, "B"))
             t.add_row(*[Text(c, style="italic") if fancy and i == 0 else c for i, c in enumerate(cells)])
@@ -579,7 +576,7 @@ def _collective_lines(report, fmt) -> list:
         rows.append((terminal_safe(op), f"{rec['calls']:,}", fmt.text(rec["bytes"], "B").strip(),
                      fmt.text(rec["bus_bytes"], "B").strip(), str(rec["world_size"]), ",".join(phases),
                      f"{rec['seconds'] * 1e3:.2f} ms" if rec.get("seconds") else "-"))
-    t = {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+    t = report.collectives_total()
     rows.append(("total", f"{t['calls']:,}", fmt.text(t["bytes"], "B").strip(), fmt.text(t["bus_bytes"], "B").strip(),
                  "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -338,6 +338,60 @@ class Results(TotalsShortcuts):
         out = self._cache[key] = {name: _op_dict(v, self.timed) for name, v in order if v[0] or phase is None}
         return {k: dict(v) for k, v in out.items()}
 
+    def outside(self, phase: Optional[str] = None, exclusive: bool = False) -> Counts:
+        """The work outside the modules: by default what the row ``""`` does not hold (tables'
+        "(outside root)" row: a loss, data preparation, a module run outside its root's call);
+        ``exclusive=True``: the ops run outside every module's own code, so that the exclusive
+        counts of all modules plus this add up to the totals (``to_pandas``' "(outside root)" rows).
+        ``saved_bytes`` (activations=True, inclusive, phases None/forward): the saved bytes the
+        row ``""`` does not hold."""
+        check_phase(phase)
+        key = ("outside", phase, bool(exclusive))
+        c = self._cache.get(key)
+        if c is not None:
+            return c
+        saved = None
+        if exclusive:
+            self._need_exclusive()
+            v = _zero()
+            for (s, ph, _), row in self._rows.items():
+                if self._scope_module[s] < 0 and (phase is None or ph == phase):
+                    _add(v, row)
+        else:
+            whole = self.totals if phase is None else self.phase(phase)
+            if not self._names:
+                c = self._cache[key] = _counts([getattr(whole, f) for f in ROW_FIELDS] + [whole.seconds],
+                                               ModuleCounts, name="", type="", params=0, trainable_params=0,
+                                               shared_params=0, saved_bytes=None)
+                return c
+            root = self.module("", phase)
+            v = [getattr(whole, f) - getattr(root, f) for f in ROW_FIELDS] + [whole.seconds - root.seconds]
+            if self.activations is not None and phase in (None, "forward"):
+                saved = self.activations["saved_bytes"] - (root.saved_bytes or 0)
+        c = self._cache[key] = _counts(v, ModuleCounts, name="", type="", params=0, trainable_params=0,
+                                       shared_params=0, saved_bytes=saved)
+        return c
+
+    def outside_ops(self, phase: Optional[str] = None) -> Dict[str, dict]:
+        """Per aten op, the ops run outside every module's own code (``outside(exclusive=True)``
+        per op), by FLOPs."""
+        check_phase(phase)
+        self._need_exclusive()
+        merged = {}
+        for (s, ph, op), v in self._rows.items():
+            if self._scope_module[s] < 0 and (phase is None or ph == phase):
+                _add(merged.setdefault(op, _zero()), v)
+        order = sorted(merged.items(), key=lambda kv: (-kv[1][1], -kv[1][3] - kv[1][4], kv[0]))
+        return {name: _op_dict(v, self.timed) for name, v in order if v[0]}
+
+    def collectives_total(self, phase: Optional[str] = None) -> Dict[str, int]:
+        """{calls, bytes, bus_bytes, seconds} of every collective together (the collectives table's
+        total, a rank's row of ``flopdispatch show`` over several ranks)."""
+        table = self.collectives(phase)
+        out = {k: sum(v[k] for v in table.values()) for k in ("calls", "bytes", "bus_bytes")}
+        out["seconds"] = sum(v["seconds"] for v in table.values())
+        return out
+
     def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
         """One op's counts (all its calls), optionally for one phase."""
         table = self._cache.get("op_counts")
@@ -458,4 +512,90 @@ def hold(scope_module: List[int], raw_paths: List[tuple], names: List[str], call
     return out
 
 
-__all__ = ["Results", "ROW_FIELDS", "COMM_FIELDS", "hold"]
+def freeze(*, snapshot, timed, comm, entered, names: List[str], name_of: List[str], types: List[str],
+           params: List[tuple], shared_params: List[int], roots: Optional[List[str]], total_params: tuple,
+           ignored_idx, ignored_modules: List[str], reason_of, saved=None, timing: bool = False,
+           wall_seconds: Optional[float] = None) -> Results:
+    """A count's recorder table frozen into a ``Results`` (``count._collect`` gathers the inputs):
+    rows per (scope, phase, op), each scope's own module and the modules holding it (``hold``),
+    in public module order (``names``).
+
+    snapshot: the recorder's (rows, scopes, ops, errors); timed: [(scope, phase, op, seconds)];
+    comm: {(scope, phase, op name): (calls, payload bytes, bus bytes, world size)}; entered: the
+    modules whose forward ran. Modules are given by recorder index: ``name_of``, ``types``,
+    ``params`` ((params, trainable)), ``shared_params``, ``ignored_idx``. reason_of(op name): why
+    an unsupported op was not counted. saved (``activations=True``): (summary, bytes by scope),
+    summary(skip) giving the saved-bytes dict without the scopes skip(scope) is true for.
+    """
+    rows, scopes, ops, errors = snapshot
+    position = {n: i for i, n in enumerate(names)}
+    public = [position[n] for n in name_of]  # recorder index -> position in `names`
+    # Each scope's call stack (a module counted once per op even when recursive), recorder indices
+    on_path = [()] * len(scopes)
+    for s in range(1, len(scopes)):
+        parent, module = scopes[s]
+        on_path[s] = on_path[parent] + ((module,) if module not in on_path[parent] else ())
+    ignored_scope = [bool(ignored_idx.intersection(path)) for path in on_path] if ignored_idx else None
+    scope_module = [-1] + [public[scopes[s][1]] if scopes[s][1] >= 0 else -1 for s in range(1, len(scopes))]
+    called = {public[m] for m in entered if m < len(public)}  # a container never called holds
+    scope_path = hold(scope_module, [tuple(public[m] for m in path) for path in on_path], names, called)
+    table, unsupported, reasons = {}, {}, {}
+    ignored = {"modules": list(ignored_modules), "total": _zero(), "phase": {}, "op": {}}
+
+    def add(target, key, values):
+        acc = target.get(key)
+        if acc is None:
+            target[key] = list(values)
+        else:
+            for i, x in enumerate(values):
+                acc[i] += x
+
+    for scope, phase, op, calls, flops, macs, masked, read, written in rows:
+        values = (calls, flops, macs, read, written, macs - masked, 0.0)
+        name, family = ops[op]
+        phase_name = PHASES[phase]
+        if family == "unsupported":
+            unsupported[name] = unsupported.get(name, 0) + calls
+            reasons[name] = reason_of(name)
+        if ignored_scope is not None and ignored_scope[scope]:
+            add(ignored, "total", values)
+            add(ignored["phase"], phase_name, values)
+            add(ignored["op"], name, values)
+            continue
+        add(table, (scope, phase_name, name), values)
+    for op, (message, failed_calls) in errors.items():  # calls whose formula failed
+        name = ops[op][0] if op in ops else str(op)
+        unsupported[name] = unsupported.get(name, 0) + failed_calls
+        reasons.setdefault(name, message)
+    for scope, phase, op, seconds in timed:
+        values = (0, 0, 0, 0, 0, 0, seconds)
+        if ignored_scope is not None and ignored_scope[scope]:
+            add(ignored, "total", values)
+            add(ignored["phase"], PHASES[phase], values)
+            add(ignored["op"], ops[op][0], values)
+            continue
+        add(table, (scope, PHASES[phase], ops[op][0]), values)
+    comm_rows = {}
+    for (scope, ph, name), (calls, payload, bus, size) in comm.items():
+        if scope >= len(scopes) or (ignored_scope is not None and ignored_scope[scope]):
+            continue
+        row = table.get((scope, PHASES[ph], name))
+        comm_rows[(scope, PHASES[ph], name)] = [calls, payload, bus, size, row[6] if row else 0.0]
+    activations = scope_saved = None
+    if saved is not None:
+        summary, by_scope = saved
+        skip = (lambda s: ignored_scope[s]) if ignored_scope is not None else None
+        activations = summary(skip) or {}
+        scope_saved = {s: b for s, b in by_scope.items() if s < len(scopes) and (skip is None or not skip(s))}
+    by_name = [None] * len(names)
+    for rec, pos in enumerate(public):
+        by_name[pos] = rec
+    return Results(
+        names=names, types=[types[r] for r in by_name], params=[params[r] for r in by_name],
+        shared_params=[shared_params[r] for r in by_name], scope_module=scope_module,
+        scope_path=scope_path, rows=table, unsupported=unsupported, reasons=reasons, roots=roots,
+        total_params=total_params, activations=activations, scope_saved=scope_saved, comm_rows=comm_rows,
+        ignored=ignored if ignored_idx else None, timed=timing, wall_seconds=wall_seconds, called=called)
+
+
+__all__ = ["Results", "ROW_FIELDS", "COMM_FIELDS", "freeze", "hold"]

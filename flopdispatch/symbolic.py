@@ -358,18 +358,12 @@ class SymbolicCount:
             raise ValueError(f"unknown field {field!r}")
         phases = [p for p in PHASES if any(k[1] == p for k in self._sums)]
         rows, names = [], self.count.module_names
-        children = {}
-        for n in names:
-            if n:
-                children.setdefault(n.rpartition(".")[0] if "." in n else "", []).append(n)
         container = False
 
         def shown(n, phase):
-            counts = self.module(n, phase=phase)
-            if counts.calls or not children.get(n):
-                return getattr(counts, field), False
-            # not called itself (a ModuleList): the sum of its children, as the count's table shows
-            return _sympy().expand(sum((shown(k, phase)[0] for k in children[n]), 0)), True
+            # a container never called itself (a ModuleList) holds its children's work (the results
+            # engine's attribution rule); the engine says whether it is one
+            return getattr(self.module(n, phase=phase), field), self.count.display_counts(n)[1]
 
         for n in names:
             level = n.count(".") + 1 if n else 0

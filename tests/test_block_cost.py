@@ -9,13 +9,13 @@ import torch
 import torch.nn as nn
 
 import flopdispatch as fd
-from flopdispatch import counter
+from flopdispatch import _tree, counter
 from flopdispatch._demo import GPT
 
 
 def fresh(model, run):
     """to_dict() of a count made with an empty tree cache (the registration walked from scratch)."""
-    counter._TREE_CACHE.clear()
+    _tree._TREE_CACHE.clear()
     with fd.count(model) as c:
         run()
     return c.to_dict()
@@ -25,7 +25,7 @@ def cached(model, run):
     """to_dict() of a count made after another count of the same model (from the cache when valid)."""
     with fd.count(model):
         run()
-    assert model in counter._TREE_CACHE
+    assert model in _tree._TREE_CACHE
     with fd.count(model) as c:
         run()
     return c.to_dict()
@@ -57,10 +57,10 @@ def test_cache_entry_is_reused_while_the_tree_is_unchanged():
     model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
     with fd.count(model):
         model(torch.randn(1, 2))
-    entry = counter._TREE_CACHE[model]
+    entry = _tree._TREE_CACHE[model]
     with fd.count(model):
         model(torch.randn(1, 2))
-    assert counter._TREE_CACHE[model] is entry
+    assert _tree._TREE_CACHE[model] is entry
 
 
 @pytest.mark.parametrize("change", ["replace", "append", "delete", "rename", "freeze", "retie", "new_tensor",
@@ -157,10 +157,10 @@ def test_a_tree_with_its_own_named_modules_is_registered_without_the_cache():
             yield "0", self[0]
 
     model = Odd(nn.Linear(2, 2), nn.Linear(2, 2))
-    counter._TREE_CACHE.clear()
+    _tree._TREE_CACHE.clear()
     with fd.count(model) as c:
         model(torch.randn(1, 2))
-    assert model not in counter._TREE_CACHE
+    assert model not in _tree._TREE_CACHE
     assert c.module_names == ["", "1", "0"]
     assert c.module("0").macs == 2 * 2  # 1 token x Linear(2, 2)
 

@@ -269,3 +269,54 @@ def test_a_container_stays_a_container_when_its_child_is_called_at_top_level():
         assert view.module("blocks").macs == 256
         assert sum(r["macs"] for r in view.ops(module="blocks").values()) == 256
         assert view.display_counts("blocks")[1] is True  # shown as a container ('*')
+
+
+def test_outside_is_the_engines_figure_in_both_senses():
+    """``outside()``: what the row "" does not hold; ``outside(exclusive=True)``: the ops run in no
+    module's own code. The table's and the frame's "(outside root)" rows read these, live and saved."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 3, bias=False))
+    x = torch.randn(2, 4)
+    with fd.count(model) as c:
+        h = model(x)              # 2*4*4 + 2*4*3 = 32 + 24 = 56 MACs
+        again = model[1](x)       # 2*4*3 = 24 MACs: module "1" of the model, called at top level
+        (h + again) @ torch.ones(3, 5)  # 2*3*5 = 30 MACs in no module
+    report = fd.Report.from_count(c)
+    for view in (c, report):
+        assert view.module("").macs == 56 + 24  # 80: the model's modules, wherever called
+        assert view.outside().macs == 30
+        assert view.outside(exclusive=True).macs == 30
+        assert view.outside().flops == view.totals.flops - view.module("").flops
+        assert sorted(view.outside_ops()) == ["aten::add", "aten::mm", "aten::ones"]  # h + again, @, ones
+        assert view.outside_ops()["aten::mm"]["macs"] == 30
+        own = sum(view.module(n, exclusive=True).macs for n in view.module_names)
+        assert own + view.outside(exclusive=True).macs == view.totals.macs == 56 + 24 + 30  # 110
+        # with a model given, work outside it is the "other" phase
+        assert view.outside("other").flops == view.outside().flops and view.outside("forward").flops == 0
+    from flopdispatch import frames
+
+    outside = [r for r in frames.module_rows(report) if r[0] == frames.OUTSIDE]
+    # (module, type, depth, phase, params, calls, flops, macs, ...)
+    assert [(r[3], r[7]) for r in outside] == [("other", 30)]
+    line = next(line for line in c.table().splitlines() if line.startswith("(outside root)"))
+    assert line.split()[2] == "30"  # the MACs column ("(outside root)" is two words)
+
+
+def test_symbolic_table_marks_a_never_called_container_and_shows_its_childrens_sum():
+    """``SymbolicCount.table`` reads the engine: a ModuleList never called itself is starred, and its
+    expression is what ``module()`` holds (its children's work), computed nowhere else."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(4, 4, bias=False) for _ in range(2)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    s = fd.symbolic(Net(), (("batch", 4), torch.float32), dims={"batch": 3})
+    line = next(line for line in s.table(notes=False).splitlines() if line.strip().startswith("layers"))
+    assert line.split()[0] == "layers*"
+    assert str(s.module("layers").flops) == "64*batch"  # 2 layers * batch*4*4 MACs * 2 = 64 batch
+    assert line.split()[1] == "64*batch"

@@ -403,11 +403,11 @@ def test_second_block_from_the_tree_cache_counts_the_same(roots, monkeypatch):
     z = torch.randn(B, 8)
     make = {"dict": lambda: {"G": g, "D": d}, "list": lambda: [g, d], "single-key": lambda: {"G": g}}[roots]
     results = []
-    from flopdispatch import counter
+    from flopdispatch import _tree
 
     for i in range(4):
         if i == 3:  # the reference: the general walk for every root (the cache refuses the tree)
-            monkeypatch.setattr(counter, "_cached_tree", lambda root: (None, None))
+            monkeypatch.setattr(_tree, "_cached_tree", lambda root: (None, None))
         g.zero_grad(set_to_none=True)  # the same work each time (no gradient accumulation)
         d.zero_grad(set_to_none=True)
         with fd.count(make(), ignore=["ReLU"]) as c:
