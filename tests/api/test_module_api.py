@@ -9,11 +9,7 @@ import torch.nn.functional as F
 
 import flopdispatch as fd
 from flopdispatch.report import render_text
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report_v1 import as_v1  # noqa: E402
+from report_v1 import as_v1  # tests/helpers, on sys.path through tests/conftest.py
 
 FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls")
 

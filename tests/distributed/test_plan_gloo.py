@@ -209,7 +209,7 @@ def _free_port():
 def _job(tmp_path_factory, world):
     out = tmp_path_factory.mktemp(f"plan_gloo{world}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+        [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(_free_port()), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
