@@ -125,7 +125,7 @@ def test_report_keeps_exclusive_counts_and_ops_per_module(tmp_path):
     report.save(path)
     loaded = fd.Report.load(path)
     assert loaded == report and loaded.has_exclusive
-    # every query of every view against the live count: tests/test_results_parity.py
+    # every query of every view against the live count: tests/api/test_results_parity.py
     # compact: rows only where a module ran ops itself; the root (a Sequential) has none
     data = json.loads(path.read_text())
     names = [m["name"] for m in data["modules"]]

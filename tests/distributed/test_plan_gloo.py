@@ -1,5 +1,5 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
-like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
+like tests/distributed/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/distributed/test_plan.py
 with FSDP2, with tensor parallel (without and with sequence parallel), with DDP and as two 1F1B
 pipeline stages, applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and

@@ -1,7 +1,7 @@
 """The HTML page (issue 13 item 8): its sources as package data, the module table, the op table
 following the focused module, search, several roots, a big tree, an 800 px window.
 
-The browser tests use Chromium through tests/test_html.py's DevTools client (skipped without
+The browser tests use Chromium through tests/report/test_html.py's DevTools client (skipped without
 Chromium); the module table's cells are also checked against the terminal table by running the
 page's script under node (tests/helpers/html_dom.js; skipped without node).
 """
