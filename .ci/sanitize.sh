@@ -46,22 +46,22 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$l
 # counts past 128 bits (the rows' spill), Ctrl-C at every line (Lifecycle install/removal), torch.compile.
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
-  selection=(tests/test_reliability.py
-             tests/test_behaviour.py
-             tests/test_phases.py
-             tests/test_user_formulas.py
-             tests/test_hops.py
-             tests/test_nested.py
-             tests/test_new_families.py
-             tests/test_symbolic.py
-             tests/test_block_cost.py
-             tests/test_roots.py
-             tests/test_activations.py
-             tests/test_meter.py
-             tests/test_distributed.py
-             tests/test_exact_ints.py
-             tests/test_interrupts.py
-             tests/test_compile.py)
+  selection=(tests/api/test_reliability.py
+             tests/api/test_behaviour.py
+             tests/api/test_phases.py
+             tests/api/test_user_formulas.py
+             tests/formulas/test_hops.py
+             tests/api/test_nested.py
+             tests/formulas/test_fft_linalg_families.py
+             tests/api/test_symbolic.py
+             tests/api/test_block_cost.py
+             tests/api/test_roots.py
+             tests/api/test_activations.py
+             tests/api/test_meter.py
+             tests/distributed/test_distributed.py
+             tests/api/test_exact_ints.py
+             tests/api/test_interrupts.py
+             tests/api/test_compile.py)
 fi
 status=0
 (cd "$work" && PYTHONPATH="$work" LD_PRELOAD="$libasan" \

@@ -22,7 +22,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "report"))  # test_html, test_html_page
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "helpers"))  # report_v1 (imported by test_html_page)
 
 import torch  # noqa: E402
 
@@ -57,7 +58,7 @@ def llama70b_report():
 
 
 class Browser:
-    """Headless Chromium driven over the DevTools protocol (the client of tests/test_html.py)."""
+    """Headless Chromium driven over the DevTools protocol (the client of tests/report/test_html.py)."""
 
     def __init__(self, width, height):
         import subprocess

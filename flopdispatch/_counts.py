@@ -2,7 +2,7 @@
 
 The bottom of the package's import graph: it imports nothing of flopdispatch, so that the counter
 (``counter``), the saved report (``schema``) and the renderers (``report``, ``htmlreport``) can all
-build on it with imports that point one way (``tests/test_imports.py`` checks the graph is acyclic).
+build on it with imports that point one way (``tests/package/test_imports.py`` checks the graph is acyclic).
 """
 from __future__ import annotations
 

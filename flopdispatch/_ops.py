@@ -576,7 +576,7 @@ OPS = [
     ("_sparse_mm_reduce_impl", "sparse_matmul", {"sparse": 0, "dense": 1}),
     # backward: grad_self (sampled grad_out @ weight^T) and grad_weight (self^T @ grad_out) as requested
     ("_sparse_mm_reduce_impl_backward", "sparse_matmul", {"sparse": 0, "dense": 1, "output_mask": 5}),
-    # ---- found undeclared by listing every non-composite aten overload (tests/test_gaps_ops.py) ----
+    # ---- found undeclared by listing every non-composite aten overload (tests/formulas/test_op_coverage.py) ----
     # Queries, checks and metadata: no arithmetic, nothing written.
     ("_assert_scalar _functional_assert_scalar _functional_sym_constrain_range "
      "_functional_sym_constrain_range_for_size _print _dimI _dimV dense_dim sparse_dim _nnz is_coalesced "

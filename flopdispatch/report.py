@@ -17,7 +17,7 @@ Names and metadata are data from a file: every string shown passes through ``ter
 renderer (``_PlainTable``, rich's layout); rich draws terminal tables of up to 2,000 rows.
 
 The renderers import nothing of the counter or the saved report: they read any object with the
-report API (``Report``), so the imports point one way (``tests/test_imports.py``).
+report API (``Report``), so the imports point one way (``tests/package/test_imports.py``).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from .counter import PHASES, Counts, count
 __all__ = ["symbolic", "SymbolicCount", "SymbolicCounts", "NOT_SYMBOLIC", "dims_from_tensors"]
 
 # Ops and families whose cost cannot be an expression in the named dimensions (README, "Planning
-# numbers"); tests/test_symbolic.py checks the data-dependent, FFT, user-formula and fake-kernel
+# numbers"); tests/api/test_symbolic.py checks the data-dependent, FFT, user-formula and fake-kernel
 # entries (sparse products read _nnz(), a value only the data has).
 NOT_SYMBOLIC = {
     "data-dependent sizes": "ops whose output size depends on tensor values (aten::nonzero, masked_select, "

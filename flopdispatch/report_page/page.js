@@ -12,7 +12,7 @@
 // It reads, it does not recompute: it receives a flopdispatch.report/2 object (htmlreport.py always
 // writes one), whose module figures, roll-ups and scope paths the Python results engine made
 // (flopdispatch.results); the op table of a focused module sums the rows of the scopes whose path
-// holds it, which is what Report.ops(module=...) returns (tests/test_results_parity.py).
+// holds it, which is what Report.ops(module=...) returns (tests/api/test_results_parity.py).
 //
 // Names and metadata are data: they reach the document only through textContent and
 // setAttribute, and every map keyed by a name is Object.create(null) ("__proto__" is a name).

@@ -13,7 +13,7 @@ import torch.nn as nn
 import flopdispatch as fd
 from flopdispatch.cli import main, parse_input
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent('''
     import sys

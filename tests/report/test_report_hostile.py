@@ -20,7 +20,7 @@ from flopdispatch.htmlreport import _exact_for_js, render_html
 from flopdispatch.report import _scientific, human, print_report, render_text, terminal_safe
 from flopdispatch.schema import MAX_DIGITS
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks"))
 from show_ops import synthetic_report  # noqa: E402
 
 
@@ -216,11 +216,11 @@ def test_html_keeps_big_counts_exact_as_strings(valid):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
 def test_html_page_script_draws_huge_counts_at_their_size(valid, tmp_path):
-    """The page's own script, run by node against a minimal DOM (tests/html_dom.js)."""
+    """The page's own script, run by node against a minimal DOM (tests/helpers/html_dom.js)."""
     def draw(data):
         path = tmp_path / "p.html"
         path.write_text(render_html(fd.Report.from_dict(data)), encoding="utf-8")
-        proc = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "html_dom.js"), str(path)],
+        proc = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "..", "helpers", "html_dom.js"), str(path)],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
@@ -259,7 +259,7 @@ def test_html_page_script_draws_huge_saved_bytes_and_collectives_at_their_size(v
     d["scopes"].append({"module": 1, "path": [0, 1], "saved_bytes": 2 * big})
     path = tmp_path / "p.html"
     path.write_text(render_html(fd.Report.from_dict(d)), encoding="utf-8")
-    proc = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "html_dom.js"), str(path)],
+    proc = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "..", "helpers", "html_dom.js"), str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     drawn = json.loads(proc.stdout)

@@ -235,7 +235,7 @@ def test_to_pandas_is_the_same_frame_in_every_view(views):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
 def test_the_pages_op_table_lists_what_ops_module_returns(views, tmp_path):
-    """The page (its own script under node, tests/html_dom.js), focused on each module: its op
+    """The page (its own script under node, tests/helpers/html_dom.js), focused on each module: its op
     table is ``ops(module=...)`` of that module (the root: every op), in the same order."""
     case, c, others = views
     if case not in ("plain", "roots"):
@@ -246,7 +246,7 @@ def test_the_pages_op_table_lists_what_ops_module_returns(views, tmp_path):
     for name in c.module_names:
         for phase in ("all", "forward"):
             hash_ = "#metric=flops" + ("" if phase == "all" else f"&phase={phase}") + (f"&focus={name}" if name else "")
-            proc = subprocess.run(["node", os.path.join(HERE, "html_dom.js"), str(path), hash_],
+            proc = subprocess.run(["node", os.path.join(HERE, "..", "helpers", "html_dom.js"), str(path), hash_],
                                   capture_output=True, text=True, timeout=120)
             assert proc.returncode == 0, proc.stderr[-2000:]
             rows = json.loads(proc.stdout)["ops"]

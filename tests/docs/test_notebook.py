@@ -12,7 +12,7 @@ import torch.nn as nn
 import flopdispatch as fd
 from flopdispatch import notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CELLS = [
     """import torch, flopdispatch as fd

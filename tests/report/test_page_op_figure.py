@@ -1,5 +1,5 @@
 """The page's op table follows the chosen figure: with MACs (or bytes) chosen it sorts by it and its
-share column is "% MACs" (or "% bytes"). Runs the page's script under node (tests/html_dom.js)."""
+share column is "% MACs" (or "% bytes"). Runs the page's script under node (tests/helpers/html_dom.js)."""
 import json
 import os
 import shutil
@@ -36,7 +36,7 @@ def _report():
 def _draw(report, tmp_path, fragment):
     path = tmp_path / "p.html"
     path.write_text(render_html(report), encoding="utf-8")
-    proc = subprocess.run(["node", os.path.join(HERE, "html_dom.js"), str(path), fragment], capture_output=True,
+    proc = subprocess.run(["node", os.path.join(HERE, "..", "helpers", "html_dom.js"), str(path), fragment], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

@@ -1,5 +1,5 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
-like tests/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/test_plan.py
+like tests/distributed/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/distributed/test_plan.py
 with FSDP2, with tensor parallel (without and with sequence parallel), with DDP and as two 1F1B
 pipeline stages, applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
@@ -209,7 +209,7 @@ def _free_port():
 def _job(tmp_path_factory, world):
     out = tmp_path_factory.mktemp(f"plan_gloo{world}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+        [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(_free_port()), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)

@@ -197,7 +197,7 @@ def test_a_users_parallelize_function():
 
     s = simulate(mlp, "fsdp=2", parallelize=mine, inputs=lambda b, s: {"input": torch.randn(b, 8)}, batch=4)
     # forward 4 * 8 * 16 + 4 * 16 * 4 = 768 MACs; backward both weight gradients (768) and layer 2's
-    # input gradient (256): 1,792 (as tests/test_distributed.py's real ranks)
+    # input gradient (256): 1,792 (as tests/distributed/test_distributed.py's real ranks)
     assert s.count.macs == 1792
     assert s.plan == "mine"
     assert s.count.collectives(phase="backward")["c10d::_reduce_scatter_base_"]["bytes"] == 4 * 212  # fp32 grads

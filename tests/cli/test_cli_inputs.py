@@ -15,7 +15,7 @@ import torch.nn as nn
 import flopdispatch as fd
 from flopdispatch.commands import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MODELS = textwrap.dedent('''
     import torch

@@ -9,11 +9,7 @@ import torch.nn.functional as F
 
 import flopdispatch as fd
 from flopdispatch.report import render_text
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report_v1 import as_v1  # noqa: E402
+from report_v1 import as_v1  # tests/helpers, on sys.path through tests/conftest.py
 
 FIELDS = ("flops", "macs", "bytes_read", "bytes_written", "causal_macs", "calls")
 
@@ -129,7 +125,7 @@ def test_report_keeps_exclusive_counts_and_ops_per_module(tmp_path):
     report.save(path)
     loaded = fd.Report.load(path)
     assert loaded == report and loaded.has_exclusive
-    # every query of every view against the live count: tests/test_results_parity.py
+    # every query of every view against the live count: tests/api/test_results_parity.py
     # compact: rows only where a module ran ops itself; the root (a Sequential) has none
     data = json.loads(path.read_text())
     names = [m["name"] for m in data["modules"]]

@@ -471,7 +471,7 @@ def _cli_json(*args):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     p = subprocess.run([sys.executable, "-m", "flopdispatch", *args], cwd=root, env=env, capture_output=True,
                        text=True, timeout=300)

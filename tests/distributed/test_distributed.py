@@ -112,7 +112,7 @@ def _free_port():
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+        [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(_free_port()), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
@@ -255,7 +255,7 @@ def _run_cli(tmp_path, rank, *options):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")]))
+        [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-m", "flopdispatch", "run", *options, str(script)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
 

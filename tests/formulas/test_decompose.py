@@ -15,7 +15,7 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 
 import flopdispatch as fd
 from flopdispatch import _core
-from models import ResNet18
+from example_models import ResNet18
 
 # Ops that legitimately count differently under inference_mode, each with its reason.
 INFERENCE_MODE_EXCLUSIONS = {

@@ -294,10 +294,7 @@ def test_the_results_engine_and_renderers_import_no_torch_at_module_level():
 
 def test_older_files_load_and_say_what_they_lack(counted, tmp_path):
     """report/1 (no scopes: module figures as stored, own ops per module) and a bare counts/1 dump."""
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from report_v1 import as_v1
+    from report_v1 import as_v1  # tests/helpers (tests/conftest.py puts it on sys.path)
 
     c, report = counted
     old = fd.Report.from_dict(as_v1(report.to_dict()))

@@ -14,7 +14,7 @@ import torch.nn as nn
 import flopdispatch as fd
 from flopdispatch.report import render_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class LM(nn.Module):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flopdispatch import _C, _ops, _reference
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GEN = runpy.run_path(str(ROOT / "csrc" / "gen_params.py"))
 CPP_KEYWORDS = {"and", "auto", "bool", "break", "case", "char", "class", "const", "default", "delete", "do",
                 "double", "else", "enum", "float", "for", "if", "int", "long", "namespace", "new", "not", "or",

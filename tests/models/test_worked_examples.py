@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import flopdispatch as fd
-from models import Example2CNN, Example3Attention, example1_mlp, example4_mlp
+from example_models import Example2CNN, Example3Attention, example1_mlp, example4_mlp
 
 DEVICES = ["cpu", "meta"]
 

@@ -2,7 +2,7 @@
 
 Each expected number shows its arithmetic. Ops with a CPU kernel run under ``fd.count``; the
 cuDNN/backend-only ones are priced through the compiled family on a result of the right shape,
-asserted equal to the Python reference (``_reference.py``), as in test_more_ops.py.
+asserted equal to the Python reference (``_reference.py``), as in test_backward_and_backend_kernels.py.
 """
 import torch
 import torch.nn.functional as F

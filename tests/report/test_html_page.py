@@ -1,9 +1,9 @@
 """The HTML page (issue 13 item 8): its sources as package data, the module table, the op table
 following the focused module, search, several roots, a big tree, an 800 px window.
 
-The browser tests use Chromium through tests/test_html.py's DevTools client (skipped without
+The browser tests use Chromium through tests/report/test_html.py's DevTools client (skipped without
 Chromium); the module table's cells are also checked against the terminal table by running the
-page's script under node (tests/html_dom.js; skipped without node).
+page's script under node (tests/helpers/html_dom.js; skipped without node).
 """
 import json
 import os
@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)  # test_html: the DevTools client and the Chromium fixt
 from test_html import _load, _report, browser  # noqa: E402, F401  (browser: the Chromium fixture)
 from report_v1 import as_v1  # noqa: E402
 
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 PAGE_FILES = ("page.html", "page.css", "page.js")
 
 
@@ -113,7 +113,7 @@ def valid_dict():
 def _draw_in_node(report, tmp_path):
     path = tmp_path / "p.html"
     path.write_text(render_html(report), encoding="utf-8")
-    proc = subprocess.run(["node", os.path.join(HERE, "html_dom.js"), str(path)], capture_output=True, text=True,
+    proc = subprocess.run(["node", os.path.join(HERE, "..", "helpers", "html_dom.js"), str(path)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

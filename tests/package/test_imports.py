@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "flopdispatch"
+PACKAGE = Path(__file__).resolve().parents[2] / "flopdispatch"
 
 
 def _module_name(root: Path, path: Path) -> str:

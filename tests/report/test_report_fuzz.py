@@ -19,10 +19,7 @@ import flopdispatch as fd
 from flopdispatch import cli
 from flopdispatch.htmlreport import render_html
 from flopdispatch.report import render_text
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report_v1 import as_v1  # noqa: E402
+from report_v1 import as_v1  # tests/helpers, on sys.path through tests/conftest.py
 
 SETTINGS = dict(deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
