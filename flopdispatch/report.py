@@ -43,6 +43,20 @@ def human(n: float, unit: str = "") -> str:
     """1234567 -> '1.23 M' (SI prefixes up to E, three significant digits; from 1e21 on '2.7e22').
 
     Any int is exact (no float conversion: 10**400 -> '1e400'); floats as Python formats them."""
+    if type(n) is int:  # the fast path (tables format many ints): the same text as the general one below
+        a = -n if n < 0 else n
+        if a < 1000:
+            return f"{n} {unit}".rstrip()
+        if a < _SCIENTIFIC:
+            for i, (scale, prefix) in enumerate(_SI):
+                if a >= scale:
+                    text = f"{n / scale:.3g}"
+                    if abs(float(text)) >= 1000:  # 999.6 K rounds to 1 M, not '1e+03 K'
+                        if i == 0:
+                            break  # the general path writes it
+                        scale, prefix = _SI[i - 1]
+                        text = f"{n / scale:.3g}"
+                    return f"{text} {prefix}{unit}".rstrip()
     if isinstance(n, int) and abs(n) >= _SCIENTIFIC:
         return f"{_scientific(n)} {unit}".rstrip()
     if isinstance(n, float) and not math.isfinite(n):

@@ -331,7 +331,7 @@ def _parse_v2(cls, data: dict) -> Report:
     v.counts(data.get("totals"), "totals")  # derived figures: checked, then made again from the scopes
     v.phase_map(data.get("phases", {}), "phases")
     names, types, params, shared, rolled, saved_given = _modules(v, data)
-    _ops_list(v, data)
+    _ops_checked(v, data)
     n = len(names)
     scope_module, scope_path, rows, comm_rows, scope_saved = [-1], [()], {}, {}, {}
     timed = data.get("timed", False)
@@ -416,6 +416,31 @@ def _modules(v, data):
             v.self_ops(m["self_ops"], f"{where}.self_ops")
     v.check(not names or names[0] == "", "modules[0]: the root module (name \"\") must come first")
     return names, types, params, shared, rolled, saved
+
+
+def _counts_ok(x) -> bool:
+    """Whether x is an object of counts the fast path of ``_Validator.counts`` accepts (no seconds)."""
+    if type(x) is not dict or "seconds" in x:
+        return False
+    values = [x.get(f, 0) for f in COUNT_FIELDS]
+    return set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT
+
+
+def _ops_checked(v, data):
+    """Validate the derived ``ops`` list of a report/2 file (made again from the scopes on load):
+    valid entries are checked without building their Counts; the first bad one goes through
+    ``_ops_list``, which raises its one-line ReportError."""
+    op_names, phases = set(), frozenset(PHASES)
+    ops = v.array(data.get("ops", []), "ops")
+    for o in ops:
+        if type(o) is dict:
+            name, ph = o.get("name"), o.get("phases", {})
+            if (type(name) is str and name not in op_names and _counts_ok(o) and type(ph) is dict
+                    and all(p in phases and _counts_ok(c) for p, c in ph.items())):
+                op_names.add(name)
+                continue
+        _ops_list(v, data)  # the slow path: the exact message (or an entry valid the slow way)
+        return
 
 
 def _ops_list(v, data):

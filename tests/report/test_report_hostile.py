@@ -85,6 +85,13 @@ HOSTILE = {
     "op counts a string": lambda d: _with(d, ["ops", 0, "flops"], "12"),
     "duplicate op": lambda d: _with(d, ["ops"], d["ops"] + d["ops"][:1]),
     "op not an object": lambda d: _with(d, ["ops", 0], "aten::mm"),
+    # the derived ops list is checked on a fast path (no Counts built); each of these must still fail
+    "op name a number": lambda d: _with(d, ["ops", 1, "name"], 7),
+    "op count a bool": lambda d: _with(d, ["ops", 1, "flops"], True),
+    "op count negative": lambda d: _with(d, ["ops", 1, "macs"], -1),
+    "op phase unknown": lambda d: _with(d, ["ops", 1, "phases"], {"fwd": {}}),
+    "op phase count a float": lambda d: _with(d, ["ops", 1, "phases"], {"forward": {"flops": 1.5}}),
+    "op phases a list": lambda d: _with(d, ["ops", 1, "phases"], []),
     "unsupported calls negative": lambda d: _with(d, ["unsupported"], [{"op": "aten::x", "calls": -1}]),
     "totals missing": lambda d: {k: v for k, v in d.items() if k != "totals"},
     "counts dump with a deep version": lambda d: '{"schema": "flopdispatch.counts/1", "totals": {}, '
@@ -136,6 +143,10 @@ def test_messages_name_the_field(valid, tmp_path):
                          ("a 5000-digit integer", f"more than {MAX_DIGITS} digits"),
                          ("a count over the digit bound", f"totals.flops: integer with more than {MAX_DIGITS} digits"),
                          ("duplicate op", "duplicate op name"),
+                         ("op name a number", "ops[1].name: expected a string, got 7"),
+                         ("op count a bool", "ops[1].flops: expected a non-negative integer, got true"),
+                         ("op phase unknown", "ops[1].phases: unknown phase 'fwd'"),
+                         ("op phase count a float", "ops[1].phases.forward.flops: expected a non-negative integer"),
                          ("meta nested 100 deep", "meta.config: nested more than 16 levels deep"),
                          ("NaN in meta", "meta.x: nan is not a finite number")]:
         path = _write(tmp_path, HOSTILE[case](valid))
