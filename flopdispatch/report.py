@@ -250,17 +250,21 @@ class _PlainTable:
         height = max(len(h) for h in headers)
         footers = [f or "" for _, _, f in self.columns] if any(f for _, _, f in self.columns) else None
         widths = [max(map(cell_len, h)) for h in headers]
-        for row in self.rows + ([footers] if footers else []):
-            for i, cell in enumerate(row):
-                n = cell_len(cell)
+
+        def sizes(cells):  # printable ASCII is one cell a character: rich's cell_len for the rest
+            return [len(c) if c.isascii() and c.isprintable() else cell_len(c) for c in cells]
+
+        body = [(row, sizes(row)) for row in self.rows]
+        for _, ns in body + ([(footers, sizes(footers))] if footers else []):
+            for i, n in enumerate(ns):
                 if n > widths[i]:
                     widths[i] = n
         right = [j == "right" for _, j, _ in self.columns]
 
-        def line(cells):
+        def line(cells, ns=None):
             out = []
-            for cell, width, r in zip(cells, widths, right):
-                pad = " " * (width - cell_len(cell))
+            for cell, n, width, r in zip(cells, ns or sizes(cells), widths, right):
+                pad = " " * (width - n)
                 out.append(pad + cell if r else cell + pad)
             return "  ".join(out).rstrip()
 
@@ -268,7 +272,7 @@ class _PlainTable:
                for k in range(height)]
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
         out.append(rule)
-        out.extend(line(row) for row in self.rows)
+        out.extend(line(row, ns) for row, ns in body)
         if footers:
             out.append(rule)
             out.append(line(footers))
@@ -430,20 +434,24 @@ def _op_table(report, fancy, sort, fmt, phases=True):
              ("FLOP/B", "right", _intensity(total)),
              (f"% {_METRIC_LABEL[metric]}", "right", "100.0" if whole else "0.0")]
     t = _table(fancy, cols)
-    # One pass over the ops, each looked up once: linear in the number of ops (plus the sort).
-    entries = [(name, report.op_counts(name)) for name in report.ops()]  # by FLOPs, as report.ops()
+    # One pass over the ops' raw rows (calls, flops, macs, read, written, causal, seconds), each
+    # looked up once: linear in the number of ops. Order: report.ops()' (largest FLOPs first).
+    rows, cell, none = report._op_rows(), fmt.cell, (0, 0, 0, 0, 0, 0, 0.0)
+    at = {"flops": lambda v: v[1], "macs": lambda v: v[2], "bytes": lambda v: v[3] + v[4]}[metric]
+    entries = [(name, rows[(name, None)]) for name in report._op_order()]
     if metric != "flops":
-        entries.sort(key=lambda o: -_value(o[1], metric))  # stable: the FLOPs order among equals
-    for name, c in entries:
-        v = _value(c, metric)
-        share = _share(v, whole)
-        unsupported = name in report.unsupported
+        entries.sort(key=lambda o: -at(o[1]))  # stable: the FLOPs order among equals
+    unsupported_ops = report.unsupported
+    for name, v in entries:
+        value = at(v)
+        share = _share(value, whole)
+        unsupported = name in unsupported_ops
         label = terminal_safe(name) + (" (unsupported)" if unsupported else "")
         style = ("red" if unsupported else _style(fancy, share, False)) if fancy else None
-        cells = [Text(label, style=style),
-                 f"{c.calls:,}", fmt.cell(c.macs), fmt.cell(c.flops)]
-        cells += [fmt.cell(_value(report.op_counts(name, p), metric), unit) for p, _ in phase_cols]
-        cells += [fmt.cell(c.bytes, "B"), _intensity(c), _pct(v, whole)]
+        moved = v[3] + v[4]
+        cells = [Text(label, style=style) if fancy else label, f"{v[0]:,}", cell(v[2]), cell(v[1])]
+        cells += [cell(at(rows.get((name, p), none)), unit) for p, _ in phase_cols]
+        cells += [cell(moved, "B"), _quotient(v[1], moved), _pct(value, whole)]
         t.add_row(*cells)
     return t
 
@@ -552,7 +560,7 @@ def _renderables(report, *, fancy, by="module", depth=2, sort=None, units="auto"
         by = "op"
     # A terminal gets rich's table (colours, tree guides) up to _FANCY_MAX_ROWS rows; a longer one
     # is plain text there too (rich's layout costs ~1.5 ms a row: 40,000 ops would take a minute).
-    rows = {"module": lambda: len(_module_rows(report, depth, None)), "op": lambda: len(report.ops()),
+    rows = {"module": lambda: len(_module_rows(report, depth, None)), "op": lambda: len(report._op_order()),
             "phase": lambda: 4}[by]
     tf = fancy and rows() <= _FANCY_MAX_ROWS
     build = {"module": lambda ph: _module_table(report, tf, depth, sort, fmt, ph),

@@ -392,21 +392,37 @@ class Results(TotalsShortcuts):
         out["seconds"] = sum(v["seconds"] for v in table.values())
         return out
 
-    def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
-        """One op's counts (all its calls), optionally for one phase."""
-        table = self._cache.get("op_counts")
-        if table is None:  # {(op, phase or None): Counts}, made once
-            table = {}
-            total = {}
+    def _op_rows(self) -> dict:
+        """{(op, phase or None): row} of every op (ROW_FIELDS then seconds), each phase's and all
+        phases' together, made once: what ``op_counts`` and the op table read (do not mutate)."""
+        rows = self._cache.get("op_rows")
+        if rows is None:
+            rows, total = {}, {}
             for (op, ph), v in self._derived()[2].items():
-                table[(op, ph)] = _counts(v)
+                rows[(op, ph)] = v
                 acc = total.get(op)
                 if acc is None:
                     acc = total[op] = _zero()
                 _add(acc, v)
             for op, v in total.items():
-                table[(op, None)] = _counts(v)
-            self._cache["op_counts"] = table
+                rows[(op, None)] = v
+            self._cache["op_rows"] = rows
+        return rows
+
+    def _op_order(self) -> List[str]:
+        """Every op's name in ``ops()``' order (largest FLOPs first, then bytes, then name), made once."""
+        order = self._cache.get("op_order")
+        if order is None:
+            every = [(op, v) for (op, ph), v in self._op_rows().items() if ph is None]
+            every.sort(key=lambda kv: (-kv[1][1], -kv[1][3] - kv[1][4], kv[0]))
+            order = self._cache["op_order"] = [op for op, _ in every]
+        return order
+
+    def op_counts(self, name: str, phase: Optional[str] = None) -> Counts:
+        """One op's counts (all its calls), optionally for one phase."""
+        table = self._cache.get("op_counts")
+        if table is None:  # {(op, phase or None): Counts}, made once
+            table = self._cache["op_counts"] = {key: _counts(v) for key, v in self._op_rows().items()}
         c = table.get((name, phase))
         if c is not None:
             return c
