@@ -48,15 +48,15 @@ def human(n: float, unit: str = "") -> str:
         if a < 1000:
             return f"{n} {unit}".rstrip()
         if a < _SCIENTIFIC:
-            for i, (scale, prefix) in enumerate(_SI):
-                if a >= scale:
-                    text = f"{n / scale:.3g}"
-                    if abs(float(text)) >= 1000:  # 999.6 K rounds to 1 M, not '1e+03 K'
-                        if i == 0:
-                            break  # the general path writes it
-                        scale, prefix = _SI[i - 1]
-                        text = f"{n / scale:.3g}"
-                    return f"{text} {prefix}{unit}".rstrip()
+            i = 6 - (len(str(a)) - 1) // 3  # the largest prefix not above a: 4-6 digits K (_SI[5]) .. 19-21 E
+            scale, prefix = _SI[i]
+            text = f"{n / scale:.3g}"
+            if abs(float(text)) < 1000:
+                return f"{text} {prefix}{unit}".rstrip()
+            if i:  # 999.6 K rounds to 1 M, not '1e+03 K'
+                scale, prefix = _SI[i - 1]
+                return f"{n / scale:.3g} {prefix}{unit}".rstrip()
+            # 999.6 E and up: the general path writes it in scientific form
     if isinstance(n, int) and abs(n) >= _SCIENTIFIC:
         return f"{_scientific(n)} {unit}".rstrip()
     if isinstance(n, float) and not math.isfinite(n):

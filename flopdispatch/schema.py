@@ -418,29 +418,30 @@ def _modules(v, data):
     return names, types, params, shared, rolled, saved
 
 
-def _counts_ok(x) -> bool:
-    """Whether x is an object of counts the fast path of ``_Validator.counts`` accepts (no seconds)."""
-    if type(x) is not dict or "seconds" in x:
-        return False
-    values = [x.get(f, 0) for f in COUNT_FIELDS]
-    return set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT
-
-
 def _ops_checked(v, data):
-    """Validate the derived ``ops`` list of a report/2 file (made again from the scopes on load):
-    valid entries are checked without building their Counts; the first bad one goes through
-    ``_ops_list``, which raises its one-line ReportError."""
-    op_names, phases = set(), frozenset(PHASES)
-    ops = v.array(data.get("ops", []), "ops")
-    for o in ops:
+    """Validate the derived ``ops`` list of a report/2 file (made again from the scopes on load)
+    without building Counts: every count of every entry is gathered, then checked at once (ints,
+    not bools, 0 <= n < the digit bound). Any entry off that path (a bad one, a missing field,
+    seconds) sends the whole list through ``_ops_list``, which raises its one-line ReportError."""
+    op_names, phases, values = set(), frozenset(PHASES), []
+    gather = values.extend
+    for o in v.array(data.get("ops", []), "ops"):
         if type(o) is dict:
             name, ph = o.get("name"), o.get("phases", {})
-            if (type(name) is str and name not in op_names and _counts_ok(o) and type(ph) is dict
-                    and all(p in phases and _counts_ok(c) for p, c in ph.items())):
-                op_names.add(name)
-                continue
-        _ops_list(v, data)  # the slow path: the exact message (or an entry valid the slow way)
+            if (type(name) is str and name not in op_names and "seconds" not in o and type(ph) is dict
+                    and phases.issuperset(ph)):
+                gather(map(o.get, COUNT_FIELDS))  # a missing field gives None: the slow path
+                for c in ph.values():
+                    if type(c) is not dict or "seconds" in c:
+                        break
+                    gather(map(c.get, COUNT_FIELDS))
+                else:
+                    op_names.add(name)
+                    continue
+        _ops_list(v, data)  # the slow path: the exact message (or entries valid the slow way)
         return
+    if values and not (set(map(type, values)) == _INT_ONLY and min(values) >= 0 and max(values) < _INT_LIMIT):
+        _ops_list(v, data)
 
 
 def _ops_list(v, data):
