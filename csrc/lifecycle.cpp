@@ -118,19 +118,32 @@ bool append_entry(PyObject* list, PyObject* undo, PyObject* args, PyObject* flag
     return rc == 0;
 }
 
+// Drops one reference when it goes out of scope (every exit of a loop iteration).
+struct StepRef {
+    PyObject* obj;
+    ~StepRef() { Py_DECREF(obj); }
+};
+
 // _install(steps): see the file comment.
 PyObject* Lifecycle_install(PyObject* self, PyObject* steps) {
     PyObject* list = undo_list(self);
     if (!list) return nullptr;
+    Py_INCREF(list);  // held across the steps' calls into Python
     PyObject* seq = PySequence_Fast(steps, "_install(steps): steps must be a sequence");
-    if (!seq) return nullptr;
+    if (!seq) {
+        Py_DECREF(list);
+        return nullptr;
+    }
     Py_ssize_t start = PyList_GET_SIZE(list);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     static PyObject* zero = PyLong_FromLong(0);  // immortal small int
     PyObject* empty = PyTuple_New(0);
     bool ok = empty != nullptr;
     for (Py_ssize_t i = 0; ok && i < n; ++i) {
-        PyObject* step = PySequence_Fast_GET_ITEM(seq, i);
+        // A strong reference: the step's items are borrowed from it across the call into Python (a
+        // step may change the list of steps it came from).
+        PyObject* step = Py_NewRef(PySequence_Fast_GET_ITEM(seq, i));
+        StepRef hold{step};
         Py_ssize_t size = PyTuple_Check(step) ? PyTuple_GET_SIZE(step) : 0;
         if (size != 4 && size != 5) {
             PyErr_SetString(PyExc_TypeError, "a step is (do, do_args, undo, undo_args[, flags])");
@@ -187,6 +200,7 @@ PyObject* Lifecycle_install(PyObject* self, PyObject* steps) {
     }
     Py_XDECREF(empty);
     Py_DECREF(seq);
+    Py_DECREF(list);
     if (ok) Py_RETURN_NONE;
     // Undo what this call did; the step's own error is the one raised.
     SavedError err;

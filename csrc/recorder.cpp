@@ -613,11 +613,25 @@ struct RecorderState {
     // Records one call whose cost is Python ints of any size (user formulas, the Python reference,
     // the comm hook): those past 128 bits go to the row's spill. False (nothing recorded) when a value
     // is not an int.
-    bool add_py(int scope, int phase, int op, PyObject* const (&v)[kFields], OpTime& t) {
+    bool add_py(int scope, int phase, int op, PyObject* const (&given)[kFields], OpTime& t) {
         i128 low[kFields] = {0, 0, 0, 0, 0};
         bool big[kFields] = {false, false, false, false, false};
+        // Exact ints only past this point: an int subclass's __add__ would run Python code while a
+        // spill slot's address is held (py_accumulate). Converted here, before any pointer is taken.
+        PyObject* v[kFields] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+        struct Owned {
+            PyObject** items;
+            ~Owned() {
+                for (int i = 0; i < kFields; ++i) Py_XDECREF(items[i]);
+            }
+        } owned{v};
         for (int i = 0; i < kFields; ++i) {
-            if (!PyLong_Check(v[i])) return false;
+            if (!PyLong_Check(given[i])) return false;
+            v[i] = PyLong_CheckExact(given[i]) ? Py_NewRef(given[i]) : PyNumber_Index(given[i]);
+            if (!v[i]) {
+                clear_error();
+                return false;
+            }
             big[i] = !int128_from_py(v[i], &low[i]);  // an int that does not fit: spilled whole
         }
         Cost c;
