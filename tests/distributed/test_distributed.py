@@ -12,7 +12,6 @@ second layer's input gradient (256; the input needs none): 1,024; total 1,792.
 import copy
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -30,14 +29,15 @@ def _mlp():
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
 
 
-def _rank_main(rank, world, port, out_dir):
+def _rank_main(rank, world, out_dir):
     import torch.distributed as dist
 
     import flopdispatch as fd
 
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # rendezvous through a file (no port to pick: a free port found by the parent could be taken by
+    # another process before rank 0 binds it)
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rendezvous')}", rank=rank,
+                            world_size=world)
     res = {}
     x = torch.randn(4, 8, generator=torch.Generator().manual_seed(rank))
 
@@ -102,19 +102,13 @@ def _rank_main(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     try:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(_free_port()), str(out)],
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"2-rank gloo job hung (over {TIMEOUT_S} s): {e.stderr and e.stderr[-3000:]}")
@@ -365,7 +359,7 @@ def test_bus_factors():
     assert bus_factor("all_reduce", 1) == 0 and bus_factor("barrier", 8) == 0
 
 
-if __name__ == "__main__":  # the job: python test_distributed.py PORT OUT_DIR
+if __name__ == "__main__":  # the job: python test_distributed.py OUT_DIR
     import torch.multiprocessing as mp
 
-    mp.spawn(_rank_main, args=(WORLD, int(sys.argv[1]), sys.argv[2]), nprocs=WORLD)
+    mp.spawn(_rank_main, args=(WORLD, sys.argv[1]), nprocs=WORLD)

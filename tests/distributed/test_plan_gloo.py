@@ -18,7 +18,6 @@ the reducer copies instead (0 FLOPs). So the real DDP rank has one more FLOP per
 backward, in the module that owns it."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -77,7 +76,7 @@ def with_ddp_division(simulated: dict) -> None:
             simulated["*|backward"][0][0] += own
 
 
-def _rank_main(rank, world, port, out_dir):
+def _rank_main(rank, world, out_dir):
     import torch
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
@@ -86,9 +85,10 @@ def _rank_main(rank, world, port, out_dir):
 
     import flopdispatch as fd
 
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # rendezvous through a file (no port to pick: a free port found by the parent could be taken by
+    # another process before rank 0 binds it)
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rendezvous')}", rank=rank,
+                            world_size=world)
     res = {}
     for case in (("fsdp", "tp", "dp", "sp") if world == 2 else ("fsdp,tp",)):
         torch.manual_seed(0)
@@ -200,18 +200,13 @@ def _pipeline_rank(rank, world):
     return summary(c)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _job(tmp_path_factory, world):
     out = tmp_path_factory.mktemp(f"plan_gloo{world}")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), os.environ.get("PYTHONPATH", "")]))
     try:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(_free_port()), str(out)],
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), str(world), str(out)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"2-rank gloo job hung (over {TIMEOUT_S} s): {e.stderr and e.stderr[-3000:]}")
@@ -297,7 +292,7 @@ def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
     assert set(got) == set(want)
 
 
-if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD PORT OUT_DIR
+if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD OUT_DIR
     import torch.multiprocessing as mp
 
-    mp.spawn(_rank_main, args=(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]), nprocs=int(sys.argv[1]))
+    mp.spawn(_rank_main, args=(int(sys.argv[1]), sys.argv[2]), nprocs=int(sys.argv[1]))
