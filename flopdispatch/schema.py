@@ -764,28 +764,34 @@ class _Validator:
             raise ReportError(f"{where}: unknown phase {_short(unknown[0])}")
         return out
 
-    def phase_rows(self, x, where, n):
-        """{phase: {op: [n integers, then an optional seconds number]}}, rows as n + 1 numbers."""
+    def _per_phase(self, x, where, parse_row):
+        """{phase: {op: parse_row(row, op, where of the phase)}}, the phases and the objects checked."""
         self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
         out = {}
         for p, ops in x.items():
             self.check(p in PHASES, f"{where}: unknown phase {_short(p)}")
             self.check(isinstance(ops, dict), f"{where}.{p}: expected an object, got {_short(ops)}")
-            rows = out[p] = {}
-            for op, row in ops.items():
-                if type(row) is list and len(row) == n:  # the fast path: no message built for valid data
-                    if set(map(type, row)) == _INT_ONLY and min(row) >= 0 and max(row) < _INT_LIMIT:
-                        rows[op] = row + [0.0]
-                        continue
-                w = f"{where}.{p}[{_short(op)}]"
-                self.check(isinstance(row, list) and len(row) in (n, n + 1),
-                           f"{w}: expected a list of {n} counts (and seconds), got {_short(row)}")
-                r = [self.integer(k, f"{w}[{i}]") for i, k in enumerate(row[:n])]
-                t = row[n] if len(row) > n else 0.0
-                self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
-                           and math.isfinite(t), f"{w}[{n}]: expected a non-negative number of seconds")
-                rows[op] = r + [float(t)]
+            at = f"{where}.{p}"
+            out[p] = {op: parse_row(row, op, at) for op, row in ops.items()}
         return out
+
+    def phase_rows(self, x, where, n):
+        """{phase: {op: [n integers, then an optional seconds number]}}, rows as n + 1 numbers."""
+
+        def parse(row, op, at):
+            if type(row) is list and len(row) == n:  # the fast path: no message built for valid data
+                if set(map(type, row)) == _INT_ONLY and min(row) >= 0 and max(row) < _INT_LIMIT:
+                    return row + [0.0]
+            w = f"{at}[{_short(op)}]"
+            self.check(isinstance(row, list) and len(row) in (n, n + 1),
+                       f"{w}: expected a list of {n} counts (and seconds), got {_short(row)}")
+            r = [self.integer(k, f"{w}[{i}]") for i, k in enumerate(row[:n])]
+            t = row[n] if len(row) > n else 0.0
+            self.check(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < 1e300
+                       and math.isfinite(t), f"{w}[{n}]: expected a non-negative number of seconds")
+            return r + [float(t)]
+
+        return self._per_phase(x, where, parse)
 
     def saved(self, m, where):
         """A module's (saved_bytes, self_saved_bytes), both or neither; None when absent."""
@@ -800,17 +806,15 @@ class _Validator:
 
     def self_ops(self, x, where):
         """{phase: {op: [len(SELF_OP_FIELDS) integers]}}."""
-        self.check(isinstance(x, dict), f"{where}: expected an object, got {_short(x)}")
-        out = {}
-        for p, ops in x.items():
-            self.check(p in PHASES, f"{where}: unknown phase {_short(p)}")
-            self.check(isinstance(ops, dict), f"{where}.{p}: expected an object, got {_short(ops)}")
-            rows = out[p] = {}
-            for op, row in ops.items():
-                self.check(isinstance(row, list) and len(row) == len(SELF_OP_FIELDS),
-                           f"{where}.{p}[{_short(op)}]: expected a list of {len(SELF_OP_FIELDS)} counts, got {_short(row)}")
-                rows[op] = [self.integer(n, f"{where}.{p}[{_short(op)}][{i}]") for i, n in enumerate(row)]
-        return out
+        size = len(SELF_OP_FIELDS)
+
+        def parse(row, op, at):
+            w = f"{at}[{_short(op)}]"
+            self.check(isinstance(row, list) and len(row) == size,
+                       f"{w}: expected a list of {size} counts, got {_short(row)}")
+            return [self.integer(n, f"{w}[{i}]") for i, n in enumerate(row)]
+
+        return self._per_phase(x, where, parse)
 
     def meta(self, x):
         """The metadata object: the keys renderers read have their types (or null); any other value
