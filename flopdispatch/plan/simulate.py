@@ -43,10 +43,14 @@ class Memory:
     saved_activations_peak: int
     gathered_group: int
 
+    def parts(self) -> Dict[str, int]:
+        """The terms of ``peak``, bytes by name (the names ``rank_text`` prints)."""
+        return {"params": self.params, "grads": self.grads, "optimizer": self.optimizer, "buffers": self.buffers,
+                "saved activations": self.saved_activations_peak, "gathered groups": 2 * self.gathered_group}
+
     @property
     def peak(self) -> int:
-        return (self.params + self.grads + self.optimizer + self.buffers + self.saved_activations_peak
-                + 2 * self.gathered_group)
+        return sum(self.parts().values())
 
 
 @dataclasses.dataclass
@@ -89,6 +93,18 @@ class SimulatedRank:
         from .estimate import step_estimate
 
         return step_estimate(self, device, **kwargs)
+
+    def fit(self, device="H100", fraction: Optional[float] = None):
+        """Whether ``memory.peak`` fits ``device`` (a ``MemoryFit``: ``fraction`` of its memory usable,
+        default ``flopdispatch.hardware.USABLE_MEMORY_FRACTION``; ``flopdispatch.plan.estimate.memory_fit``)."""
+        from .estimate import memory_fit
+
+        return memory_fit(self, device, fraction)
+
+    def fits(self, device="H100", fraction: Optional[float] = None) -> Optional[bool]:
+        """True when the memory peak fits the device's usable memory, False when not, None when the
+        device's memory is not known (``fit(...).fits``)."""
+        return self.fit(device, fraction).fits
 
     def bus_bytes_by_dim(self) -> Dict[str, int]:
         out: Dict[str, int] = {}
