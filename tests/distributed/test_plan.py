@@ -130,9 +130,13 @@ def test_ddp_all_reduces_the_fp32_gradients():
 
 
 def test_a_second_simulation_in_the_same_process_and_the_link_across_nodes():
+    import sys
+
     import torch.distributed as dist
 
+    hook = sys.excepthook
     s = simulate("hf:llama", "fsdp=-1,tp=2", world=32, config=CONFIG, rank=9, gpus_per_node=8, batch=1, seq=8)
+    assert sys.excepthook is hook  # init_process_group's "[rank9]: " prefixing hook is undone
     assert s.mesh == {"fsdp": 16, "tp": 2} and s.coords == {"fsdp": 4, "tp": 1}  # 9 = 4 * 2 + 1
     assert s.links == {"fsdp": "network", "tp": "nvlink", "world": "network"}  # fsdp spans 32 ranks / 8 per node
     assert not dist.is_initialized()
@@ -423,3 +427,35 @@ def test_the_best_mesh_is_the_highest_mfu_among_those_that_fit(fsdp4, tp2):
     assert best_mesh([fsdp4, tp2], _device(1000)) is None
     assert "none of the meshes fits tiny (900 B usable, 90% of 1 KB): no best mesh" in \
         compare_text([fsdp4, tp2], _device(1000))
+
+
+def test_fsdps_view_warning_is_left_out_under_the_built_in_plans_only():
+    """The root's output is a view under a pipeline stage before the last (transformers' slice of
+    the hidden states through the Identity head) and under sequence parallel (DTensor's to_local):
+    FSDP2 warns about in-place ops on it; the simulation does none. The user's filters stay."""
+    import warnings
+
+    class Sliced(torch.nn.Module):  # your own model returning a view: the warning is yours to see
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 4)
+
+        def forward(self, input):
+            return self.lin(input)[:, :2]
+
+    def mine(model, mesh):
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model, mesh=mesh["fsdp"])
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, sequence_parallel=True)
+        simulate("hf:llama", {"pp": 2, "fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, microbatches=2)
+        # the simulation's filter is gone, the caller's still there (modules imported on the way,
+        # torch.optim.lr_scheduler say, add their own filters, as they would anywhere)
+        assert not [f for f in warnings.filters if f[1] is not None and "view tensor" in f[1].pattern]
+        assert ("always", None, Warning, None, 0) in warnings.filters
+        assert not [w for w in seen if "returned a view tensor" in str(w.message)]
+        simulate(Sliced, "fsdp=2", parallelize=mine, inputs=lambda b, s: {"input": torch.randn(b, 8)})
+    assert [w.category for w in seen if "returned a view tensor" in str(w.message)] == [UserWarning]
