@@ -234,13 +234,15 @@ def _label(sim) -> str:
 def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Optional[float] = None) -> str:
     """One table, a row per simulated mesh: per-rank MACs, bus bytes per dimension, memory peak and
     whether it fits the device (``memory_fit``), step-time bounds, MFU, tokens/s per GPU; the best
-    mesh (``best_mesh``: the highest full-overlap MFU among those that fit) marked '*'."""
+    mesh (``best_mesh``: the highest full-overlap MFU among those that fit) marked '*' when the
+    rows are of more than one mesh."""
     from ..hardware import device_spec
     from ..report import human
 
     fits = [memory_fit(sim, device, fraction) for sim in sims]
-    best = best_mesh(sims, device, dtype, fraction, overlap=True) or []
-    cautious = best_mesh(sims, device, dtype, fraction, overlap=False) or []
+    one_job = len({_job_key(sim) for sim in sims}) == 1  # one mesh (its stages, say): nothing to choose
+    best = [] if one_job else best_mesh(sims, device, dtype, fraction, overlap=True) or []
+    cautious = [] if one_job else best_mesh(sims, device, dtype, fraction, overlap=False) or []
     head = ("mesh", "rank", "MACs/rank", "bus bytes by dim", "mem peak", "fits", "step (overlap..none)", "MFU",
             "tokens/s/GPU", "best")
     table = [head]
@@ -256,14 +258,22 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Opt
                       f"{e.mfu(False):.1%}..{e.mfu(True):.1%}",
                       f"{per_gpu(e.no_overlap_seconds):,.0f}..{per_gpu(e.full_overlap_seconds):,.0f}",
                       "*" if any(sim is b for b in best) else ""))
-    widths = [max(len(t[i]) for t in table) for i in range(len(head))]
+    if one_job:
+        table = [t[:-1] for t in table]  # no best column
+    widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(t, widths)).rstrip() for t in table]
     spec = device_spec(device)
-    if fits and fits[0].usable is None:
+    if sims and fits[0].usable is None:
         lines.append(f"fits: not known ({spec.name} has no memory capacity in its DeviceSpec); no best mesh")
-    else:
-        room = f"{_b(fits[0].usable)} usable, {fits[0].fraction:.0%} of {_capacity(spec.memory_bytes)}" if fits else ""
-        if best:
+    elif sims:
+        room = f"{_b(fits[0].usable)} usable, {fits[0].fraction:.0%} of {_capacity(spec.memory_bytes)}"
+        if one_job:
+            over = [str(sim.rank) for sim, fit in zip(sims, fits) if not fit.fits]
+            many = len(over) > 1
+            verdict = f"rank{'s' * many} {', '.join(over)} {'do' if many else 'does'} not fit" if over \
+                else "every rank fits"
+            lines.append(f"{_label(sims[0])}: {verdict} {spec.name} ({room})")
+        elif best:
             other = "the same" if cautious[0] is best[0] else _label(cautious[0])
             lines.append(f"* best: {_label(best[0])}, the highest MFU at full overlap among the meshes that fit "
                          f"({room}); at no overlap: {other}")

@@ -459,3 +459,16 @@ def test_fsdps_view_warning_is_left_out_under_the_built_in_plans_only():
         assert not [w for w in seen if "returned a view tensor" in str(w.message)]
         simulate(Sliced, "fsdp=2", parallelize=mine, inputs=lambda b, s: {"input": torch.randn(b, 8)})
     assert [w.category for w in seen if "returned a view tensor" in str(w.message)] == [UserWarning]
+
+
+def test_one_meshs_ranks_are_one_job_with_no_best_to_pick(fsdp4):
+    import dataclasses
+
+    from flopdispatch.plan import Memory, compare_text
+
+    other = dataclasses.replace(fsdp4, rank=2, memory=Memory(0, 0, 0, 0, 2000, 0))  # a 2,000-byte peak
+    text = compare_text([fsdp4, other], _device(2000))  # usable: int(2,000 * 0.9) = 1,800 bytes
+    assert "best" not in text.splitlines()[0]  # no column to mark
+    # fsdp4's own peak (about 1 MB) does not fit either
+    assert "fsdp=4: ranks 1, 2 do not fit tiny (1.8 KB usable, 90% of 2 KB)" in text
+    assert "fsdp=4: every rank fits H100-SXM" in compare_text([fsdp4, other], "H100")
