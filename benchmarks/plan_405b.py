@@ -1,8 +1,9 @@
 """One simulated rank of a Llama-3-405B-shaped training step on fsdp=64 x tp=8 (512 ranks):
 126 layers, hidden 16384, 128 heads, 8 KV heads, FFN 53248, vocabulary 128256, sequence 8192,
 batch 1 per data-parallel rank, bf16 mixed precision (fp32 reduce), AdamW (--checkpoint: activation
-checkpointing of every layer). Prints the rank's table,
-the wall time, the peak resident memory of this process and the load average before and after. Run alone: `nice python benchmarks/plan_405b.py`."""
+checkpointing of every layer). Prints the rank's table (with whether it fits an H100), the wall
+time, the peak resident memory of this process and the load average before and after. Run alone:
+`nice python benchmarks/plan_405b.py`."""
 import os
 import resource
 import time
