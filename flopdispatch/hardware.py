@@ -1,7 +1,8 @@
 """Device peaks, the roofline, MFU, and step-time estimates from a count.
 
 Peak figures are dense (no structured sparsity) tensor-core rates from the vendors' datasheets
-(docs/planning-numbers.md, "Device table"): FLOP/s per dtype and memory bandwidth in bytes/s. Matmul FLOPs
+(docs/planning-numbers.md, "Device table"): FLOP/s per dtype, memory bandwidth in bytes/s and memory
+capacity in bytes. Matmul FLOPs
 (2 x MACs) are priced at the tensor-core rate of the compute dtype; the other FLOPs at the plain
 FP32 vector rate.
 """
@@ -12,11 +13,13 @@ import time
 from typing import Dict, Optional
 
 T = 1e12
+GiB = 2**30
 
 
 @dataclasses.dataclass(frozen=True)
 class DeviceSpec:
-    """A device's dense peaks: FLOP/s per dtype ('fp32' is the non-tensor vector rate) and bytes/s."""
+    """A device's dense peaks: FLOP/s per dtype ('fp32' is the non-tensor vector rate) and bytes/s;
+    its links' bytes/s and its memory in bytes."""
 
     name: str
     peak_flops: Dict[str, float]
@@ -27,6 +30,9 @@ class DeviceSpec:
     # (InfiniBand/RoCE NIC per GPU) between nodes; None: not known.
     link_bandwidth: Optional[float] = None
     network_bandwidth: Optional[float] = None
+    # Device memory in bytes (None: not known): the datasheet's "80GB" read as GiB, 80 * 2**30 (see
+    # the table's comment below).
+    memory_bytes: Optional[int] = None
 
     def interconnect(self, link: str = "nvlink") -> float:
         """Bytes/s per GPU and direction: link 'nvlink' (inside a node) or 'network' (between nodes)."""
@@ -36,6 +42,14 @@ class DeviceSpec:
         if not value:
             raise ValueError(f"{self.name} has no {link} bandwidth in the device table (pass a DeviceSpec with one)")
         return value
+
+    def usable_memory(self, fraction: Optional[float] = None) -> Optional[int]:
+        """Bytes a step may fill: ``fraction`` (default USABLE_MEMORY_FRACTION, 0.9) of
+        ``memory_bytes``, rounded down; None when the capacity is not known."""
+        fraction = USABLE_MEMORY_FRACTION if fraction is None else fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"usable memory fraction must be in (0, 1], got {fraction!r}")
+        return None if self.memory_bytes is None else int(self.memory_bytes * fraction)
 
     def peak(self, dtype: str) -> float:
         """Peak matmul FLOP/s for a dtype name ('bf16', 'fp16', 'tf32', 'fp32', 'fp8')."""
@@ -53,25 +67,42 @@ class DeviceSpec:
 # datasheet), ConnectX-6 HDR 200 Gb/s -> 25e9 (DGX A100 datasheet); a PCIe card with one 200 Gb/s
 # NIC per GPU is assumed for the others (25e9).
 _NDR, _HDR, _PCIE4 = 50e9, 25e9, 32e9
+# The part of a device's memory a planned training step may fill: the rest is for the CUDA context
+# (about 0.5 GiB), NCCL's buffers (some hundreds of MiB per communicator, a few per mesh), the
+# caching allocator's fragmentation (commonly 5% or more of what it reserves), the memory the
+# driver keeps (0.4 GiB on an H100, 1/16 with ECC on an L4 or L40S) and the kernels' workspaces:
+# 10% of 80 GiB is 8 GiB. A planning margin, not a measurement; pass another fraction where you
+# know better (on 24 GiB ECC parts it is tight: the driver alone keeps 6.25%).
+USABLE_MEMORY_FRACTION = 0.9
+# Memory capacity: the datasheets' "80GB" (H100 SXM, H100 PCIe, A100 80GB SXM), "141GB" (H200),
+# "24GB" (L4, RTX 4090), "48GB" (L40S), read as GiB (2**30 bytes), as the parts are built (HBM and
+# GDDR chips come in binary sizes) and as the driver reports them: nvidia-smi's memory.total is
+# 81,920 MiB (80 GiB) on an A100 80GB, 81,559 MiB (79.6 GiB) on an H100 80GB HBM3 or PCIe,
+# 143,771 MiB (140.4 GiB) on an H200, 24,564 MiB on an RTX 4090, and with ECC on (the default on L4
+# and L40S) 15/16 of 24 and 48 GiB: 23,034 and 46,068 MiB. Read as 10^9 bytes, 80 GB and 141 GB
+# would be 6.5% under what the H100 and H200 drivers report. What a job can use is less: see
+# USABLE_MEMORY_FRACTION.
 DEVICES = {
     "H100-SXM": DeviceSpec("H100-SXM", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
                                         "fp8": 1978.9 * T}, 3.35e12, "NVIDIA H100 Tensor Core GPU datasheet (SXM5)",
-                           450e9, _NDR),
+                           450e9, _NDR, 80 * GiB),
     "H100-PCIe": DeviceSpec("H100-PCIe", {"fp32": 51 * T, "tf32": 378 * T, "bf16": 756 * T, "fp16": 756 * T,
                                           "fp8": 1513 * T}, 2.0e12, "NVIDIA H100 Tensor Core GPU datasheet (PCIe)",
-                            300e9, _NDR),
+                            300e9, _NDR, 80 * GiB),
     "H200": DeviceSpec("H200", {"fp32": 67 * T, "tf32": 494.7 * T, "bf16": 989.4 * T, "fp16": 989.4 * T,
                                 "fp8": 1978.9 * T}, 4.8e12, "NVIDIA H200 Tensor Core GPU datasheet (SXM)",
-                       450e9, _NDR),
+                       450e9, _NDR, 141 * GiB),
     "A100": DeviceSpec("A100", {"fp32": 19.5 * T, "tf32": 156 * T, "bf16": 312 * T, "fp16": 312 * T},
-                       2.039e12, "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM)", 300e9, _HDR),
+                       2.039e12, "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM)", 300e9, _HDR,
+                       80 * GiB),
     "L4": DeviceSpec("L4", {"fp32": 30.3 * T, "tf32": 60 * T, "bf16": 121 * T, "fp16": 121 * T, "fp8": 242.5 * T},
-                     300e9, "NVIDIA L4 Tensor Core GPU datasheet", _PCIE4, _HDR),
+                     300e9, "NVIDIA L4 Tensor Core GPU datasheet", _PCIE4, _HDR, 24 * GiB),
     "L40S": DeviceSpec("L40S", {"fp32": 91.6 * T, "tf32": 183 * T, "bf16": 362.05 * T, "fp16": 362.05 * T,
-                                "fp8": 733 * T}, 864e9, "NVIDIA L40S GPU datasheet", _PCIE4, _HDR),
+                                "fp8": 733 * T}, 864e9, "NVIDIA L40S GPU datasheet", _PCIE4, _HDR, 48 * GiB),
     "RTX4090": DeviceSpec("RTX4090", {"fp32": 82.6 * T, "tf32": 82.6 * T, "bf16": 165.2 * T, "fp16": 165.2 * T,
                                       "fp8": 330.3 * T}, 1008e9,
-                          "NVIDIA Ada Lovelace GPU architecture whitepaper (RTX 4090, FP32 accumulate)", _PCIE4, _HDR),
+                          "NVIDIA Ada Lovelace GPU architecture whitepaper (RTX 4090, FP32 accumulate)", _PCIE4, _HDR,
+                          24 * GiB),
 }
 ALIASES = {"H100": "H100-SXM", "H100 SXM": "H100-SXM", "H100 PCIE": "H100-PCIe", "H200 SXM": "H200",
            "A100-SXM": "A100", "RTX 4090": "RTX4090", "4090": "RTX4090"}

@@ -14,7 +14,8 @@ def add_parser(subparsers, parents=None):
     p = subparsers.add_parser("plan", help="simulate a rank of a DDP / FSDP2 / tensor-parallel job on a mesh",
                               description="Simulate rank R of a training job on the fake process-group backend "
                                           "(fake tensors, torch's own parallelism) and print its compute, "
-                                          "collectives per mesh dimension, memory and step-time estimate.")
+                                          "collectives per mesh dimension, memory (and whether it fits the "
+                                          "device) and step-time estimate.")
     p.add_argument("spec", help="a model spec: hf:<model_type> or package.module:factory")
     p.add_argument("--config", action="append", metavar="KEY=VALUE|FILE.json", help="hf: config attributes")
     p.add_argument("--mesh", action="append", required=True, metavar="DIM=N,...",
@@ -35,6 +36,9 @@ def add_parser(subparsers, parents=None):
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
     p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
     p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
+    p.add_argument("--memory-fraction", type=float, default=None, metavar="F",
+                   help="the part of the device's memory a rank may fill (default 0.9: CUDA context, NCCL "
+                        "buffers, fragmentation)")
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.set_defaults(run=run)
     return p
@@ -49,7 +53,7 @@ def run(args, argv=None) -> int:
     from .simulate import simulate
 
     try:
-        device_spec(args.device)
+        device_spec(args.device).usable_memory(args.memory_fraction)  # checks the device and the fraction
         config = parse_config(args.config) if args.config else None
         reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
         from .simulate import stage_ranks
@@ -68,8 +72,8 @@ def run(args, argv=None) -> int:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     for sim in sims:
-        print(sim.table(args.device))
+        print(sim.table(args.device, fraction=args.memory_fraction))
         print()
     if len(sims) > 1:
-        print(compare_text(sims, args.device))
+        print(compare_text(sims, args.device, fraction=args.memory_fraction))
     return 0

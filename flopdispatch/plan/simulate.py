@@ -43,10 +43,14 @@ class Memory:
     saved_activations_peak: int
     gathered_group: int
 
+    def parts(self) -> Dict[str, int]:
+        """The terms of ``peak``, bytes by name (the names ``rank_text`` prints)."""
+        return {"params": self.params, "grads": self.grads, "optimizer": self.optimizer, "buffers": self.buffers,
+                "saved activations": self.saved_activations_peak, "gathered groups": 2 * self.gathered_group}
+
     @property
     def peak(self) -> int:
-        return (self.params + self.grads + self.optimizer + self.buffers + self.saved_activations_peak
-                + 2 * self.gathered_group)
+        return sum(self.parts().values())
 
 
 @dataclasses.dataclass
@@ -89,6 +93,18 @@ class SimulatedRank:
         from .estimate import step_estimate
 
         return step_estimate(self, device, **kwargs)
+
+    def fit(self, device="H100", fraction: Optional[float] = None):
+        """Whether ``memory.peak`` fits ``device`` (a ``MemoryFit``: ``fraction`` of its memory usable,
+        default ``flopdispatch.hardware.USABLE_MEMORY_FRACTION``; ``flopdispatch.plan.estimate.memory_fit``)."""
+        from .estimate import memory_fit
+
+        return memory_fit(self, device, fraction)
+
+    def fits(self, device="H100", fraction: Optional[float] = None) -> Optional[bool]:
+        """True when the memory peak fits the device's usable memory, False when not, None when the
+        device's memory is not known (``fit(...).fits``)."""
+        return self.fit(device, fraction).fits
 
     def bus_bytes_by_dim(self) -> Dict[str, int]:
         out: Dict[str, int] = {}
@@ -177,7 +193,9 @@ def _loss(out):
 @contextlib.contextmanager
 def fake_world(world: int, rank: int):
     """``torch.distributed`` initialised with the fake backend (rank ``rank`` of ``world``) for the
-    block, destroyed after it."""
+    block, destroyed after it (and ``sys.excepthook`` as it was)."""
+    import sys
+
     import torch.distributed as dist
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
@@ -186,11 +204,13 @@ def fake_world(world: int, rank: int):
     if dist.is_initialized():
         raise PlanError("a process group is already initialised here: simulate in a process without one")
     _clear_dtensor_caches()
+    hook = sys.excepthook  # init_process_group wraps it (a "[rank0]: " prefix) and destroy does not undo it
     dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=world)
     try:
         yield
     finally:
         dist.destroy_process_group()
+        sys.excepthook = hook
         _clear_dtensor_caches()
 
 
@@ -342,7 +362,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                 raise PlanError("inputs(batch, seq) must return a dict of the forward's keyword arguments")
             context = contextlib.nullcontext() if train else torch.no_grad()
             recomputed = [0]
-            with context, _recomputation_counted(recomputed, checkpoint), \
+            with context, _recomputation_counted(recomputed, checkpoint), _known_warnings(plan_name is not None), \
                     count(built, activations=activations and train) as c:
                 if stage is not None:
                     run_stage()
@@ -359,6 +379,25 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                          plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start,
                          recomputed[0], microbatches if stage is not None else 1,
                          schedule if stage is not None else None)
+
+
+@contextlib.contextmanager
+def _known_warnings(enabled: bool):
+    """Under a built-in plan, the step without FSDP2's "returned a view tensor" UserWarning: the
+    root's output is a view there by construction (a pipeline stage before the last returns
+    transformers' ``hidden_states[:, slice, :]`` through the Identity head; sequence parallel's
+    ``lm_head`` returns DTensor's ``to_local()``, a ``view_as``), and nothing changes it in place.
+    Returning a copy instead would add a copy to the count. The user's filters are restored after
+    (``catch_warnings``); every other warning, and this one under the user's own parallelize, shows."""
+    if not enabled:
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module \(.*\) returned a view tensor",
+                                category=UserWarning, module=r"torch\.distributed\.fsdp\.")
+        yield
 
 
 @contextlib.contextmanager

@@ -50,3 +50,18 @@ def test_estimate_rejects_a_misspelt_link_without_collectives():
     with pytest.raises(ValueError, match="nvlink"):
         fd.estimate(model, torch.rand(2, 4), link="ethernet")
     assert fd.estimate(model, torch.rand(2, 4), link="network").communication_seconds == 0
+
+
+def test_device_memory_is_the_datasheets_gb_read_as_gib():
+    from flopdispatch.hardware import device_spec
+
+    assert device_spec("H100").memory_bytes == 85_899_345_920  # 80 * 2**30 (nvidia-smi: 81,559 MiB)
+    assert device_spec("H200").memory_bytes == 151_397_597_184  # 141 * 2**30 (nvidia-smi: 143,771 MiB)
+    assert device_spec("L4").memory_bytes == 25_769_803_776  # 24 * 2**30
+    # 90% usable, rounded down: 85,899,345,920 * 9 / 10 = 77,309,411,328
+    assert device_spec("H100").usable_memory() == 77_309_411_328
+    assert device_spec("H100").usable_memory(0.5) == 42_949_672_960  # 40 GiB
+    assert fd.DeviceSpec("mine", {"bf16": 1e12}, 1e11).usable_memory() is None  # capacity not given
+    for bad in (0, 1.5, True, "0.9"):
+        with pytest.raises(ValueError, match="usable memory fraction must be in"):
+            device_spec("H100").usable_memory(bad)

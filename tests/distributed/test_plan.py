@@ -130,9 +130,13 @@ def test_ddp_all_reduces_the_fp32_gradients():
 
 
 def test_a_second_simulation_in_the_same_process_and_the_link_across_nodes():
+    import sys
+
     import torch.distributed as dist
 
+    hook = sys.excepthook
     s = simulate("hf:llama", "fsdp=-1,tp=2", world=32, config=CONFIG, rank=9, gpus_per_node=8, batch=1, seq=8)
+    assert sys.excepthook is hook  # init_process_group's "[rank9]: " prefixing hook is undone
     assert s.mesh == {"fsdp": 16, "tp": 2} and s.coords == {"fsdp": 4, "tp": 1}  # 9 = 4 * 2 + 1
     assert s.links == {"fsdp": "network", "tp": "nvlink", "world": "network"}  # fsdp spans 32 ranks / 8 per node
     assert not dist.is_initialized()
@@ -221,12 +225,17 @@ def test_command_line_compares_meshes(capsys):
     assert "rank 0 of 4 (mesh fsdp=4" in out and "rank 0 of 4 (mesh fsdp=2,tp=2" in out
     rows = [line.split()[0] for line in out.splitlines() if line.startswith(("fsdp=4 ", "fsdp=2,tp=2 "))]
     assert rows == ["fsdp=4", "fsdp=2,tp=2"]  # the comparison table, one row per mesh
+    assert out.count("  fits H100-SXM: peak ") == 2  # each rank's verdict (about 1 MB of 77.3 GB usable)
+    assert "* best: " in out and "among the meshes that fit (77.3 GB usable, 90% of 85.9 GB, 80 GiB)" in out
 
 
 def test_command_line_bad_mesh_is_exit_2(capsys):
     assert _cli(["plan", "hf:llama", "--mesh", "fsdp=3", "--world", "4"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has 3 ranks, not the world's 4" in err
+    assert _cli(["plan", "hf:llama", "--mesh", "fsdp=2", "--memory-fraction", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "usable memory fraction must be in (0, 1], got 1.5" in err
 
 
 def test_activation_checkpointing_recomputes_in_backward_and_mfu_leaves_it_out():
@@ -336,3 +345,130 @@ def test_sequence_parallel_gathers_and_scatters_the_sequence_instead_of_all_redu
     assert sp.memory.saved_activations_peak < plain.memory.saved_activations_peak
     with pytest.raises(PlanError, match="needs plan 'llama' and a tp dimension above 1"):
         simulate("hf:llama", {"fsdp": 2}, config=CONFIG, sequence_parallel=True)
+
+
+def _device(memory_bytes):
+    """A made-up device with H100's rates and a tiny memory, for the fit tests."""
+    from flopdispatch.hardware import DeviceSpec, device_spec
+
+    h100 = device_spec("H100")
+    return DeviceSpec("tiny", h100.peak_flops, h100.bandwidth, "test", h100.link_bandwidth, h100.network_bandwidth,
+                      memory_bytes)
+
+
+def test_the_memory_peak_is_the_sum_of_its_parts_and_fits_an_h100(fsdp4):
+    m = fsdp4.memory
+    # fp32 shards of P = 106,816 params and grads, AdamW 2 * 106,816 * 4 / 4 + 21 * 4 = 213,716,
+    # two gathered bf16 layers 2 * 73,984 = 147,968, plus buffers and the saved-activation peak
+    assert m.peak == P + P + (2 * P + TENSORS * 4) + m.buffers + m.saved_activations_peak + 2 * LAYER * 2
+    assert m.parts()["gathered groups"] == 147_968 and sum(m.parts().values()) == m.peak
+    assert fsdp4.fits("H100") is True  # well under 90% of 80 GiB = 77,309,411,328 bytes
+    # a device of exactly the peak, all of it usable, holds it; one byte less does not
+    assert fsdp4.fits(_device(m.peak), fraction=1.0) is True
+    assert fsdp4.fits(_device(m.peak - 1), fraction=1.0) is False
+    assert fsdp4.fits(_device(None)) is None  # a DeviceSpec without memory: not known
+
+
+def test_a_rank_that_does_not_fit_names_its_largest_part(fsdp4):
+    import dataclasses
+
+    from flopdispatch.plan import Memory
+
+    # peak = 100 + 100 + 200 + 0 + 500 + 2 * 50 = 1,000 bytes; the saved activations are the largest
+    sim = dataclasses.replace(fsdp4, memory=Memory(100, 100, 200, 0, 500, 50))
+    fit = sim.fit(_device(1000))  # 90% usable: 900 bytes
+    assert (fit.peak, fit.usable, fit.fits, fit.largest) == (1000, 900, False, ("saved activations", 500))
+    assert "checkpoint=True" in fit.advice  # this rank did not checkpoint
+    text = sim.table(_device(1000))
+    assert "does NOT fit tiny: peak 1 KB > 900 B usable (90% of 1 KB); largest part saved activations 500 B: " \
+           "try checkpoint=True" in text
+    assert sim.fits(_device(1112)) is True  # int(1,112 * 0.9) = 1,000: the peak, exactly
+    assert sim.fits(_device(1111)) is False  # int(999.9) = 999
+    # the optimizer states the largest: shard them wider
+    sim = dataclasses.replace(fsdp4, memory=Memory(100, 100, 600, 0, 100, 50))
+    assert sim.fit(_device(100)).largest == ("optimizer", 600)
+    assert "larger fsdp" in sim.fit(_device(100)).advice
+    with pytest.raises(ValueError, match="usable memory fraction"):
+        sim.fits("H100", fraction=0)
+
+
+@pytest.fixture(scope="module")
+def tp2():
+    return simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, mixed_precision="bf16")
+
+
+def test_the_best_mesh_is_the_highest_mfu_among_those_that_fit(fsdp4, tp2):
+    import dataclasses
+    import re
+
+    from flopdispatch.plan import Memory, best_mesh, compare_text
+
+    mfu = {s.plan + str(s.mesh): s.estimate("H100").mfu(True) for s in (fsdp4, tp2)}
+    # both fit an H100: the higher full-overlap MFU wins (fsdp=4: each rank does whole matmuls)
+    assert mfu["llama{'fsdp': 4}"] > mfu["llama{'fsdp': 2, 'tp': 2}"]
+    assert best_mesh([fsdp4, tp2], "H100") == [fsdp4]
+    # give fsdp=4 a 1,000-byte peak more than tp's: on a device whose usable memory lies between
+    # the two (tp's peak / 0.9, rounded up), only tp fits, and it is the best despite its lower MFU
+    big = dataclasses.replace(fsdp4, memory=Memory(0, 0, 0, 0, tp2.memory.peak + 1000, 0))
+    device = _device(-(-tp2.memory.peak * 10 // 9))
+    assert (big.fits(device), tp2.fits(device)) == (False, True)
+    assert best_mesh([big, tp2], device) == [tp2]
+    text = compare_text([big, tp2], device)
+    cells = [re.split(r"\s{2,}", line) for line in text.splitlines()]  # columns: 2 spaces or more apart
+    head = cells[0]
+    rows = {c[0]: dict(zip(head, c)) for c in cells if c[0].startswith("fsdp=")}
+    assert (rows["fsdp=4"]["fits"], rows["fsdp=2,tp=2"]["fits"]) == ("no", "yes")
+    assert (rows["fsdp=4"].get("best"), rows["fsdp=2,tp=2"].get("best")) == (None, "*")
+    assert "* best: fsdp=2,tp=2, the highest MFU at full overlap among the meshes that fit" in text
+    # ranks of one job (same mesh and settings, as pipeline stages are) fit only together
+    other_rank = dataclasses.replace(fsdp4, rank=2, memory=big.memory)
+    assert best_mesh([fsdp4, other_rank, tp2], device) == [tp2]
+    # nothing fits 1,000 bytes
+    assert best_mesh([fsdp4, tp2], _device(1000)) is None
+    assert "none of the meshes fits tiny (900 B usable, 90% of 1 KB): no best mesh" in \
+        compare_text([fsdp4, tp2], _device(1000))
+
+
+def test_fsdps_view_warning_is_left_out_under_the_built_in_plans_only():
+    """The root's output is a view under a pipeline stage before the last (transformers' slice of
+    the hidden states through the Identity head) and under sequence parallel (DTensor's to_local):
+    FSDP2 warns about in-place ops on it; the simulation does none. The user's filters stay."""
+    import warnings
+
+    class Sliced(torch.nn.Module):  # your own model returning a view: the warning is yours to see
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 4)
+
+        def forward(self, input):
+            return self.lin(input)[:, :2]
+
+    def mine(model, mesh):
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model, mesh=mesh["fsdp"])
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        simulate("hf:llama", {"fsdp": 2, "tp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, sequence_parallel=True)
+        simulate("hf:llama", {"pp": 2, "fsdp": 2}, config=CONFIG, batch=BATCH, seq=SEQ, microbatches=2)
+        # the simulation's filter is gone, the caller's still there (modules imported on the way,
+        # torch.optim.lr_scheduler say, add their own filters, as they would anywhere)
+        assert not [f for f in warnings.filters if f[1] is not None and "view tensor" in f[1].pattern]
+        assert ("always", None, Warning, None, 0) in warnings.filters
+        assert not [w for w in seen if "returned a view tensor" in str(w.message)]
+        simulate(Sliced, "fsdp=2", parallelize=mine, inputs=lambda b, s: {"input": torch.randn(b, 8)})
+    assert [w.category for w in seen if "returned a view tensor" in str(w.message)] == [UserWarning]
+
+
+def test_one_meshs_ranks_are_one_job_with_no_best_to_pick(fsdp4):
+    import dataclasses
+
+    from flopdispatch.plan import Memory, compare_text
+
+    other = dataclasses.replace(fsdp4, rank=2, memory=Memory(0, 0, 0, 0, 2000, 0))  # a 2,000-byte peak
+    text = compare_text([fsdp4, other], _device(2000))  # usable: int(2,000 * 0.9) = 1,800 bytes
+    assert "best" not in text.splitlines()[0]  # no column to mark
+    # fsdp4's own peak (about 1 MB) does not fit either
+    assert "fsdp=4: ranks 1, 2 do not fit tiny (1.8 KB usable, 90% of 2 KB)" in text
+    assert "fsdp=4: every rank fits H100-SXM" in compare_text([fsdp4, other], "H100")
