@@ -29,7 +29,13 @@ def add_parser(subparsers, parents=None):
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
     p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
-    p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="1f1b", help="pipeline schedule")
+    p.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved1f1b", "loopedbfs"), default="1f1b",
+                   help="pipeline schedule")
+    p.add_argument("--virtual-stages", type=int, default=None, metavar="V",
+                   help="pipeline chunks per rank (interleaved1f1b, loopedbfs; default 2)")
+    p.add_argument("--stage-layers", default=None, metavar="N,N,...",
+                   help="decoder layers per pipeline chunk (default: equal, or balanced with the embedding and "
+                        "the head counted as one layer each)")
     p.add_argument("--sequence-parallel", action="store_true",
                    help="tensor parallel with sequence parallel (plan llama)")
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
@@ -54,6 +60,12 @@ def run(args, argv=None) -> int:
         reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
         from .simulate import stage_ranks
 
+        stage_layers = None
+        if args.stage_layers is not None:
+            try:
+                stage_layers = [int(n) for n in args.stage_layers.split(",")]
+            except ValueError:
+                raise PlanError(f"--stage-layers {args.stage_layers!r}: expected layer counts like 7,8,8,7") from None
         jobs = [(mesh, rank) for mesh in args.mesh
                 for rank in (stage_ranks(mesh, args.world) if args.all_stages else [args.rank])]
         sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
@@ -62,7 +74,8 @@ def run(args, argv=None) -> int:
                          optimizer=None if args.optimizer == "none" else args.optimizer,
                          gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
                          microbatches=args.microbatches, schedule=args.schedule,
-                         sequence_parallel=args.sequence_parallel)
+                         sequence_parallel=args.sequence_parallel, virtual_stages=args.virtual_stages,
+                         stage_layers=stage_layers)
                 for mesh, rank in jobs]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

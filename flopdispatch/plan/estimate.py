@@ -28,7 +28,7 @@ class StepEstimate:
     matmul_flops: int
     peak_flops: float
     tokens: int  # tokens of this rank's data-parallel replica in the step
-    bubble_seconds: float = 0.0  # pipeline: (stages - 1) micro-batch slots idle, compute x (pp - 1) / m
+    bubble_seconds: float = 0.0  # pipeline: idle slots, compute x (pp - 1) / (micro-batches x virtual stages)
 
     @property
     def communication_total(self) -> float:
@@ -78,7 +78,10 @@ def step_estimate(sim, device="H100", dtype: Optional[str] = None) -> StepEstima
         if row.bus_bytes:
             comm[row.dim] = comm.get(row.dim, 0.0) + row.bus_bytes / spec.interconnect(row.link)
     stages = sim.mesh.get("pp", 1)
-    bubble = compute * (stages - 1) / sim.microbatches
+    # the idle slots of the schedule: (pp - 1) / m of the work for GPipe and 1F1B, (pp - 1) / (m v)
+    # with v chunks per rank interleaved (Narayanan et al. 2021, "Efficient Large-Scale Language
+    # Model Training on GPU Clusters Using Megatron-LM", section 2.2.2: bubble fraction (p-1)/(m v))
+    bubble = compute * (stages - 1) / (sim.microbatches * sim.virtual_stages)
     return StepEstimate(spec.name, dtype, compute, comm, 2 * sim.model_macs, spec.peak(dtype), sim.tokens, bubble)
 
 
@@ -102,6 +105,8 @@ def rank_text(sim, device="H100", dtype: Optional[str] = None) -> str:
              f"{_mesh_text(sim.coords)}), plan {sim.plan}, batch {sim.batch} x seq {sim.seq} per data-parallel rank",
              f"compute: {human(c.flops, 'FLOPs').strip()}, {human(c.macs, 'MACs').strip()}, "
              f"{_b(c.totals.bytes_read + c.totals.bytes_written)} moved"]
+    if sim.layers:
+        lines.append(pipeline_text(sim))
     for phase in ("forward", "backward", "optimizer"):
         p = c.phase(phase)
         if p.flops or p.bytes_read:
@@ -128,6 +133,23 @@ def rank_text(sim, device="H100", dtype: Optional[str] = None) -> str:
     lines.append(f"  no overlap {e.no_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(False):.1%}); "
                  f"full overlap {e.full_overlap_seconds * 1e3:.1f} ms (MFU {e.mfu(True):.1%})")
     return "\n".join(lines)
+
+
+def _layers_text(ranges) -> str:
+    return ", ".join(f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in ranges)
+
+
+def pipeline_text(sim) -> str:
+    """One line: the pipeline stage of a simulated rank, the decoder layers it holds (a range per
+    chunk), whether it holds the embedding or the head, the schedule."""
+    chunks = len(sim.stage_layers)
+    held = sum(len(r) for r in sim.layers)
+    ends = [name for name, has in (("embedding", sim.layers[0].start == 0),
+                                   ("norm + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has]
+    v = f", {sim.virtual_stages} chunks of {chunks}" if sim.virtual_stages > 1 else ""
+    return (f"pipeline stage {sim.stage} of {sim.mesh['pp']}{v}: layers {_layers_text(sim.layers)} ({held} of "
+            f"{sum(sim.stage_layers)})" + (" + " + " + ".join(ends) if ends else "")
+            + f"; {sim.schedule}, {sim.microbatches} micro-batches")
 
 
 def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:

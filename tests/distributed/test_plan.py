@@ -281,8 +281,17 @@ def test_pipeline_stages_each_run_their_layers_and_send_their_activations(schedu
 
 
 def test_pipeline_bad_input():
-    with pytest.raises(PlanError, match="pp=3 does not divide the 2 decoder layers"):
-        simulate("hf:llama", "pp=3", config=CONFIG)
+    # 2 layers + embedding + head = 4 units over 3 stages: [0, 2, 0] decoder layers
+    with pytest.raises(PlanError, match="2 decoder layers do not split into 3 pipeline chunks"):
+        simulate("hf:llama", "pp=3", config=CONFIG, microbatches=1, schedule="gpipe")
+    with pytest.raises(PlanError, match=r"stage_layers sums to 3, not the 2 decoder layers"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[1, 2])
+    with pytest.raises(PlanError, match=r"stage_layers has 1 entries, not pp x virtual_stages = 2 x 1 = 2"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[2])
+    with pytest.raises(PlanError, match="expected a list of positive layer counts"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[2, 0])
+    with pytest.raises(PlanError, match="apply to a mesh with a pp dimension"):
+        simulate("hf:llama", "fsdp=2", config=CONFIG, stage_layers=[1, 1])
     with pytest.raises(PlanError, match="microbatches=3 must be a positive integer dividing batch=4"):
         simulate("hf:llama", "pp=2", config=CONFIG, batch=4, microbatches=3)
     with pytest.raises(PlanError, match="unknown pipeline schedule 'zb'"):
@@ -336,3 +345,117 @@ def test_sequence_parallel_gathers_and_scatters_the_sequence_instead_of_all_redu
     assert sp.memory.saved_activations_peak < plain.memory.saved_activations_peak
     with pytest.raises(PlanError, match="needs plan 'llama' and a tp dimension above 1"):
         simulate("hf:llama", {"fsdp": 2}, config=CONFIG, sequence_parallel=True)
+
+
+CONFIG3 = dict(CONFIG, num_hidden_layers=3)
+CONFIG4 = dict(CONFIG, num_hidden_layers=4)
+LAYER_FWD = 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16  # one layer's forward on 4 x 16 tokens: 2,490,368 MACs
+HEAD_FWD = 64 * 64 * 256  # lm_head on 64 tokens: 1,048,576
+
+
+def test_default_split_of_layers_that_pp_does_not_divide():
+    from flopdispatch.plan.pipeline import stage_split
+
+    # 126 layers + embedding + head = 128 units, 8 per stage: the ends hold 7 decoder layers
+    assert stage_split(126, 16) == [7] + [8] * 14 + [7]
+    assert stage_split(64, 16) == [4] * 16  # pp divides the layers: equal stages, as before
+    # 11 + 2 = 13 units over 5 stages: 2 each and 3 more, to the middle stages 1, 2, 3:
+    # units [2, 3, 3, 3, 2], less the embedding and the head: [1, 3, 3, 3, 1]
+    assert stage_split(11, 5) == [1, 3, 3, 3, 1]
+    # 9 + 2 = 11 units over 4 stages: 2 each and 3 more, to stages 1, 2, then the first:
+    # units [3, 3, 3, 2]: [2, 3, 3, 1]
+    assert stage_split(9, 4) == [2, 3, 3, 1]
+    # 3 + 2 = 5 units over 2 stages (no middle stage): 2 each, the one more to the first: [2, 1]
+    assert stage_split(3, 2) == [2, 1]
+
+
+def _single_process_layers(config, batch):
+    """{(layer module, phase): MACs} of the whole model in one process on batch x 16 tokens."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopdispatch import build_model, count
+
+    model = build_model("hf:llama", config)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model.to_empty(device="cpu")
+        ids = torch.randint(0, 256, (batch, SEQ))
+        with count(model) as c:
+            model(input_ids=ids, labels=ids).loss.backward()
+    return {(m, p): c.module(m, phase=p).macs for m in c.module_names if m.count(".") == 2
+            for p in ("forward", "backward")}
+
+
+@pytest.mark.parametrize("config, split, layers", [(CONFIG3, None, [range(0, 2), range(2, 3)]),
+                                                   (CONFIG4, [1, 3], [range(0, 1), range(1, 4)])])
+def test_uneven_stages_run_their_layers(config, split, layers):
+    """3 layers on pp=2 split by default as [2, 1]; 4 layers as [1, 3] given. Batch 4 x 16 in two
+    micro-batches; each layer's MACs equal a single process's on the whole batch (micro-batches
+    summed), forward and backward."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", "pp=2", config=config, batch=4, seq=SEQ, microbatches=2, schedule="1f1b",
+                  stage_layers=split)
+    single = _single_process_layers(config, 4)
+    for sim, held in zip(sims, layers):
+        assert sim.layers == (held,)
+        assert sim.stage_layers == tuple(len(r) for r in layers)
+        mine = {(m, p): sim.count.module(m, phase=p).macs for m in sim.count.module_names if m.count(".") == 2
+                for p in ("forward", "backward")}
+        assert mine == {(f"model.layers.{i}", p): single[(f"model.layers.{i}", p)] for i in held
+                        for p in ("forward", "backward")}
+    # forward: its layers, the head on the last stage (the embedding is a lookup: no MACs)
+    # 3 layers: 2 * 2,490,368 = 4,980,736 and 2,490,368 + 1,048,576 = 3,538,944
+    # 4 layers [1, 3]: 2,490,368 and 3 * 2,490,368 + 1,048,576 = 8,519,680
+    assert [s.count.phase("forward").macs for s in sims] == [len(layers[0]) * LAYER_FWD,
+                                                               len(layers[1]) * LAYER_FWD + HEAD_FWD]
+    # parameters: stage 0 the embedding and its layers, stage 1 its layers, the norm and the head
+    assert sims[0].memory.params == (16384 + len(layers[0]) * LAYER) * 4
+    assert sims[1].memory.params == (len(layers[1]) * LAYER + 64 + 16384) * 4
+    text = sims[1].table()
+    last = layers[1]
+    held = f"{last.start}-{last.stop - 1}" if len(last) > 1 else str(last.start)
+    assert f"pipeline stage 1 of 2: layers {held} ({len(last)} of {sum(map(len, layers))}) " \
+           "+ norm + head; 1f1b, 2 micro-batches" in text
+
+
+@pytest.mark.parametrize("schedule", ["interleaved1f1b", "loopedbfs"])
+def test_interleaved_stages_hold_every_other_chunk(schedule):
+    """4 layers in pp x v = 2 x 2 one-layer chunks: rank 0 holds chunks 0 and 2 (layers 0 and 2, the
+    embedding), rank 1 chunks 1 and 3 (layers 1 and 3, the norm and the head). Batch 4 x 16 in 2
+    micro-batches."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", "pp=2", config=CONFIG4, batch=4, seq=SEQ, microbatches=2, schedule=schedule)
+    single = _single_process_layers(CONFIG4, 4)
+    assert [s.layers for s in sims] == [(range(0, 1), range(2, 3)), (range(1, 2), range(3, 4))]
+    for sim in sims:
+        mine = {(m, p): sim.count.module(m, phase=p).macs for m in sim.count.module_names if m.count(".") == 2
+                for p in ("forward", "backward")}
+        assert mine == {(f"model.layers.{r.start}", p): single[(f"model.layers.{r.start}", p)] for r in sim.layers
+                        for p in ("forward", "backward")}
+        rows = {r.op: r for r in sim.collectives}
+        # each rank sends 3 activations-or-gradients per micro-batch: rank 0 chunk 0 -> 1 and
+        # 2 -> 3 forward, chunk 2's input gradient back to chunk 1; rank 1 chunk 1 -> 2 forward,
+        # chunks 3 -> 2 and 1 -> 0 backward. 2 micro-batches: 6 calls of 2 x 16 x 64 fp32 = 8,192 bytes
+        assert all(r.dim == "pp" and r.calls == 6 and r.payload == 6 * 8192 for r in rows.values())
+        assert set(rows) == {"c10d::send", "c10d::recv_"}
+    # forward: 2 layers each, the head on rank 1: 4,980,736 and 6,029,312 MACs
+    assert [s.count.phase("forward").macs for s in sims] == [2 * LAYER_FWD, 2 * LAYER_FWD + HEAD_FWD]
+    e = sims[0].estimate()
+    # bubble (pp - 1) / (m v) of the compute: 1 / (2 x 2)
+    assert e.bubble_seconds == pytest.approx(e.compute_seconds * (2 - 1) / (2 * 2))
+    assert "pipeline stage 0 of 2, 2 chunks of 4: layers 0, 2 (2 of 4) + embedding" in sims[0].table()
+
+
+def test_interleaved_bad_input():
+    with pytest.raises(PlanError, match="schedule 1f1b runs one stage per rank: virtual_stages=2"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=2, microbatches=2, virtual_stages=2)
+    # 5 micro-batches on pp=2: max(1, 5 // 2) = 2 rounds, 5 % 2 != 0
+    with pytest.raises(PlanError, match=r"multiple of its rounds max\(1, microbatches // pp\) = 2"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=5, microbatches=5, schedule="interleaved1f1b")
+    with pytest.raises(PlanError, match="stage_layers has 2 entries, not pp x virtual_stages = 2 x 2 = 4"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=2, microbatches=2, schedule="interleaved1f1b",
+                 stage_layers=[2, 2])
+    # 2 layers cannot fill 4 chunks
+    with pytest.raises(PlanError, match="2 decoder layers do not split into 4 pipeline chunks"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, schedule="interleaved1f1b")

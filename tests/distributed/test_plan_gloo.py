@@ -125,6 +125,8 @@ def _rank_main(rank, world, port, out_dir):
         res[case] = summary(c)
     if world == 2:
         res["pp"] = _pipeline_rank(rank, world)
+        res["pp_uneven"] = _pipeline_rank(rank, world, layers=3, keep=[[0], [1, 2]][rank])
+        res["pp_interleaved"] = _interleaved_rank(rank, world)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
@@ -154,19 +156,20 @@ def _sequence_parallel_by_hand(model, mesh):
         })
 
 
-def _pipeline_rank(rank, world):
+def _pipeline_rank(rank, world, layers=2, keep=None):
     """Two stages by hand: rank 0 the embedding and layer 0, rank 1 layer 1, the norm and the
-    head; batch 4 x 16 in 2 micro-batches, 1F1B, cross-entropy on the last stage."""
+    head (or, with 3 layers, rank 0 layer 0 and rank 1 layers 1 and 2: ``keep``); batch 4 x 16 in
+    2 micro-batches, 1F1B, cross-entropy on the last stage."""
     import torch
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B
 
     import flopdispatch as fd
 
     torch.manual_seed(0)
-    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=layers), device="cpu")
     inner = model.model
-    keep = rank  # layer index this stage keeps
-    inner.layers._modules = {str(keep): inner.layers[keep]}
+    keep = [rank] if keep is None else keep  # layer indices this stage keeps
+    inner.layers._modules = {str(i): inner.layers[i] for i in keep}
     if rank == 0:
         inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
     else:
@@ -189,6 +192,72 @@ def _pipeline_rank(rank, world):
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
 
     schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if rank == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
+def _interleaved_rank(rank, world):
+    """Interleaved 1F1B by hand: 4 layers in 4 one-layer stages, rank r holding stages r and r + 2
+    (layers r and r + 2; the embedding with stage 0 on rank 0, the norm and the head with stage 3
+    on rank 1); each stage a module that runs the rank's model with a layer dict of its one layer
+    (and Identity for the norm and the head but on stage 3); batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.pipelining import PipelineStage, ScheduleInterleaved1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=4), device="cpu")
+    inner = model.model
+    if rank == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+    all_layers = dict(inner.layers._modules)
+    inner.layers._modules = {str(i): all_layers[str(i)] for i in (rank, rank + 2)}  # what the count sees
+
+    class Stage(torch.nn.Module):
+        def __init__(self, index):
+            super().__init__()
+            self.index = index
+            self.layer = all_layers[str(index)]
+            if index == 0:  # a stage's parameters (scaled by the schedule after backward) are its own
+                self.embed = inner.embed_tokens
+            if index == 3:
+                self.norm, self.head = inner.norm, model.lm_head
+
+        def forward(self, x):
+            saved = inner.layers._modules
+            inner.layers._modules = {str(self.index): self.layer}
+            norm, head = inner.norm, model.lm_head
+            if self.index != 3:
+                inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+            try:
+                out = model(input_ids=x) if self.index == 0 else model(inputs_embeds=x)
+            finally:
+                inner.layers._modules = saved
+                inner.norm, model.lm_head = norm, head
+            return out.logits
+
+    mb = PP_BATCH // 2
+    stages = []
+    for index in (rank, rank + 2):
+        inp = torch.empty(mb, SEQ, dtype=torch.long) if index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+        out = torch.empty(mb, SEQ, 256 if index == 3 else 64, requires_grad=True)
+        stages.append(PipelineStage(Stage(index), index, 4, torch.device("cpu"), input_args=(inp,),
+                                    output_args=(out,)))
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, 256, (PP_BATCH, SEQ))
     with fd.count(model) as c:
@@ -282,6 +351,33 @@ def test_two_pipeline_stages_equal_the_real_stages(real, rank):
     assert set(got) == set(want)
     # the stage's own work: forward of its layer (and the head on the last stage), micro-batches summed
     assert want["*|forward"][0][1] == 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16 + (64 * 64 * 256 if rank else 0)
+
+
+@pytest.mark.parametrize("case", ["pp_uneven", "pp_interleaved"])
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_uneven_and_interleaved_pipeline_stages_equal_the_real_stages(real, case, rank):
+    """3 layers as stages of [1, 2] (1F1B), and 4 layers in 4 one-layer stages, two per rank
+    (interleaved 1F1B); 2 micro-batches of 2 x 16. The warm-up vote as in the test above: the
+    real ranks have more 4-byte sends and receives in "other" (one per vote message), nothing else."""
+    from flopdispatch.plan import simulate
+
+    layers = 3 if case == "pp_uneven" else 4
+    kwargs = (dict(stage_layers=[1, 2], schedule="1f1b") if case == "pp_uneven"
+              else dict(schedule="interleaved1f1b", virtual_stages=2))
+    sim = simulate("hf:llama", {"pp": WORLD}, config=dict(CONFIG, num_hidden_layers=layers), rank=rank,
+                   batch=PP_BATCH, seq=SEQ, microbatches=2, activations=False, **kwargs)
+    got, want = summary(sim.count), real[rank][case]
+    (counts, coll), (real_counts, real_coll) = got.pop("*|other"), want.pop("*|other")
+    assert set(real_coll) == set(coll) == {"c10d::send", "c10d::recv_"}
+    vote = {op: [a - b for a, b in zip(real_coll[op], coll[op])] for op in coll}
+    assert all(v[0] >= 1 and v[1] == v[2] == VOTE * v[0] and v[3] == 0 for v in vote.values()), vote
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want)
+    # forward MACs: each layer 64 tokens x 36,864 + attention 2 x 4 x 4 x 16^3 = 2,490,368; the
+    # head 64 x 64 x 256 = 1,048,576 on the last stage's rank (rank 1 in both cases)
+    held = {("pp_uneven", 0): 1, ("pp_uneven", 1): 2, ("pp_interleaved", 0): 2, ("pp_interleaved", 1): 2}
+    assert want["*|forward"][0][1] == held[case, rank] * 2490368 + (1048576 if rank else 0)
 
 
 @pytest.mark.parametrize("rank", range(4))
