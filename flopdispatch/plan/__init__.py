@@ -2,8 +2,8 @@
 torch.distributed's fake backend and count it (docs/planning.md)."""
 from .errors import PlanError
 from .mesh import parse_mesh
-from .estimate import StepEstimate, compare_text
+from .estimate import JobEstimate, StepEstimate, compare_text, job_estimate, stages_text
 from .simulate import CollectiveRow, Memory, SimulatedRank, compare, simulate, stages
 
-__all__ = ["simulate", "compare", "stages", "compare_text", "StepEstimate", "SimulatedRank", "CollectiveRow",
-           "Memory", "PlanError", "parse_mesh"]
+__all__ = ["simulate", "compare", "stages", "compare_text", "stages_text", "job_estimate", "StepEstimate",
+           "JobEstimate", "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]

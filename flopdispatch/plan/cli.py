@@ -21,7 +21,8 @@ def add_parser(subparsers, parents=None):
                    help="mesh dimensions (dp, fsdp, tp, pp); repeat to compare meshes")
     p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
     p.add_argument("--rank", type=int, default=0)
-    p.add_argument("--all-stages", action="store_true", help="one rank per pipeline stage (a pp dimension)")
+    p.add_argument("--all-stages", action="store_true",
+                   help="one rank per pipeline stage (a pp dimension), a line per stage and the job estimate")
     p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
@@ -66,8 +67,13 @@ def run(args, argv=None) -> int:
                 stage_layers = [int(n) for n in args.stage_layers.split(",")]
             except ValueError:
                 raise PlanError(f"--stage-layers {args.stage_layers!r}: expected layer counts like 7,8,8,7") from None
+        from .mesh import parse_mesh
+
+        # every stage of a pipeline mesh with --all-stages, or when meshes are compared (a row per job)
+        every = args.all_stages or len(args.mesh) > 1
         jobs = [(mesh, rank) for mesh in args.mesh
-                for rank in (stage_ranks(mesh, args.world) if args.all_stages else [args.rank])]
+                for rank in (stage_ranks(mesh, args.world) if every and "pp" in parse_mesh(mesh, args.world)
+                             else [args.rank])]
         sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
@@ -80,9 +86,16 @@ def run(args, argv=None) -> int:
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    from .estimate import pipeline_jobs, stages_text
+
     for sim in sims:
         print(sim.table(args.device))
         print()
-    if len(sims) > 1:
+    groups = pipeline_jobs(sims)
+    for group in groups:
+        if len(group) > 1:
+            print(stages_text(group, args.device))
+            print()
+    if len(groups) > 1:
         print(compare_text(sims, args.device))
     return 0

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional
 
-__all__ = ["StepEstimate", "step_estimate", "rank_text", "compare_text", "link_table"]
+__all__ = ["StepEstimate", "step_estimate", "JobEstimate", "job_estimate", "rank_text", "compare_text",
+           "stages_text", "link_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,79 @@ class StepEstimate:
     def mfu(self, overlap: bool) -> float:
         seconds = self.full_overlap_seconds if overlap else self.no_overlap_seconds
         return self.matmul_flops / (seconds * self.peak_flops) if seconds else 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEstimate:
+    """Predicted step time of a pipeline job from one simulated rank per stage (every stage is a
+    different rank role; the job runs at the pace of its slowest).
+
+    Each stage's work in the step (its rank's compute and communication, ``StepEstimate`` without
+    its bubble) is spread over the ``microbatches``: per micro-batch, (compute + communication) / m
+    with no overlap, max(compute, communication) / m with full overlap. The slowest stage (the
+    bottleneck) sets the pace of the pipeline: a step is m of its micro-batch slots plus the fill
+    and drain, (pp - 1) slots, or (pp - 1) / v with v chunks per rank interleaved (section 2.2.2 of
+    Narayanan et al. 2021). So step = slot x (m + (pp - 1) / v). Every communication (FSDP's once
+    per step included) is spread over the micro-batches alike: a bound, not a schedule.
+
+    MFU: the model FLOPs of one replica's pipeline (2 x the model MACs of each stage's rank, summed
+    over the stages; recomputation left out) over the time the pp ranks that ran them hold:
+    step x pp x the dtype's peak. Each rank of a stage's tensor-parallel group does the same work,
+    so this is also the replica's tp x pp GPUs' average MFU. ``memory_peak``: the largest stage's
+    ``Memory.peak`` (bytes; the job needs it on every GPU)."""
+
+    device: str
+    stages: tuple  # a StepEstimate per stage, stage order
+    ranks: tuple  # the simulated rank of each stage
+    microbatches: int
+    virtual_stages: int
+    model_flops: int  # one replica's pipeline: sum over stages of 2 x model MACs
+    peak_flops: float
+    tokens: int  # tokens of one data-parallel replica in the step
+    memory_peak: int  # bytes, the largest over the stages
+
+    @property
+    def pp(self) -> int:
+        return len(self.stages)
+
+    def stage_seconds(self, overlap: bool) -> List[float]:
+        """Each stage's work in the step (seconds): compute + communication, or the larger."""
+        return [max(e.compute_seconds, e.communication_total) if overlap
+                else e.compute_seconds + e.communication_total for e in self.stages]
+
+    def bottleneck(self, overlap: bool = False) -> int:
+        """The slowest stage's index (the first of equals)."""
+        times = self.stage_seconds(overlap)
+        return times.index(max(times))
+
+    def step_seconds(self, overlap: bool) -> float:
+        slot = max(self.stage_seconds(overlap)) / self.microbatches
+        return slot * (self.microbatches + (self.pp - 1) / self.virtual_stages)
+
+    def mfu(self, overlap: bool) -> float:
+        seconds = self.step_seconds(overlap)
+        return self.model_flops / (seconds * self.pp * self.peak_flops) if seconds else 0.0
+
+
+def job_estimate(stage_sims, device="H100", dtype: Optional[str] = None) -> JobEstimate:
+    """A JobEstimate from one SimulatedRank per pipeline stage of one mesh, in stage order (what
+    ``flopdispatch.plan.stages`` returns); a mesh without pp: one rank."""
+    from .errors import PlanError
+
+    sims = list(stage_sims)
+    if not sims:
+        raise PlanError("job_estimate needs one simulated rank per pipeline stage, got none")
+    first = sims[0]
+    pp = first.mesh.get("pp", 1)
+    if any(s.mesh != first.mesh for s in sims):
+        raise PlanError("job_estimate: the simulated ranks are of different meshes")
+    got = [s.coords.get("pp", 0) for s in sims]
+    if got != list(range(pp)):
+        raise PlanError(f"job_estimate needs one simulated rank per stage of pp={pp} in order, got stages {got}")
+    estimates = tuple(step_estimate(s, device, dtype) for s in sims)
+    return JobEstimate(estimates[0].device, estimates, tuple(s.rank for s in sims), first.microbatches,
+                       first.virtual_stages, sum(2 * s.model_macs for s in sims), estimates[0].peak_flops,
+                       first.tokens, max(s.memory.peak for s in sims))
 
 
 def link_table(device="H100") -> List[tuple]:
@@ -160,7 +234,11 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:
     head = ("mesh", "rank", "MACs/rank", "bus bytes by dim", "mem peak", "step (overlap..none)", "MFU",
             "tokens/s/GPU")
     table = [head]
-    for sim in sims:
+    for group in pipeline_jobs(sims):
+        if len(group) > 1:  # every stage of a pipeline mesh: one row, the job's (JobEstimate)
+            table.append(_job_row(group, device, dtype))
+            continue
+        sim = group[0]
         e = step_estimate(sim, device, dtype)
         dims = " ".join(f"{d}:{_b(b)}" for d, b in sim.bus_bytes_by_dim().items() if b) or "-"
         tp = sim.mesh.get("tp", 1) * sim.mesh.get("pp", 1)
@@ -176,4 +254,59 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None) -> str:
     links = link_table(device)
     lines.append(f"device {links[0][2].split(':')[0]}; links: "
                  + "; ".join(f"{n} {bw / 1e9:.0f} GB/s" for n, bw, _ in links) + " per GPU per direction (hardware.py)")
+    return "\n".join(lines)
+
+
+def pipeline_jobs(sims) -> List[list]:
+    """``sims`` grouped into jobs: the consecutive ranks of one pp mesh covering its stages 0..pp-1
+    in order form one group; any other rank is a group of its own."""
+    sims, groups, i = list(sims), [], 0
+    while i < len(sims):
+        pp = sims[i].mesh.get("pp", 1) if sims[i].schedule is not None else 1
+        run = sims[i:i + pp]
+        if pp > 1 and len(run) == pp and all(s.mesh == sims[i].mesh and s.coords.get("pp") == k
+                                             for k, s in enumerate(run)):
+            groups.append(run)
+            i += pp
+        else:
+            groups.append([sims[i]])
+            i += 1
+    return groups
+
+
+def _job_row(group, device, dtype) -> tuple:
+    from ..report import human
+
+    job = job_estimate(group, device, dtype)
+    b = job.bottleneck(False)
+    slow = group[b]
+    dims = " ".join(f"{d}:{_b(n)}" for d, n in slow.bus_bytes_by_dim().items() if n) or "-"
+    gpus = slow.mesh.get("tp", 1) * job.pp  # the replica's tokens over its tp x pp ranks, per second
+    per_gpu = lambda t: job.tokens / gpus / t if t else 0.0  # noqa: E731
+    full, none = job.step_seconds(True), job.step_seconds(False)
+    return (_mesh_text(slow.mesh), f"stage {b} (rank {slow.rank})", human(slow.count.macs, "MACs").strip(), dims,
+            _b(job.memory_peak), f"{full:.3f}..{none:.3f} s", f"{job.mfu(False):.1%}..{job.mfu(True):.1%}",
+            f"{per_gpu(none):,.0f}..{per_gpu(full):,.0f}")
+
+
+def stages_text(sims, device="H100", dtype: Optional[str] = None) -> str:
+    """Every stage of a pipeline job, a line each (its rank, layers, MACs, compute and
+    communication time, memory peak), then the job's line (``JobEstimate``): the bottleneck, both
+    step-time bounds, MFU, the largest memory peak."""
+    from ..report import human
+
+    job = job_estimate(sims, device, dtype)
+    lines = []
+    for k, (sim, e) in enumerate(zip(sims, job.stages)):
+        ends = "".join(t for t, has in ((" + embedding", sim.layers[0].start == 0),
+                                        (" + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has)
+        lines.append(f"stage {k:>2} rank {sim.rank:>4}: layers {_layers_text(sim.layers)}{ends}; "
+                     f"{human(sim.count.macs, 'MACs').strip()}, compute {e.compute_seconds * 1e3:.1f} ms, "
+                     f"communication {e.communication_total * 1e3:.1f} ms, memory peak {_b(sim.memory.peak)}")
+    v = f" / {job.virtual_stages} chunks" if job.virtual_stages > 1 else ""
+    full, none = job.step_seconds(True), job.step_seconds(False)
+    lines.append(f"job on {job.device}: bottleneck stage {job.bottleneck(False)} (full overlap: "
+                 f"{job.bottleneck(True)}); step = its time / {job.microbatches} micro-batches x ({job.microbatches} "
+                 f"+ ({job.pp} - 1){v}): full overlap {full * 1e3:.1f} ms (MFU {job.mfu(True):.1%}), no overlap "
+                 f"{none * 1e3:.1f} ms (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
     return "\n".join(lines)

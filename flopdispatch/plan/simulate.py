@@ -431,9 +431,18 @@ def stages(model, mesh, **kwargs) -> List[SimulatedRank]:
 
 
 def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
-    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments); print
-    them as one table with ``flopdispatch.plan.estimate.compare_text``."""
-    return [simulate(model, mesh, **kwargs) for mesh in meshes]
+    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments; ``rank``
+    for the meshes without pp), and one per stage of a mesh with pp (its first rank each, stage
+    order); print them as one table, a row per mesh, with
+    ``flopdispatch.plan.estimate.compare_text`` (a pipeline mesh's row: its ``job_estimate``)."""
+    rank = kwargs.pop("rank", 0)
+    out = []
+    for mesh in meshes:
+        if "pp" in parse_mesh(mesh, kwargs.get("world")):
+            out += stages(model, mesh, **kwargs)
+        else:
+            out.append(simulate(model, mesh, rank=rank, **kwargs))
+    return out
 
 
 def _allreduce_hook(group, bucket):

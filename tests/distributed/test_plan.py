@@ -459,3 +459,68 @@ def test_interleaved_bad_input():
     # 2 layers cannot fill 4 chunks
     with pytest.raises(PlanError, match="2 decoder layers do not split into 4 pipeline chunks"):
         simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, schedule="interleaved1f1b")
+
+
+def test_job_estimate_paces_the_pipeline_by_its_slowest_stage():
+    """3 layers on pp=2 as [1, 2] (stage 1 also runs the head: the bottleneck), batch 4 x 16 in 2
+    micro-batches, 1F1B; then 4 layers interleaved (v=2)."""
+    from flopdispatch.plan import job_estimate, stages
+    from flopdispatch.plan.estimate import step_estimate
+
+    sims = stages("hf:llama", "pp=2", config=CONFIG3, batch=4, seq=SEQ, microbatches=2, stage_layers=[1, 2])
+    job = job_estimate(sims, "H100")
+    own = [step_estimate(s, "H100") for s in sims]
+    work = [e.compute_seconds + e.communication_total for e in own]  # each stage's step, no bubble
+    assert job.stage_seconds(False) == pytest.approx(work)
+    assert job.bottleneck(False) == 1 and work[1] > work[0]
+    # slot = 1's work / 2 micro-batches; step = slot x (2 + (2 - 1)) = 1.5 x its work
+    assert job.step_seconds(False) == pytest.approx(work[1] / 2 * (2 + 1))
+    full = max(own[1].compute_seconds, own[1].communication_total)
+    assert job.step_seconds(True) == pytest.approx(full / 2 * 3)
+    # the replica's model FLOPs are those of one process running the whole model on the batch:
+    # 2 x (3 layers + head) forward and backward MACs, summed over the two stages
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopdispatch import build_model, count
+
+    model = build_model("hf:llama", CONFIG3)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model.to_empty(device="cpu")
+        ids = torch.randint(0, 256, (4, SEQ))
+        with count(model) as single:
+            model(input_ids=ids, labels=ids).loss.backward()
+    assert job.model_flops == 2 * (sims[0].count.macs + sims[1].count.macs) == 2 * single.macs
+    # MFU: those FLOPs over step x 2 GPUs x the TF32 peak (fp32 parameters: 494.7 TFLOP/s dense)
+    assert job.mfu(False) == pytest.approx(2 * single.macs / (job.step_seconds(False) * 2 * own[0].peak_flops))
+    assert job.memory_peak == max(s.memory.peak for s in sims)
+
+    inter = stages("hf:llama", "pp=2", config=CONFIG4, batch=4, seq=SEQ, microbatches=2, schedule="interleaved1f1b")
+    job = job_estimate(inter, "H100")
+    slow = max(job.stage_seconds(False))
+    assert job.step_seconds(False) == pytest.approx(slow / 2 * (2 + 1 / 2))  # (pp - 1) / v bubble slots
+    with pytest.raises(PlanError, match=r"one simulated rank per stage of pp=2 in order, got stages \[1\]"):
+        job_estimate(inter[1:])
+
+
+def test_compare_gives_a_pipeline_mesh_one_row_from_its_job(capsys):
+    from flopdispatch.plan import compare, compare_text, job_estimate
+
+    sims = compare("hf:llama", ["fsdp=2", "pp=2"], config=CONFIG3, batch=4, seq=SEQ, microbatches=2)
+    assert [(s.mesh, s.rank) for s in sims] == [({"fsdp": 2}, 0), ({"pp": 2}, 0), ({"pp": 2}, 1)]
+    lines = compare_text(sims).splitlines()
+    rows = [line for line in lines if line.startswith(("fsdp=2 ", "pp=2 "))]
+    assert len(rows) == 2  # one row per mesh
+    job = job_estimate(sims[1:])
+    # 3 layers as [2, 1]: stage 0 runs 2 layers (2 x 2,490,368 forward MACs), stage 1 one layer
+    # and the head (2,490,368 + 1,048,576): stage 0 is the bottleneck
+    assert job.bottleneck(False) == 0 and "stage 0 (rank 0)" in rows[1]
+    assert f"{job.step_seconds(True):.3f}..{job.step_seconds(False):.3f} s" in rows[1]
+    assert f"{job.mfu(False):.1%}..{job.mfu(True):.1%}" in rows[1]
+    config = [f"--config={k}={v}" for k, v in CONFIG3.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--all-stages", "--batch", "4", "--seq", "16",
+                 "--microbatches", "2", "--stage-layers", "1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "stage  0 rank    0: layers 0 + embedding;" in out and "stage  1 rank    1: layers 1-2 + head;" in out
+    assert "job on H100-SXM: bottleneck stage 1" in out and "x (2 + (2 - 1))" in out
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--stage-layers", "1,x"]) == 2
+    assert "--stage-layers '1,x': expected layer counts" in capsys.readouterr().err
