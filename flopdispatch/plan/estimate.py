@@ -301,12 +301,12 @@ def stages_text(sims, device="H100", dtype: Optional[str] = None) -> str:
         ends = "".join(t for t, has in ((" + embedding", sim.layers[0].start == 0),
                                         (" + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has)
         lines.append(f"stage {k:>2} rank {sim.rank:>4}: layers {_layers_text(sim.layers)}{ends}; "
-                     f"{human(sim.count.macs, 'MACs').strip()}, compute {e.compute_seconds * 1e3:.1f} ms, "
-                     f"communication {e.communication_total * 1e3:.1f} ms, memory peak {_b(sim.memory.peak)}")
+                     f"{human(sim.count.macs, 'MACs').strip()}, compute {e.compute_seconds * 1e3:.4g} ms, "
+                     f"communication {e.communication_total * 1e3:.4g} ms, memory peak {_b(sim.memory.peak)}")
     v = f" / {job.virtual_stages} chunks" if job.virtual_stages > 1 else ""
     full, none = job.step_seconds(True), job.step_seconds(False)
     lines.append(f"job on {job.device}: bottleneck stage {job.bottleneck(False)} (full overlap: "
                  f"{job.bottleneck(True)}); step = its time / {job.microbatches} micro-batches x ({job.microbatches} "
-                 f"+ ({job.pp} - 1){v}): full overlap {full * 1e3:.1f} ms (MFU {job.mfu(True):.1%}), no overlap "
-                 f"{none * 1e3:.1f} ms (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
+                 f"+ ({job.pp} - 1){v}): full overlap {full * 1e3:.4g} ms (MFU {job.mfu(True):.1%}), no overlap "
+                 f"{none * 1e3:.4g} ms (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
     return "\n".join(lines)
