@@ -201,6 +201,52 @@ def _lazy_init_fsdp(model) -> None:
         model._get_fsdp_state()._lazy_init()
 
 
+def _fsdp_stage_class():
+    """A PipelineStage for a rank whose model is an FSDP2 root (a data dimension beside pp): what
+    torch's stage does when its module is an FSDP module (torchtitan's model parts): each
+    micro-batch's backward with gradient sync and resharding off (gradients accumulate unsharded),
+    and once the rank's stages are all done (its last reduce-grad action: once per step with one
+    stage per rank, the last of its v chunks interleaved), every group's post-backward (one
+    reduce-scatter of each gradient) and the root's final callback, then the gradients scaled.
+    Here the stage's module is a ``LlamaChunk`` of the rank's one FSDP root, so torch would take
+    its plain path: a reduce-scatter and a reshard at every micro-batch's backward."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage
+
+    class FSDPChunkStage(PipelineStage):
+        def __init__(self, *args, root, chunk_stages, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._root = root
+            self._chunk_stages = chunk_stages  # the rank's stages (this one included), shared list
+            self._reduced = [0]
+
+        def backward_maybe_with_nosync(self, backward_type, bwd_kwargs, last_backward=False):
+            self._root.set_is_last_backward(False)
+            self._root.set_reshard_after_backward(False)
+            self._root.set_requires_gradient_sync(False)
+            return super().backward_maybe_with_nosync(backward_type, bwd_kwargs, last_backward)
+
+        def perform_reduce_grad(self, grad_scale_factor: int):
+            done = self._chunk_stages[0]._reduced
+            done[0] += 1
+            if done[0] < len(self._chunk_stages):
+                return  # the rank's other stages are still to finish their backward
+            done[0] = 0
+            self._root.set_is_last_backward(True)
+            self._root.set_reshard_after_backward(True)
+            self._root.set_requires_gradient_sync(True)
+            state = fully_shard.state(self._root)
+            for each in state._state_ctx.all_states:
+                for group in each._fsdp_param_groups:
+                    group.post_backward()
+            state._root_post_backward_final_callback()
+            if grad_scale_factor != 1:
+                for stage in self._chunk_stages:
+                    stage.scale_grads(grad_scale_factor)
+
+    return FSDPChunkStage
+
+
 def prepare_stage(model, pp_index: int, split: Sequence[int], group, batch: int, seq: int, microbatches: int,
                   schedule: str, hidden: int, vocab: int, dtype, train: bool):
     """This rank's stages of one step, ready to run (fake tensors active): a function of no
@@ -211,14 +257,19 @@ def prepare_stage(model, pp_index: int, split: Sequence[int], group, batch: int,
     pp = group.size()
     chunks = rank_chunks(pp_index, pp, len(split) // pp)
     mb = batch // microbatches
+    from torch.distributed.fsdp import FSDPModule
+
     stages = []
+    make, extra = pl.PipelineStage, {}
+    if isinstance(model, FSDPModule):
+        make, extra = _fsdp_stage_class(), {"root": model, "chunk_stages": stages}
     for chunk in chunks:
         first, last = chunk == 0, chunk == len(split) - 1
         inp = torch.empty(mb, seq, dtype=torch.long) if first else torch.empty(mb, seq, hidden, dtype=dtype,
                                                                                    requires_grad=True)
         out = torch.empty(mb, seq, vocab if last else hidden, dtype=dtype, requires_grad=True)
-        stages.append(pl.PipelineStage(stage_module(model, chunk, split), chunk, len(split), torch.device("cpu"),
-                                       input_args=(inp,), output_args=(out,), group=group))
+        stages.append(make(stage_module(model, chunk, split), chunk, len(split), torch.device("cpu"),
+                           input_args=(inp,), output_args=(out,), group=group, **extra))
     loss = _loss if train else None
     try:
         if schedule in MULTI_STAGE:

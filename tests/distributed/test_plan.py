@@ -524,3 +524,19 @@ def test_compare_gives_a_pipeline_mesh_one_row_from_its_job(capsys):
     assert "job on H100-SXM: bottleneck stage 1" in out and "x (2 + (2 - 1))" in out
     assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--stage-layers", "1,x"]) == 2
     assert "--stage-layers '1,x': expected layer counts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule, config, held", [("1f1b", CONFIG, [1, 1]), ("interleaved1f1b", CONFIG4, [2, 2])])
+def test_fsdp_inside_stages_reduce_scatters_each_gradient_once_per_step(schedule, config, held):
+    """pp=2 x fsdp=2, 2 micro-batches: as torch's schedule does for an FSDP2 stage module, the
+    gradients accumulate unsharded over the micro-batches and each is reduce-scattered once, at
+    the end of the rank's schedule (outside autograd: the "other" phase), in fp32."""
+    sims = [simulate("hf:llama", "pp=2,fsdp=2", config=config, rank=r, batch=4, seq=SEQ, microbatches=2,
+                     schedule=schedule) for r in (0, 2)]
+    for sim, root, layers in zip(sims, (16384, 64 + 16384), held):
+        rs = [r for r in sim.collectives if r.op == "c10d::_reduce_scatter_base_"]
+        assert [(r.phase, r.dim) for r in rs] == [("other", "fsdp")]
+        # each of the stage's layers and its root group once: 1F1B stage 0 (16,384 + 36,992) * 4
+        # = 213,504 bytes in 2 calls, stage 1 (36,992 + 64 + 16,384) * 4 = 213,760; interleaved
+        # 2 layers a rank: (2 * 36,992 + 16,384) * 4 = 361,472 and (2 * 36,992 + 16,448) * 4 = 361,728
+        assert (rs[0].calls, rs[0].payload) == (layers + 1, (layers * LAYER + root) * 4)
