@@ -127,6 +127,8 @@ def _rank_main(rank, world, port, out_dir):
         res["pp"] = _pipeline_rank(rank, world)
         res["pp_uneven"] = _pipeline_rank(rank, world, layers=3, keep=[[0], [1, 2]][rank])
         res["pp_interleaved"] = _interleaved_rank(rank, world)
+    else:
+        res["pp,fsdp"] = _pipeline_fsdp_rank(rank)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
@@ -269,6 +271,54 @@ def _interleaved_rank(rank, world):
     return summary(c)
 
 
+def _pipeline_fsdp_rank(rank):
+    """pp=2 x fsdp=2 by hand, torchtitan's way: stage s = rank // 2 keeps layer s; FSDP2 on its
+    layer and on the model, which is the PipelineStage's module itself (hooks turn the positional
+    input into input_ids or inputs_embeds and the output into logits), so torch's schedule takes
+    its FSDP path; 1F1B, batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage, Schedule1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("pp", "fsdp"))
+    stage_index = rank // 2
+    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    inner = model.model
+    inner.layers._modules = {str(stage_index): inner.layers[stage_index]}
+    if stage_index == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+    fully_shard(inner.layers._modules[str(stage_index)], mesh=mesh["fsdp"])
+    fully_shard(model, mesh=mesh["fsdp"])
+    key = "input_ids" if stage_index == 0 else "inputs_embeds"
+    model.register_forward_pre_hook(lambda m, args, kwargs: ((), {key: args[0]}), with_kwargs=True)
+    model.register_forward_hook(lambda m, args, out: out.logits)
+    mb = PP_BATCH // 2
+    inp = torch.empty(mb, SEQ, dtype=torch.long) if stage_index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+    out = torch.empty(mb, SEQ, 64 if stage_index == 0 else 256, requires_grad=True)
+    stage = PipelineStage(model, stage_index, 2, torch.device("cpu"), input_args=(inp,), output_args=(out,),
+                          group=mesh["pp"].get_group())
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if stage_index == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -391,6 +441,34 @@ def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
     assert not _equal(got, want), _equal(got, want)
     assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
     assert set(got) == set(want)
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_inside_pipeline_stages_equals_the_real_ranks(real4, rank):
+    """pp=2 x fsdp=2, 1F1B, 2 micro-batches: the real stage's module is the FSDP2 root, so torch's
+    schedule accumulates the gradients unsharded and reduce-scatters them once; the simulated
+    stage must do the same. Differences: the warm-up vote (as above) and gloo's copy of each
+    reduce-scatter's output, both in "other"."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", "pp=2,fsdp=2", config=CONFIG, rank=rank, batch=PP_BATCH, seq=SEQ, microbatches=2,
+                   reduce_dtype=None, activations=False)
+    got, want = summary(sim.count), real4[rank]["pp,fsdp"]
+    (counts, coll), (real_counts, real_coll) = with_gloo_copy(got.pop("*|other")), want.pop("*|other")
+    assert real_coll[RS] == coll[RS]
+    # one reduce-scatter per group: the stage's layer (36,992) and its root (stage 0: the embedding
+    # 16,384; stage 1: the norm and the head 16,448), fp32: 213,504 or 213,760 bytes in 2 calls
+    assert coll[RS][:2] == [2, (LAYER_PARAMS + (16384 if rank < 2 else 16448)) * 4]
+    for op in ("c10d::send", "c10d::recv_"):
+        calls, payload, bus, size = coll[op]
+        assert real_coll[op] == [calls + 1, payload + VOTE, bus + VOTE, size]
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert 0 <= real_counts[2] - counts[2] <= 16 and 0 <= real_counts[3] - counts[3] <= 16
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
+
+
+LAYER_PARAMS = 36992  # one decoder layer of CONFIG (tests/distributed/test_plan.py's LAYER)
 
 
 if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD PORT OUT_DIR
