@@ -289,6 +289,12 @@ def _job_row(group, device, dtype) -> tuple:
             f"{per_gpu(none):,.0f}..{per_gpu(full):,.0f}")
 
 
+def _ms(seconds: float) -> str:
+    """Milliseconds, 4 significant digits below a second, whole ones above."""
+    ms = seconds * 1e3
+    return f"{ms:.0f} ms" if ms >= 1000 else f"{ms:.4g} ms"
+
+
 def stages_text(sims, device="H100", dtype: Optional[str] = None) -> str:
     """Every stage of a pipeline job, a line each (its rank, layers, MACs, compute and
     communication time, memory peak), then the job's line (``JobEstimate``): the bottleneck, both
@@ -301,12 +307,12 @@ def stages_text(sims, device="H100", dtype: Optional[str] = None) -> str:
         ends = "".join(t for t, has in ((" + embedding", sim.layers[0].start == 0),
                                         (" + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has)
         lines.append(f"stage {k:>2} rank {sim.rank:>4}: layers {_layers_text(sim.layers)}{ends}; "
-                     f"{human(sim.count.macs, 'MACs').strip()}, compute {e.compute_seconds * 1e3:.4g} ms, "
-                     f"communication {e.communication_total * 1e3:.4g} ms, memory peak {_b(sim.memory.peak)}")
+                     f"{human(sim.count.macs, 'MACs').strip()}, compute {_ms(e.compute_seconds)}, "
+                     f"communication {_ms(e.communication_total)}, memory peak {_b(sim.memory.peak)}")
     v = f" / {job.virtual_stages} chunks" if job.virtual_stages > 1 else ""
     full, none = job.step_seconds(True), job.step_seconds(False)
     lines.append(f"job on {job.device}: bottleneck stage {job.bottleneck(False)} (full overlap: "
                  f"{job.bottleneck(True)}); step = its time / {job.microbatches} micro-batches x ({job.microbatches} "
-                 f"+ ({job.pp} - 1){v}): full overlap {full * 1e3:.4g} ms (MFU {job.mfu(True):.1%}), no overlap "
-                 f"{none * 1e3:.4g} ms (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
+                 f"+ ({job.pp} - 1){v}): full overlap {_ms(full)} (MFU {job.mfu(True):.1%}), no overlap "
+                 f"{_ms(none)} (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
     return "\n".join(lines)
