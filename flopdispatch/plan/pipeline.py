@@ -130,8 +130,14 @@ def stage_module(model, chunk: int, split: Sequence[int]):
     parameters are the chunk's (what the schedule scales after backward)."""
     import torch
 
+    from torch.distributed.fsdp import FSDPModule
+
     first, last = chunk == 0, chunk == len(split) - 1
     names = [str(i) for i in chunk_ranges(split)[chunk]]
+    # a chunk with neither the embedding nor the head on a rank whose model is an FSDP2 root runs
+    # the decoder (model.model) alone: a torchtitan part in its place is a root holding no
+    # parameter, which gathers nothing (the rank's root would gather its embedding or head)
+    middle_of_fsdp = isinstance(model, FSDPModule) and not (first or last)
 
     class LlamaChunk(torch.nn.Module):
         def __init__(self):
@@ -154,6 +160,8 @@ def stage_module(model, chunk: int, split: Sequence[int]):
             if not last:
                 inner._modules["norm"], model._modules["lm_head"] = torch.nn.Identity(), torch.nn.Identity()
             try:
+                if middle_of_fsdp:  # no root parameter here: the root's FSDP2 hooks are not this part's
+                    return inner(inputs_embeds=x).last_hidden_state
                 out = model(input_ids=x) if first else model(inputs_embeds=x)
             finally:
                 inner.layers._modules.clear()
@@ -214,8 +222,13 @@ def _fsdp_stage_class():
     from torch.distributed.pipelining import PipelineStage
 
     class FSDPChunkStage(PipelineStage):
-        def __init__(self, *args, root, chunk_stages, **kwargs):
-            super().__init__(*args, **kwargs)
+        """(See ``_fsdp_stage_class``.) Its module is made to pass as an FSDP2 module
+        (``_as_fsdp_module``), so that torch's runtime (the multi-stage schedules) unshards and
+        reshards it as a whole where its schedule says, as it does a torchtitan model part."""
+
+        def __init__(self, submodule, stage_index, num_stages, *args, root, chunk_stages, **kwargs):
+            _as_fsdp_module(submodule, root, stage_index in (0, num_stages - 1))
+            super().__init__(submodule, stage_index, num_stages, *args, **kwargs)
             self._root = root
             self._chunk_stages = chunk_stages  # the rank's stages (this one included), shared list
             self._reduced = [0]
@@ -245,6 +258,36 @@ def _fsdp_stage_class():
                     stage.scale_grads(grad_scale_factor)
 
     return FSDPChunkStage
+
+
+class _Unsharded:
+    """The handle of an unshard with nothing to gather (a part whose root holds no parameter)."""
+
+    def wait(self) -> None:
+        return None
+
+
+def _as_fsdp_module(chunk, root, holds_root_group: bool) -> None:
+    """Make a ``LlamaChunk`` an FSDP2 module to torch's pipelining (``isinstance(.., FSDPModule)``),
+    standing for a torchtitan model part whose root is FSDP2's: its unshard and reshard are the
+    rank's root group's when the chunk holds the embedding or the head (the root's parameters;
+    nothing otherwise), its layers are FSDP2 modules of their own among its submodules, and its
+    gradient-sync switches are the rank's root's (all of the rank's chunks at once)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    def unshard(self, async_op: bool = False):
+        if holds_root_group:
+            return root.unshard(async_op=async_op)
+        return _Unsharded() if async_op else None
+
+    def reshard(self) -> None:
+        if holds_root_group:
+            root.reshard()
+
+    switches = {name: (lambda name: lambda self, *a, **k: getattr(root, name)(*a, **k))(name)
+                for name in ("set_is_last_backward", "set_reshard_after_backward", "set_requires_gradient_sync")}
+    chunk.__class__ = type(f"FSDP{type(chunk).__name__}", (FSDPModule, type(chunk)),
+                           {"unshard": unshard, "reshard": reshard, **switches})
 
 
 def prepare_stage(model, pp_index: int, split: Sequence[int], group, batch: int, seq: int, microbatches: int,

@@ -129,6 +129,7 @@ def _rank_main(rank, world, port, out_dir):
         res["pp_interleaved"] = _interleaved_rank(rank, world)
     else:
         res["pp,fsdp"] = _pipeline_fsdp_rank(rank)
+        res["pp,fsdp interleaved"] = _interleaved_fsdp_rank(rank)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
@@ -319,6 +320,72 @@ def _pipeline_fsdp_rank(rank):
     return summary(c)
 
 
+def _part(module, **children):
+    """A new module of ``module``'s class and attributes, its dicts (children, parameters, hooks)
+    copied, not shared, with ``children`` replaced."""
+    new = type(module).__new__(type(module))
+    new.__dict__.update({k: (type(v)(v) if isinstance(v, dict) else v) for k, v in module.__dict__.items()})
+    new._modules.update(children)
+    return new
+
+
+def _interleaved_fsdp_rank(rank):
+    """pp=2 x fsdp=2, interleaved 1F1B by hand as torchtitan builds it: 4 layers in 4 one-layer
+    model parts, rank r // 2 = p holding parts p and p + 2, each part its own module tree (the
+    first with the embedding, the last with the norm and the head), FSDP2 on its layer and on the
+    part (its own root), the part the PipelineStage's module; batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage, ScheduleInterleaved1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("pp", "fsdp"))
+    p = rank // 2
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=4), device="cpu")
+    mb = PP_BATCH // 2
+    stages, parts = [], []
+    for index in (p, p + 2):
+        layer = model.model.layers[index]
+        inner = _part(model.model, layers=_part(model.model.layers))
+        inner.layers._modules.clear()
+        inner.layers._modules[str(index)] = layer
+        if index != 0:
+            inner._modules["embed_tokens"] = None
+        if index != 3:
+            inner._modules["norm"] = torch.nn.Identity()
+        part = _part(model, model=inner)
+        if index != 3:
+            part._modules["lm_head"] = torch.nn.Identity()
+        fully_shard(layer, mesh=mesh["fsdp"])
+        fully_shard(part, mesh=mesh["fsdp"])
+        key = "input_ids" if index == 0 else "inputs_embeds"
+        part.register_forward_pre_hook(lambda m, args, kwargs, key=key: ((), {key: args[0]}), with_kwargs=True)
+        part.register_forward_hook(lambda m, args, out: out.logits)
+        inp = torch.empty(mb, SEQ, dtype=torch.long) if index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+        out = torch.empty(mb, SEQ, 256 if index == 3 else 64, requires_grad=True)
+        stages.append(PipelineStage(part, index, 4, torch.device("cpu"), input_args=(inp,), output_args=(out,),
+                                    group=mesh["pp"].get_group()))
+        parts.append(part)
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
+    params = list({id(q): q for part in parts for q in part.parameters()}.values())
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(parts) as c:
+        if p == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return {k: v for k, v in summary(c).items() if k.startswith("*|") or k == "unsupported"}
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -466,6 +533,28 @@ def test_fsdp_inside_pipeline_stages_equals_the_real_ranks(real4, rank):
     assert 0 <= real_counts[2] - counts[2] <= 16 and 0 <= real_counts[3] - counts[3] <= 16
     assert not _equal(got, want), _equal(got, want)
     assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_inside_interleaved_stages_equals_the_real_ranks(real4, rank):
+    """pp=2 x fsdp=2, interleaved 1F1B (two one-layer parts per rank), 2 micro-batches, against
+    torchtitan's construction (a module tree per part, FSDP2 root each): per phase (the real parts
+    are counted as several roots, so their module names differ), with the warm-up vote and gloo's
+    reduce-scatter copies in "other" as above."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", "pp=2,fsdp=2", config=dict(CONFIG, num_hidden_layers=4), rank=rank, batch=PP_BATCH,
+                   seq=SEQ, microbatches=2, schedule="interleaved1f1b", reduce_dtype=None, activations=False)
+    got = {k: v for k, v in summary(sim.count).items() if k.startswith("*|") or k == "unsupported"}
+    want = real4[rank]["pp,fsdp interleaved"]
+    (counts, coll), (real_counts, real_coll) = with_gloo_copy(got.pop("*|other")), want.pop("*|other")
+    assert {op: v for op, v in real_coll.items() if op not in ("c10d::send", "c10d::recv_")} == \
+        {op: v for op, v in coll.items() if op not in ("c10d::send", "c10d::recv_")}
+    for op in ("c10d::send", "c10d::recv_"):
+        extra = [a - b for a, b in zip(real_coll[op], coll[op])]
+        assert extra[0] >= 1 and extra[1] == extra[2] == VOTE * extra[0] and extra[3] == 0, (op, extra)
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert got == want
 
 
 LAYER_PARAMS = 36992  # one decoder layer of CONFIG (tests/distributed/test_plan.py's LAYER)
