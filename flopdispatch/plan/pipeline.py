@@ -210,34 +210,25 @@ def _lazy_init_fsdp(model) -> None:
 
 
 def _fsdp_stage_class():
-    """A PipelineStage for a rank whose model is an FSDP2 root (a data dimension beside pp): what
-    torch's stage does when its module is an FSDP module (torchtitan's model parts): each
-    micro-batch's backward with gradient sync and resharding off (gradients accumulate unsharded),
-    and once the rank's stages are all done (its last reduce-grad action: once per step with one
-    stage per rank, the last of its v chunks interleaved), every group's post-backward (one
-    reduce-scatter of each gradient) and the root's final callback, then the gradients scaled.
-    Here the stage's module is a ``LlamaChunk`` of the rank's one FSDP root, so torch would take
-    its plain path: a reduce-scatter and a reshard at every micro-batch's backward."""
+    """A PipelineStage for a rank whose model is an FSDP2 root (a data dimension beside pp), its
+    module (a ``LlamaChunk``) made to pass as an FSDP2 module (``_as_fsdp_module``), so that torch
+    does what it does for torchtitan's model parts: each micro-batch's backward with gradient sync
+    and resharding off (gradients accumulate unsharded), the multi-stage runtime's UNSHARD and
+    RESHARD actions on whole chunks; and, once the rank's stages are all done (its last
+    reduce-grad action: once per step with one stage per rank, after the last of its v chunks
+    interleaved, where torchtitan reduces each part after its own last backward), every group's
+    post-backward (one reduce-scatter of each gradient) and the root's final callback, then the
+    gradients scaled (torch's own reduce-grad of an FSDP2 stage, on the rank's one root)."""
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.pipelining import PipelineStage
 
     class FSDPChunkStage(PipelineStage):
-        """(See ``_fsdp_stage_class``.) Its module is made to pass as an FSDP2 module
-        (``_as_fsdp_module``), so that torch's runtime (the multi-stage schedules) unshards and
-        reshards it as a whole where its schedule says, as it does a torchtitan model part."""
-
         def __init__(self, submodule, stage_index, num_stages, *args, root, chunk_stages, **kwargs):
             _as_fsdp_module(submodule, root, stage_index in (0, num_stages - 1))
             super().__init__(submodule, stage_index, num_stages, *args, **kwargs)
             self._root = root
             self._chunk_stages = chunk_stages  # the rank's stages (this one included), shared list
             self._reduced = [0]
-
-        def backward_maybe_with_nosync(self, backward_type, bwd_kwargs, last_backward=False):
-            self._root.set_is_last_backward(False)
-            self._root.set_reshard_after_backward(False)
-            self._root.set_requires_gradient_sync(False)
-            return super().backward_maybe_with_nosync(backward_type, bwd_kwargs, last_backward)
 
         def perform_reduce_grad(self, grad_scale_factor: int):
             done = self._chunk_stages[0]._reduced
