@@ -129,7 +129,6 @@ def stage_module(model, chunk: int, split: Sequence[int]):
     in its ModuleList (and without the norm and the head unless it is the last chunk); its
     parameters are the chunk's (what the schedule scales after backward)."""
     import torch
-
     from torch.distributed.fsdp import FSDPModule
 
     first, last = chunk == 0, chunk == len(split) - 1
@@ -148,8 +147,7 @@ def stage_module(model, chunk: int, split: Sequence[int]):
                 parts["embed"] = inner.embed_tokens
             if last:
                 parts.update(norm=inner.norm, head=model.lm_head)
-            self.parts = torch.nn.ModuleDict(parts)
-            object.__setattr__(self, "_model", model)  # not a child: the rank's model, run in forward
+            self.parts = torch.nn.ModuleDict(parts)  # the rank's model itself is not a child: run in forward
 
         def forward(self, x):
             inner = model.model
@@ -202,7 +200,8 @@ def _static_metadata():
 
 def _lazy_init_fsdp(model) -> None:
     """FSDP2 finds the modules of its root when the root first runs; a chunk runs the root with
-    only its own layers in place, so the root is initialised first with all of the rank's layers."""
+    only its own layers in place (and a middle chunk does not run it), so the root is initialised
+    first, with all of the rank's layers."""
     from torch.distributed.fsdp import FSDPModule
 
     if isinstance(model, FSDPModule):
@@ -309,12 +308,12 @@ def prepare_stage(model, pp_index: int, split: Sequence[int], group, batch: int,
         if schedule in MULTI_STAGE:
             kind = {"interleaved1f1b": pl.ScheduleInterleaved1F1B, "loopedbfs": pl.ScheduleLoopedBFS}[schedule]
             sched = kind(stages, n_microbatches=microbatches, loss_fn=loss)
-            _lazy_init_fsdp(model)
         else:
             kind = {"gpipe": pl.ScheduleGPipe, "1f1b": pl.Schedule1F1B}[schedule]
             sched = kind(stages[0], n_microbatches=microbatches, loss_fn=loss)
     except ValueError as e:  # torch's own schedule constraints
         raise PlanError(f"schedule {schedule}: {str(e).splitlines()[0]}") from None
+    _lazy_init_fsdp(model)
     ids = torch.randint(0, vocab, (batch, seq))
     first, last = 0 in chunks, len(split) - 1 in chunks
 

@@ -526,17 +526,25 @@ def test_compare_gives_a_pipeline_mesh_one_row_from_its_job(capsys):
     assert "--stage-layers '1,x': expected layer counts" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("schedule, config, held", [("1f1b", CONFIG, [1, 1]), ("interleaved1f1b", CONFIG4, [2, 2])])
-def test_fsdp_inside_stages_reduce_scatters_each_gradient_once_per_step(schedule, config, held):
-    """pp=2 x fsdp=2, 2 micro-batches: as torch's schedule does for an FSDP2 stage module, the
+@pytest.mark.parametrize("schedule, config, held, roots", [
+    ("1f1b", CONFIG, [1, 1], (16384, 64 + 16384)),
+    ("interleaved1f1b", CONFIG4, [2, 2], (16384, 64 + 16384)),
+    ("gpipe", CONFIG4, [1, 2, 1], (16384, 0, 64 + 16384)),  # 4 layers + 2 on 3 stages: [1, 2, 1]
+])
+def test_fsdp_inside_stages_reduce_scatters_each_gradient_once_per_step(schedule, config, held, roots):
+    """pp x fsdp=2, 2 micro-batches: as torch's schedule does for an FSDP2 stage module, the
     gradients accumulate unsharded over the micro-batches and each is reduce-scattered once, at
-    the end of the rank's schedule (outside autograd: the "other" phase), in fp32."""
-    sims = [simulate("hf:llama", "pp=2,fsdp=2", config=config, rank=r, batch=4, seq=SEQ, microbatches=2,
-                     schedule=schedule) for r in (0, 2)]
-    for sim, root, layers in zip(sims, (16384, 64 + 16384), held):
+    the end of the rank's schedule (outside autograd: the "other" phase), in fp32. A middle stage
+    holds no root parameter (its root gathers and reduces nothing)."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", f"pp={len(held)},fsdp=2", config=config, batch=4, seq=SEQ, microbatches=2,
+                  schedule=schedule)
+    for sim, root, layers in zip(sims, roots, held):
         rs = [r for r in sim.collectives if r.op == "c10d::_reduce_scatter_base_"]
         assert [(r.phase, r.dim) for r in rs] == [("other", "fsdp")]
         # each of the stage's layers and its root group once: 1F1B stage 0 (16,384 + 36,992) * 4
         # = 213,504 bytes in 2 calls, stage 1 (36,992 + 64 + 16,384) * 4 = 213,760; interleaved
         # 2 layers a rank: (2 * 36,992 + 16,384) * 4 = 361,472 and (2 * 36,992 + 16,448) * 4 = 361,728
-        assert (rs[0].calls, rs[0].payload) == (layers + 1, (layers * LAYER + root) * 4)
+        # 3 stages: stage 1 holds layers 1-2 and no root parameter: 2 * 36,992 * 4 = 295,936 in 2 calls
+        assert (rs[0].calls, rs[0].payload) == (layers + (1 if root else 0), (layers * LAYER + root) * 4)
