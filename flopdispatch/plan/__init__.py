@@ -2,8 +2,9 @@
 torch.distributed's fake backend and count it (docs/planning.md)."""
 from .errors import PlanError
 from .mesh import parse_mesh
-from .estimate import MemoryFit, StepEstimate, best_mesh, compare_text
+from .estimate import JobEstimate, MemoryFit, StepEstimate, best_mesh, compare_text, job_estimate, stages_text
 from .simulate import CollectiveRow, Memory, SimulatedRank, compare, simulate, stages
 
-__all__ = ["simulate", "compare", "stages", "compare_text", "best_mesh", "StepEstimate", "MemoryFit",
-           "SimulatedRank", "CollectiveRow", "Memory", "PlanError", "parse_mesh"]
+__all__ = ["simulate", "compare", "stages", "compare_text", "stages_text", "job_estimate", "best_mesh",
+           "StepEstimate", "JobEstimate", "MemoryFit", "SimulatedRank", "CollectiveRow", "Memory", "PlanError",
+           "parse_mesh"]

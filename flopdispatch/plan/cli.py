@@ -22,7 +22,8 @@ def add_parser(subparsers, parents=None):
                    help="mesh dimensions (dp, fsdp, tp, pp); repeat to compare meshes")
     p.add_argument("--world", type=int, help="world size (lets one dimension be -1)")
     p.add_argument("--rank", type=int, default=0)
-    p.add_argument("--all-stages", action="store_true", help="one rank per pipeline stage (a pp dimension)")
+    p.add_argument("--all-stages", action="store_true",
+                   help="one rank per pipeline stage (a pp dimension), a line per stage and the job estimate")
     p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
@@ -30,7 +31,13 @@ def add_parser(subparsers, parents=None):
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
     p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
-    p.add_argument("--schedule", choices=("gpipe", "1f1b"), default="1f1b", help="pipeline schedule")
+    p.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved1f1b", "loopedbfs"), default="1f1b",
+                   help="pipeline schedule")
+    p.add_argument("--virtual-stages", type=int, default=None, metavar="V",
+                   help="pipeline chunks per rank (interleaved1f1b, loopedbfs; default 2)")
+    p.add_argument("--stage-layers", default=None, metavar="N,N,...",
+                   help="decoder layers per pipeline chunk (default: equal, or balanced with the embedding and "
+                        "the head counted as one layer each)")
     p.add_argument("--sequence-parallel", action="store_true",
                    help="tensor parallel with sequence parallel (plan llama)")
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
@@ -58,22 +65,41 @@ def run(args, argv=None) -> int:
         reshard = None if args.reshard_after_forward is None else args.reshard_after_forward == "true"
         from .simulate import stage_ranks
 
+        stage_layers = None
+        if args.stage_layers is not None:
+            try:
+                stage_layers = [int(n) for n in args.stage_layers.split(",")]
+            except ValueError:
+                raise PlanError(f"--stage-layers {args.stage_layers!r}: expected layer counts like 7,8,8,7") from None
+        from .mesh import parse_mesh
+
+        # every stage of a pipeline mesh with --all-stages, or when meshes are compared (a row per job)
+        every = args.all_stages or len(args.mesh) > 1
         jobs = [(mesh, rank) for mesh in args.mesh
-                for rank in (stage_ranks(mesh, args.world) if args.all_stages else [args.rank])]
+                for rank in (stage_ranks(mesh, args.world) if every and "pp" in parse_mesh(mesh, args.world)
+                             else [args.rank])]
         sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
                          optimizer=None if args.optimizer == "none" else args.optimizer,
                          gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
                          microbatches=args.microbatches, schedule=args.schedule,
-                         sequence_parallel=args.sequence_parallel)
+                         sequence_parallel=args.sequence_parallel, virtual_stages=args.virtual_stages,
+                         stage_layers=stage_layers)
                 for mesh, rank in jobs]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    from .estimate import pipeline_jobs, stages_text
+
     for sim in sims:
         print(sim.table(args.device, fraction=args.memory_fraction))
         print()
-    if len(sims) > 1:
+    groups = pipeline_jobs(sims)
+    for group in groups:
+        if len(group) > 1:
+            print(stages_text(group, args.device, fraction=args.memory_fraction))
+            print()
+    if len(groups) > 1:
         print(compare_text(sims, args.device, fraction=args.memory_fraction))
     return 0

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["StepEstimate", "step_estimate", "MemoryFit", "memory_fit", "best_mesh", "rank_text", "compare_text",
-           "link_table"]
+__all__ = ["StepEstimate", "step_estimate", "JobEstimate", "job_estimate", "MemoryFit", "memory_fit", "best_mesh",
+           "rank_text", "compare_text", "stages_text", "link_table"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class StepEstimate:
     matmul_flops: int
     peak_flops: float
     tokens: int  # tokens of this rank's data-parallel replica in the step
-    bubble_seconds: float = 0.0  # pipeline: (stages - 1) micro-batch slots idle, compute x (pp - 1) / m
+    bubble_seconds: float = 0.0  # pipeline: idle slots, compute x (pp - 1) / (micro-batches x virtual stages)
 
     @property
     def communication_total(self) -> float:
@@ -121,12 +121,21 @@ def _job_key(sim) -> tuple:
             bool(sim.recomputed_macs), sim.dtype)
 
 
+def _job_mfu(ranks, device, dtype, overlap: bool) -> float:
+    """The predicted MFU of one job's simulated ranks: the pipeline job's (``job_estimate``) when
+    they are every stage of a pp mesh, else the lowest of the ranks' own."""
+    groups = pipeline_jobs(ranks)
+    if len(groups) == 1 and len(groups[0]) > 1:
+        return job_estimate(groups[0], device, dtype).mfu(overlap)
+    return min(step_estimate(s, device, dtype).mfu(overlap) for s in ranks)
+
+
 def best_mesh(sims, device="H100", dtype: Optional[str] = None, fraction: Optional[float] = None,
               overlap: bool = True) -> Optional[list]:
     """The simulated ranks of the best job among ``sims``: the highest predicted MFU (at full
     ``overlap``, or at no overlap) among those whose every rank fits the device (``memory_fit``).
-    Ranks of one job (the same mesh and settings: its pipeline stages) count as one candidate,
-    at the lowest MFU of its ranks. None when none fits or the device's memory is not known;
+    Ranks of one job (the same mesh and settings) count as one candidate: every stage of a
+    pipeline mesh at its ``JobEstimate``'s MFU, other ranks at the lowest MFU among them. None when none fits or the device's memory is not known;
     ties go to the first."""
     jobs: Dict[tuple, list] = {}
     for sim in sims:
@@ -135,10 +144,83 @@ def best_mesh(sims, device="H100", dtype: Optional[str] = None, fraction: Option
     for ranks in jobs.values():
         if not all(memory_fit(s, device, fraction).fits for s in ranks):
             continue
-        mfu = min(step_estimate(s, device, dtype).mfu(overlap) for s in ranks)
+        mfu = _job_mfu(ranks, device, dtype, overlap)
         if mfu > best_mfu:
             best, best_mfu = ranks, mfu
     return best
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEstimate:
+    """Predicted step time of a pipeline job from one simulated rank per stage (every stage is a
+    different rank role; the job runs at the pace of its slowest).
+
+    Each stage's work in the step (its rank's compute and communication, ``StepEstimate`` without
+    its bubble) is spread over the ``microbatches``: per micro-batch, (compute + communication) / m
+    with no overlap, max(compute, communication) / m with full overlap. The slowest stage (the
+    bottleneck) sets the pace of the pipeline: a step is m of its micro-batch slots plus the fill
+    and drain, (pp - 1) slots, or (pp - 1) / v with v chunks per rank interleaved (section 2.2.2 of
+    Narayanan et al. 2021). So step = slot x (m + (pp - 1) / v). Every communication (FSDP's once
+    per step included) is spread over the micro-batches alike: a bound, not a schedule.
+
+    MFU: the model FLOPs of one replica's pipeline (2 x the model MACs of each stage's rank, summed
+    over the stages; recomputation left out) over the time the pp ranks that ran them hold:
+    step x pp x the dtype's peak. Each rank of a stage's tensor-parallel group does the same work,
+    so this is also the replica's tp x pp GPUs' average MFU. ``memory_peak``: the largest stage's
+    ``Memory.peak`` (bytes; the job needs it on every GPU)."""
+
+    device: str
+    stages: tuple  # a StepEstimate per stage, stage order
+    ranks: tuple  # the simulated rank of each stage
+    microbatches: int
+    virtual_stages: int
+    model_flops: int  # one replica's pipeline: sum over stages of 2 x model MACs
+    peak_flops: float
+    tokens: int  # tokens of one data-parallel replica in the step
+    memory_peak: int  # bytes, the largest over the stages
+
+    @property
+    def pp(self) -> int:
+        return len(self.stages)
+
+    def stage_seconds(self, overlap: bool) -> List[float]:
+        """Each stage's work in the step (seconds): compute + communication, or the larger."""
+        return [max(e.compute_seconds, e.communication_total) if overlap
+                else e.compute_seconds + e.communication_total for e in self.stages]
+
+    def bottleneck(self, overlap: bool = False) -> int:
+        """The slowest stage's index (the first of equals)."""
+        times = self.stage_seconds(overlap)
+        return times.index(max(times))
+
+    def step_seconds(self, overlap: bool) -> float:
+        slot = max(self.stage_seconds(overlap)) / self.microbatches
+        return slot * (self.microbatches + (self.pp - 1) / self.virtual_stages)
+
+    def mfu(self, overlap: bool) -> float:
+        seconds = self.step_seconds(overlap)
+        return self.model_flops / (seconds * self.pp * self.peak_flops) if seconds else 0.0
+
+
+def job_estimate(stage_sims, device="H100", dtype: Optional[str] = None) -> JobEstimate:
+    """A JobEstimate from one SimulatedRank per pipeline stage of one mesh, in stage order (what
+    ``flopdispatch.plan.stages`` returns); a mesh without pp: one rank."""
+    from .errors import PlanError
+
+    sims = list(stage_sims)
+    if not sims:
+        raise PlanError("job_estimate needs one simulated rank per pipeline stage, got none")
+    first = sims[0]
+    pp = first.mesh.get("pp", 1)
+    if any(s.mesh != first.mesh for s in sims):
+        raise PlanError("job_estimate: the simulated ranks are of different meshes")
+    got = [s.coords.get("pp", 0) for s in sims]
+    if got != list(range(pp)):
+        raise PlanError(f"job_estimate needs one simulated rank per stage of pp={pp} in order, got stages {got}")
+    estimates = tuple(step_estimate(s, device, dtype) for s in sims)
+    return JobEstimate(estimates[0].device, estimates, tuple(s.rank for s in sims), first.microbatches,
+                       first.virtual_stages, sum(2 * s.model_macs for s in sims), estimates[0].peak_flops,
+                       first.tokens, max(s.memory.peak for s in sims))
 
 
 def link_table(device="H100") -> List[tuple]:
@@ -172,7 +254,10 @@ def step_estimate(sim, device="H100", dtype: Optional[str] = None) -> StepEstima
         if row.bus_bytes:
             comm[row.dim] = comm.get(row.dim, 0.0) + row.bus_bytes / spec.interconnect(row.link)
     stages = sim.mesh.get("pp", 1)
-    bubble = compute * (stages - 1) / sim.microbatches
+    # the idle slots of the schedule: (pp - 1) / m of the work for GPipe and 1F1B, (pp - 1) / (m v)
+    # with v chunks per rank interleaved (Narayanan et al. 2021, "Efficient Large-Scale Language
+    # Model Training on GPU Clusters Using Megatron-LM", section 2.2.2: bubble fraction (p-1)/(m v))
+    bubble = compute * (stages - 1) / (sim.microbatches * sim.virtual_stages)
     return StepEstimate(spec.name, dtype, compute, comm, 2 * sim.model_macs, spec.peak(dtype), sim.tokens, bubble)
 
 
@@ -197,6 +282,8 @@ def rank_text(sim, device="H100", dtype: Optional[str] = None, fraction: Optiona
              f"{_mesh_text(sim.coords)}), plan {sim.plan}, batch {sim.batch} x seq {sim.seq} per data-parallel rank",
              f"compute: {human(c.flops, 'FLOPs').strip()}, {human(c.macs, 'MACs').strip()}, "
              f"{_b(c.totals.bytes_read + c.totals.bytes_written)} moved"]
+    if sim.layers:
+        lines.append(pipeline_text(sim))
     for phase in ("forward", "backward", "optimizer"):
         p = c.phase(phase)
         if p.flops or p.bytes_read:
@@ -231,6 +318,23 @@ def _label(sim) -> str:
     return _mesh_text(sim.mesh) + (" +ckpt" if sim.recomputed_macs else "")
 
 
+def _layers_text(ranges) -> str:
+    return ", ".join(f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start) for r in ranges)
+
+
+def pipeline_text(sim) -> str:
+    """One line: the pipeline stage of a simulated rank, the decoder layers it holds (a range per
+    chunk), whether it holds the embedding or the head, the schedule."""
+    chunks = len(sim.stage_layers)
+    held = sum(len(r) for r in sim.layers)
+    ends = [name for name, has in (("embedding", sim.layers[0].start == 0),
+                                   ("norm + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has]
+    v = f", {sim.virtual_stages} chunks of {chunks}" if sim.virtual_stages > 1 else ""
+    return (f"pipeline stage {sim.stage} of {sim.mesh['pp']}{v}: layers {_layers_text(sim.layers)} ({held} of "
+            f"{sum(sim.stage_layers)})" + (" + " + " + ".join(ends) if ends else "")
+            + f"; {sim.schedule}, {sim.microbatches} micro-batches")
+
+
 def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Optional[float] = None) -> str:
     """One table, a row per simulated mesh: per-rank MACs, bus bytes per dimension, memory peak and
     whether it fits the device (``memory_fit``), step-time bounds, MFU, tokens/s per GPU; the best
@@ -246,18 +350,26 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Opt
     head = ("mesh", "rank", "MACs/rank", "bus bytes by dim", "mem peak", "fits", "step (overlap..none)", "MFU",
             "tokens/s/GPU", "best")
     table = [head]
-    for sim, fit in zip(sims, fits):
+    fit_of = {id(sim): fit for sim, fit in zip(sims, fits)}
+    verdict = {True: "yes", False: "no", None: "?"}
+    for group in pipeline_jobs(sims):
+        group_fits = [fit_of[id(s)].fits for s in group]
+        fits_text = verdict[None if None in group_fits else all(group_fits)]
+        mark = "*" if any(s is b for s in group for b in best) else ""
+        if len(group) > 1:  # every stage of a pipeline mesh: one row, the job's (JobEstimate)
+            table.append(_job_row(group, device, dtype, fits_text, mark))
+            continue
+        sim = group[0]
         e = step_estimate(sim, device, dtype)
         dims = " ".join(f"{d}:{_b(b)}" for d, b in sim.bus_bytes_by_dim().items() if b) or "-"
         tp = sim.mesh.get("tp", 1) * sim.mesh.get("pp", 1)
         # the replica's tokens over its tp x pp ranks, per second
         per_gpu = lambda s: sim.tokens / tp / s if s else 0.0  # noqa: E731
         table.append((_label(sim), str(sim.rank), human(sim.count.macs, "MACs").strip(), dims,
-                      _b(sim.memory.peak), {True: "yes", False: "no", None: "?"}[fit.fits],
+                      _b(sim.memory.peak), fits_text,
                       f"{e.full_overlap_seconds:.3f}..{e.no_overlap_seconds:.3f} s",
                       f"{e.mfu(False):.1%}..{e.mfu(True):.1%}",
-                      f"{per_gpu(e.no_overlap_seconds):,.0f}..{per_gpu(e.full_overlap_seconds):,.0f}",
-                      "*" if any(sim is b for b in best) else ""))
+                      f"{per_gpu(e.no_overlap_seconds):,.0f}..{per_gpu(e.full_overlap_seconds):,.0f}", mark))
     if one_job:
         table = [t[:-1] for t in table]  # no best column
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
@@ -282,4 +394,71 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Opt
     links = link_table(device)
     lines.append(f"device {links[0][2].split(':')[0]}; links: "
                  + "; ".join(f"{n} {bw / 1e9:.0f} GB/s" for n, bw, _ in links) + " per GPU per direction (hardware.py)")
+    return "\n".join(lines)
+
+
+def pipeline_jobs(sims) -> List[list]:
+    """``sims`` grouped into jobs: the consecutive ranks of one pp mesh covering its stages 0..pp-1
+    in order form one group; any other rank is a group of its own."""
+    sims, groups, i = list(sims), [], 0
+    while i < len(sims):
+        pp = sims[i].mesh.get("pp", 1) if sims[i].schedule is not None else 1
+        run = sims[i:i + pp]
+        if pp > 1 and len(run) == pp and all(s.mesh == sims[i].mesh and s.coords.get("pp") == k
+                                             for k, s in enumerate(run)):
+            groups.append(run)
+            i += pp
+        else:
+            groups.append([sims[i]])
+            i += 1
+    return groups
+
+
+def _job_row(group, device, dtype, fits_text: str, mark: str) -> tuple:
+    """A comparison row of a pipeline job from its stages (``JobEstimate``): the bottleneck stage's
+    MACs and bus bytes, the largest memory peak, the job's step and MFU."""
+    from ..report import human
+
+    job = job_estimate(group, device, dtype)
+    b = job.bottleneck(False)
+    slow = group[b]
+    dims = " ".join(f"{d}:{_b(n)}" for d, n in slow.bus_bytes_by_dim().items() if n) or "-"
+    gpus = slow.mesh.get("tp", 1) * job.pp  # the replica's tokens over its tp x pp ranks, per second
+    per_gpu = lambda t: job.tokens / gpus / t if t else 0.0  # noqa: E731
+    full, none = job.step_seconds(True), job.step_seconds(False)
+    return (_label(slow), f"stage {b} (rank {slow.rank})", human(slow.count.macs, "MACs").strip(), dims,
+            _b(job.memory_peak), fits_text, f"{full:.3f}..{none:.3f} s", f"{job.mfu(False):.1%}..{job.mfu(True):.1%}",
+            f"{per_gpu(none):,.0f}..{per_gpu(full):,.0f}", mark)
+
+
+def _ms(seconds: float) -> str:
+    """Milliseconds, 4 significant digits below a second, whole ones above."""
+    ms = seconds * 1e3
+    return f"{ms:.0f} ms" if ms >= 1000 else f"{ms:.4g} ms"
+
+
+def stages_text(sims, device="H100", dtype: Optional[str] = None, fraction: Optional[float] = None) -> str:
+    """Every stage of a pipeline job, a line each (its rank, layers, MACs, compute and
+    communication time, memory peak), then the job's line (``JobEstimate``): the bottleneck, both
+    step-time bounds, MFU, the largest memory peak; last, whether the largest stage fits the
+    device (``memory_fit``)."""
+    from ..report import human
+
+    job = job_estimate(sims, device, dtype)
+    lines = []
+    for k, (sim, e) in enumerate(zip(sims, job.stages)):
+        ends = "".join(t for t, has in ((" + embedding", sim.layers[0].start == 0),
+                                        (" + head", sim.layers[-1].stop == sum(sim.stage_layers))) if has)
+        lines.append(f"stage {k:>2} rank {sim.rank:>4}: layers {_layers_text(sim.layers)}{ends}; "
+                     f"{human(sim.count.macs, 'MACs').strip()}, compute {_ms(e.compute_seconds)}, "
+                     f"communication {_ms(e.communication_total)}, memory peak {_b(sim.memory.peak)}")
+    v = f" / {job.virtual_stages} chunks" if job.virtual_stages > 1 else ""
+    full, none = job.step_seconds(True), job.step_seconds(False)
+    lines.append(f"job on {job.device}: bottleneck stage {job.bottleneck(False)} (full overlap: "
+                 f"{job.bottleneck(True)}); step = its time / {job.microbatches} micro-batches x ({job.microbatches} "
+                 f"+ ({job.pp} - 1){v}): full overlap {_ms(full)} (MFU {job.mfu(True):.1%}), no overlap "
+                 f"{_ms(none)} (MFU {job.mfu(False):.1%}); memory peak {_b(job.memory_peak)} (largest stage)")
+    largest = max(sims, key=lambda sim: sim.memory.peak)
+    lines.append(f"stage {largest.coords.get('pp', 0)} (the largest memory peak) "
+                 + memory_fit(largest, device, fraction).text())
     return "\n".join(lines)

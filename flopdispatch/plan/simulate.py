@@ -74,7 +74,15 @@ class SimulatedRank:
     seconds: float  # wall time of the simulation here
     recomputed_macs: int = 0  # MACs activation checkpointing ran again in backward (in count.macs)
     microbatches: int = 1  # pipeline micro-batches (pp in the mesh)
-    schedule: Optional[str] = None  # the pipeline schedule ('gpipe', '1f1b'), None without pp
+    schedule: Optional[str] = None  # the pipeline schedule ('gpipe', '1f1b', ...), None without pp
+    virtual_stages: int = 1  # pipeline chunks (stages) per rank: 2+ with the interleaved schedules
+    stage_layers: tuple = ()  # decoder layers per pipeline chunk, all pp x virtual_stages of them (pp only)
+    layers: tuple = ()  # the decoder layers this rank holds, a range per chunk it holds (pp only)
+
+    @property
+    def stage(self) -> Optional[int]:
+        """This rank's pipeline stage (its pp index), None without pp."""
+        return self.coords.get("pp") if self.schedule is not None else None
 
     @property
     def model_macs(self) -> int:
@@ -245,7 +253,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
              reshard_after_forward: Optional[bool] = None, train: bool = True, optimizer: str = "adamw",
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
              world: Optional[int] = None, checkpoint: bool = False, microbatches: int = 1,
-             schedule: str = "1f1b", sequence_parallel: bool = False) -> SimulatedRank:
+             schedule: str = "1f1b", sequence_parallel: bool = False, virtual_stages: Optional[int] = None,
+             stage_layers: Optional[List[int]] = None) -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
 
     model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
@@ -261,7 +270,11 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     all-reduces). checkpoint: activation checkpointing of every layer (built-in plans; the
     recomputation counts in backward, and is left out of the model FLOPs of MFU). A ``pp`` mesh
     dimension (plan llama) splits the layers into stages: this rank runs its stage with
-    ``schedule`` ("gpipe" or "1f1b") over ``microbatches`` micro-batches of the batch.
+    ``schedule`` ("gpipe", "1f1b", "interleaved1f1b" or "loopedbfs") over ``microbatches``
+    micro-batches of the batch; the interleaved ones split the layers into pp x ``virtual_stages``
+    chunks (default 2 per rank), rank r holding chunks r, r + pp, ... . ``stage_layers``: decoder
+    layers per chunk (None: equal when they divide, else balanced with the embedding and the head
+    counted as one layer each; ``flopdispatch.plan.pipeline.stage_split``).
     gpus_per_node places ranks on nodes (rank // gpus_per_node) for each dimension's link.
     """
     import time
@@ -310,10 +323,14 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     if sequence_parallel and "pp" in sizes:
         raise PlanError("sequence parallel with pipeline stages is not planned (the stages pass full sequences)")
     options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint), bool(sequence_parallel))
+    split, held = [], []
     if "pp" in sizes:
         from .pipeline import check_pipeline
 
-        check_pipeline(built, sizes, batch, microbatches, schedule)
+        virtual_stages, split = check_pipeline(built, sizes, batch, microbatches, schedule, virtual_stages,
+                                               stage_layers)
+    elif virtual_stages not in (None, 1) or stage_layers is not None:
+        raise PlanError("virtual_stages and stage_layers apply to a mesh with a pp dimension")
 
     with fake_world(n, rank):
         from torch.distributed.device_mesh import init_device_mesh
@@ -321,10 +338,11 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         device_mesh = init_device_mesh("cpu", tuple(sizes.values()), mesh_dim_names=tuple(sizes))
         stage = None
         if "pp" in sizes:
-            from .pipeline import split_llama
+            from .pipeline import chunk_ranges, rank_chunks, split_llama
 
             stage = device_mesh.get_coordinate()[list(sizes).index("pp")]
-            built = split_llama(built, stage, sizes["pp"])
+            built = split_llama(built, stage, sizes["pp"], split)
+            held = [chunk_ranges(split)[c] for c in rank_chunks(stage, sizes["pp"], virtual_stages)]
         if plan_name is not None:
             built = apply_plan(plan_name, built, device_mesh, sizes, options)
         else:
@@ -354,7 +372,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                 from .pipeline import prepare_stage
 
                 config = built.config
-                run_stage = prepare_stage(built, stage, sizes["pp"], device_mesh.get_group("pp"), batch, seq,
+                run_stage = prepare_stage(built, stage, split, device_mesh.get_group("pp"), batch, seq,
                                           microbatches, schedule, config.hidden_size, config.vocab_size,
                                           param_dtype or next(built.parameters()).dtype, train)
             kwargs = inputs(batch, seq) if inputs is not None else _default_inputs(built, batch, seq)
@@ -378,7 +396,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     return SimulatedRank(sizes, rank, coords, batch, seq, batch * seq, c, rows, memory, links, dtype,
                          plan_name or getattr(parallelize, "__name__", "custom"), time.perf_counter() - start,
                          recomputed[0], microbatches if stage is not None else 1,
-                         schedule if stage is not None else None)
+                         schedule if stage is not None else None, virtual_stages if stage is not None else 1,
+                         tuple(split), tuple(held))
 
 
 @contextlib.contextmanager
@@ -451,9 +470,18 @@ def stages(model, mesh, **kwargs) -> List[SimulatedRank]:
 
 
 def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
-    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments); print
-    them as one table with ``flopdispatch.plan.estimate.compare_text``."""
-    return [simulate(model, mesh, **kwargs) for mesh in meshes]
+    """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments; ``rank``
+    for the meshes without pp), and one per stage of a mesh with pp (its first rank each, stage
+    order); print them as one table, a row per mesh, with
+    ``flopdispatch.plan.estimate.compare_text`` (a pipeline mesh's row: its ``job_estimate``)."""
+    rank = kwargs.pop("rank", 0)
+    out = []
+    for mesh in meshes:
+        if "pp" in parse_mesh(mesh, kwargs.get("world")):
+            out += stages(model, mesh, **kwargs)
+        else:
+            out.append(simulate(model, mesh, rank=rank, **kwargs))
+    return out
 
 
 def _allreduce_hook(group, bucket):

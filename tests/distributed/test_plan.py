@@ -290,8 +290,17 @@ def test_pipeline_stages_each_run_their_layers_and_send_their_activations(schedu
 
 
 def test_pipeline_bad_input():
-    with pytest.raises(PlanError, match="pp=3 does not divide the 2 decoder layers"):
-        simulate("hf:llama", "pp=3", config=CONFIG)
+    # 2 layers + embedding + head = 4 units over 3 stages: [0, 2, 0] decoder layers
+    with pytest.raises(PlanError, match="2 decoder layers do not split into 3 pipeline chunks"):
+        simulate("hf:llama", "pp=3", config=CONFIG, microbatches=1, schedule="gpipe")
+    with pytest.raises(PlanError, match=r"stage_layers sums to 3, not the 2 decoder layers"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[1, 2])
+    with pytest.raises(PlanError, match=r"stage_layers has 1 entries, not pp x virtual_stages = 2 x 1 = 2"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[2])
+    with pytest.raises(PlanError, match="expected a list of positive layer counts"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, stage_layers=[2, 0])
+    with pytest.raises(PlanError, match="apply to a mesh with a pp dimension"):
+        simulate("hf:llama", "fsdp=2", config=CONFIG, stage_layers=[1, 1])
     with pytest.raises(PlanError, match="microbatches=3 must be a positive integer dividing batch=4"):
         simulate("hf:llama", "pp=2", config=CONFIG, batch=4, microbatches=3)
     with pytest.raises(PlanError, match="unknown pipeline schedule 'zb'"):
@@ -472,3 +481,206 @@ def test_one_meshs_ranks_are_one_job_with_no_best_to_pick(fsdp4):
     # fsdp4's own peak (about 1 MB) does not fit either
     assert "fsdp=4: ranks 1, 2 do not fit tiny (1.8 KB usable, 90% of 2 KB)" in text
     assert "fsdp=4: every rank fits H100-SXM" in compare_text([fsdp4, other], "H100")
+
+
+CONFIG3 = dict(CONFIG, num_hidden_layers=3)
+CONFIG4 = dict(CONFIG, num_hidden_layers=4)
+LAYER_FWD = 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16  # one layer's forward on 4 x 16 tokens: 2,490,368 MACs
+HEAD_FWD = 64 * 64 * 256  # lm_head on 64 tokens: 1,048,576
+
+
+def test_default_split_of_layers_that_pp_does_not_divide():
+    from flopdispatch.plan.pipeline import stage_split
+
+    # 126 layers + embedding + head = 128 units, 8 per stage: the ends hold 7 decoder layers
+    assert stage_split(126, 16) == [7] + [8] * 14 + [7]
+    assert stage_split(64, 16) == [4] * 16  # pp divides the layers: equal stages, as before
+    # 11 + 2 = 13 units over 5 stages: 2 each and 3 more, to the middle stages 1, 2, 3:
+    # units [2, 3, 3, 3, 2], less the embedding and the head: [1, 3, 3, 3, 1]
+    assert stage_split(11, 5) == [1, 3, 3, 3, 1]
+    # 9 + 2 = 11 units over 4 stages: 2 each and 3 more, to stages 1, 2, then the first:
+    # units [3, 3, 3, 2]: [2, 3, 3, 1]
+    assert stage_split(9, 4) == [2, 3, 3, 1]
+    # 3 + 2 = 5 units over 2 stages (no middle stage): 2 each, the one more to the first: [2, 1]
+    assert stage_split(3, 2) == [2, 1]
+
+
+def _single_process_layers(config, batch):
+    """{(layer module, phase): MACs} of the whole model in one process on batch x 16 tokens."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopdispatch import build_model, count
+
+    model = build_model("hf:llama", config)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model.to_empty(device="cpu")
+        ids = torch.randint(0, 256, (batch, SEQ))
+        with count(model) as c:
+            model(input_ids=ids, labels=ids).loss.backward()
+    return {(m, p): c.module(m, phase=p).macs for m in c.module_names if m.count(".") == 2
+            for p in ("forward", "backward")}
+
+
+@pytest.mark.parametrize("config, split, layers", [(CONFIG3, None, [range(0, 2), range(2, 3)]),
+                                                   (CONFIG4, [1, 3], [range(0, 1), range(1, 4)])])
+def test_uneven_stages_run_their_layers(config, split, layers):
+    """3 layers on pp=2 split by default as [2, 1]; 4 layers as [1, 3] given. Batch 4 x 16 in two
+    micro-batches; each layer's MACs equal a single process's on the whole batch (micro-batches
+    summed), forward and backward."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", "pp=2", config=config, batch=4, seq=SEQ, microbatches=2, schedule="1f1b",
+                  stage_layers=split)
+    single = _single_process_layers(config, 4)
+    for sim, held in zip(sims, layers):
+        assert sim.layers == (held,)
+        assert sim.stage_layers == tuple(len(r) for r in layers)
+        mine = {(m, p): sim.count.module(m, phase=p).macs for m in sim.count.module_names if m.count(".") == 2
+                for p in ("forward", "backward")}
+        assert mine == {(f"model.layers.{i}", p): single[(f"model.layers.{i}", p)] for i in held
+                        for p in ("forward", "backward")}
+    # forward: its layers, the head on the last stage (the embedding is a lookup: no MACs)
+    # 3 layers: 2 * 2,490,368 = 4,980,736 and 2,490,368 + 1,048,576 = 3,538,944
+    # 4 layers [1, 3]: 2,490,368 and 3 * 2,490,368 + 1,048,576 = 8,519,680
+    assert [s.count.phase("forward").macs for s in sims] == [len(layers[0]) * LAYER_FWD,
+                                                               len(layers[1]) * LAYER_FWD + HEAD_FWD]
+    # parameters: stage 0 the embedding and its layers, stage 1 its layers, the norm and the head
+    assert sims[0].memory.params == (16384 + len(layers[0]) * LAYER) * 4
+    assert sims[1].memory.params == (len(layers[1]) * LAYER + 64 + 16384) * 4
+    text = sims[1].table()
+    last = layers[1]
+    held = f"{last.start}-{last.stop - 1}" if len(last) > 1 else str(last.start)
+    assert f"pipeline stage 1 of 2: layers {held} ({len(last)} of {sum(map(len, layers))}) " \
+           "+ norm + head; 1f1b, 2 micro-batches" in text
+
+
+@pytest.mark.parametrize("schedule", ["interleaved1f1b", "loopedbfs"])
+def test_interleaved_stages_hold_every_other_chunk(schedule):
+    """4 layers in pp x v = 2 x 2 one-layer chunks: rank 0 holds chunks 0 and 2 (layers 0 and 2, the
+    embedding), rank 1 chunks 1 and 3 (layers 1 and 3, the norm and the head). Batch 4 x 16 in 2
+    micro-batches."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", "pp=2", config=CONFIG4, batch=4, seq=SEQ, microbatches=2, schedule=schedule)
+    single = _single_process_layers(CONFIG4, 4)
+    assert [s.layers for s in sims] == [(range(0, 1), range(2, 3)), (range(1, 2), range(3, 4))]
+    for sim in sims:
+        mine = {(m, p): sim.count.module(m, phase=p).macs for m in sim.count.module_names if m.count(".") == 2
+                for p in ("forward", "backward")}
+        assert mine == {(f"model.layers.{r.start}", p): single[(f"model.layers.{r.start}", p)] for r in sim.layers
+                        for p in ("forward", "backward")}
+        rows = {r.op: r for r in sim.collectives}
+        # each rank sends 3 activations-or-gradients per micro-batch: rank 0 chunk 0 -> 1 and
+        # 2 -> 3 forward, chunk 2's input gradient back to chunk 1; rank 1 chunk 1 -> 2 forward,
+        # chunks 3 -> 2 and 1 -> 0 backward. 2 micro-batches: 6 calls of 2 x 16 x 64 fp32 = 8,192 bytes
+        assert all(r.dim == "pp" and r.calls == 6 and r.payload == 6 * 8192 for r in rows.values())
+        assert set(rows) == {"c10d::send", "c10d::recv_"}
+    # forward: 2 layers each, the head on rank 1: 4,980,736 and 6,029,312 MACs
+    assert [s.count.phase("forward").macs for s in sims] == [2 * LAYER_FWD, 2 * LAYER_FWD + HEAD_FWD]
+    e = sims[0].estimate()
+    # bubble (pp - 1) / (m v) of the compute: 1 / (2 x 2)
+    assert e.bubble_seconds == pytest.approx(e.compute_seconds * (2 - 1) / (2 * 2))
+    assert "pipeline stage 0 of 2, 2 chunks of 4: layers 0, 2 (2 of 4) + embedding" in sims[0].table()
+
+
+def test_interleaved_bad_input():
+    with pytest.raises(PlanError, match="schedule 1f1b runs one stage per rank: virtual_stages=2"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=2, microbatches=2, virtual_stages=2)
+    # 5 micro-batches on pp=2: max(1, 5 // 2) = 2 rounds, 5 % 2 != 0
+    with pytest.raises(PlanError, match=r"multiple of its rounds max\(1, microbatches // pp\) = 2"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=5, microbatches=5, schedule="interleaved1f1b")
+    with pytest.raises(PlanError, match="stage_layers has 2 entries, not pp x virtual_stages = 2 x 2 = 4"):
+        simulate("hf:llama", "pp=2", config=CONFIG4, batch=2, microbatches=2, schedule="interleaved1f1b",
+                 stage_layers=[2, 2])
+    # 2 layers cannot fill 4 chunks
+    with pytest.raises(PlanError, match="2 decoder layers do not split into 4 pipeline chunks"):
+        simulate("hf:llama", "pp=2", config=CONFIG, batch=2, microbatches=2, schedule="interleaved1f1b")
+
+
+def test_job_estimate_paces_the_pipeline_by_its_slowest_stage():
+    """3 layers on pp=2 as [1, 2] (stage 1 also runs the head: the bottleneck), batch 4 x 16 in 2
+    micro-batches, 1F1B; then 4 layers interleaved (v=2)."""
+    from flopdispatch.plan import job_estimate, stages
+    from flopdispatch.plan.estimate import step_estimate
+
+    sims = stages("hf:llama", "pp=2", config=CONFIG3, batch=4, seq=SEQ, microbatches=2, stage_layers=[1, 2])
+    job = job_estimate(sims, "H100")
+    own = [step_estimate(s, "H100") for s in sims]
+    work = [e.compute_seconds + e.communication_total for e in own]  # each stage's step, no bubble
+    assert job.stage_seconds(False) == pytest.approx(work)
+    assert job.bottleneck(False) == 1 and work[1] > work[0]
+    # slot = 1's work / 2 micro-batches; step = slot x (2 + (2 - 1)) = 1.5 x its work
+    assert job.step_seconds(False) == pytest.approx(work[1] / 2 * (2 + 1))
+    full = max(own[1].compute_seconds, own[1].communication_total)
+    assert job.step_seconds(True) == pytest.approx(full / 2 * 3)
+    # the replica's model FLOPs are those of one process running the whole model on the batch:
+    # 2 x (3 layers + head) forward and backward MACs, summed over the two stages
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopdispatch import build_model, count
+
+    model = build_model("hf:llama", CONFIG3)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model.to_empty(device="cpu")
+        ids = torch.randint(0, 256, (4, SEQ))
+        with count(model) as single:
+            model(input_ids=ids, labels=ids).loss.backward()
+    assert job.model_flops == 2 * (sims[0].count.macs + sims[1].count.macs) == 2 * single.macs
+    # MFU: those FLOPs over step x 2 GPUs x the TF32 peak (fp32 parameters: 494.7 TFLOP/s dense)
+    assert job.mfu(False) == pytest.approx(2 * single.macs / (job.step_seconds(False) * 2 * own[0].peak_flops))
+    assert job.memory_peak == max(s.memory.peak for s in sims)
+
+    inter = stages("hf:llama", "pp=2", config=CONFIG4, batch=4, seq=SEQ, microbatches=2, schedule="interleaved1f1b")
+    job = job_estimate(inter, "H100")
+    slow = max(job.stage_seconds(False))
+    assert job.step_seconds(False) == pytest.approx(slow / 2 * (2 + 1 / 2))  # (pp - 1) / v bubble slots
+    with pytest.raises(PlanError, match=r"one simulated rank per stage of pp=2 in order, got stages \[1\]"):
+        job_estimate(inter[1:])
+
+
+def test_compare_gives_a_pipeline_mesh_one_row_from_its_job(capsys):
+    from flopdispatch.plan import compare, compare_text, job_estimate
+
+    sims = compare("hf:llama", ["fsdp=2", "pp=2"], config=CONFIG3, batch=4, seq=SEQ, microbatches=2)
+    assert [(s.mesh, s.rank) for s in sims] == [({"fsdp": 2}, 0), ({"pp": 2}, 0), ({"pp": 2}, 1)]
+    lines = compare_text(sims).splitlines()
+    rows = [line for line in lines if line.startswith(("fsdp=2 ", "pp=2 "))]
+    assert len(rows) == 2  # one row per mesh
+    job = job_estimate(sims[1:])
+    # 3 layers as [2, 1]: stage 0 runs 2 layers (2 x 2,490,368 forward MACs), stage 1 one layer
+    # and the head (2,490,368 + 1,048,576): stage 0 is the bottleneck
+    assert job.bottleneck(False) == 0 and "stage 0 (rank 0)" in rows[1]
+    assert f"{job.step_seconds(True):.3f}..{job.step_seconds(False):.3f} s" in rows[1]
+    assert f"{job.mfu(False):.1%}..{job.mfu(True):.1%}" in rows[1]
+    config = [f"--config={k}={v}" for k, v in CONFIG3.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--all-stages", "--batch", "4", "--seq", "16",
+                 "--microbatches", "2", "--stage-layers", "1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "stage  0 rank    0: layers 0 + embedding;" in out and "stage  1 rank    1: layers 1-2 + head;" in out
+    assert "job on H100-SXM: bottleneck stage 1" in out and "x (2 + (2 - 1))" in out
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "pp=2", "--stage-layers", "1,x"]) == 2
+    assert "--stage-layers '1,x': expected layer counts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule, config, held, roots", [
+    ("1f1b", CONFIG, [1, 1], (16384, 64 + 16384)),
+    ("interleaved1f1b", CONFIG4, [2, 2], (16384, 64 + 16384)),
+    ("gpipe", CONFIG4, [1, 2, 1], (16384, 0, 64 + 16384)),  # 4 layers + 2 on 3 stages: [1, 2, 1]
+])
+def test_fsdp_inside_stages_reduce_scatters_each_gradient_once_per_step(schedule, config, held, roots):
+    """pp x fsdp=2, 2 micro-batches: as torch's schedule does for an FSDP2 stage module, the
+    gradients accumulate unsharded over the micro-batches and each is reduce-scattered once, at
+    the end of the rank's schedule (outside autograd: the "other" phase), in fp32. A middle stage
+    holds no root parameter (its root gathers and reduces nothing)."""
+    from flopdispatch.plan import stages
+
+    sims = stages("hf:llama", f"pp={len(held)},fsdp=2", config=config, batch=4, seq=SEQ, microbatches=2,
+                  schedule=schedule)
+    for sim, root, layers in zip(sims, roots, held):
+        rs = [r for r in sim.collectives if r.op == "c10d::_reduce_scatter_base_"]
+        assert [(r.phase, r.dim) for r in rs] == [("other", "fsdp")]
+        # each of the stage's layers and its root group once: 1F1B stage 0 (16,384 + 36,992) * 4
+        # = 213,504 bytes in 2 calls, stage 1 (36,992 + 64 + 16,384) * 4 = 213,760; interleaved
+        # 2 layers a rank: (2 * 36,992 + 16,384) * 4 = 361,472 and (2 * 36,992 + 16,448) * 4 = 361,728
+        # 3 stages: stage 1 holds layers 1-2 and no root parameter: 2 * 36,992 * 4 = 295,936 in 2 calls
+        assert (rs[0].calls, rs[0].payload) == (layers + (1 if root else 0), (layers * LAYER + root) * 4)

@@ -125,6 +125,11 @@ def _rank_main(rank, world, out_dir):
         res[case] = summary(c)
     if world == 2:
         res["pp"] = _pipeline_rank(rank, world)
+        res["pp_uneven"] = _pipeline_rank(rank, world, layers=3, keep=[[0], [1, 2]][rank])
+        res["pp_interleaved"] = _interleaved_rank(rank, world)
+    else:
+        res["pp,fsdp"] = _pipeline_fsdp_rank(rank)
+        res["pp,fsdp interleaved"] = _interleaved_fsdp_rank(rank)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
     dist.destroy_process_group()
@@ -154,19 +159,20 @@ def _sequence_parallel_by_hand(model, mesh):
         })
 
 
-def _pipeline_rank(rank, world):
+def _pipeline_rank(rank, world, layers=2, keep=None):
     """Two stages by hand: rank 0 the embedding and layer 0, rank 1 layer 1, the norm and the
-    head; batch 4 x 16 in 2 micro-batches, 1F1B, cross-entropy on the last stage."""
+    head (or, with 3 layers, rank 0 layer 0 and rank 1 layers 1 and 2: ``keep``); batch 4 x 16 in
+    2 micro-batches, 1F1B, cross-entropy on the last stage."""
     import torch
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B
 
     import flopdispatch as fd
 
     torch.manual_seed(0)
-    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=layers), device="cpu")
     inner = model.model
-    keep = rank  # layer index this stage keeps
-    inner.layers._modules = {str(keep): inner.layers[keep]}
+    keep = [rank] if keep is None else keep  # layer indices this stage keeps
+    inner.layers._modules = {str(i): inner.layers[i] for i in keep}
     if rank == 0:
         inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
     else:
@@ -198,6 +204,186 @@ def _pipeline_rank(rank, world):
             schedule.step(target=ids, losses=[])
         opt.step()
     return summary(c)
+
+
+def _interleaved_rank(rank, world):
+    """Interleaved 1F1B by hand: 4 layers in 4 one-layer stages, rank r holding stages r and r + 2
+    (layers r and r + 2; the embedding with stage 0 on rank 0, the norm and the head with stage 3
+    on rank 1); each stage a module that runs the rank's model with a layer dict of its one layer
+    (and Identity for the norm and the head but on stage 3); batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.pipelining import PipelineStage, ScheduleInterleaved1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=4), device="cpu")
+    inner = model.model
+    if rank == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+    all_layers = dict(inner.layers._modules)
+    inner.layers._modules = {str(i): all_layers[str(i)] for i in (rank, rank + 2)}  # what the count sees
+
+    class Stage(torch.nn.Module):
+        def __init__(self, index):
+            super().__init__()
+            self.index = index
+            self.layer = all_layers[str(index)]
+            if index == 0:  # a stage's parameters (scaled by the schedule after backward) are its own
+                self.embed = inner.embed_tokens
+            if index == 3:
+                self.norm, self.head = inner.norm, model.lm_head
+
+        def forward(self, x):
+            saved = inner.layers._modules
+            inner.layers._modules = {str(self.index): self.layer}
+            norm, head = inner.norm, model.lm_head
+            if self.index != 3:
+                inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+            try:
+                out = model(input_ids=x) if self.index == 0 else model(inputs_embeds=x)
+            finally:
+                inner.layers._modules = saved
+                inner.norm, model.lm_head = norm, head
+            return out.logits
+
+    mb = PP_BATCH // 2
+    stages = []
+    for index in (rank, rank + 2):
+        inp = torch.empty(mb, SEQ, dtype=torch.long) if index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+        out = torch.empty(mb, SEQ, 256 if index == 3 else 64, requires_grad=True)
+        stages.append(PipelineStage(Stage(index), index, 4, torch.device("cpu"), input_args=(inp,),
+                                    output_args=(out,)))
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if rank == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
+def _pipeline_fsdp_rank(rank):
+    """pp=2 x fsdp=2 by hand, torchtitan's way: stage s = rank // 2 keeps layer s; FSDP2 on its
+    layer and on the model, which is the PipelineStage's module itself (hooks turn the positional
+    input into input_ids or inputs_embeds and the output into logits), so torch's schedule takes
+    its FSDP path; 1F1B, batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage, Schedule1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("pp", "fsdp"))
+    stage_index = rank // 2
+    model = fd.build_model("hf:llama", CONFIG, device="cpu")
+    inner = model.model
+    inner.layers._modules = {str(stage_index): inner.layers[stage_index]}
+    if stage_index == 0:
+        inner.norm, model.lm_head = torch.nn.Identity(), torch.nn.Identity()
+    else:
+        inner.embed_tokens = None
+    fully_shard(inner.layers._modules[str(stage_index)], mesh=mesh["fsdp"])
+    fully_shard(model, mesh=mesh["fsdp"])
+    key = "input_ids" if stage_index == 0 else "inputs_embeds"
+    model.register_forward_pre_hook(lambda m, args, kwargs: ((), {key: args[0]}), with_kwargs=True)
+    model.register_forward_hook(lambda m, args, out: out.logits)
+    mb = PP_BATCH // 2
+    inp = torch.empty(mb, SEQ, dtype=torch.long) if stage_index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+    out = torch.empty(mb, SEQ, 64 if stage_index == 0 else 256, requires_grad=True)
+    stage = PipelineStage(model, stage_index, 2, torch.device("cpu"), input_args=(inp,), output_args=(out,),
+                          group=mesh["pp"].get_group())
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(model) as c:
+        if stage_index == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
+def _part(module, **children):
+    """A new module of ``module``'s class and attributes, its dicts (children, parameters, hooks)
+    copied, not shared, with ``children`` replaced."""
+    new = type(module).__new__(type(module))
+    new.__dict__.update({k: (type(v)(v) if isinstance(v, dict) else v) for k, v in module.__dict__.items()})
+    new._modules.update(children)
+    return new
+
+
+def _interleaved_fsdp_rank(rank):
+    """pp=2 x fsdp=2, interleaved 1F1B by hand as torchtitan builds it: 4 layers in 4 one-layer
+    model parts, rank r // 2 = p holding parts p and p + 2, each part its own module tree (the
+    first with the embedding, the last with the norm and the head), FSDP2 on its layer and on the
+    part (its own root), the part the PipelineStage's module; batch 4 x 16 in 2 micro-batches."""
+    import torch
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage, ScheduleInterleaved1F1B
+
+    import flopdispatch as fd
+
+    torch.manual_seed(0)
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("pp", "fsdp"))
+    p = rank // 2
+    model = fd.build_model("hf:llama", dict(CONFIG, num_hidden_layers=4), device="cpu")
+    mb = PP_BATCH // 2
+    stages, parts = [], []
+    for index in (p, p + 2):
+        layer = model.model.layers[index]
+        inner = _part(model.model, layers=_part(model.model.layers))
+        inner.layers._modules.clear()
+        inner.layers._modules[str(index)] = layer
+        if index != 0:
+            inner._modules["embed_tokens"] = None
+        if index != 3:
+            inner._modules["norm"] = torch.nn.Identity()
+        part = _part(model, model=inner)
+        if index != 3:
+            part._modules["lm_head"] = torch.nn.Identity()
+        fully_shard(layer, mesh=mesh["fsdp"])
+        fully_shard(part, mesh=mesh["fsdp"])
+        key = "input_ids" if index == 0 else "inputs_embeds"
+        part.register_forward_pre_hook(lambda m, args, kwargs, key=key: ((), {key: args[0]}), with_kwargs=True)
+        part.register_forward_hook(lambda m, args, out: out.logits)
+        inp = torch.empty(mb, SEQ, dtype=torch.long) if index == 0 else torch.empty(mb, SEQ, 64, requires_grad=True)
+        out = torch.empty(mb, SEQ, 256 if index == 3 else 64, requires_grad=True)
+        stages.append(PipelineStage(part, index, 4, torch.device("cpu"), input_args=(inp,), output_args=(out,),
+                                    group=mesh["pp"].get_group()))
+        parts.append(part)
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
+    params = list({id(q): q for part in parts for q in part.parameters()}.values())
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(parts) as c:
+        if p == 0:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return {k: v for k, v in summary(c).items() if k.startswith("*|") or k == "unsupported"}
 
 
 
@@ -279,6 +465,33 @@ def test_two_pipeline_stages_equal_the_real_stages(real, rank):
     assert want["*|forward"][0][1] == 64 * 36864 + 2 * 4 * 4 * 16 * 16 * 16 + (64 * 64 * 256 if rank else 0)
 
 
+@pytest.mark.parametrize("case", ["pp_uneven", "pp_interleaved"])
+@pytest.mark.parametrize("rank", range(WORLD))
+def test_uneven_and_interleaved_pipeline_stages_equal_the_real_stages(real, case, rank):
+    """3 layers as stages of [1, 2] (1F1B), and 4 layers in 4 one-layer stages, two per rank
+    (interleaved 1F1B); 2 micro-batches of 2 x 16. The warm-up vote as in the test above: the
+    real ranks have more 4-byte sends and receives in "other" (one per vote message), nothing else."""
+    from flopdispatch.plan import simulate
+
+    layers = 3 if case == "pp_uneven" else 4
+    kwargs = (dict(stage_layers=[1, 2], schedule="1f1b") if case == "pp_uneven"
+              else dict(schedule="interleaved1f1b", virtual_stages=2))
+    sim = simulate("hf:llama", {"pp": WORLD}, config=dict(CONFIG, num_hidden_layers=layers), rank=rank,
+                   batch=PP_BATCH, seq=SEQ, microbatches=2, activations=False, **kwargs)
+    got, want = summary(sim.count), real[rank][case]
+    (counts, coll), (real_counts, real_coll) = got.pop("*|other"), want.pop("*|other")
+    assert set(real_coll) == set(coll) == {"c10d::send", "c10d::recv_"}
+    vote = {op: [a - b for a, b in zip(real_coll[op], coll[op])] for op in coll}
+    assert all(v[0] >= 1 and v[1] == v[2] == VOTE * v[0] and v[3] == 0 for v in vote.values()), vote
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want)
+    # forward MACs: each layer 64 tokens x 36,864 + attention 2 x 4 x 4 x 16^3 = 2,490,368; the
+    # head 64 x 64 x 256 = 1,048,576 on the last stage's rank (rank 1 in both cases)
+    held = {("pp_uneven", 0): 1, ("pp_uneven", 1): 2, ("pp_interleaved", 0): 2, ("pp_interleaved", 1): 2}
+    assert want["*|forward"][0][1] == held[case, rank] * 2490368 + (1048576 if rank else 0)
+
+
 @pytest.mark.parametrize("rank", range(4))
 def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
     from flopdispatch.plan import simulate
@@ -290,6 +503,56 @@ def test_fsdp_by_tp_on_a_2x2_mesh_equals_the_real_ranks(real4, rank):
     assert not _equal(got, want), _equal(got, want)
     assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
     assert set(got) == set(want)
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_inside_pipeline_stages_equals_the_real_ranks(real4, rank):
+    """pp=2 x fsdp=2, 1F1B, 2 micro-batches: the real stage's module is the FSDP2 root, so torch's
+    schedule accumulates the gradients unsharded and reduce-scatters them once; the simulated
+    stage must do the same. Differences: the warm-up vote (as above) and gloo's copy of each
+    reduce-scatter's output, both in "other"."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", "pp=2,fsdp=2", config=CONFIG, rank=rank, batch=PP_BATCH, seq=SEQ, microbatches=2,
+                   reduce_dtype=None, activations=False)
+    got, want = summary(sim.count), real4[rank]["pp,fsdp"]
+    (counts, coll), (real_counts, real_coll) = with_gloo_copy(got.pop("*|other")), want.pop("*|other")
+    assert real_coll[RS] == coll[RS]
+    # one reduce-scatter per group: the stage's layer (36,992) and its root (stage 0: the embedding
+    # 16,384; stage 1: the norm and the head 16,448), fp32: 213,504 or 213,760 bytes in 2 calls
+    assert coll[RS][:2] == [2, (LAYER_PARAMS + (16384 if rank < 2 else 16448)) * 4]
+    for op in ("c10d::send", "c10d::recv_"):
+        calls, payload, bus, size = coll[op]
+        assert real_coll[op] == [calls + 1, payload + VOTE, bus + VOTE, size]
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert 0 <= real_counts[2] - counts[2] <= 16 and 0 <= real_counts[3] - counts[3] <= 16
+    assert not _equal(got, want), _equal(got, want)
+    assert set(got) == set(want) and got["unsupported"] == want["unsupported"] == {}
+
+
+@pytest.mark.parametrize("rank", range(4))
+def test_fsdp_inside_interleaved_stages_equals_the_real_ranks(real4, rank):
+    """pp=2 x fsdp=2, interleaved 1F1B (two one-layer parts per rank), 2 micro-batches, against
+    torchtitan's construction (a module tree per part, FSDP2 root each): per phase (the real parts
+    are counted as several roots, so their module names differ), with the warm-up vote and gloo's
+    reduce-scatter copies in "other" as above."""
+    from flopdispatch.plan import simulate
+
+    sim = simulate("hf:llama", "pp=2,fsdp=2", config=dict(CONFIG, num_hidden_layers=4), rank=rank, batch=PP_BATCH,
+                   seq=SEQ, microbatches=2, schedule="interleaved1f1b", reduce_dtype=None, activations=False)
+    got = {k: v for k, v in summary(sim.count).items() if k.startswith("*|") or k == "unsupported"}
+    want = real4[rank]["pp,fsdp interleaved"]
+    (counts, coll), (real_counts, real_coll) = with_gloo_copy(got.pop("*|other")), want.pop("*|other")
+    assert {op: v for op, v in real_coll.items() if op not in ("c10d::send", "c10d::recv_")} == \
+        {op: v for op, v in coll.items() if op not in ("c10d::send", "c10d::recv_")}
+    for op in ("c10d::send", "c10d::recv_"):
+        extra = [a - b for a, b in zip(real_coll[op], coll[op])]
+        assert extra[0] >= 1 and extra[1] == extra[2] == VOTE * extra[0] and extra[3] == 0, (op, extra)
+    assert real_counts[:2] == counts[:2]  # FLOPs and MACs
+    assert got == want
+
+
+LAYER_PARAMS = 36992  # one decoder layer of CONFIG (tests/distributed/test_plan.py's LAYER)
 
 
 if __name__ == "__main__":  # the job: python test_plan_gloo.py WORLD OUT_DIR
