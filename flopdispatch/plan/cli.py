@@ -24,13 +24,18 @@ def add_parser(subparsers, parents=None):
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--all-stages", action="store_true",
                    help="one rank per pipeline stage (a pp dimension), a line per stage and the job estimate")
-    p.add_argument("--batch", type=int, default=1, help="sequences per data-parallel rank")
+    p.add_argument("--batch", type=int, default=None, help="sequences per data-parallel replica (default 1)")
+    p.add_argument("--global-batch", type=int, default=None, metavar="N",
+                   help="sequences per step over the whole job instead of --batch: each mesh runs N / (dp x fsdp) "
+                        "per replica (compare meshes at the same work); a pp mesh one micro-batch per sequence "
+                        "unless --microbatches is given")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     p.add_argument("--plan", default=None, help="built-in plan: llama or fsdp (default: llama when it fits)")
     p.add_argument("--mixed-precision", default=None, metavar="DTYPE", help="FSDP2 param dtype (bf16)")
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
-    p.add_argument("--microbatches", type=int, default=1, help="pipeline micro-batches (with a pp dimension)")
+    p.add_argument("--microbatches", type=int, default=None,
+                   help="pipeline micro-batches (with a pp dimension; default 1, or one per sequence with --global-batch)")
     p.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved1f1b", "loopedbfs"), default="1f1b",
                    help="pipeline schedule")
     p.add_argument("--virtual-stages", type=int, default=None, metavar="V",
@@ -71,19 +76,32 @@ def run(args, argv=None) -> int:
                 stage_layers = [int(n) for n in args.stage_layers.split(",")]
             except ValueError:
                 raise PlanError(f"--stage-layers {args.stage_layers!r}: expected layer counts like 7,8,8,7") from None
-        from .mesh import parse_mesh
+        from .mesh import parse_mesh, replica_batch
 
         # every stage of a pipeline mesh with --all-stages, or when meshes are compared (a row per job)
         every = args.all_stages or len(args.mesh) > 1
         jobs = [(mesh, rank) for mesh in args.mesh
                 for rank in (stage_ranks(mesh, args.world) if every and "pp" in parse_mesh(mesh, args.world)
                              else [args.rank])]
-        sims = [simulate(args.spec, mesh, rank=rank, batch=args.batch, seq=args.seq, config=config,
+        if args.global_batch is not None and args.batch is not None:
+            raise PlanError("pass --batch (per data-parallel replica) or --global-batch (per step), not both")
+
+        def batch_of(mesh):
+            if args.global_batch is None:
+                return 1 if args.batch is None else args.batch
+            return replica_batch(parse_mesh(mesh, args.world), args.global_batch)
+
+        def microbatches_of(mesh):
+            if args.microbatches is not None:
+                return args.microbatches
+            return batch_of(mesh) if args.global_batch is not None and "pp" in parse_mesh(mesh, args.world) else 1
+
+        sims = [simulate(args.spec, mesh, rank=rank, batch=batch_of(mesh), seq=args.seq, config=config,
                          parallelize=args.plan, mixed_precision=args.mixed_precision,
                          reduce_dtype=args.reduce_dtype, reshard_after_forward=reshard,
                          optimizer=None if args.optimizer == "none" else args.optimizer,
                          gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
-                         microbatches=args.microbatches, schedule=args.schedule,
+                         microbatches=microbatches_of(mesh), schedule=args.schedule,
                          sequence_parallel=args.sequence_parallel, virtual_stages=args.virtual_stages,
                          stage_layers=stage_layers)
                 for mesh, rank in jobs]

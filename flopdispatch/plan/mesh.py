@@ -6,7 +6,7 @@ from typing import Dict, Optional, Union
 
 from .errors import PlanError
 
-__all__ = ["DIMENSIONS", "parse_mesh", "link_of_dim"]
+__all__ = ["DIMENSIONS", "parse_mesh", "replica_batch", "link_of_dim"]
 
 # What each dimension name means to the built-in plans (a user's parallelize function may use any).
 DIMENSIONS = {
@@ -54,6 +54,19 @@ def parse_mesh(mesh: Union[str, Dict[str, int]], world: Optional[int] = None) ->
     elif world is not None and known != world:
         raise PlanError(f"mesh {_text(sizes)} has {known} ranks, not the world's {world}")
     return sizes
+
+
+def replica_batch(sizes: Dict[str, int], global_batch: int) -> int:
+    """Sequences per data-parallel replica when ``global_batch`` sequences are spread over the
+    mesh's data-parallel ranks (the product of its ``dp`` and ``fsdp`` sizes), or PlanError when
+    they do not divide it."""
+    if type(global_batch) is not int or global_batch < 1:
+        raise PlanError(f"global_batch must be a positive integer, got {global_batch!r}")
+    replicas = sizes.get("dp", 1) * sizes.get("fsdp", 1)
+    if global_batch % replicas:
+        raise PlanError(f"global_batch={global_batch} does not divide over the {replicas} data-parallel replicas of "
+                        f"mesh {_text(sizes)} (dp x fsdp)")
+    return global_batch // replicas
 
 
 def _text(sizes: Dict[str, int]) -> str:

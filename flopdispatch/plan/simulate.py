@@ -8,7 +8,7 @@ import dataclasses
 from typing import Callable, Dict, List, Optional, Union
 
 from .errors import PlanError
-from .mesh import link_of_dim, parse_mesh
+from .mesh import link_of_dim, parse_mesh, replica_batch
 from .plans import Options, apply_plan, wants_ddp
 
 __all__ = ["simulate", "compare", "stages", "stage_ranks", "SimulatedRank", "CollectiveRow", "Memory"]
@@ -469,18 +469,31 @@ def stages(model, mesh, **kwargs) -> List[SimulatedRank]:
     return [simulate(model, mesh, rank=r, **kwargs) for r in stage_ranks(mesh, kwargs.get("world"))]
 
 
-def compare(model, meshes, **kwargs) -> List[SimulatedRank]:
+def compare(model, meshes, *, global_batch: Optional[int] = None, **kwargs) -> List[SimulatedRank]:
     """A SimulatedRank per mesh, same model and batch (``simulate``'s keyword arguments; ``rank``
     for the meshes without pp), and one per stage of a mesh with pp (its first rank each, stage
     order); print them as one table, a row per mesh, with
-    ``flopdispatch.plan.estimate.compare_text`` (a pipeline mesh's row: its ``job_estimate``)."""
+    ``flopdispatch.plan.estimate.compare_text`` (a pipeline mesh's row: its ``job_estimate``).
+
+    global_batch: sequences per step over the whole job, instead of ``batch`` (per data-parallel
+    replica): each mesh then runs global_batch / (dp x fsdp) per replica, so that meshes are
+    compared at the same work per step; a pipeline mesh splits its replica's batch into one
+    micro-batch per sequence unless ``microbatches`` is given."""
+    if global_batch is not None and "batch" in kwargs:
+        raise PlanError("pass batch (per data-parallel replica) or global_batch (per step), not both")
     rank = kwargs.pop("rank", 0)
     out = []
     for mesh in meshes:
-        if "pp" in parse_mesh(mesh, kwargs.get("world")):
-            out += stages(model, mesh, **kwargs)
+        sizes = parse_mesh(mesh, kwargs.get("world"))
+        options = dict(kwargs)
+        if global_batch is not None:
+            options["batch"] = replica_batch(sizes, global_batch)
+            if "pp" in sizes:
+                options.setdefault("microbatches", options["batch"])
+        if "pp" in sizes:
+            out += stages(model, mesh, **options)
         else:
-            out.append(simulate(model, mesh, rank=rank, **kwargs))
+            out.append(simulate(model, mesh, rank=rank, **options))
     return out
 
 

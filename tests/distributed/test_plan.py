@@ -684,3 +684,36 @@ def test_fsdp_inside_stages_reduce_scatters_each_gradient_once_per_step(schedule
         # 2 layers a rank: (2 * 36,992 + 16,384) * 4 = 361,472 and (2 * 36,992 + 16,448) * 4 = 361,728
         # 3 stages: stage 1 holds layers 1-2 and no root parameter: 2 * 36,992 * 4 = 295,936 in 2 calls
         assert (rs[0].calls, rs[0].payload) == (layers + (1 if root else 0), (layers * LAYER + root) * 4)
+
+
+def test_global_batch_compares_meshes_at_the_same_work_per_step(capsys):
+    from flopdispatch.plan import compare
+
+    sims = compare("hf:llama", ["fsdp=4", "fsdp=2,tp=2", "pp=2,fsdp=2"], config=CONFIG, global_batch=8, seq=SEQ)
+    # 8 sequences over dp x fsdp replicas: fsdp=4 -> 8 / 4 = 2 each; fsdp=2,tp=2 -> 8 / 2 = 4;
+    # pp=2,fsdp=2 -> 8 / 2 = 4, in 4 micro-batches of one sequence (both stages simulated)
+    assert [(s.mesh, s.batch, s.microbatches) for s in sims] == [
+        ({"fsdp": 4}, 2, 1), ({"fsdp": 2, "tp": 2}, 4, 1), ({"pp": 2, "fsdp": 2}, 4, 4), ({"pp": 2, "fsdp": 2}, 4, 4)]
+    for s in sims:  # the same tokens per step: replicas x batch x seq = 8 x 16 = 128
+        assert s.mesh.get("fsdp", 1) * s.tokens == 8 * SEQ
+    # per-rank compute follows: a fsdp=4 rank runs 2 sequences, a tp=2 rank half of 4 (its
+    # matmuls split over 2 ranks): the same linear-layer MACs; the head is whole on a tp rank
+    # here (not parallelized), so the tp rank's total is larger than the fsdp rank's
+    assert sims[1].count.macs > sims[0].count.macs
+    with pytest.raises(PlanError, match=r"global_batch=6 does not divide over the 4 data-parallel replicas of mesh "
+                                        r"fsdp=4 \(dp x fsdp\)"):
+        compare("hf:llama", ["fsdp=4"], config=CONFIG, global_batch=6, seq=SEQ)
+    with pytest.raises(PlanError, match="pass batch .* or global_batch .*, not both"):
+        compare("hf:llama", ["fsdp=4"], config=CONFIG, global_batch=8, batch=2, seq=SEQ)
+    with pytest.raises(PlanError, match="global_batch must be a positive integer, got 0"):
+        compare("hf:llama", ["fsdp=4"], config=CONFIG, global_batch=0, seq=SEQ)
+    config = [f"--config={k}={v}" for k, v in CONFIG.items()]
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--mesh", "fsdp=2,tp=2", "--global-batch", "8",
+                 "--seq", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 2 x seq 16 per data-parallel rank" in out and "batch 4 x seq 16 per data-parallel rank" in out
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--global-batch", "8", "--batch", "2"]) == 2
+    assert "pass --batch (per data-parallel replica) or --global-batch (per step), not both" in capsys.readouterr().err
+    assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--global-batch", "6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "global_batch=6 does not divide over the 4 data-parallel replicas" in err
