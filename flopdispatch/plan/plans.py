@@ -3,7 +3,7 @@
 ``llama``: Llama-style decoders (``model.layers[i].self_attn.{q,k,v,o}_proj`` and
 ``mlp.{gate,up,down}_proj``): tensor parallel on the ``tp`` dimension (q, k, v, gate, up column-wise;
 o, down row-wise, so each block issues one all-reduce of its output in forward and one of its input
-gradient in backward), then FSDP2 ``fully_shard`` of every decoder layer and of the root on the
+gradient in backward; the head ``lm_head`` column-wise, its logits all-gathered), then FSDP2 ``fully_shard`` of every decoder layer and of the root on the
 data dimensions (``fsdp``; ``dp`` + ``fsdp`` is HSDP), or DDP on ``dp`` alone.
 ``fsdp``: any model: ``fully_shard`` of every child of each ``nn.ModuleList`` and of the root (or
 DDP on ``dp`` alone); no tensor parallel.
@@ -115,11 +115,26 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
         styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
         for layer in layers:
             parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in LLAMA_TP.items()})
+        _head_column_wise(model, mesh["tp"])
     _checkpoint(layers, options)
     data = _data_mesh(mesh, sizes)
     if data is not None:
         _fully_shard(list(layers), model, data, options)
     return model
+
+
+def _head_column_wise(model, mesh) -> None:
+    """The output head split on the vocabulary over ``tp`` (each rank computes its slice of the
+    logits, then they are all-gathered: the loss sees them whole), as Megatron and torchtitan do;
+    kept whole where a pipeline stage has no head (Identity). Replicated, every tp rank would run
+    the whole hidden x vocabulary matmul (for the 405B shape, about 4.8 decoder layers' work on a
+    tp=8 rank)."""
+    import torch
+    from torch.distributed.tensor import Replicate
+    from torch.distributed.tensor.parallel import ColwiseParallel, parallelize_module
+
+    if isinstance(getattr(model, "lm_head", None), torch.nn.Linear):
+        parallelize_module(model, mesh, {"lm_head": ColwiseParallel(output_layouts=Replicate())})
 
 
 def _sequence_parallel(model, layers, mesh) -> None:

@@ -115,10 +115,17 @@ def test_tensor_parallel_splits_the_layers_and_all_reduces_their_outputs():
     assert ar["forward"].bus_bytes == ar["forward"].payload  # 2 (2 - 1) / 2 = 1
     ag = {r.phase: r for r in s.collectives if r.op == "c10d::_allgather_base_"}
     assert ag["forward"].dim == "fsdp"
-    # parameters per rank: the layers' projections split over tp then fsdp, the rest over fsdp:
-    # (2 * 36,864 / 2 + 2 * 128 + 32,832) / 2 = 34,976 fp32 elements: 139,904 bytes
+    # the head column-wise: half of the vocabulary's logits per rank, 32 tokens x 64 x 128 = 262,144
+    assert c.module("lm_head", phase="forward").macs == BATCH * SEQ * 64 * 256 // 2
+    # then all-gathered whole for the loss: 2 ranks x 2 x 16 x 128 fp32 = 32,768 bytes of output,
+    # bus bytes (2 - 1) / 2 of it = 16,384
+    gathered = [r for r in s.collectives if r.phase == "forward" and r.dim == "tp" and "gather" in r.op]
+    assert [(r.calls, r.payload, r.bus_bytes) for r in gathered] == [(1, BATCH * SEQ * 256 * 4, BATCH * SEQ * 256 * 2)]
+    # parameters per rank: the layers' projections and the head split over tp then fsdp, the
+    # embedding and the norms over fsdp: (2 * 36,864 / 2 + 2 * 128 + 16,384 + 64 + 16,384 / 2) / 2
+    # = 30,880 fp32 elements: 123,520 bytes
     layer_proj = LAYER - 128  # 36,864
-    assert s.memory.params == ((2 * layer_proj // 2) + 2 * 128 + ROOT) // 2 * 4
+    assert s.memory.params == ((2 * layer_proj // 2) + 2 * 128 + 16384 + 64 + 16384 // 2) // 2 * 4
 
 
 def test_ddp_all_reduces_the_fp32_gradients():
@@ -696,10 +703,12 @@ def test_global_batch_compares_meshes_at_the_same_work_per_step(capsys):
         ({"fsdp": 4}, 2, 1), ({"fsdp": 2, "tp": 2}, 4, 1), ({"pp": 2, "fsdp": 2}, 4, 4), ({"pp": 2, "fsdp": 2}, 4, 4)]
     for s in sims:  # the same tokens per step: replicas x batch x seq = 8 x 16 = 128
         assert s.mesh.get("fsdp", 1) * s.tokens == 8 * SEQ
-    # per-rank compute follows: a fsdp=4 rank runs 2 sequences, a tp=2 rank half of 4 (its
-    # matmuls split over 2 ranks): the same linear-layer MACs; the head is whole on a tp rank
-    # here (not parallelized), so the tp rank's total is larger than the fsdp rank's
-    assert sims[1].count.macs > sims[0].count.macs
+    # per-rank compute follows: a fsdp=4 rank runs 2 sequences, a tp=2 rank half of the matmuls
+    # and attention heads of 4 (the head too, column-wise): the same MACs. On 32 tokens: forward
+    # 2 layers x 1,245,184 + the head 32 x 64 x 256 = 3,014,656; backward twice that, plus SDPA's
+    # backward recomputing each layer's scores (2.5x its forward: one more 2 x 4 x 16^3 = 32,768
+    # per layer): 6,029,312 + 65,536; in all 9,109,504
+    assert sims[1].count.macs == sims[0].count.macs == 3 * (2 * 1245184 + 32 * 64 * 256) + 2 * 32768
     with pytest.raises(PlanError, match=r"global_batch=6 does not divide over the 4 data-parallel replicas of mesh "
                                         r"fsdp=4 \(dp x fsdp\)"):
         compare("hf:llama", ["fsdp=4"], config=CONFIG, global_batch=6, seq=SEQ)

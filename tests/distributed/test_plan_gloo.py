@@ -81,6 +81,7 @@ def _rank_main(rank, world, out_dir):
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Replicate
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
     import flopdispatch as fd
@@ -102,6 +103,7 @@ def _rank_main(rank, world, out_dir):
             styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
             for layer in model.model.layers:
                 parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in TP_PLAN.items()})
+            parallelize_module(model, mesh["tp"], {"lm_head": ColwiseParallel(output_layouts=Replicate())})
             for layer in model.model.layers:
                 fully_shard(layer, mesh=mesh["fsdp"])
             fully_shard(model, mesh=mesh["fsdp"])
@@ -117,6 +119,7 @@ def _rank_main(rank, world, out_dir):
             styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
             for layer in model.model.layers:
                 parallelize_module(layer, mesh, {n: styles[s]() for n, s in TP_PLAN.items()})
+            parallelize_module(model, mesh, {"lm_head": ColwiseParallel(output_layouts=Replicate())})
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         ids = torch.randint(0, 256, (BATCH, SEQ))
         with fd.count(model) as c:
