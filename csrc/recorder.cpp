@@ -398,7 +398,10 @@ struct RecorderState {
     std::unordered_map<uint64_t, Stats> table;  // key: scope << 24 | phase << 20 | op
     std::vector<ScopeNode> scopes{{-1, -1}};    // scope 0: outside every tracked module
     std::unordered_map<uint64_t, int> scope_ids;
-    std::unordered_map<PyObject*, int> module_ids;  // module object -> module index
+    // module object -> module index. Each key is a strong reference (remember_module): a module
+    // freed during the block (swapped out of the model and dropped) must not leave its address to
+    // a new object, which would then count as that module.
+    std::unordered_map<PyObject*, int> module_ids;
     std::vector<int> module_parent;                 // canonical parent module (-1: none)
     std::vector<int> module_home;                   // canonical scope, or -1 until needed
     std::vector<uint8_t> module_entered;            // 1: its forward ran (a container never called stays 0)
@@ -650,7 +653,22 @@ struct RecorderState {
 
     std::unordered_map<uint64_t, Spill> spill;  // rows with a part past 128 bits (rare)
 
+    // The index of `module`: its known one, else `idx`, taking a reference to a new key.
+    int remember_module(PyObject* module, int idx) {
+        auto inserted = module_ids.emplace(module, idx);
+        if (inserted.second) Py_INCREF(module);
+        return inserted.first->second;
+    }
+
+    // Drop the modules' references; the map is emptied first, as a module's release may run Python.
+    void forget_modules() {
+        std::unordered_map<PyObject*, int> held;
+        held.swap(module_ids);
+        for (auto& kv : held) Py_DECREF(kv.first);
+    }
+
     ~RecorderState() {
+        forget_modules();
         for (auto& kv : spill)
             for (PyObject* o : kv.second.v) Py_XDECREF(o);
     }
@@ -682,6 +700,7 @@ int Recorder_traverse(PyObject* self, visitproc visit, void* arg) {
         Py_VISIT(st->param_cb);
         Py_VISIT(st->python_pricer);
         Py_VISIT(st->cuda_event);
+        for (auto& kv : st->module_ids) Py_VISIT(kv.first);
     }
     return 0;
 }
@@ -694,6 +713,7 @@ int Recorder_clear(PyObject* self) {
         Py_CLEAR(st->python_pricer);
         Py_CLEAR(st->cuda_event);
         st->drop_pending();
+        st->forget_modules();
     }
     return 0;
 }
@@ -1091,7 +1111,7 @@ PyObject* Recorder_add_module(PyObject* self, PyObject* const* argv, Py_ssize_t 
     st->module_parent.push_back(static_cast<int>(parent));
     st->module_home.push_back(-1);
     st->module_entered.push_back(0);
-    st->module_ids.emplace(argv[0], idx);
+    st->remember_module(argv[0], idx);
     return PyLong_FromLong(idx);
 }
 
@@ -1110,8 +1130,7 @@ PyObject* Recorder_alias_module(PyObject* self, PyObject* const* argv, Py_ssize_
         PyErr_SetString(PyExc_ValueError, "alias_module: no registered module has this index");
         return nullptr;
     }
-    auto it = st->module_ids.emplace(argv[0], static_cast<int>(idx)).first;  // a known module keeps its index
-    return PyLong_FromLong(it->second);
+    return PyLong_FromLong(st->remember_module(argv[0], static_cast<int>(idx)));  // a known module keeps its index
 }
 
 // add_modules(modules, parents) -> index of the first: a whole new tree in one call (issue 14: the
@@ -1150,7 +1169,7 @@ PyObject* Recorder_add_modules(PyObject* self, PyObject* const* argv, Py_ssize_t
         st->module_parent.push_back(parents[static_cast<size_t>(i)]);
         st->module_home.push_back(-1);
         st->module_entered.push_back(0);
-        st->module_ids.emplace(PyList_GET_ITEM(argv[0], i), first + static_cast<int>(i));
+        st->remember_module(PyList_GET_ITEM(argv[0], i), first + static_cast<int>(i));
     }
     return PyLong_FromLong(first);
 }
@@ -1291,7 +1310,7 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     st->stack.clear();
     st->transitions.clear();
     st->segments.clear();
-    st->module_ids.clear();  // borrowed pointers: not valid after the block
+    st->forget_modules();  // the block's modules are the user's again
     st->in_optimizer = false;
     st->timing = false;
     st->drop_pending();

@@ -469,6 +469,31 @@ def test_modules_created_or_swapped_inside_the_tree_count_with_their_caller():
     assert c.module("").macs == 2 * 176
 
 
+def test_a_module_swapped_out_and_dropped_is_kept_until_the_block_ends():
+    """The recorder knows modules by address: a registered module freed inside the block would
+    leave its address to the next new object (a layer made in a forward), which would then count
+    as that module (seen on Python 3.13). The recorder holds each registered module until the
+    block ends, and lets go of it then."""
+    import gc
+    import weakref
+
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.ReLU())
+    gone = weakref.ref(model[0])
+    x = torch.randn(2, 8)
+    with fd.count(model) as c:
+        model(x)
+        model[0] = nn.Linear(8, 8, bias=False)  # the only other reference to the first layer
+        gc.collect()
+        assert gone() is not None  # held by the recorder while the block runs
+        for _ in range(50):  # new layers made at run time: none may count as the dropped one
+            nn.Linear(8, 8, bias=False)(x)
+    gc.collect()
+    assert gone() is None  # and released when it ends: no leak of the user's modules
+    assert c.module("0").macs == 2 * 8 * 8  # the first call only: 128
+    assert c.phase("forward").macs == 2 * 8 * 8  # the model's call: 128
+    assert c.phase("other").macs == 50 * 2 * 8 * 8  # the 50 layers outside the model: 6,400
+
+
 # ----- big integers: sums past int64 stay exact -----------------------------------------------------
 
 def test_totals_past_int64_are_exact():
