@@ -31,7 +31,7 @@ fi
 pip() { "$venv/bin/python" -m pip "$@"; }
 pip install -q "torch==$version" ${vision:+"torchvision==$vision"}
 # the extras' packages by name (one source: pyproject.toml), torch left as installed
-mapfile -t extras < <("$venv/bin/python" - <<'PY'
+mapfile -t extras < <(python3 - <<'PY'  # tomllib: Python >= 3.11 (the venv may be 3.10)
 import re, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project["optional-dependencies"]
