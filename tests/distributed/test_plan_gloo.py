@@ -162,6 +162,30 @@ def _sequence_parallel_by_hand(model, mesh):
         })
 
 
+def _pp_loss(logits, target):
+    import torch
+
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+
+
+def _counted_step(schedule, counted, params, first: bool) -> dict:
+    """One pipeline step of ``schedule`` (batch PP_BATCH x SEQ; the first stage feeds the ids, the
+    last takes them as targets) and an AdamW step of ``params``, counted on ``counted``."""
+    import torch
+
+    import flopdispatch as fd
+
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
+    with fd.count(counted) as c:
+        if first:
+            schedule.step(ids)
+        else:
+            schedule.step(target=ids, losses=[])
+        opt.step()
+    return summary(c)
+
+
 def _pipeline_rank(rank, world, layers=2, keep=None):
     """Two stages by hand: rank 0 the embedding and layer 0, rank 1 layer 1, the norm and the
     head (or, with 3 layers, rank 0 layer 0 and rank 1 layers 1 and 2: ``keep``); batch 4 x 16 in
@@ -194,19 +218,8 @@ def _pipeline_rank(rank, world, layers=2, keep=None):
     out = torch.empty(mb, SEQ, 64 if rank == 0 else 256, requires_grad=True)
     stage = PipelineStage(Stage(), rank, world, torch.device("cpu"), input_args=(inp,), output_args=(out,))
 
-    def loss_fn(logits, target):
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
-
-    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
-    with fd.count(model) as c:
-        if rank == 0:
-            schedule.step(ids)
-        else:
-            schedule.step(target=ids, losses=[])
-        opt.step()
-    return summary(c)
+    return _counted_step(Schedule1F1B(stage, n_microbatches=2, loss_fn=_pp_loss), model, model.parameters(),
+                         first=rank == 0)
 
 
 def _interleaved_rank(rank, world):
@@ -260,19 +273,8 @@ def _interleaved_rank(rank, world):
         stages.append(PipelineStage(Stage(index), index, 4, torch.device("cpu"), input_args=(inp,),
                                     output_args=(out,)))
 
-    def loss_fn(logits, target):
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
-
-    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
-    with fd.count(model) as c:
-        if rank == 0:
-            schedule.step(ids)
-        else:
-            schedule.step(target=ids, losses=[])
-        opt.step()
-    return summary(c)
+    return _counted_step(ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=_pp_loss), model,
+                         model.parameters(), first=rank == 0)
 
 
 def _pipeline_fsdp_rank(rank):
@@ -308,19 +310,8 @@ def _pipeline_fsdp_rank(rank):
     stage = PipelineStage(model, stage_index, 2, torch.device("cpu"), input_args=(inp,), output_args=(out,),
                           group=mesh["pp"].get_group())
 
-    def loss_fn(logits, target):
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
-
-    schedule = Schedule1F1B(stage, n_microbatches=2, loss_fn=loss_fn)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
-    with fd.count(model) as c:
-        if stage_index == 0:
-            schedule.step(ids)
-        else:
-            schedule.step(target=ids, losses=[])
-        opt.step()
-    return summary(c)
+    return _counted_step(Schedule1F1B(stage, n_microbatches=2, loss_fn=_pp_loss), model, model.parameters(),
+                         first=stage_index == 0)
 
 
 def _part(module, **children):
@@ -373,20 +364,10 @@ def _interleaved_fsdp_rank(rank):
                                     group=mesh["pp"].get_group()))
         parts.append(part)
 
-    def loss_fn(logits, target):
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
-
-    schedule = ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=loss_fn)
     params = list({id(q): q for part in parts for q in part.parameters()}.values())
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    ids = torch.randint(0, 256, (PP_BATCH, SEQ))
-    with fd.count(parts) as c:
-        if p == 0:
-            schedule.step(ids)
-        else:
-            schedule.step(target=ids, losses=[])
-        opt.step()
-    return {k: v for k, v in summary(c).items() if k.startswith("*|") or k == "unsupported"}
+    counted = _counted_step(ScheduleInterleaved1F1B(stages, n_microbatches=2, loss_fn=_pp_loss), parts, params,
+                            first=p == 0)
+    return {k: v for k, v in counted.items() if k.startswith("*|") or k == "unsupported"}
 
 
 
