@@ -75,6 +75,19 @@ def _check_llama_tp(model, tp: int, sequence_parallel: bool = False) -> None:
         value = getattr(config, key, None)
         if isinstance(value, int) and value % tp:
             raise PlanError(f"tp={tp} does not divide {key}={value} of {type(model).__name__}")
+    # A norm of the whole q or k projection (OLMo 2's q_norm and k_norm; Qwen 3's are per head):
+    # tp splits the projection's output over the ranks, and the norm's statistics need all of it
+    attn = dict(next(iter(llama_layers(model))).named_modules()).get("self_attn")
+    heads = getattr(config, "num_attention_heads", None)
+    head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
+    for norm_name, proj_name in (("q_norm", "q_proj"), ("k_norm", "k_proj")):
+        norm, proj = getattr(attn, norm_name, None), getattr(attn, proj_name, None)
+        weight = getattr(norm, "weight", None)
+        width = getattr(proj, "out_features", None)
+        if weight is not None and width and head_dim and weight.numel() == width != head_dim:
+            raise PlanError(f"plan 'llama' with tp does not fit {type(model).__name__}: self_attn.{norm_name} normalizes "
+                            f"the whole {proj_name} output ({width} features), which tp splits over its ranks "
+                            "(pass parallelize=your_function, or no tp)")
 
 
 def _data_mesh(mesh, sizes):

@@ -298,6 +298,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         raise PlanError(f"optimizer {optimizer!r}: expected adamw, sgd or None")
     param_dtype, grad_dtype = _dtype(mixed_precision), _dtype(reduce_dtype)
     built = _build(model, config)
+    model_name = type(built).__name__  # before FSDP2 renames the class (FSDPLlamaForCausalLM)
     plan_name = parallelize if isinstance(parallelize, str) else None
     if parallelize is None:
         from .plans import llama_layers
@@ -381,7 +382,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
             context = contextlib.nullcontext() if train else torch.no_grad()
             recomputed = [0]
             with context, _recomputation_counted(recomputed, checkpoint), _known_warnings(plan_name is not None), \
-                    count(built, activations=activations and train) as c:
+                    _plan_failure(plan_name, model_name), count(built, activations=activations and train) as c:
                 if stage is not None:
                     run_stage()
                 else:
@@ -398,6 +399,32 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                          recomputed[0], microbatches if stage is not None else 1,
                          schedule if stage is not None else None, virtual_stages if stage is not None else 1,
                          tuple(split), tuple(held))
+
+
+@contextlib.contextmanager
+def _plan_failure(plan_name: Optional[str], model_name: str):
+    """Under a built-in plan, an error of the step becomes a one-line PlanError naming the plan and
+    the model (the plan does not fit it in a way no check foresaw; the original error is its
+    ``__cause__``; fake tensors' own log of the failing op, a traceback on stderr, is held back
+    meanwhile). Under the user's own parallelize function the error propagates as it is."""
+    import logging
+
+    log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = log.level
+    if plan_name is not None:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except PlanError:
+        raise
+    except Exception as e:
+        if plan_name is None:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise PlanError(f"plan {plan_name!r} on {model_name}: the step failed: {type(e).__name__}"
+                        + (f": {first}" if first else "")) from e
+    finally:
+        log.setLevel(level)
 
 
 @contextlib.contextmanager

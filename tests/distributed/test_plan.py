@@ -726,3 +726,54 @@ def test_global_batch_compares_meshes_at_the_same_work_per_step(capsys):
     assert _cli(["plan", "hf:llama", *config, "--mesh", "fsdp=4", "--global-batch", "6"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "global_batch=6 does not divide over the 4 data-parallel replicas" in err
+
+
+def test_a_model_the_plan_does_not_fit_is_one_line():
+    # OLMo 2 normalizes the whole q and k projections (q_norm: 4 heads x 16 = 64 features), which
+    # tp splits: refused before anything runs; without tp the same model is planned
+    olmo = dict(CONFIG, eos_token_id=0, pad_token_id=0, bos_token_id=0)
+    with pytest.raises(PlanError, match=r"plan 'llama' with tp does not fit Olmo2ForCausalLM: self_attn.q_norm "
+                                        r"normalizes the whole q_proj output \(64 features\)"):
+        simulate("hf:olmo2", "fsdp=2,tp=2", config=olmo, batch=1, seq=8)
+    assert simulate("hf:olmo2", "fsdp=2", config=olmo, batch=1, seq=8).count.macs > 0
+
+    # an error no check foresees, under a built-in plan: one line naming the plan, the cause kept
+    def wrong_inputs(batch, seq):
+        return {"input_ids": torch.zeros(batch, seq, 3, dtype=torch.long)}  # one dimension too many
+
+    with pytest.raises(PlanError, match=r"^plan 'llama' on LlamaForCausalLM: the step failed: \w+") as info:
+        simulate("hf:llama", "fsdp=2", config=CONFIG, batch=1, seq=8, inputs=wrong_inputs)
+    assert "\n" not in str(info.value) and info.value.__cause__ is not None
+
+    # under the user's own parallelize function the error is the user's, as it is
+    def mine(model, mesh):
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model, mesh=mesh["fsdp"])
+
+    with pytest.raises(Exception) as info:
+        simulate("hf:llama", "fsdp=2", config=CONFIG, batch=1, seq=8, inputs=wrong_inputs, parallelize=mine)
+    assert not isinstance(info.value, PlanError)
+
+
+def test_the_command_line_says_a_failed_step_in_one_line(capsys):
+    config = [f"--config={k}={v}" for k, v in dict(CONFIG, eos_token_id=0, pad_token_id=0, bos_token_id=0).items()]
+    assert _cli(["plan", "hf:olmo2", *config, "--mesh", "fsdp=2,tp=2", "--seq", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "self_attn.q_norm normalizes the whole q_proj output" in err
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral", "gemma", "qwen3", "granite"])
+def test_the_llama_plan_halves_each_familys_step_on_tp_2(family):
+    """Families with Llama-style layer names: on fsdp=2 x tp=2 a rank runs exactly half of the
+    step's MACs of a single-process count of the same batch (every matmul, attention head and the
+    head split over tp=2; the embedding is a lookup). Gemma ties the head to the embedding."""
+    import flopdispatch as fd
+
+    config = dict(CONFIG, head_dim=16)  # qwen3 and gemma default to another head size
+    sim = simulate(f"hf:{family}", "fsdp=2,tp=2", config=config, batch=BATCH, seq=SEQ, optimizer=None)
+    model = fd.build_model(f"hf:{family}", config, device="cpu")
+    ids = torch.zeros(BATCH, SEQ, dtype=torch.long)
+    with fd.count(model) as whole:
+        model(input_ids=ids, labels=ids).loss.backward()
+    assert sim.count.unsupported == {} and 2 * sim.count.macs == whole.macs
