@@ -35,7 +35,8 @@ def add_parser(subparsers, parents=None):
     p.add_argument("--reduce-dtype", default="fp32", metavar="DTYPE", help="FSDP2 gradient reduce dtype")
     p.add_argument("--reshard-after-forward", choices=("true", "false"), default=None)
     p.add_argument("--microbatches", type=int, default=None,
-                   help="pipeline micro-batches (with a pp dimension; default 1, or one per sequence with --global-batch)")
+                   help="pipeline micro-batches (with a pp dimension; default 1, or one per sequence with "
+                        "--global-batch)")
     p.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved1f1b", "loopedbfs"), default="1f1b",
                    help="pipeline schedule")
     p.add_argument("--virtual-stages", type=int, default=None, metavar="V",

@@ -135,8 +135,8 @@ def best_mesh(sims, device="H100", dtype: Optional[str] = None, fraction: Option
     """The simulated ranks of the best job among ``sims``: the highest predicted MFU (at full
     ``overlap``, or at no overlap) among those whose every rank fits the device (``memory_fit``).
     Ranks of one job (the same mesh and settings) count as one candidate: every stage of a
-    pipeline mesh at its ``JobEstimate``'s MFU, other ranks at the lowest MFU among them. None when none fits or the device's memory is not known;
-    ties go to the first."""
+    pipeline mesh at its ``JobEstimate``'s MFU, other ranks at the lowest MFU among them. None
+    when none fits or the device's memory is not known; ties go to the first."""
     jobs: Dict[tuple, list] = {}
     for sim in sims:
         jobs.setdefault(_job_key(sim), []).append(sim)
@@ -351,10 +351,10 @@ def compare_text(sims, device="H100", dtype: Optional[str] = None, fraction: Opt
             "tokens/s/GPU", "best")
     table = [head]
     fit_of = {id(sim): fit for sim, fit in zip(sims, fits)}
-    verdict = {True: "yes", False: "no", None: "?"}
+    yes_no = {True: "yes", False: "no", None: "?"}
     for group in pipeline_jobs(sims):
         group_fits = [fit_of[id(s)].fits for s in group]
-        fits_text = verdict[None if None in group_fits else all(group_fits)]
+        fits_text = yes_no[None if None in group_fits else all(group_fits)]
         mark = "*" if any(s is b for s in group for b in best) else ""
         if len(group) > 1:  # every stage of a pipeline mesh: one row, the job's (JobEstimate)
             table.append(_job_row(group, device, dtype, fits_text, mark))

@@ -3,8 +3,9 @@
 ``llama``: Llama-style decoders (``model.layers[i].self_attn.{q,k,v,o}_proj`` and
 ``mlp.{gate,up,down}_proj``): tensor parallel on the ``tp`` dimension (q, k, v, gate, up column-wise;
 o, down row-wise, so each block issues one all-reduce of its output in forward and one of its input
-gradient in backward; the head ``lm_head`` column-wise, its logits all-gathered), then FSDP2 ``fully_shard`` of every decoder layer and of the root on the
-data dimensions (``fsdp``; ``dp`` + ``fsdp`` is HSDP), or DDP on ``dp`` alone.
+gradient in backward; the head ``lm_head`` column-wise, its logits all-gathered), then FSDP2
+``fully_shard`` of every decoder layer and of the root on the data dimensions (``fsdp``; ``dp`` +
+``fsdp`` is HSDP), or DDP on ``dp`` alone.
 ``fsdp``: any model: ``fully_shard`` of every child of each ``nn.ModuleList`` and of the root (or
 DDP on ``dp`` alone); no tensor parallel.
 """
@@ -85,8 +86,8 @@ def _check_llama_tp(model, tp: int, sequence_parallel: bool = False) -> None:
         weight = getattr(norm, "weight", None)
         width = getattr(proj, "out_features", None)
         if weight is not None and width and head_dim and weight.numel() == width != head_dim:
-            raise PlanError(f"plan 'llama' with tp does not fit {type(model).__name__}: self_attn.{norm_name} normalizes "
-                            f"the whole {proj_name} output ({width} features), which tp splits over its ranks "
+            raise PlanError(f"plan 'llama' with tp does not fit {type(model).__name__}: self_attn.{norm_name} "
+                            f"normalizes the whole {proj_name} output ({width} features), which tp splits over its ranks "
                             "(pass parallelize=your_function, or no tp)")
 
 
