@@ -87,8 +87,8 @@ def _check_llama_tp(model, tp: int, sequence_parallel: bool = False) -> None:
         width = getattr(proj, "out_features", None)
         if weight is not None and width and head_dim and weight.numel() == width != head_dim:
             raise PlanError(f"plan 'llama' with tp does not fit {type(model).__name__}: self_attn.{norm_name} "
-                            f"normalizes the whole {proj_name} output ({width} features), which tp splits over its ranks "
-                            "(pass parallelize=your_function, or no tp)")
+                            f"normalizes the whole {proj_name} output ({width} features), which tp splits over its "
+                            "ranks (pass parallelize=your_function, or no tp)")
 
 
 def _data_mesh(mesh, sizes):
