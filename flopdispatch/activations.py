@@ -49,8 +49,23 @@ def _active():
 
 
 def _storage_key(t):
-    """(key, bytes) of the storage a tensor views; a tensor without one (a wrapper subclass) is
-    its own key, at its own size."""
+    """(key, bytes) of the storage a tensor's data lives in: a plain tensor's own; for a subclass
+    that wraps other tensors (``__tensor_flatten__``: a DTensor wraps its local shard), the wrapped
+    ones' (the wrapper's own storage is a stand-in of the global size: a DTensor saved for backward
+    holds its shard, not the whole); a tensor without a storage is its own key, at its own size."""
+    kind = type(t)
+    if kind is not torch.Tensor and kind is not torch.nn.Parameter:
+        flatten = getattr(t, "__tensor_flatten__", None)
+        if flatten is not None:
+            try:  # the inner tensors (DTensor also names its device mesh there)
+                inner = [getattr(t, name) for name in flatten()[0]]
+                parts = [_storage_key(x) for x in inner if isinstance(x, torch.Tensor)]
+            except Exception:  # noqa: BLE001 - not a wrapper after all: read the tensor itself below
+                parts = []
+            if len(parts) == 1:
+                return parts[0]
+            if parts:
+                return tuple(key for key, _ in parts), sum(nbytes for _, nbytes in parts)
     try:
         s = t.untyped_storage()
         return s._cdata, s.nbytes()

@@ -46,6 +46,8 @@ def add_parser(subparsers, parents=None):
                         "the head counted as one layer each)")
     p.add_argument("--sequence-parallel", action="store_true",
                    help="tensor parallel with sequence parallel (plan llama)")
+    p.add_argument("--loss-parallel", action="store_true",
+                   help="tensor parallel: the logits stay split on the vocabulary into the loss (plan llama, no pp)")
     p.add_argument("--checkpoint", action="store_true", help="activation checkpointing of every layer")
     p.add_argument("--optimizer", choices=("adamw", "sgd", "none"), default="adamw")
     p.add_argument("--device", default="H100", help="device for the step-time estimate (H100, A100, ...)")
@@ -104,7 +106,7 @@ def run(args, argv=None) -> int:
                          gpus_per_node=args.gpus_per_node, world=args.world, checkpoint=args.checkpoint,
                          microbatches=microbatches_of(mesh), schedule=args.schedule,
                          sequence_parallel=args.sequence_parallel, virtual_stages=args.virtual_stages,
-                         stage_layers=stage_layers)
+                         stage_layers=stage_layers, loss_parallel=args.loss_parallel)
                 for mesh, rank in jobs]
     except (PlanError, SpecError, BuildError, ValueError) as e:
         print(f"flopdispatch plan: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)

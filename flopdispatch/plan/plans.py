@@ -36,6 +36,7 @@ class Options:
     reshard_after_forward: Optional[bool] = None
     checkpoint: bool = False  # activation checkpointing of every layer (recomputed in backward)
     sequence_parallel: bool = False  # tp: norms and residuals sharded on the sequence (Megatron-style SP)
+    loss_parallel: bool = False  # tp: the logits stay split on the vocabulary into the loss (torch's loss_parallel)
 
 
 def check_dims(sizes: Dict[str, int], plan: str) -> None:
@@ -123,13 +124,13 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
     tp = sizes.get("tp", 1)
     if "tp" in sizes and options.sequence_parallel:
         _check_llama_tp(model, tp, True)
-        _sequence_parallel(model, layers, mesh["tp"])
+        _sequence_parallel(model, layers, mesh["tp"], options.loss_parallel)
     elif "tp" in sizes:
         _check_llama_tp(model, tp)
         styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
         for layer in layers:
             parallelize_module(layer, mesh["tp"], {n: styles[s]() for n, s in LLAMA_TP.items()})
-        _head_column_wise(model, mesh["tp"])
+        _head_column_wise(model, mesh["tp"], options.loss_parallel)
     _checkpoint(layers, options)
     data = _data_mesh(mesh, sizes)
     if data is not None:
@@ -137,21 +138,32 @@ def apply_llama(model, mesh, sizes: Dict[str, int], options: Options):
     return model
 
 
-def _head_column_wise(model, mesh) -> None:
+def _head_style(loss_parallel: bool, **kwargs):
+    """The head's column-wise style: its logits all-gathered for the loss, or (``loss_parallel``)
+    left split on the vocabulary as a DTensor, for the loss computed under torch's
+    ``loss_parallel()``."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import ColwiseParallel
+
+    if loss_parallel:
+        return ColwiseParallel(output_layouts=Shard(-1), use_local_output=False, **kwargs)
+    return ColwiseParallel(output_layouts=Replicate(), use_local_output=True, **kwargs)
+
+
+def _head_column_wise(model, mesh, loss_parallel: bool = False) -> None:
     """The output head split on the vocabulary over ``tp`` (each rank computes its slice of the
-    logits, then they are all-gathered: the loss sees them whole), as Megatron and torchtitan do;
-    kept whole where a pipeline stage has no head (Identity). Replicated, every tp rank would run
-    the whole hidden x vocabulary matmul (for the 405B shape, about 4.8 decoder layers' work on a
-    tp=8 rank)."""
+    logits; then they are all-gathered for the loss, or kept split with ``loss_parallel``), as
+    Megatron and torchtitan do; kept whole where a pipeline stage has no head (Identity).
+    Replicated, every tp rank would run the whole hidden x vocabulary matmul (for the 405B shape,
+    about 4.8 decoder layers' work on a tp=8 rank)."""
     import torch
-    from torch.distributed.tensor import Replicate
-    from torch.distributed.tensor.parallel import ColwiseParallel, parallelize_module
+    from torch.distributed.tensor.parallel import parallelize_module
 
     if isinstance(getattr(model, "lm_head", None), torch.nn.Linear):
-        parallelize_module(model, mesh, {"lm_head": ColwiseParallel(output_layouts=Replicate())})
+        parallelize_module(model, mesh, {"lm_head": _head_style(loss_parallel)})
 
 
-def _sequence_parallel(model, layers, mesh) -> None:
+def _sequence_parallel(model, layers, mesh, loss_parallel: bool = False) -> None:
     """Tensor parallel with sequence parallel: the embedding row-wise (vocabulary split) into
     sequence shards, norms on sequence shards, each block's input all-gathered along the sequence
     and its output reduce-scattered back to it, the head column-wise with its logits gathered."""
@@ -167,7 +179,7 @@ def _sequence_parallel(model, layers, mesh) -> None:
         "model.embed_tokens": RowwiseParallel(input_layouts=Replicate(), output_layouts=Shard(1),
                                               use_local_output=False),
         "model.norm": SequenceParallel(),
-        "lm_head": ColwiseParallel(input_layouts=Shard(1), output_layouts=Replicate(), use_local_output=True),
+        "lm_head": _head_style(loss_parallel, input_layouts=Shard(1)),
     })
     gather = {"hidden_states": Shard(1)}, {"hidden_states": Replicate()}
     for layer in layers:

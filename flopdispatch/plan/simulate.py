@@ -254,7 +254,7 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
              inputs: Optional[Callable] = None, activations: bool = True, gpus_per_node: int = 8,
              world: Optional[int] = None, checkpoint: bool = False, microbatches: int = 1,
              schedule: str = "1f1b", sequence_parallel: bool = False, virtual_stages: Optional[int] = None,
-             stage_layers: Optional[List[int]] = None) -> SimulatedRank:
+             stage_layers: Optional[List[int]] = None, loss_parallel: bool = False) -> SimulatedRank:
     """Simulate rank ``rank`` of a job on ``mesh`` ({"fsdp": 64, "tp": 8} or "fsdp=64,tp=8").
 
     model: a spec (``"hf:llama"``, with ``config``) or a factory called under ``torch.device("meta")``.
@@ -267,7 +267,9 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
     "sgd", None) too. inputs: ``fn(batch, seq)`` returning the forward's kwargs (default: input_ids
     and labels). sequence_parallel: with tp, the plan llama's Megatron-style sequence parallel
     (norms and residuals on sequence shards; all-gathers and reduce-scatters instead of
-    all-reduces). checkpoint: activation checkpointing of every layer (built-in plans; the
+    all-reduces). loss_parallel: with tp (plan llama, no pp), the logits stay split on the
+    vocabulary into the loss, computed under torch's ``loss_parallel()`` (no all-gather of the
+    logits, 1/tp of their memory). checkpoint: activation checkpointing of every layer (built-in plans; the
     recomputation counts in backward, and is left out of the model FLOPs of MFU). A ``pp`` mesh
     dimension (plan llama) splits the layers into stages: this rank runs its stage with
     ``schedule`` ("gpipe", "1f1b", "interleaved1f1b" or "loopedbfs") over ``microbatches``
@@ -323,7 +325,11 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
         raise PlanError("sequence_parallel=True needs plan 'llama' and a tp dimension above 1")
     if sequence_parallel and "pp" in sizes:
         raise PlanError("sequence parallel with pipeline stages is not planned (the stages pass full sequences)")
-    options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint), bool(sequence_parallel))
+    if loss_parallel and (plan_name != "llama" or sizes.get("tp", 1) == 1 or "pp" in sizes):
+        raise PlanError("loss_parallel=True needs plan 'llama', a tp dimension above 1 and no pp (a pipeline stage "
+                        "passes whole tensors)")
+    options = Options(param_dtype, grad_dtype, reshard_after_forward, bool(checkpoint), bool(sequence_parallel),
+                      bool(loss_parallel))
     split, held = [], []
     if "pp" in sizes:
         from .pipeline import check_pipeline
@@ -382,7 +388,8 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
             context = contextlib.nullcontext() if train else torch.no_grad()
             recomputed = [0]
             with context, _recomputation_counted(recomputed, checkpoint), _known_warnings(plan_name is not None), \
-                    _plan_failure(plan_name, model_name), count(built, activations=activations and train) as c:
+                    _plan_failure(plan_name, model_name), _loss_parallel(loss_parallel), \
+                    count(built, activations=activations and train) as c:
                 if stage is not None:
                     run_stage()
                 else:
@@ -399,6 +406,16 @@ def simulate(model: Union[str, Callable], mesh, *, rank: int = 0, batch: int = 1
                          recomputed[0], microbatches if stage is not None else 1,
                          schedule if stage is not None else None, virtual_stages if stage is not None else 1,
                          tuple(split), tuple(held))
+
+
+def _loss_parallel(enabled: bool):
+    """torch's ``loss_parallel()`` over the step (the loss and its backward on split logits), or
+    nothing."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from torch.distributed.tensor.parallel import loss_parallel
+
+    return loss_parallel()
 
 
 @contextlib.contextmanager

@@ -777,3 +777,42 @@ def test_the_llama_plan_halves_each_familys_step_on_tp_2(family):
     with fd.count(model) as whole:
         model(input_ids=ids, labels=ids).loss.backward()
     assert sim.count.unsupported == {} and 2 * sim.count.macs == whole.macs
+
+
+def test_loss_parallel_keeps_the_logits_split_into_the_loss():
+    plain = simulate("hf:llama", "fsdp=2,tp=2", config=CONFIG, batch=BATCH, seq=SEQ)
+    split = simulate("hf:llama", "fsdp=2,tp=2", config=CONFIG, batch=BATCH, seq=SEQ, loss_parallel=True)
+    # the head's matmul is split over tp either way: 32 tokens x 64 x 256 / 2 = 262,144 MACs forward
+    for sim in (plain, split):
+        assert sim.count.module("lm_head", phase="forward").macs == BATCH * SEQ * 64 * 256 // 2
+    # no all-gather of the logits (2 x 16 x 256 fp32 = 32,768 bytes) with loss parallel
+    def gathers(sim):
+        return [(r.calls, r.payload) for r in sim.collectives if r.dim == "tp" and "gather" in r.op]
+
+    assert gathers(plain) == [(1, BATCH * SEQ * 256 * 4)] and gathers(split) == []
+    # the loss keeps half of the vocabulary's log-probabilities on each rank: less saved for backward
+    assert split.memory.saved_activations_peak < plain.memory.saved_activations_peak
+    assert split.count.macs == plain.count.macs  # the same matmuls, split the same way
+    for bad in (dict(mesh="fsdp=4"), dict(mesh="pp=2,tp=2", microbatches=2)):
+        mesh = bad.pop("mesh")
+        with pytest.raises(PlanError, match="loss_parallel=True needs plan 'llama', a tp dimension above 1 and no pp"):
+            simulate("hf:llama", mesh, config=CONFIG, batch=BATCH, seq=SEQ, loss_parallel=True, **bad)
+
+
+def test_a_saved_dtensor_counts_its_local_shard():
+    """A DTensor saved for backward holds its shard: a (8, 16) fp32 tensor split over 2 ranks keeps
+    4 x 16 x 4 = 256 bytes on a rank, not the 512 of the whole (the wrapper's own storage is a
+    stand-in of the global size; the count reads the wrapped local tensor's)."""
+    import flopdispatch as fd
+    from flopdispatch.plan.simulate import fake_world
+
+    with fake_world(2, 0):
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import Shard, distribute_tensor
+
+        mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("tp",))
+        d = distribute_tensor(torch.randn(8, 16), mesh, [Shard(0)]).requires_grad_()
+        with fd.count(activations=True) as c:
+            y = (d * 3.0).sin()  # sin saves its input: the product, a DTensor sharded like d
+        assert c.saved_peak_bytes == 4 * 16 * 4
+        del y

@@ -1,6 +1,7 @@
 """The simulated rank equals the real one: a 2-rank gloo job on 127.0.0.1 (one subprocess, spawned
 like tests/distributed/test_distributed.py, under a hard timeout) runs the tiny Llama of tests/distributed/test_plan.py
-with FSDP2, with tensor parallel (without and with sequence parallel), with DDP and as two 1F1B
+with FSDP2, with tensor parallel (without and with sequence parallel, and with the loss on the
+logits split over the ranks: torch's loss_parallel), with DDP and as two 1F1B
 pipeline stages, applied by hand, one AdamW step each, real weights; the same
 ranks simulated on the fake backend must count the same FLOPs, MACs and bytes per module and
 phase, and the same collectives (calls, payload, bus bytes, group size) per module and phase.
@@ -16,6 +17,7 @@ into its bucket divided by the world size (a mul, 1 FLOP per element, same bytes
 simulated rank needs a Python comm hook (the fake backend's futures hold no tensor), with which
 the reducer copies instead (0 FLOPs). So the real DDP rank has one more FLOP per parameter in
 backward, in the module that owns it."""
+import contextlib
 import json
 import os
 import subprocess
@@ -81,8 +83,8 @@ def _rank_main(rank, world, out_dir):
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-    from torch.distributed.tensor import Replicate
-    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, loss_parallel, parallelize_module
 
     import flopdispatch as fd
 
@@ -91,13 +93,13 @@ def _rank_main(rank, world, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rendezvous')}", rank=rank,
                             world_size=world)
     res = {}
-    for case in (("fsdp", "tp", "dp", "sp") if world == 2 else ("fsdp,tp",)):
+    for case in (("fsdp", "tp", "dp", "sp", "tp+lp") if world == 2 else ("fsdp,tp",)):
         torch.manual_seed(0)
         model = fd.build_model("hf:llama", CONFIG, device="cpu")
         if case == "fsdp,tp":
             mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("fsdp", "tp"))
         else:
-            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp" if case == "sp" else case,))
+            mesh = init_device_mesh("cpu", (world,), mesh_dim_names=("tp" if case in ("sp", "tp+lp") else case,))
         runner = model
         if case == "fsdp,tp":  # tensor parallel inside each pair of ranks, FSDP2 across the pairs
             styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
@@ -119,10 +121,12 @@ def _rank_main(rank, world, out_dir):
             styles = {"colwise": ColwiseParallel, "rowwise": RowwiseParallel}
             for layer in model.model.layers:
                 parallelize_module(layer, mesh, {n: styles[s]() for n, s in TP_PLAN.items()})
-            parallelize_module(model, mesh, {"lm_head": ColwiseParallel(output_layouts=Replicate())})
+            head = ColwiseParallel(output_layouts=Shard(-1), use_local_output=False) if case == "tp+lp" else \
+                ColwiseParallel(output_layouts=Replicate())
+            parallelize_module(model, mesh, {"lm_head": head})
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         ids = torch.randint(0, 256, (BATCH, SEQ))
-        with fd.count(model) as c:
+        with fd.count(model) as c, (loss_parallel() if case == "tp+lp" else contextlib.nullcontext()):
             runner(input_ids=ids, labels=ids).loss.backward()
             opt.step()
         res[case] = summary(c)
@@ -394,13 +398,14 @@ def real4(tmp_path_factory):
     return _job(tmp_path_factory, 4)
 
 
-@pytest.mark.parametrize("case", ["fsdp", "tp", "dp", "sp"])
+@pytest.mark.parametrize("case", ["fsdp", "tp", "dp", "sp", "tp+lp"])
 @pytest.mark.parametrize("rank", range(WORLD))
 def test_simulated_rank_equals_the_real_rank(real, case, rank):
     from flopdispatch.plan import simulate
 
-    sim = simulate("hf:llama", {"tp" if case == "sp" else case: WORLD}, config=CONFIG, rank=rank, batch=BATCH,
-                   seq=SEQ, reduce_dtype=None, optimizer="adamw", activations=False, sequence_parallel=case == "sp")
+    sim = simulate("hf:llama", {case.replace("sp", "tp").replace("+lp", ""): WORLD}, config=CONFIG, rank=rank,
+                   batch=BATCH, seq=SEQ, reduce_dtype=None, optimizer="adamw", activations=False,
+                   sequence_parallel=case == "sp", loss_parallel=case == "tp+lp")
     got, want = summary(sim.count), real[rank][case]
     if case == "dp":
         with_ddp_division(got)
