@@ -27,17 +27,22 @@ class Discriminator(nn.Module):
         return self.net(x)
 
 
-torch.manual_seed(0)
-G, D = Generator(), Discriminator()
-opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
-real = torch.randn(5, 4)
-for step in range(2):
-    fake = G(torch.randn(5, 8))
-    loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
-    opt_d.zero_grad()
-    loss_d.backward()
-    opt_d.step()
-    loss_g = F.softplus(-D(fake)).mean()
-    opt_g.zero_grad()
-    loss_g.backward()
-    opt_g.step()
+def main():
+    torch.manual_seed(0)
+    G, D = Generator(), Discriminator()
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    real = torch.randn(5, 4)
+    for step in range(2):
+        fake = G(torch.randn(5, 8))
+        loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = F.softplus(-D(fake)).mean()
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+
+
+if __name__ == "__main__":  # the models import without training (tests/api/test_roots.py)
+    main()

@@ -4,7 +4,7 @@ Oracles: hand counts of each model's matmuls (the arithmetic in the comments), a
 counted with one model at a time (count(G), count(D)): a root's rows in the several-roots count
 equal the single-model count's rows, phase by phase."""
 import json
-import textwrap
+import pathlib
 
 import pytest
 import torch
@@ -126,22 +126,19 @@ def test_distillation_teacher_under_no_grad():
     assert c.trainable_params == 566
 
 
-class Generator(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+def _example(name):
+    """A module of examples/ (the scripts the docs run), imported without running its main."""
+    import importlib.util
 
-    def forward(self, z):
-        return self.net(z)
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class Discriminator(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
-
-    def forward(self, x):
-        return self.net(x)
+GAN = _example("gan")  # examples/gan.py: a Generator (8-16-4) and a Discriminator (4-16-1)
+Generator, Discriminator = GAN.Generator, GAN.Discriminator
 
 
 def test_count_without_a_model_makes_each_top_level_module_a_root():
@@ -322,46 +319,12 @@ def test_report_round_trip_and_old_reports(tmp_path):
             fd.Report.from_dict(data)
 
 
-GAN_SCRIPT = textwrap.dedent('''
-    import torch, torch.nn as nn, torch.nn.functional as F
-
-    class Generator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
-
-        def forward(self, z):
-            return self.net(z)
-
-    class Discriminator(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
-
-        def forward(self, x):
-            return self.net(x)
-
-    torch.manual_seed(0)
-    g, d = Generator(), Discriminator()
-    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
-    real = torch.randn(5, 4)
-    for step in range(2):
-        fake = g(torch.randn(5, 8))
-        d_loss = F.softplus(-d(real)).mean() + F.softplus(d(fake.detach())).mean()
-        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
-        g_loss = F.softplus(-d(fake)).mean()
-        opt_g.zero_grad(); g_loss.backward(); opt_g.step()
-    print("done")
-''')
-
-
 def test_cli_run_of_a_gan_script_reports_both_models(tmp_path, capsys):
-    script = tmp_path / "gan.py"
-    script.write_text(GAN_SCRIPT)
+    script = pathlib.Path(GAN.__file__)  # the example itself: two steps, each model with its own Adam
     out, page = tmp_path / "out.json", tmp_path / "out.html"
     assert main(["run", "--depth", "1", "--json", str(out), "--html", str(page), str(script)]) == 0
     captured = capsys.readouterr()
-    assert captured.out == "done\n"
+    assert captured.out == ""
     data = json.loads(out.read_text())
     mods = {m["name"]: m for m in data["modules"]}
     # the header names each model once (named by its class: no type repeated), its params and FLOPs
