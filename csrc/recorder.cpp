@@ -1310,7 +1310,6 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     st->stack.clear();
     st->transitions.clear();
     st->segments.clear();
-    st->forget_modules();  // the block's modules are the user's again
     st->in_optimizer = false;
     st->timing = false;
     st->drop_pending();
@@ -1319,6 +1318,8 @@ PyObject* Recorder_detach(PyObject* self, PyObject*) {
     Py_CLEAR(st->module_cb);
     Py_CLEAR(st->param_cb);
     Py_CLEAR(st->python_pricer);
+    // Last: releasing a module may run Python (its __del__), which then finds the recorder detached
+    st->forget_modules();  // the block's modules are the user's again
     Py_RETURN_NONE;
 }
 
