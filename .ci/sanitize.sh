@@ -15,6 +15,7 @@ trap 'rm -rf "$work"' EXIT
 cp -r flopdispatch "$work/flopdispatch"
 rm -f "$work"/flopdispatch/_C*.so
 cp -r tests "$work/tests"
+cp -r examples "$work/examples"  # tests that import or run the examples (test_roots: gan.py)
 cp README.md "$work/README.md"  # tests that run the README's examples
 cp pyproject.toml "$work/pyproject.toml"  # the pytest markers (slow)
 "$python" -c "import pybind11" 2>/dev/null || { echo "sanitize.sh needs pybind11 in this environment (pip install pybind11)" >&2; exit 2; }
