@@ -54,7 +54,7 @@ def _storage_key(t):
     ones' (the wrapper's own storage is a stand-in of the global size: a DTensor saved for backward
     holds its shard, not the whole); a tensor without a storage is its own key, at its own size."""
     kind = type(t)
-    if kind is not torch.Tensor and kind is not torch.nn.Parameter:
+    if kind is not _Tensor and kind is not _Parameter:  # (module globals, below: no attribute lookups)
         flatten = getattr(t, "__tensor_flatten__", None)
         if flatten is not None:
             try:  # the inner tensors (DTensor also names its device mesh there)
