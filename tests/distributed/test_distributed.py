@@ -99,6 +99,7 @@ def _rank_main(rank, world, out_dir):
     res["c10d"] = summary(c)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
+    dist.barrier()  # no rank tears gloo down while another still finishes its last collective
     dist.destroy_process_group()
 
 

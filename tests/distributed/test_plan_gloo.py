@@ -139,6 +139,7 @@ def _rank_main(rank, world, out_dir):
         res["pp,fsdp interleaved"] = _interleaved_fsdp_rank(rank)
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(res, f)
+    dist.barrier()  # no rank tears gloo down while another still finishes its last collective
     dist.destroy_process_group()
 
 
